@@ -1,0 +1,137 @@
+#include "rpc/client_conn.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include "rpc/client.capnp.h"
+#include "rpc/client_service.h"
+
+namespace kv::rpc {
+namespace {
+
+kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
+  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
+}
+
+std::string ToString(capnp::Data::Reader d) {
+  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
+Status FromException(const kj::Exception& e) {
+  std::string desc = e.getDescription().cStr();
+  if (e.getType() == kj::Exception::Type::OVERLOADED && desc.find("timed out") != std::string::npos) {
+    return Status::Timeout("request timed out");
+  }
+  if (e.getType() == kj::Exception::Type::DISCONNECTED) {
+    return Status::Unavailable("node unreachable: " + desc);
+  }
+  return Status::IoError("request failed: " + desc);
+}
+
+}  // namespace
+
+Status ParseHostPort(const std::string& s, bool allow_zero, std::string* host, int* port) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    return Status::InvalidArgument("address '" + s + "' is not HOST:PORT");
+  }
+  const std::string p = s.substr(colon + 1);
+  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::InvalidArgument("port in '" + s + "' is not a number");
+  }
+  const int n = std::stoi(p);
+  if (n > 65535 || (n == 0 && !allow_zero)) {
+    return Status::InvalidArgument("port in '" + s + "' is out of range");
+  }
+  *host = s.substr(0, colon);
+  *port = n;
+  return Status::Ok();
+}
+
+struct BlockingClient::Impl {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyClient> rpc;
+  wire::KvClient::Client client = nullptr;
+  kj::Duration timeout = 10 * kj::SECONDS;
+
+  template <typename T>
+  kj::Promise<T> Bound(kj::Promise<T>&& p) {
+    return io.provider->getTimer().timeoutAfter(timeout, kj::mv(p));
+  }
+};
+
+BlockingClient::BlockingClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BlockingClient::~BlockingClient() = default;
+
+Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(
+    const std::string& host_port, std::chrono::milliseconds timeout) {
+  std::string host;
+  int port = 0;
+  if (Status s = ParseHostPort(host_port, false, &host, &port); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>();
+  impl->timeout = timeout.count() * kj::MILLISECONDS;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto& network = impl->io.provider->getNetwork();
+    auto connect = network.parseAddress(host_port).then(
+        [](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); });
+    impl->stream = impl->Bound(kj::mv(connect)).wait(impl->io.waitScope);
+  });
+  KJ_IF_MAYBE(e, failure) {
+    Status s = FromException(*e);
+    if (s.code() == Status::Code::kTimeout) {
+      return Status::Unavailable("node unreachable: connecting to " + host_port + " timed out");
+    }
+    return Status::Unavailable("node unreachable: cannot connect to " + host_port + ": " +
+                               e->getDescription().cStr());
+  }
+  impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
+  impl->client = impl->rpc->bootstrap().castAs<wire::KvClient>();
+  return std::unique_ptr<BlockingClient>(new BlockingClient(std::move(impl)));
+}
+
+GetReply BlockingClient::Get(std::string_view key) {
+  GetReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto req = impl_->client.getRequest();
+    req.setKey(Bytes(key));
+    auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    for (auto s : resp.getSiblings()) reply.siblings.push_back(ToString(s.getValue()));
+    reply.context = ToString(resp.getContext());
+  });
+  KJ_IF_MAYBE(e, failure) { reply.status = FromException(*e); }
+  return reply;
+}
+
+WriteReply BlockingClient::Put(std::string_view key, std::string_view value,
+                               std::string_view context) {
+  WriteReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto req = impl_->client.putRequest();
+    req.setKey(Bytes(key));
+    req.setValue(Bytes(value));
+    req.setContext(Bytes(context));
+    auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    reply.context = ToString(resp.getContext());
+  });
+  KJ_IF_MAYBE(e, failure) { reply.status = FromException(*e); }
+  return reply;
+}
+
+WriteReply BlockingClient::Delete(std::string_view key, std::string_view context) {
+  WriteReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto req = impl_->client.deleteRequest();
+    req.setKey(Bytes(key));
+    req.setContext(Bytes(context));
+    auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    reply.context = ToString(resp.getContext());
+  });
+  KJ_IF_MAYBE(e, failure) { reply.status = FromException(*e); }
+  return reply;
+}
+
+}  // namespace kv::rpc

@@ -1,0 +1,50 @@
+// BlockingClient: a synchronous client of one kvd's client API, for kvtool and tests.
+//
+// Owns a KJ event loop: create, use and destroy it on one thread, and have no other KJ loop on
+// that thread. Every call is bounded by the timeout given at Connect. Transport failures come
+// back as Unavailable ("node unreachable: ..."), expiries as Timeout; server-side outcomes
+// keep their own codes.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/status.h"
+
+namespace kv::rpc {
+
+struct GetReply {
+  Status status;
+  std::vector<std::string> siblings;  // live values
+  std::string context;                // opaque; empty if the key was never written
+};
+
+struct WriteReply {
+  Status status;
+  std::string context;  // the context after the write
+};
+
+class BlockingClient {
+ public:
+  // `host_port` is "HOST:PORT". Fails with Unavailable if the node cannot be reached in time.
+  static Result<std::unique_ptr<BlockingClient>> Connect(const std::string& host_port,
+                                                         std::chrono::milliseconds timeout);
+  ~BlockingClient();
+
+  GetReply Get(std::string_view key);
+  WriteReply Put(std::string_view key, std::string_view value, std::string_view context);
+  WriteReply Delete(std::string_view key, std::string_view context);
+
+ private:
+  struct Impl;
+  explicit BlockingClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses "HOST:PORT" with a numeric port in 1..65535 (0 allowed when `allow_zero`).
+Status ParseHostPort(const std::string& s, bool allow_zero, std::string* host, int* port);
+
+}  // namespace kv::rpc

@@ -1,0 +1,49 @@
+// Byte encodings of records, causal contexts and storage keys.
+//
+// Records are stored in RocksDB in this encoding; contexts travel to clients in it as opaque
+// bytes. Every decoder treats its input as hostile: it checks bounds, counts, canonical order
+// and the invariants of causal.h and record.h, and returns Corruption (stored data) or
+// InvalidArgument (client input) instead of trusting anything. Pure functions; thread-safe.
+//
+// Layout (all integers LEB128 varints unless noted):
+//   context := 'C' 0x01 body
+//   record  := 'R' 0x01 body nsib { node counter flags:u8 len bytes[len] }*
+//   body    := nvv { node counter }* ncloud { node counter }*
+// Nodes in the vv and dots in the cloud and the siblings are strictly increasing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ring/token.h"
+#include "storage/causal.h"
+#include "storage/record.h"
+#include "storage/status.h"
+
+namespace kv::storage {
+
+// Counters above this are refused in client contexts, so a forged context cannot push a node's
+// counter to overflow (Record::Write's REQUIRES). 2^48 writes per key per node is plenty.
+inline constexpr std::uint64_t kMaxClientCounter = std::uint64_t{1} << 48;
+// Bound on the number of dots a decoded context may hold.
+inline constexpr std::size_t kMaxContextDots = 4096;
+
+std::string EncodeContext(const CausalContext& context);
+Result<CausalContext> DecodeContext(std::string_view bytes);  // InvalidArgument on bad input
+
+std::string EncodeRecord(const Record& record);
+Result<Record> DecodeRecord(std::string_view bytes);  // Corruption on bad input
+
+// Storage keys: be64(token) ‖ key, so RocksDB's byte order is token order and a token range is
+// one contiguous scan.
+std::string EncodeStorageKey(std::string_view key);
+void AppendTokenPrefix(ring::Token token, std::string* out);
+struct DecodedKey {
+  ring::Token token;
+  std::string_view key;
+};
+// False if `storage_key` is shorter than a token.
+bool DecodeStorageKey(std::string_view storage_key, DecodedKey* out);
+
+}  // namespace kv::storage

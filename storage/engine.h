@@ -1,0 +1,38 @@
+// Engine: the byte-level storage a node keeps on its own disk.
+//
+// Two keyspaces: data (user key -> encoded record, ordered by token so that a token range is one
+// contiguous scan) and node metadata (small named values: node id, later generation and tokens).
+// The engine knows nothing of records; LocalStore (local_store.h) gives them meaning.
+//
+// Thread-safety: every method may be called from any thread concurrently. A single Put is
+// atomic; read-modify-write sequences need the caller's own exclusion (LocalStore has it).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "ring/token.h"
+#include "storage/status.h"
+
+namespace kv::storage {
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // NotFound if the key holds nothing.
+  virtual Status Get(std::string_view key, std::string* value) = 0;
+  virtual Status Put(std::string_view key, std::string_view value) = 0;
+
+  // Calls `fn(token, key, value)` for every key whose token is in `range`, in token order (keys
+  // with equal tokens in byte order). `fn` returns false to stop early.
+  using ScanFn =
+      std::function<bool(ring::Token token, std::string_view key, std::string_view value)>;
+  virtual Status Scan(const ring::TokenRange& range, const ScanFn& fn) = 0;
+
+  virtual Status GetMeta(std::string_view name, std::string* value) = 0;
+  virtual Status PutMeta(std::string_view name, std::string_view value) = 0;
+};
+
+}  // namespace kv::storage

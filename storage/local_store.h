@@ -1,0 +1,70 @@
+// LocalStore: this node's own replica of the versioned records, on an Engine.
+//
+// It turns reads and writes into record operations (record.h) with the node's id as the
+// coordinator of new dots, enforces the size limits, and serialises the read-modify-write of
+// each key so that concurrent writers never lose each other's siblings.
+//
+// Thread-safety: every method may be called from any thread concurrently.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "storage/engine.h"
+#include "storage/record.h"
+
+namespace kv::storage {
+
+struct Limits {
+  std::size_t max_key_bytes = 64 * 1024;
+  std::size_t max_value_bytes = 16 * 1024 * 1024;
+};
+
+// InvalidArgument if the key is empty or too long.
+Status CheckKey(std::string_view key, const Limits& limits);
+// InvalidArgument if the value is too long.
+Status CheckValue(std::string_view value, const Limits& limits);
+
+// Returns the node id kept in the engine's metadata, generating and storing a random non-zero
+// one on first start.
+Result<NodeId> LoadOrCreateNodeId(Engine& engine);
+
+class LocalStore {
+ public:
+  // `engine` must outlive the store.
+  LocalStore(Engine* engine, NodeId self, Limits limits);
+
+  NodeId self() const { return self_; }
+  const Limits& limits() const { return limits_; }
+
+  // The stored record; an empty record if the key was never written.
+  Result<Record> Read(std::string_view key);
+
+  // Writes a value (or a tombstone when `tombstone`) that supersedes exactly the siblings in
+  // `seen`. Returns the record as stored after the write.
+  Result<Record> Write(std::string_view key, const CausalContext& seen, bool tombstone,
+                       std::string value);
+
+  // Deletes what this replica currently holds: a tombstone whose context is the stored one.
+  // `*had_value` tells whether a live value was there.
+  Result<Record> DeleteSeen(std::string_view key, bool* had_value);
+
+  // Joins a record from another replica into the stored one. Returns the merged record.
+  Result<Record> Merge(std::string_view key, const Record& remote);
+
+ private:
+  std::mutex& LockFor(std::string_view key);
+  Result<Record> ReadLocked(std::string_view key);
+  Status Store(std::string_view key, const Record& record);
+
+  Engine* const engine_;
+  const NodeId self_;
+  const Limits limits_;
+  std::array<std::mutex, 64> stripes_;
+};
+
+}  // namespace kv::storage

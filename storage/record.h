@@ -1,0 +1,68 @@
+// Versioned records: what the store keeps under a key.
+//
+// A record is a set of siblings, each a value or a tombstone named by the dot of the write that
+// made it, plus the causal context of everything this replica has seen for the key (the writes
+// it holds and the writes they superseded). This is a multi-value register over dotted version
+// vectors:
+//   - a write carrying the context a reader got supersedes exactly the siblings in that context;
+//   - a write without context supersedes nothing, so it becomes one more sibling;
+//   - Merge keeps a sibling unless the other side has seen its dot and no longer holds it.
+// Merge is commutative, associative and idempotent (tests/unit/record_test.cc checks it over
+// random histories against a model), so replication, read repair, hinted handoff and
+// anti-entropy can all use it in any order, any number of times. No wall clock decides anything.
+//
+// Invariants:
+//   1. Every sibling's dot is in context().
+//   2. siblings() is sorted by dot, with no two siblings sharing a dot.
+//   3. A tombstone's value is empty.
+//
+// Pure value type; thread-compatible.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "storage/causal.h"
+
+namespace kv::storage {
+
+struct Sibling {
+  Dot dot;
+  bool tombstone = false;
+  std::string value;  // empty for a tombstone
+  bool operator==(const Sibling&) const = default;
+};
+
+class Record {
+ public:
+  Record() = default;
+
+  const std::vector<Sibling>& siblings() const { return siblings_; }
+  const CausalContext& context() const { return context_; }
+
+  // True if no write has reached this record at all.
+  bool empty() const { return siblings_.empty() && context_.empty(); }
+  // True if some sibling is a value (not a tombstone).
+  bool HasLiveValue() const;
+
+  // Applies a write coordinated by `self`: drops the siblings whose dots are in `seen`, adds a
+  // sibling with a fresh dot (self, max counter of self seen so far + 1), and joins `seen` and
+  // the new dot into the context. Returns the new dot.
+  // REQUIRES: self != 0, and no counter of `self` in context() or `seen` is at its maximum;
+  // callers guarantee it by bounding counters in contexts they accept (see codec.h).
+  Dot Write(NodeId self, const CausalContext& seen, bool tombstone, std::string value);
+
+  // The join of two replicas' records.
+  static Record Merge(const Record& a, const Record& b);
+
+  // For the decoder: builds a record from parts; false if they break an invariant.
+  static bool FromParts(CausalContext context, std::vector<Sibling> siblings, Record* out);
+
+  bool operator==(const Record&) const = default;
+
+ private:
+  std::vector<Sibling> siblings_;
+  CausalContext context_;
+};
+
+}  // namespace kv::storage

@@ -1,0 +1,111 @@
+#include "storage/rocksdb_engine.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+
+#include "storage/codec.h"
+
+namespace kv::storage {
+namespace {
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+Status FromRocks(const rocksdb::Status& s) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNotFound()) return Status::NotFound("");
+  if (s.IsCorruption()) return Status::Corruption(s.ToString());
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(s.ToString());
+  return Status::IoError(s.ToString());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const std::string& dir,
+                                                           const RocksDbOptions& options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  // Our build has no NDEBUG, so RocksDB would default to debug logging (TOOLCHAIN.md, 7).
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.keep_log_file_num = 4;
+  db_options.IncreaseParallelism(2);
+
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.OptimizeLevelStyleCompaction();
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, cf_options},
+      {"data", cf_options},
+      {"meta", rocksdb::ColumnFamilyOptions()},
+  };
+
+  std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine());
+  engine->options_ = options;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &engine->handles_, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::IoError("data dir " + dir + " is in use by another process (" +
+                             s.ToString() + ")");
+    }
+    return Status::IoError("cannot open RocksDB at " + dir + ": " + s.ToString());
+  }
+  engine->db_.reset(raw);
+  engine->data_ = engine->handles_[1];
+  engine->meta_ = engine->handles_[2];
+  return engine;
+}
+
+RocksDbEngine::~RocksDbEngine() {
+  if (!db_) return;
+  for (auto* h : handles_) {
+    (void)db_->DestroyColumnFamilyHandle(h);
+  }
+  (void)db_->Close();
+}
+
+Status RocksDbEngine::Get(std::string_view key, std::string* value) {
+  const std::string skey = EncodeStorageKey(key);
+  return FromRocks(db_->Get(rocksdb::ReadOptions(), data_, skey, value));
+}
+
+Status RocksDbEngine::Put(std::string_view key, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return FromRocks(db_->Put(wo, data_, EncodeStorageKey(key), ToSlice(value)));
+}
+
+Status RocksDbEngine::Scan(const ring::TokenRange& range, const ScanFn& fn) {
+  std::string lower, upper;
+  AppendTokenPrefix(range.begin, &lower);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper_slice;
+  if (range.end != 0) {
+    AppendTokenPrefix(range.end, &upper);
+    upper_slice = rocksdb::Slice(upper);
+    ro.iterate_upper_bound = &upper_slice;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, data_));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    DecodedKey dk;
+    const rocksdb::Slice k = it->key();
+    if (!DecodeStorageKey(std::string_view(k.data(), k.size()), &dk)) {
+      return Status::Corruption("storage key shorter than a token");
+    }
+    const rocksdb::Slice v = it->value();
+    if (!fn(dk.token, dk.key, std::string_view(v.data(), v.size()))) break;
+  }
+  return FromRocks(it->status());
+}
+
+Status RocksDbEngine::GetMeta(std::string_view name, std::string* value) {
+  return FromRocks(db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(name), value));
+}
+
+Status RocksDbEngine::PutMeta(std::string_view name, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // metadata is rare and must survive a machine crash
+  return FromRocks(db_->Put(wo, meta_, ToSlice(name), ToSlice(value)));
+}
+
+}  // namespace kv::storage

@@ -1,0 +1,51 @@
+// RocksDbEngine: the Engine on an embedded RocksDB under a data directory.
+//
+// Column families: "data" (be64(token) ‖ key -> record) and "meta" (name -> value). Writes go to
+// the WAL; by default without fsync (a process crash loses nothing, a machine crash may lose
+// the last moments, like Cassandra's periodic commit log); with `sync_writes` every write is
+// fsynced before it is acknowledged.
+//
+// Thread-safety: as Engine. Open fails cleanly if another process holds the directory.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/engine.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace kv::storage {
+
+struct RocksDbOptions {
+  bool sync_writes = false;
+  bool create_if_missing = true;
+};
+
+class RocksDbEngine final : public Engine {
+ public:
+  static Result<std::unique_ptr<RocksDbEngine>> Open(const std::string& dir,
+                                                     const RocksDbOptions& options);
+  ~RocksDbEngine() override;  // closes the database
+
+  Status Get(std::string_view key, std::string* value) override;
+  Status Put(std::string_view key, std::string_view value) override;
+  Status Scan(const ring::TokenRange& range, const ScanFn& fn) override;
+  Status GetMeta(std::string_view name, std::string* value) override;
+  Status PutMeta(std::string_view name, std::string_view value) override;
+
+ private:
+  RocksDbEngine() = default;
+
+  RocksDbOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, data, meta; owned by db_
+  rocksdb::ColumnFamilyHandle* data_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+};
+
+}  // namespace kv::storage

@@ -1,0 +1,36 @@
+// kvtool bench: a closed-loop load generator against one node, in the manner of
+// redis-benchmark and cassandra-stress. `concurrency` requests are kept in flight on one
+// connection; each completion issues the next, until `ops` are done or `duration_s` passes,
+// whichever comes first (both bounded). Reports ops/s and latency percentiles per operation.
+//
+// Writes pass the context of the previous write to the same key, as a client that overwrites
+// what it knows would, so records do not pile up siblings under load.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "storage/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace kv::tools {
+
+struct BenchOptions {
+  std::uint64_t ops = 100000;
+  double duration_s = 60;
+  int concurrency = 1;
+  std::string workload = "write";  // write | read | mixed (50/50) | read95
+  std::uint64_t keys = 100000;
+  std::size_t value_size = 100;
+  std::uint64_t seed = 1;
+  bool preload = true;  // read workloads first write every key once
+};
+
+void AddBenchFlags(CLI::App* app, BenchOptions* options);
+
+Status RunBench(const std::string& host, const BenchOptions& options, bool json);
+
+}  // namespace kv::tools
