@@ -1,0 +1,71 @@
+// Test harness for real processes: start kvd on a temporary data directory, run kvtool, send
+// signals. Waits poll with deadlines; nothing sleeps for an event.
+//
+// For integration tests only; single-threaded use per object.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace kv::test {
+
+// A temporary directory removed with everything under it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1 if killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` to completion, feeding `input` on stdin. Kills it after `timeout`.
+RunResult Run(const std::vector<std::string>& argv, const std::string& input = "",
+              std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// Runs kvtool (the binary under test) with `args`.
+RunResult Kvtool(const std::vector<std::string>& args, const std::string& input = "");
+
+// A kvd process. Start() returns once it printed its ready line (or fails the test).
+class Kvd {
+ public:
+  explicit Kvd(std::string data_dir, std::vector<std::string> extra_flags = {});
+  ~Kvd();  // SIGKILLs the process if still running
+
+  // Starts on 127.0.0.1 with a free port (a restart may get another one: read address() again).
+  // Returns false if it exited or did not get ready in time.
+  bool Start(std::chrono::milliseconds deadline = std::chrono::seconds(30));
+  // Sends `sig` and waits for the process to exit; returns its exit code, -1 if signalled.
+  int Stop(int sig);
+  // True if the process is still running.
+  bool Alive();
+
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  // Everything the process wrote on stderr so far (after Stop, all of it).
+  const std::string& stderr_text() const { return err_; }
+
+ private:
+  void Drain(bool block);
+
+  std::string data_dir_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string out_, err_;
+  std::string address_;
+  int port_ = 0;
+};
+
+}  // namespace kv::test

@@ -1,0 +1,279 @@
+// One real kvd process driven through the real kvtool binary and the client library.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "rpc/client_conn.h"
+#include "tests/integration/process.h"
+
+namespace kv::test {
+namespace {
+
+class SingleNode : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kvd_ = std::make_unique<Kvd>(dir_.path() + "/n1");
+    ASSERT_TRUE(kvd_->Start()) << kvd_->stderr_text();
+  }
+  RunResult Tool(std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), {"--host", kvd_->address()});
+    return Kvtool(args, input);
+  }
+  std::unique_ptr<rpc::BlockingClient> Client() {
+    auto c = rpc::BlockingClient::Connect(kvd_->address(), std::chrono::seconds(10));
+    KV_CHECK(c.ok());
+    return std::move(c.value());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Kvd> kvd_;
+};
+
+TEST_F(SingleNode, PutGetDeleteThroughKvtool) {
+  auto r = Tool({"put", "user:42", R"({"name":"ada"})"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Tool({"get", "user:42"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), R"({"name":"ada"})");
+  EXPECT_NE(r.out.find("context: "), std::string::npos);
+
+  r = Tool({"--json", "get", "user:42"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["key"], "user:42");
+  ASSERT_EQ(j["siblings"].size(), 1u);
+  EXPECT_EQ(j["siblings"][0]["value"], R"({"name":"ada"})");
+  EXPECT_EQ(j["siblings"][0]["encoding"], "utf-8");
+  EXPECT_FALSE(j["context"].get<std::string>().empty());
+
+  r = Tool({"delete", "user:42"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Tool({"get", "user:42"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not found"), std::string::npos);
+}
+
+TEST_F(SingleNode, ContextSupersedesAndBlindPutAddsSibling) {
+  ASSERT_EQ(Tool({"put", "k", "one"}).exit_code, 0);
+  ASSERT_EQ(Tool({"put", "k", "two"}).exit_code, 0);  // no context: a sibling
+  auto r = Tool({"--json", "get", "k"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["siblings"].size(), 2u);
+  const std::string ctx = j["context"];
+
+  // Writing with the context resolves both siblings into one value.
+  ASSERT_EQ(Tool({"put", "k", "merged", "--context", ctx}).exit_code, 0);
+  j = nlohmann::json::parse(Tool({"--json", "get", "k"}).out);
+  ASSERT_EQ(j["siblings"].size(), 1u);
+  EXPECT_EQ(j["siblings"][0]["value"], "merged");
+
+  // A delete with the old context leaves the later value alone.
+  r = Tool({"delete", "k", "--context", ctx});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(Tool({"--json", "get", "k"}).out);
+  ASSERT_EQ(j["siblings"].size(), 1u);
+  EXPECT_EQ(j["siblings"][0]["value"], "merged");
+}
+
+TEST_F(SingleNode, BinaryValuesFromStdinRoundTrip) {
+  std::string value;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 100000; ++i) value.push_back(static_cast<char>(rng()));
+  value[10] = '\0';
+  auto r = Tool({"put", "blob", "-"}, value);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Tool({"--json", "get", "blob"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["siblings"][0]["encoding"], "base64");
+  auto c = Client();
+  auto g = c->Get("blob");
+  ASSERT_TRUE(g.status.ok());
+  ASSERT_EQ(g.siblings.size(), 1u);
+  EXPECT_EQ(g.siblings[0], value);
+}
+
+TEST_F(SingleNode, AcknowledgedPutsSurviveSigkill) {
+  constexpr int kKeys = 300;
+  {
+    auto c = Client();
+    for (int i = 0; i < kKeys; ++i) {
+      auto w = c->Put("durable:" + std::to_string(i), "v" + std::to_string(i), "");
+      ASSERT_TRUE(w.status.ok()) << w.status.ToString();
+    }
+  }
+  ASSERT_EQ(Tool({"put", "durable:tool", "from-kvtool"}).exit_code, 0);
+  EXPECT_EQ(kvd_->Stop(SIGKILL), -1);
+  ASSERT_TRUE(kvd_->Start()) << kvd_->stderr_text();
+  auto c = Client();
+  for (int i = 0; i < kKeys; ++i) {
+    auto g = c->Get("durable:" + std::to_string(i));
+    ASSERT_TRUE(g.status.ok()) << i << ": " << g.status.ToString();
+    ASSERT_EQ(g.siblings, std::vector<std::string>{"v" + std::to_string(i)});
+  }
+  auto r = Tool({"get", "durable:tool"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "from-kvtool");
+}
+
+TEST_F(SingleNode, ConcurrentBlindPutsLeaveEverySibling) {
+  // Separate kvtool processes racing on one key, and client threads racing on another.
+  std::vector<std::thread> procs;
+  std::vector<int> codes(8, -1);
+  for (int i = 0; i < 8; ++i) {
+    procs.emplace_back([&, i] { codes[i] = Tool({"put", "race", "p" + std::to_string(i)}).exit_code; });
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = rpc::BlockingClient::Connect(kvd_->address(), std::chrono::seconds(10));
+      KV_CHECK(c.ok());
+      for (int i = 0; i < 50; ++i) {
+        KV_CHECK(c.value()->Put("race2", std::to_string(t) + ":" + std::to_string(i), "").status.ok());
+      }
+    });
+  }
+  for (auto& p : procs) p.join();
+  for (auto& t : threads) t.join();
+  for (int code : codes) EXPECT_EQ(code, 0);
+  auto j = nlohmann::json::parse(Tool({"--json", "get", "race"}).out);
+  std::set<std::string> values;
+  for (const auto& s : j["siblings"]) values.insert(s["value"].get<std::string>());
+  std::set<std::string> expected;
+  for (int i = 0; i < 8; ++i) expected.insert("p" + std::to_string(i));
+  EXPECT_EQ(values, expected);
+  auto g = Client()->Get("race2");
+  ASSERT_TRUE(g.status.ok());
+  EXPECT_EQ(std::set<std::string>(g.siblings.begin(), g.siblings.end()).size(), 200u);
+}
+
+TEST_F(SingleNode, EveryKvtoolExitCode) {
+  // 0: ok.
+  EXPECT_EQ(Tool({"put", "k", "v"}).exit_code, 0);
+  // 1: not found, for get and for delete of a key with no live value.
+  auto r = Tool({"get", "nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(Tool({"delete", "nope"}).exit_code, 1);
+  // 2: bad usage and rejected input.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"frobnicate"},
+           {"get"},
+           {"put", "k"},
+           {"get", ""},
+           {"put", "k", "v", "--context", "not base64!"},
+           {"put", "k", "v", "--context", "QUFBQQ=="},  // base64, but not a context
+           {"put", std::string(64 * 1024 + 1, 'k'), "v"},
+           {"--timeout-ms", "0", "get", "k"},
+       }) {
+    r = Tool(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  r = Kvtool({"--host", "nohost", "get", "k"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  // Values over 16 MiB are refused; exactly 16 MiB is accepted.
+  r = Tool({"put", "big", "-"}, std::string(16 * 1024 * 1024 + 1, 'x'));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("limit"), std::string::npos) << r.err;
+  r = Tool({"put", "big", "-"}, std::string(16 * 1024 * 1024, 'x'));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // 3: node unreachable. Port 1 on loopback has no listener.
+  r = Kvtool({"--host", "127.0.0.1:1", "get", "k"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("unreachable"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// Sends raw bytes to the node's port on a fresh connection, then closes it.
+void SendRaw(int port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  KV_CHECK(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  KV_CHECK(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the node may hang up on garbage early: that is fine
+    off += n;
+  }
+  close(fd);
+}
+
+TEST_F(SingleNode, GarbageOnThePortLeavesTheNodeServing) {
+  ASSERT_EQ(Tool({"put", "before", "v"}).exit_code, 0);
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 50; ++i) {
+    std::string junk(1 + rng() % 5000, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    SendRaw(kvd_->port(), junk);
+  }
+  // A segment table that claims far more than any limit.
+  SendRaw(kvd_->port(), std::string("\x00\x00\x00\x00\xff\xff\xff\x7f", 8));
+  SendRaw(kvd_->port(), std::string("\xff\xff\xff\x0f", 4));
+  // A well-formed message cut short: a real serialized message, truncated at every length.
+  capnp::MallocMessageBuilder msg;
+  auto root = msg.initRoot<capnp::AnyPointer>();
+  root.initAs<capnp::List<capnp::Data>>(3);
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  const std::string full(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  for (std::size_t n = 1; n < full.size(); n += 3) SendRaw(kvd_->port(), full.substr(0, n));
+  // A whole message that is not an RPC message.
+  SendRaw(kvd_->port(), full);
+
+  EXPECT_TRUE(kvd_->Alive());
+  auto r = Tool({"get", "before"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Tool({"put", "after", "v"}).exit_code, 0);
+}
+
+TEST_F(SingleNode, SigtermStopsCleanlyAndKeepsData) {
+  ASSERT_EQ(Tool({"put", "k", "v"}).exit_code, 0);
+  EXPECT_EQ(kvd_->Stop(SIGTERM), 0);
+  EXPECT_NE(kvd_->stderr_text().find("stopped"), std::string::npos) << kvd_->stderr_text();
+  // A stopped node is unreachable: exit 3.
+  EXPECT_EQ(Tool({"get", "k"}).exit_code, 3);
+  ASSERT_TRUE(kvd_->Start());
+  EXPECT_EQ(Tool({"get", "k"}).exit_code, 0);
+  EXPECT_EQ(kvd_->Stop(SIGINT), 0);
+}
+
+TEST_F(SingleNode, SecondNodeOnTheSameDataDirIsRefused) {
+  Kvd other(dir_.path() + "/n1");
+  EXPECT_FALSE(other.Start(std::chrono::seconds(30)));
+  EXPECT_NE(other.stderr_text().find("in use"), std::string::npos) << other.stderr_text();
+}
+
+TEST(Kvd, BadFlagsExitTwo) {
+  TempDir dir;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {},
+           {"--data-dir", dir.path(), "--listen", "nonsense"},
+           {"--data-dir", dir.path(), "--max-value-bytes", "-5"},
+           {"--data-dir", dir.path(), "--bogus"},
+       }) {
+    std::vector<std::string> argv = {KV_KVD_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = ::kv::test::Run(argv);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace kv::test
