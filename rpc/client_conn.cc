@@ -1,10 +1,10 @@
 #include "rpc/client_conn.h"
 
-#include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 
 #include "rpc/client.capnp.h"
 #include "rpc/client_service.h"
+#include "rpc/session.h"
 
 namespace kv::rpc {
 namespace {
@@ -50,8 +50,7 @@ Status ParseHostPort(const std::string& s, bool allow_zero, std::string* host, i
 
 struct BlockingClient::Impl {
   kj::AsyncIoContext io = kj::setupAsyncIo();
-  kj::Own<kj::AsyncIoStream> stream;
-  kj::Own<capnp::TwoPartyClient> rpc;
+  kj::Own<RpcSession> session;
   wire::KvClient::Client client = nullptr;
   kj::Duration timeout = 10 * kj::SECONDS;
 
@@ -75,7 +74,8 @@ Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(
     auto& network = impl->io.provider->getNetwork();
     auto connect = network.parseAddress(host_port).then(
         [](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); });
-    impl->stream = impl->Bound(kj::mv(connect)).wait(impl->io.waitScope);
+    auto stream = impl->Bound(kj::mv(connect)).wait(impl->io.waitScope);
+    impl->session = kj::heap<RpcSession>(kj::mv(stream), capnp::ReaderOptions());
   });
   KJ_IF_MAYBE(e, failure) {
     Status s = FromException(*e);
@@ -85,8 +85,7 @@ Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(
     return Status::Unavailable("node unreachable: cannot connect to " + host_port + ": " +
                                e->getDescription().cStr());
   }
-  impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
-  impl->client = impl->rpc->bootstrap().castAs<wire::KvClient>();
+  impl->client = impl->session->Bootstrap().castAs<wire::KvClient>();
   return std::unique_ptr<BlockingClient>(new BlockingClient(std::move(impl)));
 }
 

@@ -1,6 +1,6 @@
 #include "rpc/client_server.h"
 
-#include <capnp/rpc-twoparty.h>
+#include "rpc/session.h"
 
 namespace kv::rpc {
 
@@ -17,12 +17,9 @@ kj::Promise<void> ClientServer::Listen(kj::ConnectionReceiver& listener) {
 }
 
 kj::Promise<void> ClientServer::Serve(kj::Own<kj::AsyncIoStream> stream) {
-  auto network = kj::heap<capnp::TwoPartyVatNetwork>(*stream, capnp::rpc::twoparty::Side::SERVER,
-                                                      reader_options_);
-  auto rpc = kj::heap(capnp::makeRpcServer(*network, bootstrap_));
-  auto done = network->onDisconnect();
-  // Attachments are destroyed inside out: the RPC system, then the network, then the socket.
-  return done.attach(kj::mv(rpc)).attach(kj::mv(network)).attach(kj::mv(stream));
+  auto session = kj::heap<RpcSession>(kj::mv(stream), bootstrap_, reader_options_);
+  auto done = session->OnDisconnect();
+  return done.attach(kj::mv(session));
 }
 
 void ClientServer::taskFailed(kj::Exception&& exception) { ++failed_connections_; }

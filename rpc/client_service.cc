@@ -1,5 +1,7 @@
 #include "rpc/client_service.h"
 
+#include <kj/debug.h>
+
 #include <string_view>
 
 #include "storage/codec.h"
@@ -57,7 +59,41 @@ Status FromWire(wire::Status::Reader in) {
   return Status::IoError("unknown status code from server: " + msg);
 }
 
-ClientService::ClientService(storage::LocalStore* store) : store_(store) {}
+struct ClientService::PendingWrite : public kj::Refcounted {
+  storage::WriteOp op;
+  kj::Own<kj::PromiseFulfiller<void>> done;
+};
+
+ClientService::ClientService(storage::LocalStore* store) : store_(store), tasks_(*this) {}
+
+ClientService::~ClientService() = default;
+
+void ClientService::taskFailed(kj::Exception&& exception) {
+  KJ_LOG(ERROR, "write batch failed", exception);
+}
+
+kj::Promise<void> ClientService::Enqueue(PendingWrite& write) {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  write.done = kj::mv(paf.fulfiller);
+  pending_.push_back(kj::addRef(write));
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    tasks_.add(kj::evalLast([this]() { FlushWrites(); }));
+  }
+  return kj::mv(paf.promise);
+}
+
+void ClientService::FlushWrites() {
+  flush_scheduled_ = false;
+  if (pending_.empty()) return;
+  std::vector<kj::Own<PendingWrite>> batch = std::move(pending_);
+  pending_.clear();
+  std::vector<storage::WriteOp*> ops;
+  ops.reserve(batch.size());
+  for (auto& w : batch) ops.push_back(&w->op);
+  store_->ApplyBatch(ops);
+  for (auto& w : batch) w->done->fulfill();
+}
 
 kj::Promise<void> ClientService::get(GetContext context) {
   auto params = context.getParams();
@@ -87,62 +123,61 @@ kj::Promise<void> ClientService::get(GetContext context) {
 
 kj::Promise<void> ClientService::put(PutContext context) {
   auto params = context.getParams();
-  auto results = context.getResults();
   if (shutting_down_) {
-    ToWire(Status::Unavailable("node is shutting down"), results.initStatus());
+    ToWire(Status::Unavailable("node is shutting down"), context.getResults().initStatus());
     return kj::READY_NOW;
   }
   Result<storage::CausalContext> seen = ClientContext(params.getContext());
   if (!seen.ok()) {
-    ToWire(seen.status(), results.initStatus());
+    ToWire(seen.status(), context.getResults().initStatus());
     return kj::READY_NOW;
   }
-  auto value = params.getValue();
-  Result<storage::Record> record =
-      store_->Write(View(params.getKey()), seen.value(), /*tombstone=*/false,
-                    std::string(View(value)));
-  if (!record.ok()) {
-    ToWire(record.status(), results.initStatus());
-    return kj::READY_NOW;
-  }
-  results.setContext(Bytes(storage::EncodeContext(record->context())));
-  ToWire(Status::Ok(), results.initStatus());
-  return kj::READY_NOW;
+  auto write = kj::refcounted<PendingWrite>();
+  write->op.kind = storage::WriteOp::Kind::kPut;
+  write->op.key = View(params.getKey());
+  write->op.seen = std::move(seen.value());
+  write->op.value = View(params.getValue());
+  // The continuation holds its own reference: the batch may outlive a cancelled call, and the
+  // call may outlive the batch.
+  auto done = Enqueue(*write);
+  return done.then([context, w = kj::mv(write)]() mutable {
+    auto results = context.getResults();
+    if (w->op.status.ok()) {
+      results.setContext(Bytes(storage::EncodeContext(w->op.record.context())));
+    }
+    ToWire(w->op.status, results.initStatus());
+  });
 }
 
 kj::Promise<void> ClientService::delete_(DeleteContext context) {
   auto params = context.getParams();
-  auto results = context.getResults();
   if (shutting_down_) {
-    ToWire(Status::Unavailable("node is shutting down"), results.initStatus());
+    ToWire(Status::Unavailable("node is shutting down"), context.getResults().initStatus());
     return kj::READY_NOW;
   }
-  const std::string_view key = View(params.getKey());
-  Result<storage::Record> record = storage::Record();
-  bool had_value = false;
+  auto write = kj::refcounted<PendingWrite>();
+  write->op.key = View(params.getKey());
   if (params.getContext().size() == 0) {
-    record = store_->DeleteSeen(key, &had_value);
+    write->op.kind = storage::WriteOp::Kind::kDeleteSeen;
   } else {
     Result<storage::CausalContext> seen = ClientContext(params.getContext());
     if (!seen.ok()) {
-      ToWire(seen.status(), results.initStatus());
+      ToWire(seen.status(), context.getResults().initStatus());
       return kj::READY_NOW;
     }
-    Result<storage::Record> before = store_->Read(key);
-    if (!before.ok()) {
-      ToWire(before.status(), results.initStatus());
-      return kj::READY_NOW;
+    write->op.kind = storage::WriteOp::Kind::kDelete;
+    write->op.seen = std::move(seen.value());
+  }
+  auto done = Enqueue(*write);
+  return done.then([context, w = kj::mv(write)]() mutable {
+    auto results = context.getResults();
+    Status status = w->op.status;
+    if (status.ok()) {
+      results.setContext(Bytes(storage::EncodeContext(w->op.record.context())));
+      if (!w->op.had_value) status = Status::NotFound("key not found");
     }
-    had_value = before->HasLiveValue();
-    record = store_->Write(key, seen.value(), /*tombstone=*/true, std::string());
-  }
-  if (!record.ok()) {
-    ToWire(record.status(), results.initStatus());
-    return kj::READY_NOW;
-  }
-  results.setContext(Bytes(storage::EncodeContext(record->context())));
-  ToWire(had_value ? Status::Ok() : Status::NotFound("key not found"), results.initStatus());
-  return kj::READY_NOW;
+    ToWire(status, results.initStatus());
+  });
 }
 
 }  // namespace kv::rpc

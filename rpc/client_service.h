@@ -2,9 +2,15 @@
 // LocalStore.
 //
 // Turns Statuses into wire Statuses and decodes client contexts as hostile input. Runs on the
-// RPC thread; handlers are synchronous against the store for now (a single-node put is a
-// RocksDB WAL append, measured in the closing note of issue 2).
+// RPC thread. Reads run at once. Writes that arrive during one turn of the event loop are
+// applied together at the end of the turn (kj::evalLast) as one LocalStore batch: one RocksDB
+// write, one WAL append, one fsync when synced (group commit); each reply goes out after its
+// batch is durable in the configured sense.
 #pragma once
+
+#include <kj/async.h>
+
+#include <vector>
 
 #include "rpc/client.capnp.h"
 #include "storage/local_store.h"
@@ -16,13 +22,16 @@ void ToWire(const Status& status, wire::Status::Builder out);
 // The Status a wire status carries.
 Status FromWire(wire::Status::Reader in);
 
-class ClientService final : public wire::KvClient::Server {
+class ClientService final : public wire::KvClient::Server, private kj::TaskSet::ErrorHandler {
  public:
   // `store` must outlive the service.
   explicit ClientService(storage::LocalStore* store);
+  ~ClientService();
 
   // From now on every request is refused with `unavailable: node is shutting down`.
   void BeginShutdown() { shutting_down_ = true; }
+  // Applies the writes queued in this turn now, rather than at the end of the turn.
+  void FlushWrites();
 
  protected:
   kj::Promise<void> get(GetContext context) override;
@@ -30,8 +39,16 @@ class ClientService final : public wire::KvClient::Server {
   kj::Promise<void> delete_(DeleteContext context) override;
 
  private:
+  struct PendingWrite;
+  // Queues `write` for the end-of-turn batch; the promise resolves once its outcome is set.
+  kj::Promise<void> Enqueue(PendingWrite& write);
+  void taskFailed(kj::Exception&& exception) override;
+
   storage::LocalStore* const store_;
   bool shutting_down_ = false;
+  std::vector<kj::Own<PendingWrite>> pending_;  // writes waiting for the end of the turn
+  bool flush_scheduled_ = false;
+  kj::TaskSet tasks_;
 };
 
 }  // namespace kv::rpc

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ring/token.h"
 #include "storage/status.h"
@@ -24,6 +25,13 @@ class Engine {
   // NotFound if the key holds nothing.
   virtual Status Get(std::string_view key, std::string* value) = 0;
   virtual Status Put(std::string_view key, std::string_view value) = 0;
+
+  // Writes every pair atomically: all or none, in one log write (one fsync when synced).
+  struct KeyValue {
+    std::string_view key;
+    std::string_view value;
+  };
+  virtual Status PutBatch(const std::vector<KeyValue>& pairs) = 0;
 
   // Calls `fn(token, key, value)` for every key whose token is in `range`, in token order (keys
   // with equal tokens in byte order). `fn` returns false to stop early.

@@ -1,6 +1,8 @@
 #include "storage/local_store.h"
 
+#include <algorithm>
 #include <random>
+#include <unordered_map>
 
 #include "ring/token.h"
 #include "storage/codec.h"
@@ -99,6 +101,64 @@ Result<Record> LocalStore::DeleteSeen(std::string_view key, bool* had_value) {
   record.Write(self_, seen, /*tombstone=*/true, std::string());
   if (Status s = Store(key, record); !s.ok()) return s;
   return record;
+}
+
+void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
+  // Lock every stripe the batch touches, in index order so that batches never deadlock.
+  std::vector<std::size_t> stripes;
+  for (WriteOp* op : ops) stripes.push_back(ring::TokenOf(op->key) % stripes_.size());
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(stripes.size());
+  for (std::size_t s : stripes) locks.emplace_back(stripes_[s]);
+
+  // Records written earlier in this batch, which later ops on the same key must build on.
+  std::unordered_map<std::string_view, Record*> latest;
+  std::vector<WriteOp*> applied;
+  for (WriteOp* op : ops) {
+    op->status = CheckKey(op->key, limits_);
+    if (op->status.ok()) op->status = CheckValue(op->value, limits_);
+    if (op->status.ok() && op->kind != WriteOp::Kind::kPut && !op->value.empty()) {
+      op->status = Status::InvalidArgument("a tombstone has no value");
+    }
+    if (!op->status.ok()) continue;
+    auto it = latest.find(op->key);
+    if (it != latest.end()) {
+      op->record = *it->second;
+    } else {
+      Result<Record> current = ReadLocked(op->key);
+      if (!current.ok()) {
+        op->status = current.status();
+        continue;
+      }
+      op->record = std::move(current.value());
+    }
+    op->had_value = op->record.HasLiveValue();
+    const bool tombstone = op->kind != WriteOp::Kind::kPut;
+    if (op->kind == WriteOp::Kind::kDeleteSeen) {
+      const CausalContext all = op->record.context();
+      op->record.Write(self_, all, true, std::string());
+    } else {
+      op->record.Write(self_, op->seen, tombstone, tombstone ? std::string() : std::move(op->value));
+    }
+    latest[op->key] = &op->record;
+    applied.push_back(op);
+  }
+  if (applied.empty()) return;
+  // Only the last record of each key needs writing; earlier ones are folded into it.
+  std::vector<std::string> encoded;
+  std::vector<Engine::KeyValue> pairs;
+  encoded.reserve(latest.size());
+  pairs.reserve(latest.size());
+  for (const auto& [key, record] : latest) {
+    encoded.push_back(EncodeRecord(*record));
+    pairs.push_back({key, encoded.back()});
+  }
+  Status s = engine_->PutBatch(pairs);
+  if (!s.ok()) {
+    for (WriteOp* op : applied) op->status = s;
+  }
 }
 
 Result<Record> LocalStore::Merge(std::string_view key, const Record& remote) {

@@ -33,6 +33,25 @@ Status CheckValue(std::string_view value, const Limits& limits);
 // one on first start.
 Result<NodeId> LoadOrCreateNodeId(Engine& engine);
 
+// One write in a batch (LocalStore::ApplyBatch). The caller fills the request fields; the
+// batch fills the outcome.
+struct WriteOp {
+  enum class Kind {
+    kPut,         // a value superseding `seen`
+    kDelete,      // a tombstone superseding `seen`
+    kDeleteSeen,  // a tombstone superseding everything stored (`seen` ignored)
+  };
+  Kind kind = Kind::kPut;
+  std::string key;
+  CausalContext seen;
+  std::string value;
+
+  // Outcome.
+  Status status;
+  Record record;           // the record as stored after the write, when status is ok
+  bool had_value = false;  // whether a live value was stored before the write
+};
+
 class LocalStore {
  public:
   // `engine` must outlive the store.
@@ -52,6 +71,11 @@ class LocalStore {
   // Deletes what this replica currently holds: a tombstone whose context is the stored one.
   // `*had_value` tells whether a live value was there.
   Result<Record> DeleteSeen(std::string_view key, bool* had_value);
+
+  // Applies every op in order, as if one after another, with one engine write for all of them
+  // (group commit: one log append, one fsync when synced). Ops that fail validation fail alone;
+  // if the engine write fails, every op that got that far fails with its status.
+  void ApplyBatch(std::vector<WriteOp*>& ops);
 
   // Joins a record from another replica into the stored one. Returns the merged record.
   Result<Record> Merge(std::string_view key, const Record& remote);

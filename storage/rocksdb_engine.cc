@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
 
 #include "storage/codec.h"
 
@@ -73,6 +74,17 @@ Status RocksDbEngine::Put(std::string_view key, std::string_view value) {
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
   return FromRocks(db_->Put(wo, data_, EncodeStorageKey(key), ToSlice(value)));
+}
+
+Status RocksDbEngine::PutBatch(const std::vector<KeyValue>& pairs) {
+  rocksdb::WriteBatch batch;
+  for (const KeyValue& kv : pairs) {
+    rocksdb::Status s = batch.Put(data_, EncodeStorageKey(kv.key), ToSlice(kv.value));
+    if (!s.ok()) return FromRocks(s);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return FromRocks(db_->Write(wo, &batch));
 }
 
 Status RocksDbEngine::Scan(const ring::TokenRange& range, const ScanFn& fn) {

@@ -34,6 +34,7 @@ class RocksDbEngine final : public Engine {
 
   Status Get(std::string_view key, std::string* value) override;
   Status Put(std::string_view key, std::string_view value) override;
+  Status PutBatch(const std::vector<KeyValue>& pairs) override;
   Status Scan(const ring::TokenRange& range, const ScanFn& fn) override;
   Status GetMeta(std::string_view name, std::string* value) override;
   Status PutMeta(std::string_view name, std::string_view value) override;

@@ -1,6 +1,5 @@
 #include "tools/bench.h"
 
-#include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "rpc/client.capnp.h"
+#include "rpc/session.h"
 
 namespace kv::tools {
 namespace {
@@ -211,20 +211,20 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
 
 Status RunBench(const std::string& host, const BenchOptions& options, bool json) {
   auto io = kj::setupAsyncIo();
-  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<rpc::RpcSession> session;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
-    stream = io.provider->getTimer()
+    auto stream = io.provider->getTimer()
                  .timeoutAfter(10 * kj::SECONDS,
                                io.provider->getNetwork().parseAddress(host).then(
                                    [](kj::Own<kj::NetworkAddress> a) { return a->connect(); }))
                  .wait(io.waitScope);
+    session = kj::heap<rpc::RpcSession>(kj::mv(stream), capnp::ReaderOptions());
   });
   KJ_IF_MAYBE(e, failure) {
     return Status::Unavailable("node unreachable: cannot connect to " + host + ": " +
                                e->getDescription().cStr());
   }
-  capnp::TwoPartyClient rpc(*stream);
-  Bench bench(options, io, rpc.bootstrap().castAs<rpc::wire::KvClient>());
+  Bench bench(options, io, session->Bootstrap().castAs<rpc::wire::KvClient>());
   failure = kj::runCatchingExceptions([&]() { bench.Run(); });
   KJ_IF_MAYBE(e, failure) {
     return Status::IoError(std::string("bench failed: ") + e->getDescription().cStr());

@@ -16,8 +16,8 @@ echo "== db_bench (16-byte keys, 100-byte values, 1 thread, WAL without fsync)"
 db_bench --benchmarks=fillrandom,readrandom --num="$OPS" --value_size=100 --key_size=16 \
   --db="$WORK/dbb" --disable_wal=false --sync=false --threads=1 2>/dev/null \
   | grep -E "^(fillrandom|readrandom)" | tee "$WORK/dbb.txt"
-DBB_FILL=$(awk '/^fillrandom/ {for (i=1;i<=NF;i++) if ($i=="ops/sec;") print $(i-1)}' "$WORK/dbb.txt")
-DBB_READ=$(awk '/^readrandom/ {for (i=1;i<=NF;i++) if ($i=="ops/sec;") print $(i-1)}' "$WORK/dbb.txt")
+DBB_FILL=$(awk '/^fillrandom/ {for (i=1;i<=NF;i++) if ($i ~ /^ops\/sec/) print $(i-1)}' "$WORK/dbb.txt")
+DBB_READ=$(awk '/^readrandom/ {for (i=1;i<=NF;i++) if ($i ~ /^ops\/sec/) print $(i-1)}' "$WORK/dbb.txt")
 
 echo "== store_bench (LocalStore: record read-modify-write on RocksDB, no RPC)"
 "$BUILD/tests/store_bench" --ops "$OPS" --keys "$KEYS" --json >"$WORK/store.json"
