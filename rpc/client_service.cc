@@ -59,12 +59,16 @@ Status FromWire(wire::Status::Reader in) {
   return Status::IoError("unknown status code from server: " + msg);
 }
 
+constexpr std::size_t kMinBatch = 4;
+constexpr std::size_t kMaxBatch = 1024;
+
 struct ClientService::PendingWrite : public kj::Refcounted {
   storage::WriteOp op;
   kj::Own<kj::PromiseFulfiller<void>> done;
 };
 
-ClientService::ClientService(storage::LocalStore* store) : store_(store), tasks_(*this) {}
+ClientService::ClientService(storage::LocalStore* store)
+    : store_(store), worker_(store), tasks_(*this) {}
 
 ClientService::~ClientService() = default;
 
@@ -85,14 +89,45 @@ kj::Promise<void> ClientService::Enqueue(PendingWrite& write) {
 
 void ClientService::FlushWrites() {
   flush_scheduled_ = false;
-  if (pending_.empty()) return;
-  std::vector<kj::Own<PendingWrite>> batch = std::move(pending_);
-  pending_.clear();
+  if (batch_in_flight_) return;  // called again when the batch in flight completes
+  if (pending_.empty()) {
+    if (drained_) drained_->fulfill();
+    drained_ = nullptr;
+    return;
+  }
+  // Take half of what waits (at least kMinBatch, at most kMaxBatch): while the worker applies
+  // one half, the replies of the previous batch reach their clients and new requests arrive,
+  // so the stages overlap. Taking everything made client and server alternate instead:
+  // 32 in flight on this 2-core machine gave 54-62k puts/s whole, 86-92k halved (issue 2 note).
+  const std::size_t take =
+      std::min(kMaxBatch, std::max(kMinBatch, (pending_.size() + 1) / 2));
+  std::vector<kj::Own<PendingWrite>> batch;
+  if (pending_.size() <= take) {
+    batch = std::move(pending_);
+    pending_.clear();
+  } else {
+    for (std::size_t i = 0; i < take; ++i) batch.push_back(kj::mv(pending_[i]));
+    pending_.erase(pending_.begin(), pending_.begin() + take);
+  }
   std::vector<storage::WriteOp*> ops;
   ops.reserve(batch.size());
   for (auto& w : batch) ops.push_back(&w->op);
-  store_->ApplyBatch(ops);
-  for (auto& w : batch) w->done->fulfill();
+  batch_in_flight_ = true;
+  // `batch` rides in the continuation: the ops stay alive until the worker is done with them
+  // (the worker outlives tasks_, see the member order).
+  tasks_.add(worker_.Apply(std::move(ops)).then([this, batch = std::move(batch)]() mutable {
+    batch_in_flight_ = false;
+    for (auto& w : batch) w->done->fulfill();
+    FlushWrites();
+  }));
+}
+
+kj::Promise<void> ClientService::Drain() {
+  if (!batch_in_flight_ && pending_.empty()) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  drained_ = kj::mv(paf.fulfiller);
+  if (!batch_in_flight_) FlushWrites();
+  return kj::mv(paf.promise);
 }
 
 kj::Promise<void> ClientService::get(GetContext context) {

@@ -2,10 +2,10 @@
 // LocalStore.
 //
 // Turns Statuses into wire Statuses and decodes client contexts as hostile input. Runs on the
-// RPC thread. Reads run at once. Writes that arrive during one turn of the event loop are
-// applied together at the end of the turn (kj::evalLast) as one LocalStore batch: one RocksDB
-// write, one WAL append, one fsync when synced (group commit); each reply goes out after its
-// batch is durable in the configured sense.
+// RPC thread. Reads run at once. Writes are grouped: those that arrive during one turn of the
+// event loop, or while the previous batch is still being written, go to the storage worker
+// thread as one LocalStore batch: one RocksDB write, one WAL append, one fsync when synced
+// (group commit). Each reply goes out after its batch is durable in the configured sense.
 #pragma once
 
 #include <kj/async.h>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "rpc/client.capnp.h"
+#include "rpc/storage_worker.h"
 #include "storage/local_store.h"
 
 namespace kv::rpc {
@@ -30,8 +31,8 @@ class ClientService final : public wire::KvClient::Server, private kj::TaskSet::
 
   // From now on every request is refused with `unavailable: node is shutting down`.
   void BeginShutdown() { shutting_down_ = true; }
-  // Applies the writes queued in this turn now, rather than at the end of the turn.
-  void FlushWrites();
+  // Resolves once every write received so far has been applied and its reply set.
+  kj::Promise<void> Drain();
 
  protected:
   kj::Promise<void> get(GetContext context) override;
@@ -46,8 +47,14 @@ class ClientService final : public wire::KvClient::Server, private kj::TaskSet::
 
   storage::LocalStore* const store_;
   bool shutting_down_ = false;
-  std::vector<kj::Own<PendingWrite>> pending_;  // writes waiting for the end of the turn
+  // Sends the pending writes to the worker unless a batch is already there.
+  void FlushWrites();
+
+  std::vector<kj::Own<PendingWrite>> pending_;  // writes waiting for the next batch
   bool flush_scheduled_ = false;
+  bool batch_in_flight_ = false;
+  kj::Own<kj::PromiseFulfiller<void>> drained_;  // set while Drain() waits
+  StorageWorker worker_;  // before tasks_: destroyed after it, so no batch is cut short
   kj::TaskSet tasks_;
 };
 

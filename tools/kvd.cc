@@ -84,9 +84,9 @@ int Run(const Flags& flags) {
   // Handlers run to completion on this thread, so no request is half-applied here. Refuse new
   // requests, stop accepting, then close every connection and the database.
   server.service().BeginShutdown();
-  // Writes queued in the last turn are applied, and every reply ready to go is sent, before the
+  // Writes already received are applied, and every reply ready to go is sent, before the
   // connections close.
-  server.service().FlushWrites();
+  server.service().Drain().wait(io.waitScope);
   io.waitScope.poll();
   accepting = nullptr;
   listener = nullptr;

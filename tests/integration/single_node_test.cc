@@ -9,6 +9,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <random>
 #include <set>
 #include <thread>
@@ -126,6 +127,54 @@ TEST_F(SingleNode, AcknowledgedPutsSurviveSigkill) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "from-kvtool");
 }
+
+// Writers keep going while the node is stopped by `sig`; every write that was acknowledged
+// must be there after a restart.
+void AckedWritesSurviveStop(Kvd& kvd, int sig) {
+  constexpr int kWriters = 4;
+  std::vector<std::vector<std::string>> acked(kWriters);
+  std::atomic<int> started{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kWriters; ++t) {
+    writers.emplace_back([&, t] {
+      auto c = rpc::BlockingClient::Connect(kvd.address(), std::chrono::seconds(10));
+      if (!c.ok()) return;
+      // Bounded: stops at the first failure (the node going away) or after 20,000 writes.
+      for (int i = 0; i < 20000; ++i) {
+        const std::string key = "w" + std::to_string(t) + ":" + std::to_string(i);
+        if (!c.value()->Put(key, key, "").status.ok()) return;
+        acked[t].push_back(key);
+        if (i == 50) ++started;
+      }
+    });
+  }
+  // Stop once every writer is well under way.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (started.load() < kWriters && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  const int code = kvd.Stop(sig);
+  for (auto& w : writers) w.join();
+  if (sig == SIGTERM) {
+    EXPECT_EQ(code, 0) << kvd.stderr_text();
+  }
+  ASSERT_TRUE(kvd.Start()) << kvd.stderr_text();
+  auto c = rpc::BlockingClient::Connect(kvd.address(), std::chrono::seconds(10));
+  ASSERT_TRUE(c.ok());
+  std::size_t total = 0;
+  for (const auto& keys : acked) {
+    total += keys.size();
+    for (const auto& key : keys) {
+      auto g = c.value()->Get(key);
+      ASSERT_TRUE(g.status.ok()) << key << ": " << g.status.ToString();
+      ASSERT_EQ(g.siblings, std::vector<std::string>{key});
+    }
+  }
+  EXPECT_GE(total, static_cast<std::size_t>(kWriters * 50));
+}
+
+TEST_F(SingleNode, AckedWritesUnderLoadSurviveSigterm) { AckedWritesSurviveStop(*kvd_, SIGTERM); }
+TEST_F(SingleNode, AckedWritesUnderLoadSurviveSigkill) { AckedWritesSurviveStop(*kvd_, SIGKILL); }
 
 TEST_F(SingleNode, ConcurrentBlindPutsLeaveEverySibling) {
   // Separate kvtool processes racing on one key, and client threads racing on another.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "storage/codec.h"
@@ -172,6 +173,58 @@ TEST(LocalStore, CorruptStoredRecordIsReportedNotTrusted) {
   LocalStore store(e.get(), 1, Limits());
   EXPECT_EQ(store.Read("k").status().code(), Status::Code::kCorruption);
   EXPECT_EQ(store.Write("k", {}, false, "v").status().code(), Status::Code::kCorruption);
+}
+
+}  // namespace
+}  // namespace kv::storage
+
+namespace kv::storage {
+namespace {
+
+// A batch behaves like its ops applied one after another, with one engine write.
+TEST(LocalStore, ApplyBatchActsLikeSequentialWrites) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  LocalStore store(e.get(), 1, Limits{16, 1024});
+  ASSERT_TRUE(store.Write("k", {}, false, "before").ok());
+  const CausalContext before = store.Read("k")->context();
+
+  auto op = [](WriteOp::Kind kind, std::string key, CausalContext seen, std::string value) {
+    WriteOp o;
+    o.kind = kind;
+    o.key = std::move(key);
+    o.seen = std::move(seen);
+    o.value = std::move(value);
+    return o;
+  };
+  std::vector<WriteOp> ops;
+  ops.push_back(op(WriteOp::Kind::kPut, "k", {}, "blind"));           // a sibling of "before"
+  ops.push_back(op(WriteOp::Kind::kPut, "k", before, "over-before"));  // supersedes "before"
+  ops.push_back(op(WriteOp::Kind::kPut, "", {}, "x"));                 // rejected: empty key
+  ops.push_back(op(WriteOp::Kind::kPut, "other", {}, std::string(2000, 'x')));  // too big
+  ops.push_back(op(WriteOp::Kind::kDeleteSeen, "gone", {}, ""));       // nothing there
+  ops.push_back(op(WriteOp::Kind::kPut, "new", {}, "v"));
+  std::vector<WriteOp*> ptrs;
+  for (auto& op : ops) ptrs.push_back(&op);
+  store.ApplyBatch(ptrs);
+
+  EXPECT_TRUE(ops[0].status.ok());
+  EXPECT_TRUE(ops[1].status.ok());
+  EXPECT_EQ(ops[2].status.code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ops[3].status.code(), Status::Code::kInvalidArgument);
+  EXPECT_TRUE(ops[4].status.ok());
+  EXPECT_FALSE(ops[4].had_value);
+  EXPECT_TRUE(ops[5].status.ok());
+
+  // Sequential semantics: the second op saw only "before", so "blind" survives beside it.
+  auto k = store.Read("k");
+  ASSERT_TRUE(k.ok());
+  std::set<std::string> values;
+  for (const auto& s : k->siblings()) values.insert(s.value);
+  EXPECT_EQ(values, (std::set<std::string>{"blind", "over-before"}));
+  EXPECT_EQ(k.value(), ops[1].record);  // the outcome reported is what was stored
+  EXPECT_TRUE(store.Read("other")->empty());
+  EXPECT_EQ(store.Read("new")->siblings().size(), 1u);
 }
 
 }  // namespace

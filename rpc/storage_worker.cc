@@ -1,0 +1,42 @@
+#include "rpc/storage_worker.h"
+
+namespace kv::rpc {
+
+StorageWorker::StorageWorker(storage::LocalStore* store)
+    : store_(store), thread_([this]() { Loop(); }) {}
+
+StorageWorker::~StorageWorker() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+kj::Promise<void> StorageWorker::Apply(std::vector<storage::WriteOp*> ops) {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(Job{std::move(ops), kj::mv(paf.fulfiller)});
+  }
+  cv_.notify_one();
+  return kj::mv(paf.promise);
+}
+
+void StorageWorker::Loop() {
+  while (true) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this]() { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and nothing left to do
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    store_->ApplyBatch(job.ops);
+    job.done->fulfill();
+  }
+}
+
+}  // namespace kv::rpc
