@@ -49,8 +49,8 @@ kj::Maybe<kj::Own<capnp::MessageReader>> BufferedMessageStream::TakeMessage(
   }
   std::uint64_t words = 0;
   for (std::uint64_t i = 0; i < segments; ++i) words += LoadLe32(p + 4 + 4 * i);
-  KJ_REQUIRE(words <= options.traversalLimitInWords,
-             "message is larger than this node accepts", words * sizeof(capnp::word));
+  KJ_REQUIRE(words <= options.traversalLimitInWords, "message is larger than this node accepts",
+             words * sizeof(capnp::word));
   const std::size_t total = table_bytes + words * sizeof(capnp::word);
   if (have < total) {
     *need = total;
@@ -74,8 +74,9 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> BufferedMessageStream::tryRea
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> BufferedMessageStream::ReadLoop(
     capnp::ReaderOptions options) {
   std::size_t need = 0;
-  KJ_IF_MAYBE(reader, TakeMessage(options, &need)) {
-    return kj::Maybe<capnp::MessageReaderAndFds>(capnp::MessageReaderAndFds{kj::mv(*reader), nullptr});
+  KJ_IF_MAYBE (reader, TakeMessage(options, &need)) {
+    return kj::Maybe<capnp::MessageReaderAndFds>(
+        capnp::MessageReaderAndFds{kj::mv(*reader), nullptr});
   }
   // Make room for at least `need` bytes from in_begin_, plus a chunk to read ahead.
   const std::size_t have = in_end_ - in_begin_;
@@ -105,8 +106,7 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> BufferedMessageStream::ReadLo
       });
 }
 
-void BufferedMessageStream::Append(
-    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+void BufferedMessageStream::Append(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
   KJ_REQUIRE(segments.size() > 0 && segments.size() <= kMaxSegments);
   const std::size_t table_bytes = (4 + 4 * segments.size() + 7) / 8 * 8;
   const std::size_t start = out_.size();
@@ -123,7 +123,9 @@ void BufferedMessageStream::Append(
 kj::Promise<void> BufferedMessageStream::writeMessage(
     kj::ArrayPtr<const int> fds, kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
   KJ_REQUIRE(fds.size() == 0, "this stream cannot carry file descriptors");
-  KJ_IF_MAYBE(e, write_error_) { return kj::cp(*e); }
+  KJ_IF_MAYBE (e, write_error_) {
+    return kj::cp(*e);
+  }
   Append(segments);
   if (!flush_scheduled_ && writing_.size() == 0) {
     flush_scheduled_ = true;
@@ -146,7 +148,9 @@ kj::Promise<void> BufferedMessageStream::writeMessages(
 
 kj::Promise<void> BufferedMessageStream::Backpressure() {
   if (out_.size() + writing_.size() < kHighWater) return kj::READY_NOW;
-  KJ_IF_MAYBE(d, drained_) { return d->addBranch(); }
+  KJ_IF_MAYBE (d, drained_) {
+    return d->addBranch();
+  }
   return kj::READY_NOW;
 }
 
@@ -173,15 +177,17 @@ void BufferedMessageStream::taskFailed(kj::Exception&& exception) {
 kj::Maybe<int> BufferedMessageStream::getSendBufferSize() {
   int size = 0;
   kj::uint len = sizeof(size);
-  kj::Maybe<kj::Exception> e = kj::runCatchingExceptions(
-      [&]() { stream_.getsockopt(SOL_SOCKET, SO_SNDBUF, &size, &len); });
+  kj::Maybe<kj::Exception> e =
+      kj::runCatchingExceptions([&]() { stream_.getsockopt(SOL_SOCKET, SO_SNDBUF, &size, &len); });
   if (e != nullptr) return nullptr;
   return size;
 }
 
 kj::Promise<void> BufferedMessageStream::end() {
   kj::Promise<void> drained = kj::READY_NOW;
-  KJ_IF_MAYBE(d, drained_) { drained = d->addBranch(); }
+  KJ_IF_MAYBE (d, drained_) {
+    drained = d->addBranch();
+  }
   return drained.then([this]() { stream_.shutdownWrite(); });
 }
 

@@ -21,8 +21,7 @@
 
 namespace kv::rpc {
 
-class BufferedMessageStream final : public capnp::MessageStream,
-                                    private kj::TaskSet::ErrorHandler {
+class BufferedMessageStream final : public capnp::MessageStream, private kj::TaskSet::ErrorHandler {
  public:
   explicit BufferedMessageStream(kj::AsyncIoStream& stream);
 
@@ -54,9 +53,9 @@ class BufferedMessageStream final : public capnp::MessageStream,
 
   kj::AsyncIoStream& stream_;
 
-  kj::Array<kj::byte> in_;     // read buffer
-  std::size_t in_begin_ = 0;   // first unparsed byte
-  std::size_t in_end_ = 0;     // one past the last byte read
+  kj::Array<kj::byte> in_;    // read buffer
+  std::size_t in_begin_ = 0;  // first unparsed byte
+  std::size_t in_end_ = 0;    // one past the last byte read
 
   kj::Vector<kj::byte> out_;      // bytes waiting for the next flush
   kj::Vector<kj::byte> writing_;  // bytes of the write in progress

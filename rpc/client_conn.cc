@@ -19,7 +19,8 @@ std::string ToString(capnp::Data::Reader d) {
 
 Status FromException(const kj::Exception& e) {
   std::string desc = e.getDescription().cStr();
-  if (e.getType() == kj::Exception::Type::OVERLOADED && desc.find("timed out") != std::string::npos) {
+  if (e.getType() == kj::Exception::Type::OVERLOADED &&
+      desc.find("timed out") != std::string::npos) {
     return Status::Timeout("request timed out");
   }
   if (e.getType() == kj::Exception::Type::DISCONNECTED) {
@@ -63,8 +64,8 @@ struct BlockingClient::Impl {
 BlockingClient::BlockingClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 BlockingClient::~BlockingClient() = default;
 
-Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(
-    const std::string& host_port, std::chrono::milliseconds timeout) {
+Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(const std::string& host_port,
+                                                                std::chrono::milliseconds timeout) {
   std::string host;
   int port = 0;
   if (Status s = ParseHostPort(host_port, false, &host, &port); !s.ok()) return s;
@@ -77,7 +78,7 @@ Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(
     auto stream = impl->Bound(kj::mv(connect)).wait(impl->io.waitScope);
     impl->session = kj::heap<RpcSession>(kj::mv(stream), capnp::ReaderOptions());
   });
-  KJ_IF_MAYBE(e, failure) {
+  KJ_IF_MAYBE (e, failure) {
     Status s = FromException(*e);
     if (s.code() == Status::Code::kTimeout) {
       return Status::Unavailable("node unreachable: connecting to " + host_port + " timed out");
@@ -99,7 +100,9 @@ GetReply BlockingClient::Get(std::string_view key) {
     for (auto s : resp.getSiblings()) reply.siblings.push_back(ToString(s.getValue()));
     reply.context = ToString(resp.getContext());
   });
-  KJ_IF_MAYBE(e, failure) { reply.status = FromException(*e); }
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
   return reply;
 }
 
@@ -115,7 +118,9 @@ WriteReply BlockingClient::Put(std::string_view key, std::string_view value,
     reply.status = FromWire(resp.getStatus());
     reply.context = ToString(resp.getContext());
   });
-  KJ_IF_MAYBE(e, failure) { reply.status = FromException(*e); }
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
   return reply;
 }
 
@@ -129,7 +134,9 @@ WriteReply BlockingClient::Delete(std::string_view key, std::string_view context
     reply.status = FromWire(resp.getStatus());
     reply.context = ToString(resp.getContext());
   });
-  KJ_IF_MAYBE(e, failure) { reply.status = FromException(*e); }
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
   return reply;
 }
 

@@ -31,7 +31,7 @@ class ClientServer final : private kj::TaskSet::ErrorHandler {
   kj::Promise<void> Serve(kj::Own<kj::AsyncIoStream> stream);
   void taskFailed(kj::Exception&& exception) override;
 
-  ClientService* const service_;       // owned by bootstrap_
+  ClientService* const service_;  // owned by bootstrap_
   capnp::Capability::Client bootstrap_;
   capnp::ReaderOptions reader_options_;
   std::uint64_t failed_connections_ = 0;

@@ -29,14 +29,30 @@ void ToWire(const Status& status, wire::Status::Builder out) {
   using C = wire::Status::Code;
   C code = C::OK;
   switch (status.code()) {
-    case Status::Code::kOk: code = C::OK; break;
-    case Status::Code::kNotFound: code = C::NOT_FOUND; break;
-    case Status::Code::kInvalidArgument: code = C::INVALID_ARGUMENT; break;
-    case Status::Code::kUnavailable: code = C::UNAVAILABLE; break;
-    case Status::Code::kTimeout: code = C::TIMEOUT; break;
-    case Status::Code::kOverloaded: code = C::OVERLOADED; break;
-    case Status::Code::kCorruption: code = C::CORRUPTION; break;
-    case Status::Code::kIoError: code = C::IO_ERROR; break;
+    case Status::Code::kOk:
+      code = C::OK;
+      break;
+    case Status::Code::kNotFound:
+      code = C::NOT_FOUND;
+      break;
+    case Status::Code::kInvalidArgument:
+      code = C::INVALID_ARGUMENT;
+      break;
+    case Status::Code::kUnavailable:
+      code = C::UNAVAILABLE;
+      break;
+    case Status::Code::kTimeout:
+      code = C::TIMEOUT;
+      break;
+    case Status::Code::kOverloaded:
+      code = C::OVERLOADED;
+      break;
+    case Status::Code::kCorruption:
+      code = C::CORRUPTION;
+      break;
+    case Status::Code::kIoError:
+      code = C::IO_ERROR;
+      break;
   }
   out.setCode(code);
   out.setMessage(status.message());
@@ -46,14 +62,22 @@ Status FromWire(wire::Status::Reader in) {
   using C = wire::Status::Code;
   std::string msg = in.getMessage();
   switch (in.getCode()) {
-    case C::OK: return Status::Ok();
-    case C::NOT_FOUND: return Status::NotFound(std::move(msg));
-    case C::INVALID_ARGUMENT: return Status::InvalidArgument(std::move(msg));
-    case C::UNAVAILABLE: return Status::Unavailable(std::move(msg));
-    case C::TIMEOUT: return Status::Timeout(std::move(msg));
-    case C::OVERLOADED: return Status::Overloaded(std::move(msg));
-    case C::CORRUPTION: return Status::Corruption(std::move(msg));
-    case C::IO_ERROR: return Status::IoError(std::move(msg));
+    case C::OK:
+      return Status::Ok();
+    case C::NOT_FOUND:
+      return Status::NotFound(std::move(msg));
+    case C::INVALID_ARGUMENT:
+      return Status::InvalidArgument(std::move(msg));
+    case C::UNAVAILABLE:
+      return Status::Unavailable(std::move(msg));
+    case C::TIMEOUT:
+      return Status::Timeout(std::move(msg));
+    case C::OVERLOADED:
+      return Status::Overloaded(std::move(msg));
+    case C::CORRUPTION:
+      return Status::Corruption(std::move(msg));
+    case C::IO_ERROR:
+      return Status::IoError(std::move(msg));
   }
   // A code from a newer server that this client does not know.
   return Status::IoError("unknown status code from server: " + msg);
@@ -99,8 +123,7 @@ void ClientService::FlushWrites() {
   // one half, the replies of the previous batch reach their clients and new requests arrive,
   // so the stages overlap. Taking everything made client and server alternate instead:
   // 32 in flight on this 2-core machine gave 54-62k puts/s whole, 86-92k halved (issue 2 note).
-  const std::size_t take =
-      std::min(kMaxBatch, std::max(kMinBatch, (pending_.size() + 1) / 2));
+  const std::size_t take = std::min(kMaxBatch, std::max(kMinBatch, (pending_.size() + 1) / 2));
   std::vector<kj::Own<PendingWrite>> batch;
   if (pending_.size() <= take) {
     batch = std::move(pending_);

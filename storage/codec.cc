@@ -186,8 +186,8 @@ Result<Record> DecodeRecord(std::string_view bytes) {
     std::uint8_t flags = 0;
     std::uint64_t len = 0;
     std::string_view value;
-    if (!r.Varint(&s.dot.node) || !r.Varint(&s.dot.counter) || !r.Byte(&flags) ||
-        !r.Varint(&len) || !r.Bytes(len, &value)) {
+    if (!r.Varint(&s.dot.node) || !r.Varint(&s.dot.counter) || !r.Byte(&flags) || !r.Varint(&len) ||
+        !r.Bytes(len, &value)) {
       return Status::Corruption("record: truncated sibling");
     }
     if ((flags & ~kFlagTombstone) != 0) return Status::Corruption("record: unknown flags");

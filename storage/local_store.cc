@@ -13,8 +13,7 @@ Status CheckKey(std::string_view key, const Limits& limits) {
   if (key.empty()) return Status::InvalidArgument("key is empty");
   if (key.size() > limits.max_key_bytes) {
     return Status::InvalidArgument("key is " + std::to_string(key.size()) +
-                                   " bytes, the limit is " +
-                                   std::to_string(limits.max_key_bytes));
+                                   " bytes, the limit is " + std::to_string(limits.max_key_bytes));
   }
   return Status::Ok();
 }
@@ -76,8 +75,8 @@ Result<Record> LocalStore::Read(std::string_view key) {
   return ReadLocked(key);
 }
 
-Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen,
-                                 bool tombstone, std::string value) {
+Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen, bool tombstone,
+                                 std::string value) {
   if (Status s = CheckKey(key, limits_); !s.ok()) return s;
   if (Status s = CheckValue(value, limits_); !s.ok()) return s;
   if (tombstone && !value.empty()) return Status::InvalidArgument("a tombstone has no value");
@@ -140,7 +139,8 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
       const CausalContext all = op->record.context();
       op->record.Write(self_, all, true, std::string());
     } else {
-      op->record.Write(self_, op->seen, tombstone, tombstone ? std::string() : std::move(op->value));
+      op->record.Write(self_, op->seen, tombstone,
+                       tombstone ? std::string() : std::move(op->value));
     }
     latest[op->key] = &op->record;
     applied.push_back(op);

@@ -46,8 +46,8 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const std::string& di
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &engine->handles_, &raw);
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-      return Status::IoError("data dir " + dir + " is in use by another process (" +
-                             s.ToString() + ")");
+      return Status::IoError("data dir " + dir + " is in use by another process (" + s.ToString() +
+                             ")");
     }
     return Status::IoError("cannot open RocksDB at " + dir + ": " + s.ToString());
   }

@@ -94,9 +94,13 @@ class Bench {
     if (!puts_.latency_us.empty() || puts_.errors) ops.push_back(Summarize("put", puts_, secs));
     if (!gets_.latency_us.empty() || gets_.errors) ops.push_back(Summarize("get", gets_, secs));
     const double total = puts_.latency_us.size() + gets_.latency_us.size();
-    return {{"workload", o_.workload}, {"concurrency", o_.concurrency}, {"seconds", secs},
-            {"ops_per_s", secs > 0 ? total / secs : 0.0}, {"value_size", o_.value_size},
-            {"keys", o_.keys}, {"operations", ops}};
+    return {{"workload", o_.workload},
+            {"concurrency", o_.concurrency},
+            {"seconds", secs},
+            {"ops_per_s", secs > 0 ? total / secs : 0.0},
+            {"value_size", o_.value_size},
+            {"keys", o_.keys},
+            {"operations", ops}};
   }
 
   std::uint64_t errors() const { return puts_.errors + gets_.errors; }
@@ -166,8 +170,8 @@ class Bench {
     return io_.provider->getTimer().afterDelay(1 * kj::SECONDS).then([this]() {
       const double secs = std::chrono::duration<double>(Clock::now() - begin_).count();
       const auto done = puts_.latency_us.size() + gets_.latency_us.size();
-      std::fprintf(stderr, "bench: %.0fs %zu ops %.0f ops/s %llu errors\n", secs, done,
-                   done / secs, static_cast<unsigned long long>(errors()));
+      std::fprintf(stderr, "bench: %.0fs %zu ops %.0f ops/s %llu errors\n", secs, done, done / secs,
+                   static_cast<unsigned long long>(errors()));
       return Progress();
     });
   }
@@ -214,19 +218,19 @@ Status RunBench(const std::string& host, const BenchOptions& options, bool json)
   kj::Own<rpc::RpcSession> session;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
     auto stream = io.provider->getTimer()
-                 .timeoutAfter(10 * kj::SECONDS,
-                               io.provider->getNetwork().parseAddress(host).then(
-                                   [](kj::Own<kj::NetworkAddress> a) { return a->connect(); }))
-                 .wait(io.waitScope);
+                      .timeoutAfter(10 * kj::SECONDS,
+                                    io.provider->getNetwork().parseAddress(host).then(
+                                        [](kj::Own<kj::NetworkAddress> a) { return a->connect(); }))
+                      .wait(io.waitScope);
     session = kj::heap<rpc::RpcSession>(kj::mv(stream), capnp::ReaderOptions());
   });
-  KJ_IF_MAYBE(e, failure) {
+  KJ_IF_MAYBE (e, failure) {
     return Status::Unavailable("node unreachable: cannot connect to " + host + ": " +
                                e->getDescription().cStr());
   }
   Bench bench(options, io, session->Bootstrap().castAs<rpc::wire::KvClient>());
   failure = kj::runCatchingExceptions([&]() { bench.Run(); });
-  KJ_IF_MAYBE(e, failure) {
+  KJ_IF_MAYBE (e, failure) {
     return Status::IoError(std::string("bench failed: ") + e->getDescription().cStr());
   }
   nlohmann::json out = bench.Results();
@@ -234,16 +238,14 @@ Status RunBench(const std::string& host, const BenchOptions& options, bool json)
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("workload %s, concurrency %d, %.1f s, %.0f ops/s\n", options.workload.c_str(),
-                options.concurrency, out["seconds"].get<double>(),
-                out["ops_per_s"].get<double>());
+                options.concurrency, out["seconds"].get<double>(), out["ops_per_s"].get<double>());
     for (const auto& op : out["operations"]) {
       std::printf(
           "  %-4s %9llu ops %9.0f ops/s  p50 %6u us  p90 %6u us  p99 %6u us  p99.9 %6u us  "
           "max %6u us  errors %llu\n",
           op["op"].get<std::string>().c_str(), op["ops"].get<unsigned long long>(),
-          op["ops_per_s"].get<double>(), op["p50_us"].get<unsigned>(),
-          op["p90_us"].get<unsigned>(), op["p99_us"].get<unsigned>(),
-          op["p999_us"].get<unsigned>(), op["max_us"].get<unsigned>(),
+          op["ops_per_s"].get<double>(), op["p50_us"].get<unsigned>(), op["p90_us"].get<unsigned>(),
+          op["p99_us"].get<unsigned>(), op["p999_us"].get<unsigned>(), op["max_us"].get<unsigned>(),
           op["errors"].get<unsigned long long>());
     }
   }

@@ -25,8 +25,11 @@ else
   done
   cat data/n1.out
 fi
-set -x
-build/tools/kvtool --host 127.0.0.1:7701 put user:42 '{"name":"ada"}'
+# Pass the context of what is there already (a rerun), so the put replaces it rather than adding
+# a sibling.
+CTX=$(build/tools/kvtool --host 127.0.0.1:7701 get user:42 2>/dev/null | sed -n 's/^context: //p')
+echo "$ kvtool --host 127.0.0.1:7701 put user:42 '{\"name\":\"ada\"}'${CTX:+ --context $CTX}"
+build/tools/kvtool --host 127.0.0.1:7701 put user:42 '{"name":"ada"}' ${CTX:+--context "$CTX"}
+echo "$ kvtool --host 127.0.0.1:7701 get user:42"
 build/tools/kvtool --host 127.0.0.1:7701 get user:42
-{ set +x; } 2>/dev/null
 echo "node running (pid $(cat $PIDFILE)); stop it with: tools/demo.sh stop"

@@ -62,7 +62,7 @@ int Run(const Flags& flags) {
   kj::Maybe<kj::Exception> bind_error = kj::runCatchingExceptions([&]() {
     listener = io.provider->getNetwork().parseAddress(flags.listen).wait(io.waitScope)->listen();
   });
-  KJ_IF_MAYBE(e, bind_error) {
+  KJ_IF_MAYBE (e, bind_error) {
     return Fail("cannot listen on " + flags.listen + ": " + e->getDescription().cStr());
   }
   std::string host;
@@ -76,10 +76,10 @@ int Run(const Flags& flags) {
               listener->getPort());
   std::fflush(stdout);
 
-  auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(
-      io.unixEventPort.onSignal(SIGINT));
+  auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
   siginfo_t info = stop.wait(io.waitScope);
-  std::fprintf(stderr, "kvd: caught %s, stopping\n", info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fprintf(stderr, "kvd: caught %s, stopping\n",
+               info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 
   // Handlers run to completion on this thread, so no request is half-applied here. Refuse new
   // requests, stop accepting, then close every connection and the database.

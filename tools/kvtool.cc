@@ -39,10 +39,14 @@ struct Globals {
 
 int ExitFor(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kOk: return kExitOk;
-    case Status::Code::kNotFound: return kExitNotFound;
-    case Status::Code::kInvalidArgument: return kExitUsage;
-    default: return kExitFailed;
+    case Status::Code::kOk:
+      return kExitOk;
+    case Status::Code::kNotFound:
+      return kExitNotFound;
+    case Status::Code::kInvalidArgument:
+      return kExitUsage;
+    default:
+      return kExitFailed;
   }
 }
 

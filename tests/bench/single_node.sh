@@ -19,6 +19,11 @@ db_bench --benchmarks=fillrandom,readrandom --num="$OPS" --value_size=100 --key_
 DBB_FILL=$(awk '/^fillrandom/ {for (i=1;i<=NF;i++) if ($i ~ /^ops\/sec/) print $(i-1)}' "$WORK/dbb.txt")
 DBB_READ=$(awk '/^readrandom/ {for (i=1;i<=NF;i++) if ($i ~ /^ops\/sec/) print $(i-1)}' "$WORK/dbb.txt")
 
+echo "== db_bench fillsync (fsync per write; db_bench runs num/1000 ops)"
+db_bench --benchmarks=fillsync --num=$((OPS * 10)) --value_size=100 --key_size=16 \
+  --db="$WORK/dbs" --threads=1 2>/dev/null | grep -E "^fillsync" | tee "$WORK/dbs.txt"
+DBB_SYNC=$(awk '/^fillsync/ {for (i=1;i<=NF;i++) if ($i ~ /^ops\/sec/) print $(i-1)}' "$WORK/dbs.txt")
+
 echo "== store_bench (LocalStore: record read-modify-write on RocksDB, no RPC)"
 "$BUILD/tests/store_bench" --ops "$OPS" --keys "$KEYS" --json >"$WORK/store.json"
 cat "$WORK/store.json"
@@ -35,15 +40,28 @@ for c in 1 8 32; do
   done
 done
 
-python3 - "$WORK" "$DBB_FILL" "$DBB_READ" <<'PY'
+kill $KVD
+wait $KVD 2>/dev/null || true
+echo "== kvd --sync-writes (group commit) over loopback"
+"$BUILD/tools/kvd" --data-dir "$WORK/kvds" --listen 127.0.0.1:0 --sync-writes >"$WORK/kvds.out" 2>"$WORK/kvds.err" &
+KVD=$!
+for _ in $(seq 100); do grep -q listening "$WORK/kvds.out" && break; sleep 0.1; done
+HOST=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/kvds.out")
+for c in 1 32; do
+  "$BUILD/tools/kvtool" --host "$HOST" --json bench --workload write --concurrency $c \
+    --ops $((OPS / 10)) --keys "$KEYS" --duration 60 2>/dev/null >"$WORK/kv_sync_$c.json"
+done
+
+python3 - "$WORK" "$DBB_FILL" "$DBB_READ" "$DBB_SYNC" <<'PY'
 import json, sys
-work, fill, read = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+work, fill, read, fsync = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 store = {o["op"]: o for o in json.load(open(f"{work}/store.json"))["operations"]}
 print()
 print("| path | in flight | ops/s | p50 us | p99 us | / db_bench | / store_bench |")
 print("|---|---|---|---|---|---|---|")
 print(f"| db_bench fillrandom | 1 | {fill:.0f} | | | 1.00 | |")
 print(f"| db_bench readrandom | 1 | {read:.0f} | | | 1.00 | |")
+print(f"| db_bench fillsync | 1 | {fsync:.0f} | | | 1.00 | |")
 for op, base in (("put", fill), ("get", read)):
     s = store[op]
     print(f"| store_bench {op} | 1 | {s['ops_per_s']:.0f} | {s['p50_us']} | {s['p99_us']} | {s['ops_per_s']/base:.2f} | 1.00 |")
@@ -53,4 +71,8 @@ for op, w, base in (("put", "write", fill), ("get", "read", read)):
         o = [x for x in j["operations"] if x["op"] == op][0]
         print(f"| kvd {op} | {c} | {o['ops_per_s']:.0f} | {o['p50_us']} | {o['p99_us']} | "
               f"{o['ops_per_s']/base:.2f} | {o['ops_per_s']/store[op]['ops_per_s']:.2f} |")
+for c in (1, 32):
+    o = json.load(open(f"{work}/kv_sync_{c}.json"))["operations"][0]
+    print(f"| kvd --sync-writes put | {c} | {o['ops_per_s']:.0f} | {o['p50_us']} | {o['p99_us']} | "
+          f"{o['ops_per_s']/fsync:.2f} (vs fillsync) | |")
 PY

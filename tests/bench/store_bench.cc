@@ -23,8 +23,11 @@ using Clock = std::chrono::steady_clock;
 nlohmann::json Summary(const char* op, std::vector<std::uint32_t>& lat, double secs) {
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) { return lat[static_cast<std::size_t>(p / 100 * (lat.size() - 1))]; };
-  return {{"op", op}, {"ops", lat.size()}, {"ops_per_s", lat.size() / secs},
-          {"p50_us", pct(50)}, {"p99_us", pct(99)}};
+  return {{"op", op},
+          {"ops", lat.size()},
+          {"ops_per_s", lat.size() / secs},
+          {"p50_us", pct(50)},
+          {"p99_us", pct(99)}};
 }
 
 int main(int argc, char** argv) {
@@ -63,7 +66,8 @@ int main(int argc, char** argv) {
       // What the RPC layer does per write: encode the context for the reply.
       const std::string reply = kv::storage::EncodeContext(r->context());
       contexts[k] = r->context();
-      lat.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+      lat.push_back(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
     }
     double secs = std::chrono::duration<double>(Clock::now() - begin).count();
     out["operations"].push_back(Summary("put", lat, secs));
@@ -74,7 +78,8 @@ int main(int argc, char** argv) {
       const auto t0 = Clock::now();
       auto r = store.Read("bench:" + std::to_string(k));
       if (!r.ok()) return 1;
-      lat.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+      lat.push_back(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
     }
     secs = std::chrono::duration<double>(Clock::now() - begin).count();
     out["operations"].push_back(Summary("get", lat, secs));

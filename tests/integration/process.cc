@@ -92,7 +92,8 @@ RunResult Run(const std::vector<std::string>& argv, const std::string& input,
     if (out_open) fds[n++] = {out_fd, POLLIN, 0};
     if (err_open) fds[n++] = {err_fd, POLLIN, 0};
     if (in_fd >= 0) fds[n++] = {in_fd, POLLOUT, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       kill(pid, SIGKILL);
       break;
@@ -136,8 +137,7 @@ Kvd::~Kvd() {
 }
 
 bool Kvd::Start(std::chrono::milliseconds deadline_in) {
-  std::vector<std::string> argv = {KV_KVD_PATH, "--data-dir", data_dir_, "--listen",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> argv = {KV_KVD_PATH, "--data-dir", data_dir_, "--listen", "127.0.0.1:0"};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   int in_fd;
   out_.clear();

@@ -1,15 +1,15 @@
 // One real kvd process driven through the real kvtool binary and the client library.
 #include <arpa/inet.h>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <capnp/message.h>
-#include <capnp/serialize.h>
-#include <nlohmann/json.hpp>
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
@@ -181,7 +181,9 @@ TEST_F(SingleNode, ConcurrentBlindPutsLeaveEverySibling) {
   std::vector<std::thread> procs;
   std::vector<int> codes(8, -1);
   for (int i = 0; i < 8; ++i) {
-    procs.emplace_back([&, i] { codes[i] = Tool({"put", "race", "p" + std::to_string(i)}).exit_code; });
+    procs.emplace_back([&, i] {
+      codes[i] = Tool({"put", "race", "p" + std::to_string(i)}).exit_code;
+    });
   }
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -189,7 +191,8 @@ TEST_F(SingleNode, ConcurrentBlindPutsLeaveEverySibling) {
       auto c = rpc::BlockingClient::Connect(kvd_->address(), std::chrono::seconds(10));
       KV_CHECK(c.ok());
       for (int i = 0; i < 50; ++i) {
-        KV_CHECK(c.value()->Put("race2", std::to_string(t) + ":" + std::to_string(i), "").status.ok());
+        KV_CHECK(
+            c.value()->Put("race2", std::to_string(t) + ":" + std::to_string(i), "").status.ok());
       }
     });
   }

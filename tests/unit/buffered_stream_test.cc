@@ -49,7 +49,7 @@ TEST(BufferedMessageStream, ReadsMessagesSplitAnywhere) {
   writer = writer.then([&]() { pipe.ends[0]->shutdownWrite(); }).eagerlyEvaluate(nullptr);
   for (int i = 0; i < kMessages; ++i) {
     auto r = in.tryReadMessage(nullptr, capnp::ReaderOptions(), nullptr).wait(io.waitScope);
-    KJ_IF_MAYBE(m, r) {
+    KJ_IF_MAYBE (m, r) {
       ASSERT_EQ(Id(*m->reader), static_cast<std::uint64_t>(i));
     } else {
       FAIL() << "early EOF at " << i;
@@ -79,7 +79,7 @@ TEST(BufferedMessageStream, WritesArriveInOrderAndRoundTrip) {
   auto all_written = kj::joinPromises(writes.releaseAsArray()).eagerlyEvaluate(nullptr);
   for (int i = 0; i < 300; ++i) {
     auto r = in.tryReadMessage(nullptr, capnp::ReaderOptions(), nullptr).wait(io.waitScope);
-    KJ_IF_MAYBE(m, r) {
+    KJ_IF_MAYBE (m, r) {
       ASSERT_EQ(Id(*m->reader), static_cast<std::uint64_t>(i));
     } else {
       FAIL() << "early EOF at " << i;
@@ -96,12 +96,12 @@ void ExpectRejected(const std::string& bytes, capnp::ReaderOptions options = {})
   auto io = kj::setupAsyncIo();
   auto pipe = io.provider->newTwoWayPipe();
   BufferedMessageStream in(*pipe.ends[1]);
-  auto w = pipe.ends[0]->write(bytes.data(), bytes.size()).then([&]() {
-    pipe.ends[0]->shutdownWrite();
-  }).eagerlyEvaluate(nullptr);
-  auto result = kj::runCatchingExceptions([&]() {
-    in.tryReadMessage(nullptr, options, nullptr).wait(io.waitScope);
-  });
+  auto w = pipe.ends[0]
+               ->write(bytes.data(), bytes.size())
+               .then([&]() { pipe.ends[0]->shutdownWrite(); })
+               .eagerlyEvaluate(nullptr);
+  auto result = kj::runCatchingExceptions(
+      [&]() { in.tryReadMessage(nullptr, options, nullptr).wait(io.waitScope); });
   EXPECT_TRUE(result != nullptr) << "accepted " << bytes.size() << " bytes";
 }
 
@@ -114,9 +114,8 @@ TEST(BufferedMessageStream, RejectsHostileHeadersWithoutAllocating) {
   auto m = Message(1, 10000);
   capnp::ReaderOptions small;
   small.traversalLimitInWords = 100;
-  ExpectRejected(std::string(reinterpret_cast<const char*>(m.asBytes().begin()),
-                             m.asBytes().size()),
-                 small);
+  ExpectRejected(
+      std::string(reinterpret_cast<const char*>(m.asBytes().begin()), m.asBytes().size()), small);
   // A message cut short by EOF.
   auto full = std::string(reinterpret_cast<const char*>(m.asBytes().begin()), m.asBytes().size());
   ExpectRejected(full.substr(0, full.size() / 2));

@@ -69,10 +69,10 @@ TEST(CausalContext, MatchesSetModel) {
 
 TEST(CausalContext, FromPartsRejectsNonCanonical) {
   CausalContext c;
-  EXPECT_FALSE(CausalContext::FromParts({{1, 0}}, {}, &c));              // zero counter
-  EXPECT_FALSE(CausalContext::FromParts({{1, 3}}, {{1, 2}}, &c));        // covered dot
-  EXPECT_FALSE(CausalContext::FromParts({{1, 3}}, {{1, 4}}, &c));        // adjacent dot
-  EXPECT_FALSE(CausalContext::FromParts({}, {{1, 1}}, &c));              // adjacent to empty
+  EXPECT_FALSE(CausalContext::FromParts({{1, 0}}, {}, &c));        // zero counter
+  EXPECT_FALSE(CausalContext::FromParts({{1, 3}}, {{1, 2}}, &c));  // covered dot
+  EXPECT_FALSE(CausalContext::FromParts({{1, 3}}, {{1, 4}}, &c));  // adjacent dot
+  EXPECT_FALSE(CausalContext::FromParts({}, {{1, 1}}, &c));        // adjacent to empty
   EXPECT_TRUE(CausalContext::FromParts({{1, 3}}, {{1, 5}, {2, 7}}, &c));
   EXPECT_TRUE(c.Contains({2, 7}));
 }

@@ -33,9 +33,9 @@ TEST(Codec, RecordRoundTripWithBinaryValues) {
 
 TEST(Codec, RejectsMalformedContexts) {
   EXPECT_FALSE(DecodeContext("").ok());
-  EXPECT_FALSE(DecodeContext("R\x01").ok());              // a record header
-  EXPECT_FALSE(DecodeContext(std::string("C\x02\0\0", 4)).ok());  // unknown version
-  EXPECT_TRUE(DecodeContext(std::string("C\x01\0\0", 4)).ok());   // empty context
+  EXPECT_FALSE(DecodeContext("R\x01").ok());                        // a record header
+  EXPECT_FALSE(DecodeContext(std::string("C\x02\0\0", 4)).ok());    // unknown version
+  EXPECT_TRUE(DecodeContext(std::string("C\x01\0\0", 4)).ok());     // empty context
   EXPECT_FALSE(DecodeContext(std::string("C\x01\0\0\0", 5)).ok());  // trailing byte
   // Counts that claim more entries than there are bytes.
   EXPECT_FALSE(DecodeContext(std::string("C\x01\xff\xff\xff\x0f", 6)).ok());

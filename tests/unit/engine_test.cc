@@ -72,8 +72,8 @@ TEST(Engine, RangeScansMatchBruteForce) {
     model.emplace(ring::TokenOf(k), k);
   }
   const ring::Token q = UINT64_MAX / 4;
-  const std::vector<ring::TokenRange> ranges = {
-      {0, 0}, {0, q}, {q, 2 * q}, {3 * q, 0}, {q, q + 1}, {5, 5 + q / 1000}};
+  const std::vector<ring::TokenRange> ranges = {{0, 0},     {0, q},     {q, 2 * q},
+                                                {3 * q, 0}, {q, q + 1}, {5, 5 + q / 1000}};
   for (const auto& range : ranges) {
     std::vector<std::string> expected;
     for (const auto& [t, k] : model) {
@@ -198,11 +198,11 @@ TEST(LocalStore, ApplyBatchActsLikeSequentialWrites) {
     return o;
   };
   std::vector<WriteOp> ops;
-  ops.push_back(op(WriteOp::Kind::kPut, "k", {}, "blind"));           // a sibling of "before"
+  ops.push_back(op(WriteOp::Kind::kPut, "k", {}, "blind"));            // a sibling of "before"
   ops.push_back(op(WriteOp::Kind::kPut, "k", before, "over-before"));  // supersedes "before"
   ops.push_back(op(WriteOp::Kind::kPut, "", {}, "x"));                 // rejected: empty key
   ops.push_back(op(WriteOp::Kind::kPut, "other", {}, std::string(2000, 'x')));  // too big
-  ops.push_back(op(WriteOp::Kind::kDeleteSeen, "gone", {}, ""));       // nothing there
+  ops.push_back(op(WriteOp::Kind::kDeleteSeen, "gone", {}, ""));                // nothing there
   ops.push_back(op(WriteOp::Kind::kPut, "new", {}, "v"));
   std::vector<WriteOp*> ptrs;
   for (auto& op : ops) ptrs.push_back(&op);
