@@ -106,14 +106,11 @@ GetReply BlockingClient::Get(std::string_view key) {
   return reply;
 }
 
-WriteReply BlockingClient::Put(std::string_view key, std::string_view value,
-                               std::string_view context) {
+template <typename MakeRequest>
+WriteReply BlockingClient::Write(MakeRequest&& make) {
   WriteReply reply;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
-    auto req = impl_->client.putRequest();
-    req.setKey(Bytes(key));
-    req.setValue(Bytes(value));
-    req.setContext(Bytes(context));
+    auto req = make(impl_->client);
     auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
     reply.status = FromWire(resp.getStatus());
     reply.context = ToString(resp.getContext());
@@ -124,20 +121,24 @@ WriteReply BlockingClient::Put(std::string_view key, std::string_view value,
   return reply;
 }
 
+WriteReply BlockingClient::Put(std::string_view key, std::string_view value,
+                               std::string_view context) {
+  return Write([&](wire::KvClient::Client& client) {
+    auto req = client.putRequest();
+    req.setKey(Bytes(key));
+    req.setValue(Bytes(value));
+    req.setContext(Bytes(context));
+    return req;
+  });
+}
+
 WriteReply BlockingClient::Delete(std::string_view key, std::string_view context) {
-  WriteReply reply;
-  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
-    auto req = impl_->client.deleteRequest();
+  return Write([&](wire::KvClient::Client& client) {
+    auto req = client.deleteRequest();
     req.setKey(Bytes(key));
     req.setContext(Bytes(context));
-    auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
-    reply.status = FromWire(resp.getStatus());
-    reply.context = ToString(resp.getContext());
+    return req;
   });
-  KJ_IF_MAYBE (e, failure) {
-    reply.status = FromException(*e);
-  }
-  return reply;
 }
 
 }  // namespace kv::rpc

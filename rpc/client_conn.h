@@ -41,6 +41,9 @@ class BlockingClient {
  private:
   struct Impl;
   explicit BlockingClient(std::unique_ptr<Impl> impl);
+  // Sends the put or delete request `make(client)` builds and collects the reply.
+  template <typename MakeRequest>
+  WriteReply Write(MakeRequest&& make);
   std::unique_ptr<Impl> impl_;
 };
 
