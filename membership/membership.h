@@ -1,0 +1,174 @@
+// Membership: the pure SWIM + Lifeguard + gossip state machine of one node.
+//
+// It decides who is UP, SUSPECT, DOWN, LEFT or removed, and spreads every member's application
+// state (tokens, status, rack, RPC address, load) through the cluster. It owns no socket, no
+// clock and no global random source: time comes in as arguments, randomness from the seed given
+// at construction, and every message to send comes out of TakeOutgoing(). The same code runs
+// behind real UDP/TCP sockets in kvd (membership/asio_transport.h) and in the deterministic
+// simulator (tests/sim/).
+//
+// Protocol (see ../shared/DESIGN.md, "Membership"):
+//   - SWIM: every probe interval, probe one member in randomized round-robin order; no ack within
+//     the probe timeout, ask k others to probe it (ping-req); still nothing by the end of the
+//     interval, suspect it. Suspicion carries the member's incarnation; the member refutes by
+//     bumping its incarnation. Unrefuted suspicion becomes DOWN.
+//   - Lifeguard: a local health score (0..awareness_max) that grows on missed acks / nacks and
+//     shrinks on successful probes stretches this node's own probe interval and timeout;
+//     suspicion timeouts start at max and shrink as independent members confirm the suspicion.
+//   - Dissemination: updates ride on probes and acks, each retransmitted about
+//     retransmit_mult * log(N+1) times, packed into datagrams of at most max_datagram_bytes.
+//   - Push-pull: every push_pull_interval, a digest exchange with one random member in
+//     Cassandra's SYN/ACK/ACK2 shape (digests of (id, generation, version)), carried as
+//     "stream" messages (TCP in kvd) since it can exceed one datagram.
+//   - Phi accrual per peer from ack inter-arrival times, shown by `kvtool status`.
+//   - Generation: a restarted node comes back with a higher generation and is a new life of the
+//     same id; old generations and old incarnations are ignored.
+//   - Removal: Remove(id) turns a member into a tombstone that is gossiped and never forgotten;
+//     a removed id that shows up again is told so (it sees refused() become true) and ignored.
+//
+// Wire: Cap'n Proto messages (membership/gossip.capnp), packed, with a version and the cluster
+// name. A datagram that does not decode, is larger than max_datagram_bytes, has an unknown
+// version or names another cluster is dropped and counted in counters(), never trusted.
+//
+// Thread-compatible: one owner thread calls everything. View() returns an immutable snapshot
+// that may be handed to other threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kv::membership {
+
+using NodeId = std::uint64_t;
+// Time since an arbitrary epoch of the caller's monotonic clock (or the simulator's clock).
+using Duration = std::chrono::microseconds;
+using Time = std::chrono::microseconds;
+
+// An IPv4 UDP/TCP endpoint. Membership traffic is IPv4 only (loopback and test namespaces).
+struct Endpoint {
+  std::uint32_t ip = 0;  // host byte order: 127.0.0.1 is 0x7f000001
+  std::uint16_t port = 0;
+  auto operator<=>(const Endpoint&) const = default;
+};
+std::string ToString(const Endpoint& e);                  // "127.0.0.1:7946"
+bool ParseEndpoint(std::string_view s, Endpoint* out);   // numeric IPv4 only
+
+// What the failure detector says of a member.
+enum class Liveness : std::uint8_t { kUp, kSuspect, kDown, kLeft, kRemoved };
+const char* Name(Liveness l);  // "UP", "SUSPECT", "DOWN", "LEFT", "REMOVED"
+
+// What the member says of itself (part of its application state).
+enum class NodeState : std::uint8_t { kJoining, kNormal, kLeaving, kLeft };
+const char* Name(NodeState s);  // "joining", "normal", "leaving", "left"
+
+// Application state a member gossips about itself. Versioned as a whole: every change bumps
+// the member's app version, and the highest (generation, version) wins everywhere.
+struct AppState {
+  std::vector<std::uint64_t> tokens;  // ring tokens, sorted
+  NodeState state = NodeState::kJoining;
+  std::string rack;
+  std::string rpc_address;       // "HOST:PORT" of the client API
+  std::uint64_t load_bytes = 0;  // approximate data size
+  bool operator==(const AppState&) const = default;
+};
+
+struct MemberView {
+  NodeId id = 0;
+  Endpoint gossip;
+  std::uint64_t generation = 0;
+  std::uint64_t incarnation = 0;
+  Liveness liveness = Liveness::kUp;
+  AppState app;
+  std::uint64_t app_version = 0;
+  double phi = 0;  // phi accrual suspicion of this peer as seen locally; 0 for self
+};
+
+// An immutable snapshot of what this node believes, sorted by id, self included.
+struct ClusterView {
+  NodeId self = 0;
+  std::vector<MemberView> members;
+  const MemberView* Find(NodeId id) const;
+};
+
+// Every knob, with LAN defaults (memberlist's DefaultLANConfig, Cassandra's gossip interval).
+struct Config {
+  std::string cluster_name = "kv";
+  Duration probe_interval = std::chrono::milliseconds(1000);
+  Duration probe_timeout = std::chrono::milliseconds(500);
+  int indirect_probes = 3;      // k members asked to ping-req
+  int gossip_fanout = 3;        // members each gossip round sends to
+  Duration gossip_interval = std::chrono::milliseconds(200);
+  int retransmit_mult = 4;      // lambda: each update is sent about lambda*log(N+1) times
+  int suspicion_mult = 4;       // suspicion timeout floor = mult * log10(max(N,10)) * interval
+  int suspicion_max_mult = 6;   // suspicion timeout starts at max_mult * floor
+  int awareness_max = 8;        // Lifeguard local health score ceiling
+  Duration push_pull_interval = std::chrono::seconds(30);
+  std::size_t max_datagram_bytes = 1400;
+  Duration join_retry_interval = std::chrono::seconds(1);  // re-contact seeds until joined
+};
+
+struct Outgoing {
+  Endpoint to;
+  std::string bytes;
+  bool stream = false;  // true: a push-pull message, sent over TCP (any size)
+};
+
+// Inputs dropped and why, and traffic totals. Monotonic.
+struct Counters {
+  std::uint64_t datagrams_in = 0, datagrams_out = 0, streams_in = 0, streams_out = 0;
+  std::uint64_t bytes_in = 0, bytes_out = 0;
+  std::uint64_t dropped_malformed = 0;  // did not decode
+  std::uint64_t dropped_oversize = 0;   // larger than max_datagram_bytes
+  std::uint64_t dropped_version = 0;    // unknown protocol version
+  std::uint64_t dropped_cluster = 0;    // another cluster's name
+  std::uint64_t dropped_removed = 0;    // from a removed id
+};
+
+class Membership {
+ public:
+  // `generation` must be higher than any this id used before (kvd persists and bumps it).
+  // `seed` drives every random choice.
+  Membership(Config config, NodeId self, Endpoint gossip, std::uint64_t generation,
+             AppState app, std::uint64_t seed, Time now);
+  ~Membership();
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  // Contacts the seeds (any one reachable is enough) and keeps retrying until joined.
+  void Join(const std::vector<Endpoint>& seeds, Time now);
+  // A datagram (stream == false) or a push-pull message (stream == true) from `from`.
+  void Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now);
+  // Advances timers: probes, suspicion timeouts, gossip and push-pull rounds.
+  void Tick(Time now);
+  // Messages to send since the last call.
+  std::vector<Outgoing> TakeOutgoing();
+  // When Tick must next be called at the latest.
+  Time NextDeadline() const;
+
+  // Changes this node's application state; it spreads with a bumped version.
+  void UpdateApp(const AppState& app, Time now);
+  // Graceful leave: announces state left / liveness LEFT and spreads it. Keep ticking for a
+  // few gossip intervals before stopping so it gets out.
+  void Leave(Time now);
+  // Removes a member for good (it must not be UP). The tombstone is gossiped and never
+  // forgotten. Returns false (and does nothing) for self, unknown ids or UP members.
+  bool Remove(NodeId id, Time now);
+  // Tombstones known at start (kvd persists removed ids).
+  void RestoreRemoved(const std::vector<NodeId>& ids);
+  std::vector<NodeId> Removed() const;
+  // True once the cluster has told this node that its id was removed. The node must stop.
+  bool refused() const;
+
+  ClusterView View(Time now) const;
+  const Counters& counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kv::membership

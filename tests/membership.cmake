@@ -1,0 +1,1 @@
+# Tests of the membership module; owned by whoever works on membership.

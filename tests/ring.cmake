@@ -1,0 +1,1 @@
+# Tests of the ring module; owned by whoever works on ring.

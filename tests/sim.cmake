@@ -1,0 +1,1 @@
+# Tests of the sim module; owned by whoever works on sim.
