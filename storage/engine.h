@@ -8,6 +8,7 @@
 // atomic; read-modify-write sequences need the caller's own exclusion (LocalStore has it).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,9 @@ class Engine {
   using ScanFn =
       std::function<bool(ring::Token token, std::string_view key, std::string_view value)>;
   virtual Status Scan(const ring::TokenRange& range, const ScanFn& fn) = 0;
+
+  // Approximate bytes of data stored (for `kvtool status`); cheap.
+  virtual std::uint64_t ApproximateBytes() = 0;
 
   virtual Status GetMeta(std::string_view name, std::string* value) = 0;
   virtual Status PutMeta(std::string_view name, std::string_view value) = 0;

@@ -110,6 +110,13 @@ Status RocksDbEngine::Scan(const ring::TokenRange& range, const ScanFn& fn) {
   return FromRocks(it->status());
 }
 
+std::uint64_t RocksDbEngine::ApproximateBytes() {
+  std::uint64_t live = 0, mem = 0;
+  db_->GetIntProperty(data_, "rocksdb.estimate-live-data-size", &live);
+  db_->GetIntProperty(data_, "rocksdb.cur-size-all-mem-tables", &mem);
+  return live + mem;
+}
+
 Status RocksDbEngine::GetMeta(std::string_view name, std::string* value) {
   return FromRocks(db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(name), value));
 }

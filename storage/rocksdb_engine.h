@@ -36,6 +36,7 @@ class RocksDbEngine final : public Engine {
   Status Put(std::string_view key, std::string_view value) override;
   Status PutBatch(const std::vector<KeyValue>& pairs) override;
   Status Scan(const ring::TokenRange& range, const ScanFn& fn) override;
+  std::uint64_t ApproximateBytes() override;
   Status GetMeta(std::string_view name, std::string* value) override;
   Status PutMeta(std::string_view name, std::string_view value) override;
 

@@ -229,3 +229,59 @@ TEST(LocalStore, ApplyBatchActsLikeSequentialWrites) {
 
 }  // namespace
 }  // namespace kv::storage
+
+#include "storage/node_meta.h"
+
+namespace kv::storage {
+namespace {
+
+TEST(NodeMeta, GenerationGrowsAndTokensStayAcrossRestarts) {
+  TempDir dir;
+  std::vector<std::uint64_t> first_tokens;
+  {
+    auto e = OpenOrDie(dir.path());
+    EXPECT_EQ(BumpGeneration(*e).value(), 1u);
+    EXPECT_EQ(BumpGeneration(*e).value(), 2u);
+    int calls = 0;
+    auto t = LoadOrCreateTokens(*e, [&]() {
+      ++calls;
+      return std::vector<std::uint64_t>{5, 9, 1ull << 63};
+    });
+    ASSERT_TRUE(t.ok());
+    first_tokens = t.value();
+    EXPECT_EQ(calls, 1);
+    EXPECT_FALSE(LoadFlag(*e, "removed_self").value());
+    ASSERT_TRUE(StoreU64List(*e, "removed_ids", {7, 8}).ok());
+  }
+  auto e = OpenOrDie(dir.path());
+  EXPECT_EQ(BumpGeneration(*e).value(), 3u);
+  auto t = LoadOrCreateTokens(*e, []() -> std::vector<std::uint64_t> {
+    ADD_FAILURE() << "tokens chosen again";
+    return {};
+  });
+  EXPECT_EQ(t.value(), first_tokens);
+  EXPECT_EQ(LoadU64List(*e, "removed_ids").value(), (std::vector<std::uint64_t>{7, 8}));
+  ASSERT_TRUE(StoreFlag(*e, "removed_self").ok());
+  EXPECT_TRUE(LoadFlag(*e, "removed_self").value());
+}
+
+TEST(NodeMeta, MalformedMetadataIsCorruption) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  ASSERT_TRUE(e->PutMeta("generation", "abc").ok());
+  EXPECT_EQ(BumpGeneration(*e).status().code(), Status::Code::kCorruption);
+  ASSERT_TRUE(e->PutMeta("tokens", std::string(12, 'x')).ok());
+  EXPECT_EQ(LoadOrCreateTokens(*e, []() { return std::vector<std::uint64_t>{1}; }).status().code(),
+            Status::Code::kCorruption);
+}
+
+TEST(Engine, ApproximateBytesGrowsWithData) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  const std::uint64_t before = e->ApproximateBytes();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(e->Put("k" + std::to_string(i), std::string(1000, 'v')).ok());
+  EXPECT_GT(e->ApproximateBytes(), before + 500000);
+}
+
+}  // namespace
+}  // namespace kv::storage
