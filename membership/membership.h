@@ -54,8 +54,8 @@ struct Endpoint {
   std::uint16_t port = 0;
   auto operator<=>(const Endpoint&) const = default;
 };
-std::string ToString(const Endpoint& e);                  // "127.0.0.1:7946"
-bool ParseEndpoint(std::string_view s, Endpoint* out);   // numeric IPv4 only
+std::string ToString(const Endpoint& e);                // "127.0.0.1:7946"
+bool ParseEndpoint(std::string_view s, Endpoint* out);  // numeric IPv4 only
 
 // What the failure detector says of a member.
 enum class Liveness : std::uint8_t { kUp, kSuspect, kDown, kLeft, kRemoved };
@@ -99,16 +99,19 @@ struct Config {
   std::string cluster_name = "kv";
   Duration probe_interval = std::chrono::milliseconds(1000);
   Duration probe_timeout = std::chrono::milliseconds(500);
-  int indirect_probes = 3;      // k members asked to ping-req
-  int gossip_fanout = 3;        // members each gossip round sends to
+  int indirect_probes = 3;  // k members asked to ping-req
+  int gossip_fanout = 3;    // members each gossip round sends to
   Duration gossip_interval = std::chrono::milliseconds(200);
-  int retransmit_mult = 4;      // lambda: each update is sent about lambda*log(N+1) times
-  int suspicion_mult = 4;       // suspicion timeout floor = mult * log10(max(N,10)) * interval
-  int suspicion_max_mult = 6;   // suspicion timeout starts at max_mult * floor
-  int awareness_max = 8;        // Lifeguard local health score ceiling
+  int retransmit_mult = 4;     // lambda: each update is sent about lambda*log(N+1) times
+  int suspicion_mult = 4;      // suspicion timeout floor = mult * log10(max(N,10)) * interval
+  int suspicion_max_mult = 6;  // suspicion timeout starts at max_mult * floor
+  int awareness_max = 8;       // Lifeguard local health score ceiling
   Duration push_pull_interval = std::chrono::seconds(30);
   std::size_t max_datagram_bytes = 1400;
   Duration join_retry_interval = std::chrono::seconds(1);  // re-contact seeds until joined
+  // DOWN and LEFT members still receive gossip rounds for this long after the change, so a
+  // member declared DOWN by mistake hears it and refutes (memberlist's GossipToTheDeadTime).
+  Duration gossip_to_dead = std::chrono::seconds(30);
 };
 
 struct Outgoing {
@@ -126,14 +129,15 @@ struct Counters {
   std::uint64_t dropped_version = 0;    // unknown protocol version
   std::uint64_t dropped_cluster = 0;    // another cluster's name
   std::uint64_t dropped_removed = 0;    // from a removed id
+  std::uint64_t dropped_stale = 0;      // from an older generation of a member, or own id
 };
 
 class Membership {
  public:
   // `generation` must be higher than any this id used before (kvd persists and bumps it).
   // `seed` drives every random choice.
-  Membership(Config config, NodeId self, Endpoint gossip, std::uint64_t generation,
-             AppState app, std::uint64_t seed, Time now);
+  Membership(Config config, NodeId self, Endpoint gossip, std::uint64_t generation, AppState app,
+             std::uint64_t seed, Time now);
   ~Membership();
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;

@@ -28,6 +28,44 @@ struct Sibling {
   value @0 :Data;
 }
 
+# One member of the cluster as the answering node sees it (`kvtool status`).
+struct Member {
+  id @0 :UInt64;
+  rpc @1 :Text;          # client API address
+  gossip @2 :Text;       # gossip address
+  status @3 :Text;       # UP, SUSPECT, DOWN, LEFT, REMOVED
+  state @4 :Text;        # joining, normal, leaving, left
+  generation @5 :UInt64;
+  incarnation @6 :UInt64;
+  phi @7 :Float64;
+  tokens @8 :UInt32;     # number of ring tokens (virtual nodes)
+  owns @9 :Float64;      # share of the token space it owns as first replica, 0..1
+  load @10 :UInt64;      # approximate bytes stored
+  rack @11 :Text;
+}
+
+# A slice of the token ring, [begin, end), and the nodes that replicate it, first replica first.
+struct RingRange {
+  begin @0 :UInt64;
+  end @1 :UInt64;        # 0 means the top of the token space
+  replicas @2 :List(UInt64);
+}
+
+# Traffic and drops of this node's gossip endpoint (`kvtool stats`).
+struct GossipCounters {
+  datagramsIn @0 :UInt64;
+  datagramsOut @1 :UInt64;
+  streamsIn @2 :UInt64;
+  streamsOut @3 :UInt64;
+  bytesIn @4 :UInt64;
+  bytesOut @5 :UInt64;
+  droppedMalformed @6 :UInt64;
+  droppedOversize @7 :UInt64;
+  droppedVersion @8 :UInt64;
+  droppedCluster @9 :UInt64;
+  droppedRemoved @10 :UInt64;
+}
+
 interface KvClient {
   # Returns the live siblings of `key` (tombstones are left out) and the causal context of
   # everything the node has seen for it. notFound when no live value remains; the context is
@@ -42,4 +80,17 @@ interface KvClient {
   # holds for the key. notFound when there was no live value to delete (the tombstone is still
   # written).
   delete @2 (key :Data, context :Data) -> (status :Status, context :Data);
+
+  # Every member this node knows of, itself included, sorted by id.
+  status @3 () -> (status :Status, members :List(Member));
+
+  # The token ranges of the ring built from the members' tokens, with `replicas` replicas each.
+  ring @4 (replicas :UInt32) -> (status :Status, ranges :List(RingRange), members :List(Member));
+
+  # Removes a dead member for good: it never comes back through gossip, and if its process
+  # returns it is refused. invalidArgument for self, unknown ids and members that are UP.
+  removeNode @5 (id :UInt64) -> (status :Status);
+
+  # This node's own counters. `gossip` is false when it runs without membership.
+  stats @6 () -> (status :Status, gossip :Bool, counters :GossipCounters);
 }

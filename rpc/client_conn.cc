@@ -141,4 +141,103 @@ WriteReply BlockingClient::Delete(std::string_view key, std::string_view context
   });
 }
 
+namespace {
+
+std::vector<MemberInfo> Members(capnp::List<wire::Member>::Reader list) {
+  std::vector<MemberInfo> out;
+  for (auto m : list) {
+    MemberInfo i;
+    i.id = m.getId();
+    i.rpc = m.getRpc();
+    i.gossip = m.getGossip();
+    i.status = m.getStatus();
+    i.state = m.getState();
+    i.rack = m.getRack();
+    i.generation = m.getGeneration();
+    i.incarnation = m.getIncarnation();
+    i.load = m.getLoad();
+    i.phi = m.getPhi();
+    i.owns = m.getOwns();
+    i.tokens = m.getTokens();
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusReply BlockingClient::ClusterStatus() {
+  StatusReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto resp = impl_->Bound(impl_->client.statusRequest().send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    reply.members = Members(resp.getMembers());
+  });
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
+  return reply;
+}
+
+RingReply BlockingClient::Ring(std::uint32_t replicas) {
+  RingReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto req = impl_->client.ringRequest();
+    req.setReplicas(replicas);
+    auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    for (auto r : resp.getRanges()) {
+      RingRangeInfo info;
+      info.begin = r.getBegin();
+      info.end = r.getEnd();
+      for (auto id : r.getReplicas()) info.replicas.push_back(id);
+      reply.ranges.push_back(std::move(info));
+    }
+    reply.members = Members(resp.getMembers());
+  });
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
+  return reply;
+}
+
+Status BlockingClient::RemoveNode(std::uint64_t id) {
+  Status status;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto req = impl_->client.removeNodeRequest();
+    req.setId(id);
+    auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
+    status = FromWire(resp.getStatus());
+  });
+  KJ_IF_MAYBE (e, failure) {
+    status = FromException(*e);
+  }
+  return status;
+}
+
+StatsReply BlockingClient::Stats() {
+  StatsReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto resp = impl_->Bound(impl_->client.statsRequest().send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    reply.gossip = resp.getGossip();
+    auto c = resp.getCounters();
+    reply.counters = {{"datagrams_in", c.getDatagramsIn()},
+                      {"datagrams_out", c.getDatagramsOut()},
+                      {"streams_in", c.getStreamsIn()},
+                      {"streams_out", c.getStreamsOut()},
+                      {"bytes_in", c.getBytesIn()},
+                      {"bytes_out", c.getBytesOut()},
+                      {"dropped_malformed", c.getDroppedMalformed()},
+                      {"dropped_oversize", c.getDroppedOversize()},
+                      {"dropped_version", c.getDroppedVersion()},
+                      {"dropped_cluster", c.getDroppedCluster()},
+                      {"dropped_removed", c.getDroppedRemoved()}};
+  });
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
+  return reply;
+}
+
 }  // namespace kv::rpc

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,6 +28,36 @@ struct WriteReply {
   std::string context;  // the context after the write
 };
 
+struct MemberInfo {
+  std::uint64_t id = 0;
+  std::string rpc, gossip, status, state, rack;
+  std::uint64_t generation = 0, incarnation = 0, load = 0;
+  double phi = 0, owns = 0;
+  std::uint32_t tokens = 0;
+};
+
+struct StatusReply {
+  Status status;
+  std::vector<MemberInfo> members;
+};
+
+struct RingRangeInfo {
+  std::uint64_t begin = 0, end = 0;
+  std::vector<std::uint64_t> replicas;
+};
+
+struct RingReply {
+  Status status;
+  std::vector<RingRangeInfo> ranges;
+  std::vector<MemberInfo> members;
+};
+
+struct StatsReply {
+  Status status;
+  bool gossip = false;
+  std::vector<std::pair<std::string, std::uint64_t>> counters;  // name, value
+};
+
 class BlockingClient {
  public:
   // `host_port` is "HOST:PORT". Fails with Unavailable if the node cannot be reached in time.
@@ -37,6 +68,10 @@ class BlockingClient {
   GetReply Get(std::string_view key);
   WriteReply Put(std::string_view key, std::string_view value, std::string_view context);
   WriteReply Delete(std::string_view key, std::string_view context);
+  StatusReply ClusterStatus();
+  RingReply Ring(std::uint32_t replicas);
+  Status RemoveNode(std::uint64_t id);
+  StatsReply Stats();
 
  private:
   struct Impl;

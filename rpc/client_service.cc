@@ -91,8 +91,8 @@ struct ClientService::PendingWrite : public kj::Refcounted {
   kj::Own<kj::PromiseFulfiller<void>> done;
 };
 
-ClientService::ClientService(storage::LocalStore* store)
-    : store_(store), worker_(store), tasks_(*this) {}
+ClientService::ClientService(storage::LocalStore* store, ClusterControl* cluster)
+    : store_(store), cluster_(cluster), worker_(store), tasks_(*this) {}
 
 ClientService::~ClientService() = default;
 
@@ -236,6 +236,124 @@ kj::Promise<void> ClientService::delete_(DeleteContext context) {
     }
     ToWire(status, results.initStatus());
   });
+}
+
+std::shared_ptr<const ring::Ring> RingFromView(const membership::ClusterView& view) {
+  std::vector<ring::RingNode> nodes;
+  for (const auto& m : view.members) {
+    if (m.liveness == membership::Liveness::kLeft || m.liveness == membership::Liveness::kRemoved ||
+        m.app.state == membership::NodeState::kLeft || m.app.tokens.empty()) {
+      continue;
+    }
+    nodes.push_back(ring::RingNode{m.id, m.app.tokens, m.app.rack});
+  }
+  return ring::Ring::Build(std::move(nodes));
+}
+
+namespace {
+
+void FillMembers(const membership::ClusterView& view, const ring::Ring& ring,
+                 capnp::List<wire::Member>::Builder out) {
+  for (std::size_t i = 0; i < view.members.size(); ++i) {
+    const auto& m = view.members[i];
+    auto b = out[i];
+    b.setId(m.id);
+    b.setRpc(m.app.rpc_address);
+    b.setGossip(membership::ToString(m.gossip));
+    b.setStatus(membership::Name(m.liveness));
+    b.setState(membership::Name(m.app.state));
+    b.setGeneration(m.generation);
+    b.setIncarnation(m.incarnation);
+    b.setPhi(m.phi);
+    b.setTokens(static_cast<std::uint32_t>(m.app.tokens.size()));
+    b.setOwns(ring.OwnershipShare(m.id));
+    b.setLoad(m.app.load_bytes);
+    b.setRack(m.app.rack);
+  }
+}
+
+}  // namespace
+
+kj::Promise<void> ClientService::status(StatusContext context) {
+  auto results = context.getResults();
+  auto view = cluster_->View();
+  auto ring = RingFromView(*view);
+  FillMembers(*view, *ring, results.initMembers(view->members.size()));
+  ToWire(Status::Ok(), results.initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> ClientService::ring(RingContext context) {
+  auto results = context.getResults();
+  const std::uint32_t n = context.getParams().getReplicas();
+  if (n == 0 || n > 16) {
+    ToWire(Status::InvalidArgument("replicas must be 1..16"), results.initStatus());
+    return kj::READY_NOW;
+  }
+  auto view = cluster_->View();
+  auto ring = RingFromView(*view);
+  const auto ranges = ring->Ranges(n);
+  auto out = results.initRanges(ranges.size());
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    out[i].setBegin(ranges[i].range.begin);
+    out[i].setEnd(ranges[i].range.end);
+    auto reps = out[i].initReplicas(ranges[i].replicas.size());
+    for (std::size_t j = 0; j < ranges[i].replicas.size(); ++j) reps.set(j, ranges[i].replicas[j]);
+  }
+  FillMembers(*view, *ring, results.initMembers(view->members.size()));
+  ToWire(Status::Ok(), results.initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> ClientService::removeNode(RemoveNodeContext context) {
+  const membership::NodeId id = context.getParams().getId();
+  auto view = cluster_->View();
+  const membership::MemberView* m = view->Find(id);
+  Status refusal;
+  if (id == view->self) {
+    refusal = Status::InvalidArgument("cannot remove the node you are talking to");
+  } else if (m == nullptr) {
+    refusal = Status::InvalidArgument("no member with that id");
+  } else if (m->liveness == membership::Liveness::kUp ||
+             m->liveness == membership::Liveness::kSuspect) {
+    refusal = Status::InvalidArgument(std::string("the node is ") + membership::Name(m->liveness) +
+                                      "; stop it first: removenode removes dead nodes only");
+  }
+  if (!refusal.ok()) {
+    ToWire(refusal, context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  // The membership thread answers; a cross-thread fulfiller wakes this loop.
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<bool>();
+  auto fulfiller =
+      std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<bool>>>(kj::mv(paf.fulfiller));
+  cluster_->Remove(id, [fulfiller](bool removed) { (*fulfiller)->fulfill(kj::cp(removed)); });
+  return paf.promise.then([context](bool removed) mutable {
+    ToWire(removed ? Status::Ok() : Status::InvalidArgument("membership refused to remove it"),
+           context.getResults().initStatus());
+  });
+}
+
+kj::Promise<void> ClientService::stats(StatsContext context) {
+  auto results = context.getResults();
+  auto counters = cluster_->GossipCounters();
+  results.setGossip(counters.has_value());
+  if (counters) {
+    auto c = results.initCounters();
+    c.setDatagramsIn(counters->datagrams_in);
+    c.setDatagramsOut(counters->datagrams_out);
+    c.setStreamsIn(counters->streams_in);
+    c.setStreamsOut(counters->streams_out);
+    c.setBytesIn(counters->bytes_in);
+    c.setBytesOut(counters->bytes_out);
+    c.setDroppedMalformed(counters->dropped_malformed);
+    c.setDroppedOversize(counters->dropped_oversize);
+    c.setDroppedVersion(counters->dropped_version);
+    c.setDroppedCluster(counters->dropped_cluster);
+    c.setDroppedRemoved(counters->dropped_removed);
+  }
+  ToWire(Status::Ok(), results.initStatus());
+  return kj::READY_NOW;
 }
 
 }  // namespace kv::rpc

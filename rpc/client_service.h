@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "rpc/client.capnp.h"
+#include "rpc/cluster_control.h"
 #include "rpc/storage_worker.h"
 #include "storage/local_store.h"
 
@@ -25,8 +26,8 @@ Status FromWire(wire::Status::Reader in);
 
 class ClientService final : public wire::KvClient::Server, private kj::TaskSet::ErrorHandler {
  public:
-  // `store` must outlive the service.
-  explicit ClientService(storage::LocalStore* store);
+  // `store` and `cluster` must outlive the service.
+  ClientService(storage::LocalStore* store, ClusterControl* cluster);
   ~ClientService();
 
   // From now on every request is refused with `unavailable: node is shutting down`.
@@ -38,6 +39,10 @@ class ClientService final : public wire::KvClient::Server, private kj::TaskSet::
   kj::Promise<void> get(GetContext context) override;
   kj::Promise<void> put(PutContext context) override;
   kj::Promise<void> delete_(DeleteContext context) override;
+  kj::Promise<void> status(StatusContext context) override;
+  kj::Promise<void> ring(RingContext context) override;
+  kj::Promise<void> removeNode(RemoveNodeContext context) override;
+  kj::Promise<void> stats(StatsContext context) override;
 
  private:
   struct PendingWrite;
@@ -46,6 +51,7 @@ class ClientService final : public wire::KvClient::Server, private kj::TaskSet::
   void taskFailed(kj::Exception&& exception) override;
 
   storage::LocalStore* const store_;
+  ClusterControl* const cluster_;
   bool shutting_down_ = false;
   // Sends the pending writes to the worker unless a batch is already there.
   void FlushWrites();

@@ -1,1 +1,10 @@
 # Tests of the membership module; owned by whoever works on membership.
+# In-process clusters of Membership cores over a hand-rolled router and a manual clock: no
+# sockets, no sleeps, no threads.
+add_executable(membership_tests
+  unit/membership_lifeguard_test.cc
+  unit/membership_wire_test.cc
+  unit/membership_cluster_test.cc
+)
+target_link_libraries(membership_tests PRIVATE kv::membership GTest::gtest_main)
+gtest_discover_tests(membership_tests DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")

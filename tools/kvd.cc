@@ -1,26 +1,37 @@
 // kvd: one node of the store.
 //
-// Wiring only: parse flags, open the engine, serve the client API on --listen, stop cleanly on
-// SIGTERM or SIGINT. Prints one line on stdout when it is ready:
-//   kvd: node 3f2a... listening on 127.0.0.1:7701
-// Logs go to stderr. Exit codes: 0 stopped cleanly, 2 bad flags, 1 could not start.
-#include <capnp/rpc-twoparty.h>
+// Wiring only: parse flags, open the engine and the node's metadata, serve the client API on
+// --listen, run membership on --gossip, stop cleanly on SIGTERM or SIGINT (leave the cluster,
+// finish the writes received, close RocksDB). Prints one line on stdout when it is ready:
+//   kvd: node 3f2a... generation 4 listening on 127.0.0.1:7701 gossip on 127.0.0.1:7946
+// Logs go to stderr. Exit codes: 0 stopped cleanly, 2 bad flags, 1 could not start or was
+// removed from the cluster.
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <sstream>
 #include <string>
 
+#include "membership/asio_transport.h"
+#include "ring/ring.h"
 #include "rpc/client_conn.h"
 #include "rpc/client_server.h"
 #include "rpc/client_service.h"
+#include "rpc/cluster_control.h"
 #include "storage/local_store.h"
+#include "storage/node_meta.h"
 #include "storage/rocksdb_engine.h"
 
 namespace {
+
+using namespace kv;
+namespace mb = kv::membership;
 
 struct Flags {
   std::string data_dir;
@@ -28,6 +39,14 @@ struct Flags {
   std::size_t max_key_bytes = 64 * 1024;
   std::size_t max_value_bytes = 16 * 1024 * 1024;
   bool sync_writes = false;
+  // Membership.
+  std::string gossip;
+  std::string seeds;
+  std::string rack;
+  std::size_t vnodes = ring::kDefaultVnodes;
+  mb::Config config;
+  int probe_interval_ms = 1000, probe_timeout_ms = 500, gossip_interval_ms = 200;
+  int push_pull_interval_ms = 30000;
 };
 
 int Fail(const std::string& what) {
@@ -35,8 +54,41 @@ int Fail(const std::string& what) {
   return 1;
 }
 
+std::string Hex(std::uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, id);
+  return buf;
+}
+
+// Without --gossip: a cluster of one, as this node sees itself.
+class LocalControl final : public rpc::ClusterControl {
+ public:
+  explicit LocalControl(mb::ClusterView view)
+      : view_(std::make_shared<const mb::ClusterView>(std::move(view))) {}
+  std::shared_ptr<const mb::ClusterView> View() override { return view_; }
+  void Remove(mb::NodeId, std::function<void(bool)> done) override { done(false); }
+  std::optional<mb::Counters> GossipCounters() override { return std::nullopt; }
+
+ private:
+  std::shared_ptr<const mb::ClusterView> view_;
+};
+
+class GossipControl final : public rpc::ClusterControl {
+ public:
+  explicit GossipControl(mb::GossipAgent* agent) : agent_(agent) {}
+  std::shared_ptr<const mb::ClusterView> View() override { return agent_->view(); }
+  void Remove(mb::NodeId id, std::function<void(bool)> done) override {
+    agent_->Remove(id, std::move(done));
+  }
+  std::optional<mb::Counters> GossipCounters() override { return agent_->counters(); }
+
+ private:
+  mb::GossipAgent* agent_;
+};
+
+std::atomic<bool> g_refused{false};
+
 int Run(const Flags& flags) {
-  using namespace kv;
   // Capture the stop signals before any thread exists: RocksDB starts threads in Open, and they
   // inherit the blocked mask, so the signals reach only this thread's event loop.
   kj::UnixEventPort::captureSignal(SIGTERM);
@@ -44,19 +96,32 @@ int Run(const Flags& flags) {
 
   storage::RocksDbOptions ro;
   ro.sync_writes = flags.sync_writes;
-  auto engine = storage::RocksDbEngine::Open(flags.data_dir, ro);
-  if (!engine.ok()) return Fail(engine.status().ToString());
-  auto node_id = storage::LoadOrCreateNodeId(*engine.value());
+  auto engine_or = storage::RocksDbEngine::Open(flags.data_dir, ro);
+  if (!engine_or.ok()) return Fail(engine_or.status().ToString());
+  storage::Engine& engine = *engine_or.value();
+  auto node_id = storage::LoadOrCreateNodeId(engine);
   if (!node_id.ok()) return Fail(node_id.status().ToString());
+  auto removed_self = storage::LoadFlag(engine, "removed_self");
+  if (!removed_self.ok()) return Fail(removed_self.status().ToString());
+  if (removed_self.value()) {
+    return Fail("node " + Hex(node_id.value()) +
+                " was removed from the cluster (kvtool removenode) and cannot rejoin with this "
+                "data directory; start it with an empty one to join as a new node");
+  }
+  auto generation = storage::BumpGeneration(engine);
+  if (!generation.ok()) return Fail(generation.status().ToString());
+  const std::size_t vnodes = flags.vnodes;
+  const std::uint64_t id = node_id.value();
+  auto tokens = storage::LoadOrCreateTokens(engine, [&]() {
+    return ring::ChooseTokens(vnodes, id ^ static_cast<std::uint64_t>(getpid()));
+  });
+  if (!tokens.ok()) return Fail(tokens.status().ToString());
+  auto removed = storage::LoadU64List(engine, "removed_ids");
+  if (!removed.ok()) return Fail(removed.status().ToString());
 
   storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes};
-  storage::LocalStore store(engine.value().get(), node_id.value(), limits);
-
+  storage::LocalStore store(&engine, id, limits);
   auto io = kj::setupAsyncIo();
-
-  // A message may hold a key and a value at their limits, plus envelope.
-  rpc::ClientServer server(kj::heap<rpc::ClientService>(&store),
-                           limits.max_key_bytes + limits.max_value_bytes + 64 * 1024);
 
   kj::Own<kj::ConnectionReceiver> listener;
   kj::Maybe<kj::Exception> bind_error = kj::runCatchingExceptions([&]() {
@@ -68,12 +133,98 @@ int Run(const Flags& flags) {
   std::string host;
   int port = 0;
   (void)rpc::ParseHostPort(flags.listen, true, &host, &port);
+  const std::string rpc_address = host + ":" + std::to_string(listener->getPort());
+
+  mb::AppState app;
+  app.tokens = tokens.value();
+  app.rack = flags.rack;
+  app.rpc_address = rpc_address;
+  app.load_bytes = engine.ApproximateBytes();
+  app.state = flags.seeds.empty() ? mb::NodeState::kNormal : mb::NodeState::kJoining;
+
+  std::unique_ptr<mb::GossipAgent> agent;
+  std::unique_ptr<rpc::ClusterControl> control;
+  std::string gossip_line;
+  if (!flags.gossip.empty()) {
+    mb::AgentOptions ao;
+    ao.config = flags.config;
+    ao.self = id;
+    (void)mb::ParseEndpoint(flags.gossip, &ao.gossip);
+    ao.generation = generation.value();
+    ao.app = app;
+    std::stringstream seeds(flags.seeds);
+    for (std::string s; std::getline(seeds, s, ',');) {
+      mb::Endpoint e;
+      (void)mb::ParseEndpoint(s, &e);  // validated in main
+      ao.seeds.push_back(e);
+    }
+    ao.removed = removed.value();
+    ao.seed = id ^ (generation.value() * 0x9e3779b97f4a7c15ull);
+    ao.on_removed_changed = [&engine](const std::vector<mb::NodeId>& ids) {
+      Status s = storage::StoreU64List(engine, "removed_ids", ids);
+      if (!s.ok())
+        std::fprintf(stderr, "kvd: cannot persist removed ids: %s\n", s.ToString().c_str());
+    };
+    ao.on_refused = [&engine, id]() {
+      (void)storage::StoreFlag(engine, "removed_self");
+      std::fprintf(stderr,
+                   "kvd: the cluster says node %s was removed (kvtool removenode); refusing to "
+                   "run with this data directory\n",
+                   Hex(id).c_str());
+      g_refused = true;
+      kill(getpid(), SIGTERM);
+    };
+    agent = std::make_unique<mb::GossipAgent>(std::move(ao));
+    std::string error;
+    if (!agent->Start(&error)) return Fail(error);
+    control = std::make_unique<GossipControl>(agent.get());
+    gossip_line = " gossip on " + mb::ToString(agent->endpoint());
+  } else {
+    mb::ClusterView view;
+    view.self = id;
+    mb::MemberView self;
+    self.id = id;
+    self.generation = generation.value();
+    self.app = app;
+    view.members.push_back(self);
+    control = std::make_unique<LocalControl>(std::move(view));
+  }
+
+  // A message may hold a key and a value at their limits, plus envelope.
+  rpc::ClientServer server(kj::heap<rpc::ClientService>(&store, control.get()),
+                           limits.max_key_bytes + limits.max_value_bytes + 64 * 1024);
   auto accepting = server.Listen(*listener).eagerlyEvaluate([](kj::Exception&& e) {
     std::fprintf(stderr, "kvd: accept failed: %s\n", e.getDescription().cStr());
   });
 
-  std::printf("kvd: node %016" PRIx64 " listening on %s:%u\n", node_id.value(), host.c_str(),
-              listener->getPort());
+  // Keeps the gossiped application state current: normal once joined, load now and then.
+  std::function<kj::Promise<void>()> refresh = [&]() -> kj::Promise<void> {
+    return io.provider->getTimer().afterDelay(200 * kj::MILLISECONDS).then([&]() {
+      if (agent) {
+        auto view = agent->view();
+        bool changed = false;
+        if (app.state == mb::NodeState::kJoining) {
+          for (const auto& m : view->members) {
+            if (m.id != id && m.liveness == mb::Liveness::kUp) {
+              app.state = mb::NodeState::kNormal;
+              changed = true;
+            }
+          }
+        }
+        const std::uint64_t load = engine.ApproximateBytes();
+        if (load / (1 << 20) != app.load_bytes / (1 << 20)) {  // spread MiB-level changes
+          app.load_bytes = load;
+          changed = true;
+        }
+        if (changed) agent->UpdateApp(app);
+      }
+      return refresh();
+    });
+  };
+  auto refreshing = refresh().eagerlyEvaluate(nullptr);
+
+  std::printf("kvd: node %s generation %" PRIu64 " listening on %s%s\n", Hex(id).c_str(),
+              generation.value(), rpc_address.c_str(), gossip_line.c_str());
   std::fflush(stdout);
 
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
@@ -81,16 +232,23 @@ int Run(const Flags& flags) {
   std::fprintf(stderr, "kvd: caught %s, stopping\n",
                info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 
-  // Handlers run to completion on this thread, so no request is half-applied here. Refuse new
-  // requests, stop accepting, then close every connection and the database.
+  refreshing = nullptr;
+  // Leave first, so the others mark this node LEFT rather than DOWN; linger a few gossip
+  // rounds so the news gets out.
+  if (agent) {
+    if (!g_refused)
+      agent->LeaveAndStop(
+          std::max(flags.config.gossip_interval * 5, mb::Duration(std::chrono::milliseconds(500))));
+    agent.reset();
+  }
+  // Refuse new requests, apply the writes already received, send every reply ready to go,
+  // then close every connection and the database.
   server.service().BeginShutdown();
-  // Writes already received are applied, and every reply ready to go is sent, before the
-  // connections close.
   server.service().Drain().wait(io.waitScope);
   io.waitScope.poll();
   accepting = nullptr;
   listener = nullptr;
-  return 0;
+  return g_refused ? 1 : 0;
 }
 
 }  // namespace
@@ -109,7 +267,43 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{0}, std::size_t{256} << 20));
   app.add_flag("--sync-writes", flags.sync_writes,
-               "fsync the WAL before acknowledging each write (default: WAL without fsync)");
+               "fsync the WAL before acknowledging each write batch (default: WAL without fsync)");
+  auto* g = app.add_option_group("membership");
+  g->add_option("--gossip", flags.gossip,
+                "IPv4:PORT for gossip, UDP and TCP (port 0: any free port); without it the "
+                "node runs alone");
+  g->add_option("--seeds", flags.seeds, "Comma-separated IPv4:PORT gossip addresses to join");
+  g->add_option("--rack", flags.rack, "Rack name, for rack-aware placement");
+  g->add_option("--cluster-name", flags.config.cluster_name,
+                "Gossip from other cluster names is dropped")
+      ->capture_default_str();
+  g->add_option("--vnodes", flags.vnodes, "Ring tokens chosen at first start")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  g->add_option("--probe-interval-ms", flags.probe_interval_ms)
+      ->capture_default_str()
+      ->check(CLI::Range(10, 600000));
+  g->add_option("--probe-timeout-ms", flags.probe_timeout_ms)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  g->add_option("--indirect-probes", flags.config.indirect_probes, "k members asked to ping-req")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
+  g->add_option("--gossip-fanout", flags.config.gossip_fanout)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  g->add_option("--gossip-interval-ms", flags.gossip_interval_ms)
+      ->capture_default_str()
+      ->check(CLI::Range(10, 600000));
+  g->add_option("--suspicion-mult", flags.config.suspicion_mult)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  g->add_option("--retransmit-mult", flags.config.retransmit_mult)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  g->add_option("--push-pull-interval-ms", flags.push_pull_interval_ms)
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3600000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -124,6 +318,30 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kvd: --listen: %s\n", s.message().c_str());
     return 2;
   }
+  mb::Endpoint e;
+  if (!flags.gossip.empty() && !mb::ParseEndpoint(flags.gossip, &e)) {
+    std::fprintf(stderr, "kvd: --gossip: '%s' is not IPv4:PORT\n", flags.gossip.c_str());
+    return 2;
+  }
+  std::stringstream seeds(flags.seeds);
+  for (std::string s; std::getline(seeds, s, ',');) {
+    if (!mb::ParseEndpoint(s, &e) || e.port == 0) {
+      std::fprintf(stderr, "kvd: --seeds: '%s' is not IPv4:PORT\n", s.c_str());
+      return 2;
+    }
+  }
+  if (!flags.seeds.empty() && flags.gossip.empty()) {
+    std::fprintf(stderr, "kvd: --seeds needs --gossip\n");
+    return 2;
+  }
+  if (flags.probe_timeout_ms >= flags.probe_interval_ms) {
+    std::fprintf(stderr, "kvd: --probe-timeout-ms must be below --probe-interval-ms\n");
+    return 2;
+  }
+  flags.config.probe_interval = std::chrono::milliseconds(flags.probe_interval_ms);
+  flags.config.probe_timeout = std::chrono::milliseconds(flags.probe_timeout_ms);
+  flags.config.gossip_interval = std::chrono::milliseconds(flags.gossip_interval_ms);
+  flags.config.push_pull_interval = std::chrono::milliseconds(flags.push_pull_interval_ms);
   const int rc = Run(flags);
   if (rc == 0) std::fprintf(stderr, "kvd: stopped\n");
   return rc;

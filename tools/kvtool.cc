@@ -3,6 +3,7 @@
 //   kvtool [--host HOST:PORT] [--json] [--timeout-ms MS] put KEY VALUE [--context CTX]
 //   kvtool ... get KEY
 //   kvtool ... delete KEY [--context CTX]
+//   kvtool ... status | ring [--replicas N] | removenode ID | stats
 //   kvtool ... bench [options]
 //
 // --host defaults to $KV_HOST, else 127.0.0.1:7701. VALUE "-" reads the value from stdin,
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -159,6 +161,134 @@ int DoDelete(const Globals& g, const std::string& key, const std::string& ctx_ar
   return kExitOk;
 }
 
+std::string Hex(std::uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+std::string HumanBytes(std::uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+nlohmann::json MemberJson(const kv::rpc::MemberInfo& m) {
+  return {{"id", Hex(m.id)},
+          {"rpc", m.rpc},
+          {"gossip", m.gossip},
+          {"status", m.status},
+          {"state", m.state},
+          {"generation", m.generation},
+          {"incarnation", m.incarnation},
+          {"phi", m.phi},
+          {"tokens", m.tokens},
+          {"owns", m.owns * 100},
+          {"load", m.load},
+          {"rack", m.rack}};
+}
+
+int DoStatus(const Globals& g) {
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  kv::rpc::StatusReply r = client.value()->ClusterStatus();
+  if (!r.status.ok()) return Report(r.status);
+  if (g.json) {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& m : r.members) nodes.push_back(MemberJson(m));
+    PrintJson({{"nodes", nodes}});
+    return kExitOk;
+  }
+  std::printf("%-8s %-16s %-21s %-21s %-8s %5s %5s %7s %6s %7s %10s %s\n", "Status", "ID", "RPC",
+              "Gossip", "State", "Gen", "Inc", "Phi", "Tokens", "Owns", "Load", "Rack");
+  for (const auto& m : r.members) {
+    std::printf("%-8s %-16s %-21s %-21s %-8s %5llu %5llu %7.2f %6u %6.1f%% %10s %s\n",
+                m.status.c_str(), Hex(m.id).c_str(), m.rpc.c_str(), m.gossip.c_str(),
+                m.state.c_str(), static_cast<unsigned long long>(m.generation),
+                static_cast<unsigned long long>(m.incarnation), m.phi, m.tokens, m.owns * 100,
+                HumanBytes(m.load).c_str(), m.rack.c_str());
+  }
+  return kExitOk;
+}
+
+int DoRing(const Globals& g, std::uint32_t replicas) {
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  kv::rpc::RingReply r = client.value()->Ring(replicas);
+  if (!r.status.ok()) return Report(r.status);
+  std::map<std::uint64_t, std::string> rpc_of;
+  for (const auto& m : r.members) rpc_of[m.id] = m.rpc;
+  if (g.json) {
+    nlohmann::json ranges = nlohmann::json::array();
+    for (const auto& range : r.ranges) {
+      nlohmann::json reps = nlohmann::json::array();
+      for (auto id : range.replicas) reps.push_back({{"id", Hex(id)}, {"rpc", rpc_of[id]}});
+      ranges.push_back({{"start", std::to_string(range.begin)},
+                        {"end", std::to_string(range.end)},
+                        {"replicas", reps}});
+    }
+    PrintJson({{"replicas", replicas}, {"ranges", ranges}});
+    return kExitOk;
+  }
+  std::printf("%-20s %-20s replicas (first is primary)\n", "start", "end (exclusive)");
+  for (const auto& range : r.ranges) {
+    std::printf("%-20llu %-20s", static_cast<unsigned long long>(range.begin),
+                range.end == 0 ? "2^64" : std::to_string(range.end).c_str());
+    for (auto id : range.replicas) std::printf(" %s", rpc_of[id].c_str());
+    std::printf("\n");
+  }
+  return kExitOk;
+}
+
+int DoRemoveNode(const Globals& g, const std::string& id_text) {
+  std::string hex = id_text;
+  if (hex.rfind("0x", 0) == 0) hex = hex.substr(2);
+  if (hex.empty() || hex.size() > 16 ||
+      hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    return Complain(kExitUsage, "invalid argument: node id '" + id_text +
+                                    "' is not a hex id as `kvtool status` shows it");
+  }
+  const std::uint64_t id = std::stoull(hex, nullptr, 16);
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  Status s = client.value()->RemoveNode(id);
+  if (!s.ok()) return Complain(ExitFor(s), "removenode " + Hex(id) + ": " + s.ToString());
+  if (g.json) {
+    PrintJson({{"removed", Hex(id)}});
+  } else {
+    std::printf("removed %s\n", Hex(id).c_str());
+  }
+  return kExitOk;
+}
+
+int DoStats(const Globals& g) {
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  kv::rpc::StatsReply r = client.value()->Stats();
+  if (!r.status.ok()) return Report(r.status);
+  if (g.json) {
+    nlohmann::json gossip = nlohmann::json::object();
+    for (const auto& [name, value] : r.counters) gossip[name] = value;
+    PrintJson({{"gossip", r.gossip ? gossip : nlohmann::json()}});
+    return kExitOk;
+  }
+  if (!r.gossip) {
+    std::printf("gossip: off (no --gossip)\n");
+    return kExitOk;
+  }
+  for (const auto& [name, value] : r.counters) {
+    std::printf("gossip.%-20s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,6 +317,18 @@ int main(int argc, char** argv) {
   del->add_option("KEY", key)->required();
   del->add_option("--context", context, "Context from a get: delete only what it saw");
 
+  auto* status = app.add_subcommand("status", "Every member: status, state, generation, phi, ...");
+  std::uint32_t replicas = 3;
+  auto* ring = app.add_subcommand("ring", "Token ranges and their replicas");
+  ring->add_option("--replicas", replicas, "Replicas per range")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  std::string remove_id;
+  auto* removenode = app.add_subcommand("removenode", "Remove a dead node for good");
+  removenode->add_option("ID", remove_id, "Node id as `kvtool status` shows it")->required();
+
+  auto* stats = app.add_subcommand("stats", "This node's counters (gossip traffic and drops)");
+
   kv::tools::BenchOptions bench_options;
   auto* bench = app.add_subcommand("bench", "Closed-loop load against one node");
   kv::tools::AddBenchFlags(bench, &bench_options);
@@ -211,6 +353,10 @@ int main(int argc, char** argv) {
   if (get->parsed()) return DoGet(g, key);
   if (put->parsed()) return DoPut(g, key, value, context);
   if (del->parsed()) return DoDelete(g, key, context);
+  if (status->parsed()) return DoStatus(g);
+  if (stats->parsed()) return DoStats(g);
+  if (ring->parsed()) return DoRing(g, replicas);
+  if (removenode->parsed()) return DoRemoveNode(g, remove_id);
   if (bench->parsed()) {
     Status s = kv::tools::RunBench(g.host, bench_options, g.json);
     return s.ok() ? kExitOk : Report(s);

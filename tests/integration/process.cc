@@ -129,15 +129,19 @@ RunResult Kvtool(const std::vector<std::string>& args, const std::string& input)
   return Run(argv, input);
 }
 
-Kvd::Kvd(std::string data_dir, std::vector<std::string> extra_flags)
-    : data_dir_(std::move(data_dir)), extra_(std::move(extra_flags)) {}
+Kvd::Kvd(std::string data_dir, std::vector<std::string> extra_flags, std::string ip)
+    : data_dir_(std::move(data_dir)), extra_(std::move(extra_flags)), ip_(std::move(ip)) {}
+
+void Kvd::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
 
 Kvd::~Kvd() {
   if (pid_ > 0) Stop(SIGKILL);
 }
 
 bool Kvd::Start(std::chrono::milliseconds deadline_in) {
-  std::vector<std::string> argv = {KV_KVD_PATH, "--data-dir", data_dir_, "--listen", "127.0.0.1:0"};
+  std::vector<std::string> argv = {KV_KVD_PATH, "--data-dir", data_dir_, "--listen", ip_ + ":0"};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   int in_fd;
   out_.clear();
@@ -145,7 +149,9 @@ bool Kvd::Start(std::chrono::milliseconds deadline_in) {
   close(in_fd);
   fcntl(out_fd_, F_SETFL, O_NONBLOCK);
   fcntl(err_fd_, F_SETFL, O_NONBLOCK);
-  static const std::regex ready("listening on ([0-9.]+):([0-9]+)");
+  static const std::regex ready(
+      "node ([0-9a-f]+) generation ([0-9]+) listening on ([0-9.]+):([0-9]+)( gossip on "
+      "([0-9.]+:[0-9]+))?\n");
   const auto deadline = Clock::now() + deadline_in;
   while (Clock::now() < deadline) {
     pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
@@ -153,8 +159,11 @@ bool Kvd::Start(std::chrono::milliseconds deadline_in) {
     Drain(false);
     std::smatch m;
     if (std::regex_search(out_, m, ready)) {
-      port_ = std::stoi(m[2]);
-      address_ = std::string(m[1]) + ":" + std::string(m[2]);
+      node_id_ = m[1];
+      generation_ = std::stoull(m[2]);
+      port_ = std::stoi(m[4]);
+      address_ = std::string(m[3]) + ":" + std::string(m[4]);
+      gossip_ = m[6];
       return true;
     }
     if (!Alive()) return false;
@@ -186,6 +195,10 @@ bool Kvd::Alive() {
   const pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
     pid_ = -1;
+    Drain(true);  // keep everything it said before it died
+    close(out_fd_);
+    close(err_fd_);
+    out_fd_ = err_fd_ = -1;
     return false;
   }
   return true;

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,9 @@ RunResult Kvtool(const std::vector<std::string>& args, const std::string& input 
 // A kvd process. Start() returns once it printed its ready line (or fails the test).
 class Kvd {
  public:
-  explicit Kvd(std::string data_dir, std::vector<std::string> extra_flags = {});
+  // Listens for clients on `ip`:0. Gossip, if wanted, goes in `extra_flags` (--gossip IP:0).
+  explicit Kvd(std::string data_dir, std::vector<std::string> extra_flags = {},
+               std::string ip = "127.0.0.1");
   ~Kvd();  // SIGKILLs the process if still running
 
   // Starts on 127.0.0.1 with a free port (a restart may get another one: read address() again).
@@ -51,6 +54,13 @@ class Kvd {
   bool Alive();
 
   const std::string& address() const { return address_; }
+  // The gossip address printed at start; empty without --gossip.
+  const std::string& gossip_address() const { return gossip_; }
+  std::uint64_t generation() const { return generation_; }
+  const std::string& node_id() const { return node_id_; }
+  pid_t pid() const { return pid_; }
+  // Sends a signal without waiting (SIGSTOP, SIGCONT).
+  void Signal(int sig);
   int port() const { return port_; }
   // Everything the process wrote on stderr so far (after Stop, all of it).
   const std::string& stderr_text() const { return err_; }
@@ -60,6 +70,10 @@ class Kvd {
 
   std::string data_dir_;
   std::vector<std::string> extra_;
+  std::string ip_;
+  std::string gossip_;
+  std::string node_id_;
+  std::uint64_t generation_ = 0;
   pid_t pid_ = -1;
   int out_fd_ = -1;
   int err_fd_ = -1;

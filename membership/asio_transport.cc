@@ -1,0 +1,302 @@
+#include "membership/asio_transport.h"
+
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility> (C++20, GCC 12).
+#include <utility>
+
+#include <array>
+#include <boost/asio.hpp>
+#include <chrono>
+
+namespace kv::membership {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+
+// A push-pull message travels as a 4-byte big-endian length and the bytes, one per connection.
+constexpr std::uint32_t kMaxStreamBytes = 16u << 20;
+constexpr auto kStreamTimeout = std::chrono::seconds(5);
+// Views are rebuilt at most this often under a burst of events; the timer catches up.
+constexpr auto kPublishEvery = std::chrono::milliseconds(10);
+
+Time Now() {
+  return std::chrono::duration_cast<Time>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+asio::ip::address_v4 Addr(const Endpoint& e) { return asio::ip::address_v4(e.ip); }
+
+template <typename AsioEndpoint>
+Endpoint FromAsio(const AsioEndpoint& e) {
+  Endpoint out;
+  if (e.address().is_v4()) out.ip = e.address().to_v4().to_uint();
+  out.port = e.port();
+  return out;
+}
+
+}  // namespace
+
+struct GossipAgent::Impl {
+  explicit Impl(AgentOptions o) : opts(std::move(o)) {}
+
+  AgentOptions opts;
+  asio::io_context io;
+  udp::socket udp_socket{io};
+  tcp::acceptor acceptor{io};
+  asio::steady_timer timer{io};
+  std::unique_ptr<Membership> m;  // touched on the membership thread only (after Start)
+  std::thread thread;
+  std::array<char, 65536> rbuf;
+  udp::endpoint rfrom;
+  bool stopped = false;  // membership thread only
+  std::vector<NodeId> last_removed;
+  bool refused_reported = false;
+  std::chrono::steady_clock::time_point last_publish;
+
+  mutable std::mutex mu;  // guards view and counters
+  std::shared_ptr<const ClusterView> view;
+  Counters counters;
+
+  void Publish(bool force) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_publish < kPublishEvery) return;
+    last_publish = now;
+    auto v = std::make_shared<const ClusterView>(m->View(Now()));
+    std::lock_guard<std::mutex> lock(mu);
+    view = std::move(v);
+    counters = m->counters();
+  }
+
+  void SendStream(Outgoing o) {
+    auto sock = std::make_shared<tcp::socket>(io);
+    auto data = std::make_shared<std::string>();
+    const auto n = static_cast<std::uint32_t>(o.bytes.size());
+    data->push_back(static_cast<char>(n >> 24));
+    data->push_back(static_cast<char>(n >> 16));
+    data->push_back(static_cast<char>(n >> 8));
+    data->push_back(static_cast<char>(n));
+    data->append(o.bytes);
+    auto deadline = std::make_shared<asio::steady_timer>(io, kStreamTimeout);
+    deadline->async_wait([sock](const boost::system::error_code& ec) {
+      if (!ec) {
+        boost::system::error_code ignored;
+        sock->close(ignored);
+      }
+    });
+    sock->async_connect(
+        tcp::endpoint(Addr(o.to), o.to.port),
+        [sock, data, deadline](const boost::system::error_code& ec) {
+          if (ec) return;
+          asio::async_write(*sock, asio::buffer(*data),
+                            [sock, data, deadline](const boost::system::error_code&, std::size_t) {
+                              deadline->cancel();
+                              boost::system::error_code ignored;
+                              sock->shutdown(tcp::socket::shutdown_both, ignored);
+                              sock->close(ignored);
+                            });
+        });
+  }
+
+  void Flush() {
+    for (Outgoing& o : m->TakeOutgoing()) {
+      if (o.stream) {
+        SendStream(std::move(o));
+        continue;
+      }
+      auto data = std::make_shared<std::string>(std::move(o.bytes));
+      udp_socket.async_send_to(asio::buffer(*data), udp::endpoint(Addr(o.to), o.to.port),
+                               [data](const boost::system::error_code&, std::size_t) {});
+    }
+  }
+
+  void Arm() {
+    const auto at = std::chrono::steady_clock::time_point(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(m->NextDeadline()));
+    timer.expires_at(at);
+    timer.async_wait([this](const boost::system::error_code& ec) {
+      // A cancelled wait, or one that completed just before a re-arm: the flag and the code
+      // both guard (TOOLCHAIN.md, pitfall 8). An early Tick is harmless.
+      if (ec || stopped) return;
+      m->Tick(Now());
+      AfterEvent(/*force_publish=*/true);
+    });
+  }
+
+  void AfterEvent(bool force_publish = false) {
+    Flush();
+    Publish(force_publish);
+    std::vector<NodeId> removed = m->Removed();
+    if (removed != last_removed) {
+      last_removed = removed;
+      if (opts.on_removed_changed) opts.on_removed_changed(removed);
+    }
+    if (m->refused() && !refused_reported) {
+      refused_reported = true;
+      if (opts.on_refused) opts.on_refused();
+    }
+    Arm();
+  }
+
+  void ReceiveLoop() {
+    udp_socket.async_receive_from(
+        asio::buffer(rbuf), rfrom, [this](const boost::system::error_code& ec, std::size_t n) {
+          if (stopped || ec == asio::error::operation_aborted) return;
+          if (!ec) {
+            m->Receive(FromAsio(rfrom), std::string_view(rbuf.data(), n), false, Now());
+            AfterEvent();
+          }
+          ReceiveLoop();
+        });
+  }
+
+  void ReadStream(std::shared_ptr<tcp::socket> sock) {
+    auto header = std::make_shared<std::array<std::uint8_t, 4>>();
+    auto deadline = std::make_shared<asio::steady_timer>(io, kStreamTimeout);
+    deadline->async_wait([sock](const boost::system::error_code& ec) {
+      if (!ec) {
+        boost::system::error_code ignored;
+        sock->close(ignored);
+      }
+    });
+    asio::async_read(
+        *sock, asio::buffer(*header),
+        [this, sock, header, deadline](const boost::system::error_code& ec, std::size_t) {
+          if (ec || stopped) return;
+          const std::uint32_t len = std::uint32_t{(*header)[0]} << 24 |
+                                    std::uint32_t{(*header)[1]} << 16 |
+                                    std::uint32_t{(*header)[2]} << 8 | (*header)[3];
+          if (len > kMaxStreamBytes) {  // refuse before allocating
+            deadline->cancel();
+            boost::system::error_code ignored;
+            sock->close(ignored);
+            return;
+          }
+          auto body = std::make_shared<std::string>(len, '\0');
+          asio::async_read(
+              *sock, asio::buffer(*body),
+              [this, sock, body, deadline](const boost::system::error_code& ec2, std::size_t) {
+                deadline->cancel();
+                boost::system::error_code ignored;
+                const auto from = sock->remote_endpoint(ignored);
+                sock->close(ignored);
+                if (ec2 || stopped) return;
+                m->Receive(FromAsio(from), *body, true, Now());
+                AfterEvent();
+              });
+        });
+  }
+
+  void AcceptLoop() {
+    acceptor.async_accept([this](const boost::system::error_code& ec, tcp::socket s) {
+      if (stopped || ec == asio::error::operation_aborted) return;
+      if (!ec) ReadStream(std::make_shared<tcp::socket>(std::move(s)));
+      AcceptLoop();
+    });
+  }
+
+  void StopNow() {
+    stopped = true;
+    boost::system::error_code ignored;
+    timer.cancel();
+    udp_socket.close(ignored);
+    acceptor.close(ignored);
+    io.stop();
+  }
+
+  bool Bind(Endpoint* bound, std::string* error) {
+    // UDP and TCP share one port number. With port 0, take UDP's and retry if TCP's is taken.
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      boost::system::error_code ec;
+      udp_socket.open(udp::v4(), ec);
+      if (!ec) udp_socket.bind(udp::endpoint(Addr(opts.gossip), opts.gossip.port), ec);
+      if (ec) {
+        *error = "cannot bind UDP " + ToString(opts.gossip) + ": " + ec.message();
+        return false;
+      }
+      const std::uint16_t port = udp_socket.local_endpoint().port();
+      acceptor.open(tcp::v4(), ec);
+      if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acceptor.bind(tcp::endpoint(Addr(opts.gossip), port), ec);
+      if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+      if (!ec) {
+        *bound = Endpoint{opts.gossip.ip, port};
+        return true;
+      }
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+      udp_socket.close(ignored);
+      if (opts.gossip.port != 0) {
+        *error = "cannot listen on TCP " + ToString(opts.gossip) + ": " + ec.message();
+        return false;
+      }
+    }
+    *error = "no free port for gossip on " + ToString(opts.gossip);
+    return false;
+  }
+};
+
+GossipAgent::GossipAgent(AgentOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+GossipAgent::~GossipAgent() {
+  if (impl_->thread.joinable()) {
+    asio::post(impl_->io, [this]() { impl_->StopNow(); });
+    impl_->thread.join();
+  }
+}
+
+bool GossipAgent::Start(std::string* error) {
+  Impl& d = *impl_;
+  if (!d.Bind(&bound_, error)) return false;
+  d.m = std::make_unique<Membership>(d.opts.config, d.opts.self, bound_, d.opts.generation,
+                                     d.opts.app, d.opts.seed, Now());
+  d.m->RestoreRemoved(d.opts.removed);
+  d.last_removed = d.m->Removed();
+  if (!d.opts.seeds.empty()) d.m->Join(d.opts.seeds, Now());
+  d.Publish(true);
+  d.ReceiveLoop();
+  d.AcceptLoop();
+  d.Flush();
+  d.Arm();
+  d.thread = std::thread([&d]() { d.io.run(); });
+  return true;
+}
+
+void GossipAgent::LeaveAndStop(Duration linger) {
+  Impl& d = *impl_;
+  if (!d.thread.joinable()) return;
+  asio::post(d.io, [&d, linger]() {
+    d.m->Leave(Now());
+    d.AfterEvent(true);
+    auto t = std::make_shared<asio::steady_timer>(d.io, linger);
+    t->async_wait([&d, t](const boost::system::error_code&) { d.StopNow(); });
+  });
+  d.thread.join();
+}
+
+std::shared_ptr<const ClusterView> GossipAgent::view() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->view;
+}
+
+Counters GossipAgent::counters() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->counters;
+}
+
+void GossipAgent::Remove(NodeId id, std::function<void(bool)> done) {
+  asio::post(impl_->io, [this, id, done = std::move(done)]() {
+    const bool ok = impl_->m->Remove(id, Now());
+    impl_->AfterEvent(true);
+    done(ok);
+  });
+}
+
+void GossipAgent::UpdateApp(AppState app) {
+  asio::post(impl_->io, [this, app = std::move(app)]() {
+    impl_->m->UpdateApp(app, Now());
+    impl_->AfterEvent(true);
+  });
+}
+
+}  // namespace kv::membership

@@ -1,0 +1,69 @@
+// GossipAgent: runs a Membership state machine on its own thread behind real sockets.
+//
+// The membership thread owns a Boost.Asio io_context, a UDP socket for datagrams (probes,
+// acks, piggybacked gossip) and a TCP acceptor on the same port for push-pull stream messages
+// (one length-prefixed message per connection). Timers follow Membership::NextDeadline().
+// Other threads never touch the state machine: they read the latest immutable ClusterView
+// (published after every event, at most every few milliseconds) and post requests, whose
+// answers come back through callbacks run on the membership thread.
+//
+// Thread-safety: every public method may be called from any thread, except that Start and Stop
+// must not race each other.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "membership/membership.h"
+
+namespace kv::membership {
+
+struct AgentOptions {
+  Config config;
+  NodeId self = 0;
+  Endpoint gossip;  // port 0: any free port (the same for UDP and TCP)
+  std::uint64_t generation = 0;
+  AppState app;
+  std::vector<Endpoint> seeds;
+  std::vector<NodeId> removed;  // tombstones known from a previous run
+  std::uint64_t seed = 0;       // randomness of the state machine
+  // Called on the membership thread when the set of removed ids changes (to persist it), and
+  // when the cluster says this node itself was removed.
+  std::function<void(const std::vector<NodeId>&)> on_removed_changed;
+  std::function<void()> on_refused;
+};
+
+class GossipAgent {
+ public:
+  explicit GossipAgent(AgentOptions options);
+  ~GossipAgent();  // stops without leaving if still running
+
+  // Binds the sockets and starts the membership thread. Returns false with `*error` set if the
+  // endpoint cannot be bound.
+  bool Start(std::string* error);
+  // The bound gossip endpoint (after Start).
+  Endpoint endpoint() const { return bound_; }
+
+  // Announces a graceful leave, keeps gossiping for up to `linger` so the news gets out, then
+  // stops the thread.
+  void LeaveAndStop(Duration linger);
+
+  std::shared_ptr<const ClusterView> view() const;
+  Counters counters() const;
+
+  // Requests, answered on the membership thread.
+  void Remove(NodeId id, std::function<void(bool removed)> done);
+  void UpdateApp(AppState app);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Endpoint bound_;
+};
+
+}  // namespace kv::membership

@@ -1,0 +1,1152 @@
+#include "membership/membership.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "membership/check.h"
+#include "membership/lifeguard.h"
+#include "membership/phi_accrual.h"
+#include "membership/rng.h"
+#include "membership/wire.h"
+
+namespace kv::membership {
+namespace {
+
+// Order of liveness claims about one member within one generation, at equal incarnation: a
+// claim replaces what this node believes only if (incarnation, rank) is higher. LEFT outranks
+// DOWN so that a member that left is never shown DOWN once the news of its leave arrived.
+int Rank(Liveness l) {
+  switch (l) {
+    case Liveness::kUp:
+      return 0;
+    case Liveness::kSuspect:
+      return 1;
+    case Liveness::kDown:
+      return 2;
+    case Liveness::kLeft:
+      return 3;
+    case Liveness::kRemoved:
+      return 4;
+  }
+  return 0;
+}
+
+// How long a ping-req intermediary waits for the target before it nacks: less than the
+// requester's own probe timeout, so the nack gets back before the requester's probe period
+// ends (the requester sends ping-reqs at probe_timeout and decides at probe_interval).
+Duration NackDelay(const Config& c) { return c.probe_timeout * 4 / 5; }
+
+// Bounds the ping-req relays one node keeps, so a flood of ping-reqs cannot grow memory.
+constexpr std::size_t kMaxRelays = 1024;
+
+// How many queued broadcasts one datagram looks at before giving up on filling the rest.
+constexpr int kMaxBroadcastScan = 256;
+
+// The smallest thing that could still fit (a tombstone id).
+constexpr std::size_t kMinPiggybackBytes = 10;
+
+bool Probeable(Liveness l) { return l == Liveness::kUp || l == Liveness::kSuspect; }
+
+}  // namespace
+
+struct Membership::Impl {
+  // A running suspicion of one member (Lifeguard): its timeout starts at `max` and shrinks
+  // towards `min` as distinct members other than the one that started it confirm it.
+  struct Suspicion {
+    Time start{0};
+    Duration min{0};
+    Duration max{0};
+    int expected = 0;                // K: confirmations that bring it to `min`
+    NodeId initiator = 0;            // who raised it first; does not count as a confirmation
+    std::vector<NodeId> confirmers;  // sorted, distinct, never the initiator, size <= expected
+    Time deadline{0};
+  };
+
+  struct Member {
+    NodeId id = 0;
+    Endpoint endpoint;
+    std::uint64_t generation = 0;
+    std::uint64_t incarnation = 0;
+    Liveness liveness = Liveness::kUp;
+    NodeId accuser = 0;  // the latest member that claimed it suspect or down
+    Time liveness_since{0};
+    // The application state held, at app_version; app_version 0 means none is held for this
+    // generation (`app` may still show what an older life announced).
+    AppState app;
+    std::uint64_t app_version = 0;
+    // Allocated only when needed: a large cluster keeps N records in each of N nodes.
+    std::unique_ptr<Suspicion> suspicion;  // set iff liveness == kSuspect
+    std::unique_ptr<PhiAccrual> phi;       // from the first ack
+  };
+
+  // One queued piggyback: the latest news about a member, or a tombstone.
+  struct Broadcast {
+    std::uint64_t order = 0;  // enqueue sequence: higher is newer
+    int transmits = 0;
+    bool removal = false;
+    NodeId id = 0;
+    // When !removal: whether the member's application state goes too. The update itself is
+    // built from the member's record when sent: every change queues the member again (which
+    // re-estimates `cost`), so the record is what it was when queued, or newer.
+    bool with_app = false;
+    std::size_t cost = 0;  // estimated bytes it adds to a datagram
+  };
+  using BroadcastKey = std::pair<bool, NodeId>;  // (removal, id)
+  // Sends the least-sent first, and among those the newest.
+  using PriorityKey = std::tuple<int, std::uint64_t, bool, NodeId>;  // (transmits, ~order, ...)
+
+  struct Probe {
+    bool active = false;
+    NodeId target = 0;
+    std::uint64_t seq = 0;
+    Time indirect_at{0};  // no ack by then: ping-req
+    Time end_at{0};       // no ack by then: suspect
+    bool acked = false;
+    bool indirect_sent = false;
+    int expected_nacks = 0;
+    std::vector<NodeId> nackers;
+  };
+
+  // A ping-req this node relays as intermediary.
+  struct Relay {
+    Endpoint requester;
+    std::uint64_t requester_seq = 0;
+    Time nack_at{0};
+  };
+
+  Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t generation, AppState app,
+       std::uint64_t seed, Time now);
+
+  // ---- Helpers over the member table.
+  Member& Self() { return members_.at(self_id_); }
+  const Member& Self() const { return members_.at(self_id_); }
+  std::size_t N() const { return n_; }
+  void SetLiveness(Member& m, Liveness l, NodeId from, Time now);
+  bool Confirm(Member& m, NodeId from);
+  void MarkRemoved(NodeId id);
+  void AddTombstone(NodeId id);
+  std::vector<NodeId> RandomMembers(std::size_t k, const auto& eligible);
+
+  // ---- Messages.
+  wire::Message Header(wire::Kind kind) const;
+  wire::Update StateOf(const Member& m, bool with_app) const;
+  wire::Digest DigestOf(const Member& m) const;
+  void Push(const Endpoint& to, std::string bytes, bool stream);
+  // Sends a datagram to `to` (member `to_id` if known), filled with queued piggybacks while it
+  // fits max_datagram_bytes. `forced` updates go first whatever the queue says. Returns false
+  // (and sends nothing) if `require_piggyback` and nothing was queued.
+  bool SendDatagram(const Endpoint& to, std::optional<NodeId> to_id, wire::Message msg,
+                    std::vector<wire::Update> forced = {}, bool require_piggyback = false);
+  void SendStream(const Endpoint& to, const wire::Message& msg);
+  void SendPing(const Member& target, std::uint64_t seq);
+  void SendSyn(const Endpoint& to);
+  void SendJoin(Time now);
+  void RequestPull(const Endpoint& from, Time now);
+
+  // ---- Dissemination.
+  std::size_t Cost(const wire::Update* u, NodeId removal) const;
+  void EnqueueMember(const Member& m, bool with_app);
+  void EnqueueRemoval(NodeId id);
+  void EraseBroadcast(const BroadcastKey& key);
+
+  // ---- Input.
+  void Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now);
+  void ApplyUpdate(const wire::Update& u, const wire::Message& via, Time now);
+  void ApplyClaimAboutSelf(const wire::Update& u, const wire::Message& via);
+  void Refute(std::uint64_t at_least, bool accused, const wire::Message& via);
+  void ApplyRemovals(const std::vector<NodeId>& ids);
+  void HandlePing(const wire::Message& m);
+  void HandleAck(const wire::Message& m, Time now);
+  void HandleNack(const wire::Message& m);
+  void HandlePingReq(const wire::Message& m, Time now);
+  void HandleSyn(const wire::Message& m);
+  void HandleSynAck(const wire::Message& m);
+
+  // ---- Timers.
+  void Tick(Time now);
+  void StartProbe(Time now);
+  std::optional<NodeId> NextProbeTarget();
+  void SendPingReqs();
+  void FinishProbe(Time now);
+  void SuspectLocally(Member& m, Time now);
+  void GossipRound(Time now);
+  void PushPullRound();
+  Time NextDeadline() const;
+
+  const Config config_;
+  const NodeId self_id_;
+  Rng rng_;
+  Counters counters_;
+  std::vector<Outgoing> outgoing_;
+
+  // Every member ever heard of, self included; removed ones stay with liveness kRemoved.
+  std::map<NodeId, Member> members_;
+  // Ids of members other than self that are not removed, in order of arrival: random picks
+  // index into it (a std::map cannot be indexed).
+  std::vector<NodeId> others_;
+  std::size_t n_ = 1;  // members that are not removed, self included
+  std::set<std::pair<Time, NodeId>> suspicion_deadlines_;  // one per member with a suspicion
+  std::set<NodeId> tombstones_;
+  bool left_ = false;
+  bool refused_ = false;
+  int health_ = 0;  // Lifeguard local health score, 0..awareness_max
+
+  std::map<BroadcastKey, Broadcast> broadcasts_;
+  std::set<PriorityKey> priority_;  // one entry per broadcast
+  std::uint64_t broadcast_order_ = 0;
+  std::size_t base_bytes_ = 0;  // a datagram with nothing piggybacked, for Cost
+
+  std::uint64_t next_seq_ = 1;
+  Probe probe_;
+  std::vector<NodeId> probe_list_;  // this round's shuffled order
+  std::size_t probe_index_ = 0;
+  std::map<std::uint64_t, Relay> relays_;  // by this node's seq; nack_at grows with the seq
+
+  Time next_probe_at_{0};
+  Time next_gossip_at_{0};
+  Time next_push_pull_at_{0};
+
+  std::vector<Endpoint> seeds_;
+  bool joining_ = false;
+  Time next_join_at_{0};
+  std::map<Endpoint, Time> last_pull_;  // on-demand pulls, rate-limited per peer
+};
+
+// ------------------------------------------------------------------------------------------
+// Construction.
+
+Membership::Impl::Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t generation,
+                       AppState app, std::uint64_t seed, Time now)
+    : config_(std::move(c)), self_id_(self), rng_(seed) {
+  KV_MEMBERSHIP_CHECK(config_.probe_interval > Duration(0));
+  KV_MEMBERSHIP_CHECK(config_.probe_timeout > Duration(0));
+  KV_MEMBERSHIP_CHECK(config_.indirect_probes >= 0 && config_.gossip_fanout >= 0);
+  KV_MEMBERSHIP_CHECK(config_.retransmit_mult >= 1 && config_.suspicion_mult >= 1);
+  KV_MEMBERSHIP_CHECK(config_.suspicion_max_mult >= 1 && config_.awareness_max >= 0);
+  KV_MEMBERSHIP_CHECK(config_.join_retry_interval > Duration(0));
+
+  std::sort(app.tokens.begin(), app.tokens.end());
+  Member me;
+  me.id = self;
+  me.endpoint = gossip;
+  me.generation = generation;
+  me.liveness_since = now;
+  me.app = std::move(app);
+  me.app_version = 1;
+  members_.emplace(self, std::move(me));
+
+  base_bytes_ = wire::Encode(Header(wire::Kind::kGossip)).size();
+  // The largest datagram with nothing optional in it (a ping-req, plus the one forced update a
+  // ping or a refutation carries) must fit, or the configuration cannot work at all.
+  {
+    wire::Message worst = Header(wire::Kind::kPingReq);
+    worst.sender = worst.generation = worst.incarnation = UINT64_MAX;
+    worst.endpoint = worst.target_endpoint = Endpoint{UINT32_MAX, UINT16_MAX};
+    worst.seq_no = worst.target = UINT64_MAX;
+    wire::Update u;
+    u.id = u.generation = u.incarnation = u.from = u.app_version = UINT64_MAX;
+    u.endpoint = Endpoint{UINT32_MAX, UINT16_MAX};
+    u.liveness = Liveness::kDown;
+    worst.updates.push_back(u);
+    KV_MEMBERSHIP_CHECK(wire::Encode(worst).size() <= config_.max_datagram_bytes);
+  }
+
+  // Staggered so that nodes started together do not probe and gossip in lockstep.
+  next_probe_at_ = now + Duration(static_cast<Duration::rep>(rng_.Uniform(
+                             static_cast<std::uint64_t>(config_.probe_interval.count()))));
+  if (config_.gossip_interval > Duration(0)) {
+    next_gossip_at_ = now + Duration(static_cast<Duration::rep>(rng_.Uniform(
+                                static_cast<std::uint64_t>(config_.gossip_interval.count()))));
+  }
+  if (config_.push_pull_interval > Duration(0)) {
+    next_push_pull_at_ =
+        now + Duration(static_cast<Duration::rep>(
+                  rng_.Uniform(static_cast<std::uint64_t>(config_.push_pull_interval.count()))));
+  }
+  EnqueueMember(Self(), true);
+}
+
+// ------------------------------------------------------------------------------------------
+// The member table.
+
+void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now) {
+  KV_MEMBERSHIP_CHECK(m.liveness != Liveness::kRemoved);
+  if (l == Liveness::kSuspect && m.liveness == Liveness::kSuspect && m.suspicion) {
+    // A newer incarnation suspected again: the running timer stands, the claim confirms it.
+    if (Confirm(m, from)) m.accuser = from;
+    return;
+  }
+  if (l == Liveness::kSuspect) {
+    Suspicion s;
+    s.start = now;
+    s.min = lifeguard::SuspicionMinTimeout(config_.suspicion_mult, N(), config_.probe_interval);
+    s.max = lifeguard::SuspicionMaxTimeout(config_.suspicion_max_mult, s.min);
+    s.expected = lifeguard::ExpectedConfirmations(config_.indirect_probes, N());
+    s.initiator = from;
+    s.deadline = now + lifeguard::SuspicionTimeout(s.min, s.max, s.expected, 0);
+    suspicion_deadlines_.emplace(s.deadline, m.id);
+    m.suspicion = std::make_unique<Suspicion>(std::move(s));
+  } else if (m.suspicion) {
+    suspicion_deadlines_.erase({m.suspicion->deadline, m.id});
+    m.suspicion.reset();
+  }
+  if (l == Liveness::kSuspect || l == Liveness::kDown) m.accuser = from;
+  if (l == Liveness::kRemoved) {
+    --n_;
+    auto pos = std::find(others_.begin(), others_.end(), m.id);
+    KV_MEMBERSHIP_CHECK(pos != others_.end());
+    others_.erase(pos);
+    if (probe_.active && probe_.target == m.id) probe_.active = false;
+  }
+  if (l != m.liveness) m.liveness_since = now;
+  m.liveness = l;
+}
+
+bool Membership::Impl::Confirm(Member& m, NodeId from) {
+  if (!m.suspicion) return false;
+  Suspicion& s = *m.suspicion;
+  if (from == s.initiator || static_cast<int>(s.confirmers.size()) >= s.expected) return false;
+  auto it = std::lower_bound(s.confirmers.begin(), s.confirmers.end(), from);
+  if (it != s.confirmers.end() && *it == from) return false;
+  s.confirmers.insert(it, from);
+  suspicion_deadlines_.erase({s.deadline, m.id});
+  s.deadline = s.start + lifeguard::SuspicionTimeout(s.min, s.max, s.expected,
+                                                     static_cast<int>(s.confirmers.size()));
+  suspicion_deadlines_.emplace(s.deadline, m.id);
+  return true;
+}
+
+void Membership::Impl::MarkRemoved(NodeId id) {
+  auto it = members_.find(id);
+  if (it == members_.end() || it->second.liveness == Liveness::kRemoved) return;
+  SetLiveness(it->second, Liveness::kRemoved, self_id_, it->second.liveness_since);
+  EraseBroadcast({false, id});
+}
+
+void Membership::Impl::AddTombstone(NodeId id) {
+  if (id == self_id_ || !tombstones_.insert(id).second) return;
+  MarkRemoved(id);
+  EnqueueRemoval(id);
+}
+
+// Up to k distinct members other than self for which eligible(member) holds, drawn at random
+// (memberlist's kRandomNodes: bounded rejection sampling, no full scan).
+std::vector<NodeId> Membership::Impl::RandomMembers(std::size_t k, const auto& eligible) {
+  std::vector<NodeId> out;
+  const std::size_t n = others_.size();
+  for (std::size_t tries = 0; tries < 3 * n && out.size() < k; ++tries) {
+    const NodeId id = others_[rng_.Uniform(n)];
+    if (std::find(out.begin(), out.end(), id) != out.end()) continue;
+    if (eligible(members_.at(id))) out.push_back(id);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// Building and sending messages.
+
+wire::Message Membership::Impl::Header(wire::Kind kind) const {
+  const Member& me = Self();
+  wire::Message m;
+  m.cluster = config_.cluster_name;
+  m.sender = self_id_;
+  m.generation = me.generation;
+  m.incarnation = me.incarnation;
+  m.endpoint = me.endpoint;
+  m.app_version = me.app_version;
+  m.kind = kind;
+  return m;
+}
+
+wire::Update Membership::Impl::StateOf(const Member& m, bool with_app) const {
+  wire::Update u;
+  u.id = m.id;
+  u.endpoint = m.endpoint;
+  u.generation = m.generation;
+  u.incarnation = m.incarnation;
+  u.liveness = m.liveness;
+  u.from = (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown) ? m.accuser : m.id;
+  u.app_version = m.app_version;
+  u.has_app = with_app && m.app_version > 0;
+  if (u.has_app) u.app = m.app;
+  return u;
+}
+
+wire::Digest Membership::Impl::DigestOf(const Member& m) const {
+  return wire::Digest{m.id, m.generation, m.incarnation, m.liveness, m.app_version};
+}
+
+void Membership::Impl::Push(const Endpoint& to, std::string bytes, bool stream) {
+  if (stream) {
+    ++counters_.streams_out;
+  } else {
+    KV_MEMBERSHIP_CHECK(bytes.size() <= config_.max_datagram_bytes);
+    ++counters_.datagrams_out;
+  }
+  counters_.bytes_out += bytes.size();
+  outgoing_.push_back(Outgoing{to, std::move(bytes), stream});
+}
+
+bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to_id,
+                                    wire::Message msg, std::vector<wire::Update> forced,
+                                    bool require_piggyback) {
+  // A recipient this node believes suspect or down hears so first: it refutes at once if it is
+  // alive, instead of waiting for the news to reach it by chance.
+  if (to_id && *to_id != self_id_) {
+    auto it = members_.find(*to_id);
+    if (it != members_.end() &&
+        (it->second.liveness == Liveness::kSuspect || it->second.liveness == Liveness::kDown)) {
+      const bool already = std::any_of(forced.begin(), forced.end(),
+                                       [&](const wire::Update& u) { return u.id == *to_id; });
+      if (!already) forced.push_back(StateOf(it->second, false));
+    }
+  }
+  msg.updates = std::move(forced);
+  msg.removals.clear();
+  const std::size_t forced_count = msg.updates.size();
+  std::string bytes = wire::Encode(msg);
+  while (bytes.size() > config_.max_datagram_bytes && !msg.updates.empty()) {
+    msg.updates.pop_back();  // cannot happen with the sizes checked at construction
+    bytes = wire::Encode(msg);
+  }
+  KV_MEMBERSHIP_CHECK(bytes.size() <= config_.max_datagram_bytes);
+
+  // Pick queued broadcasts by estimated size, then confirm with the real encoding.
+  std::size_t budget = config_.max_datagram_bytes - bytes.size();
+  std::vector<BroadcastKey> picked;
+  int scanned = 0;
+  for (const PriorityKey& p : priority_) {
+    if (budget < kMinPiggybackBytes || ++scanned > kMaxBroadcastScan) break;
+    const BroadcastKey key{std::get<2>(p), std::get<3>(p)};
+    const Broadcast& b = broadcasts_.at(key);
+    if (!b.removal && std::any_of(msg.updates.begin(), msg.updates.begin() + forced_count,
+                                  [&](const wire::Update& u) { return u.id == b.id; })) {
+      continue;  // a fresher copy is forced in already
+    }
+    if (b.cost > budget) continue;
+    budget -= b.cost;
+    picked.push_back(key);
+  }
+  while (true) {
+    msg.updates.resize(forced_count);
+    msg.removals.clear();
+    for (const BroadcastKey& key : picked) {
+      const Broadcast& b = broadcasts_.at(key);
+      if (b.removal) {
+        msg.removals.push_back(b.id);
+      } else {
+        msg.updates.push_back(StateOf(members_.at(b.id), b.with_app));
+      }
+    }
+    bytes = wire::Encode(msg);
+    if (bytes.size() <= config_.max_datagram_bytes || picked.empty()) break;
+    picked.pop_back();  // the estimate was short: give up the last pick
+  }
+  KV_MEMBERSHIP_CHECK(bytes.size() <= config_.max_datagram_bytes);
+  if (require_piggyback && picked.empty() && forced_count == 0) return false;
+
+  const int limit = lifeguard::RetransmitLimit(config_.retransmit_mult, N());
+  for (const BroadcastKey& key : picked) {
+    Broadcast& b = broadcasts_.at(key);
+    priority_.erase(PriorityKey{b.transmits, ~b.order, b.removal, b.id});
+    if (++b.transmits >= limit) {
+      broadcasts_.erase(key);
+    } else {
+      priority_.insert(PriorityKey{b.transmits, ~b.order, b.removal, b.id});
+    }
+  }
+  Push(to, std::move(bytes), false);
+  return true;
+}
+
+void Membership::Impl::SendStream(const Endpoint& to, const wire::Message& msg) {
+  Push(to, wire::Encode(msg), true);
+}
+
+void Membership::Impl::SendPing(const Member& target, std::uint64_t seq) {
+  wire::Message msg = Header(wire::Kind::kPing);
+  msg.seq_no = seq;
+  msg.target = target.id;
+  SendDatagram(target.endpoint, target.id, std::move(msg));
+}
+
+void Membership::Impl::SendSyn(const Endpoint& to) {
+  wire::Message msg = Header(wire::Kind::kSyn);
+  msg.digests.reserve(n_);
+  for (const auto& [id, m] : members_) {
+    if (m.liveness != Liveness::kRemoved) msg.digests.push_back(DigestOf(m));
+  }
+  msg.removals.assign(tombstones_.begin(), tombstones_.end());
+  SendStream(to, msg);
+}
+
+void Membership::Impl::SendJoin(Time now) {
+  for (const Endpoint& seed : seeds_) {
+    wire::Message ping = Header(wire::Kind::kPing);
+    ping.seq_no = next_seq_++;
+    ping.any_target = true;
+    SendDatagram(seed, std::nullopt, std::move(ping));
+    SendSyn(seed);
+  }
+  next_join_at_ = now + config_.join_retry_interval;
+}
+
+// A peer announced an application state newer than the one held, without the state itself (it
+// did not fit a datagram): fetch it with a push-pull, at most once per probe interval per peer.
+void Membership::Impl::RequestPull(const Endpoint& from, Time now) {
+  auto it = last_pull_.find(from);
+  if (it != last_pull_.end() && now - it->second < config_.probe_interval) return;
+  if (last_pull_.size() > 64) {
+    std::erase_if(last_pull_,
+                  [&](const auto& e) { return now - e.second >= config_.probe_interval; });
+  }
+  last_pull_[from] = now;
+  SendSyn(from);
+}
+
+// ------------------------------------------------------------------------------------------
+// Dissemination queue.
+
+// Estimated bytes one update (or tombstone, when u is null) adds to a datagram: the growth of a
+// bare datagram when it alone is added. Packing works word by word, so sizes nearly add up; the
+// first element also pays for its list, which makes the estimate err on the large side.
+std::size_t Membership::Impl::Cost(const wire::Update* u, NodeId removal) const {
+  wire::Message msg = Header(wire::Kind::kGossip);
+  if (u != nullptr) {
+    msg.updates.push_back(*u);
+  } else {
+    msg.removals.push_back(removal);
+  }
+  const std::size_t size = wire::Encode(msg).size();
+  return size > base_bytes_ ? size - base_bytes_ : 1;
+}
+
+void Membership::Impl::EnqueueMember(const Member& m, bool with_app) {
+  const BroadcastKey key{false, m.id};
+  auto it = broadcasts_.find(key);
+  // News that replaces a queued application state must carry it on: not everyone has it yet.
+  if (it != broadcasts_.end() && it->second.with_app) with_app = true;
+  EraseBroadcast(key);
+  Broadcast b;
+  b.order = ++broadcast_order_;
+  b.id = m.id;
+  wire::Update u = StateOf(m, with_app);
+  b.with_app = u.has_app;
+  b.cost = Cost(&u, 0);
+  if (u.has_app && base_bytes_ + b.cost > config_.max_datagram_bytes) {
+    // Too large to piggyback: send the liveness alone; receivers pull the state (RequestPull).
+    u = StateOf(m, false);
+    b.with_app = false;
+    b.cost = Cost(&u, 0);
+  }
+  priority_.insert(PriorityKey{0, ~b.order, false, m.id});
+  broadcasts_.emplace(key, std::move(b));
+}
+
+void Membership::Impl::EnqueueRemoval(NodeId id) {
+  const BroadcastKey key{true, id};
+  EraseBroadcast(key);
+  Broadcast b;
+  b.order = ++broadcast_order_;
+  b.removal = true;
+  b.id = id;
+  b.cost = Cost(nullptr, id);
+  priority_.insert(PriorityKey{0, ~b.order, true, id});
+  broadcasts_.emplace(key, std::move(b));
+}
+
+void Membership::Impl::EraseBroadcast(const BroadcastKey& key) {
+  auto it = broadcasts_.find(key);
+  if (it == broadcasts_.end()) return;
+  priority_.erase(PriorityKey{it->second.transmits, ~it->second.order, key.first, key.second});
+  broadcasts_.erase(it);
+}
+
+// ------------------------------------------------------------------------------------------
+// Input.
+
+void Membership::Impl::Receive(const Endpoint& from, std::string_view bytes, bool stream,
+                               Time now) {
+  if (stream) {
+    ++counters_.streams_in;
+  } else {
+    ++counters_.datagrams_in;
+  }
+  counters_.bytes_in += bytes.size();
+  if (refused_) return;  // this node is out of the cluster for good
+  if (bytes.size() > (stream ? wire::kMaxStreamBytes : config_.max_datagram_bytes)) {
+    ++counters_.dropped_oversize;
+    return;
+  }
+  wire::Message msg;
+  const auto result =
+      wire::Decode(bytes,
+                   stream ? wire::kStreamTraversalWords
+                          : wire::DatagramTraversalWords(config_.max_datagram_bytes),
+                   &msg);
+  if (result == wire::DecodeResult::kVersion) {
+    ++counters_.dropped_version;
+    return;
+  }
+  if (result != wire::DecodeResult::kOk) {
+    ++counters_.dropped_malformed;
+    return;
+  }
+  if (msg.cluster != config_.cluster_name) {
+    ++counters_.dropped_cluster;
+    return;
+  }
+  if (tombstones_.count(msg.sender) != 0) {
+    ++counters_.dropped_removed;
+    wire::Message notice = Header(wire::Kind::kRemovedNotice);
+    notice.target = msg.sender;
+    Push(msg.endpoint, wire::Encode(notice), false);  // no piggybacks: it is not one of us
+    return;
+  }
+  if (msg.sender == self_id_) {
+    ++counters_.dropped_stale;  // our own echo, or another process with this id
+    return;
+  }
+  if (auto it = members_.find(msg.sender);
+      it != members_.end() && msg.generation < it->second.generation) {
+    ++counters_.dropped_stale;  // from a previous life of a member that has restarted
+    return;
+  }
+  (void)from;  // replies go to the sender's gossip endpoint: a stream arrives from another port
+
+  joining_ = false;  // somebody in the cluster talks to us
+  if (msg.kind == wire::Kind::kRemovedNotice) {
+    if (msg.target == self_id_) refused_ = true;
+    return;
+  }
+
+  // The sender is alive at the (generation, incarnation) it sends with.
+  wire::Update claim;
+  claim.id = msg.sender;
+  claim.endpoint = msg.endpoint;
+  claim.generation = msg.generation;
+  claim.incarnation = msg.incarnation;
+  claim.liveness = Liveness::kUp;
+  claim.from = msg.sender;
+  ApplyUpdate(claim, msg, now);
+
+  ApplyRemovals(msg.removals);
+  if (refused_) return;
+  for (const wire::Update& u : msg.updates) ApplyUpdate(u, msg, now);
+  for (const wire::Update& u : msg.states) ApplyUpdate(u, msg, now);
+
+  // The sender holds a newer application state of its own than we do, and did not send it
+  // (it did not fit): fetch it. A push-pull exchange already carries it.
+  const bool push_pull = msg.kind == wire::Kind::kSyn || msg.kind == wire::Kind::kSynAck ||
+                         msg.kind == wire::Kind::kAck2;
+  if (auto it = members_.find(msg.sender); !push_pull && it != members_.end() &&
+                                           it->second.generation == msg.generation &&
+                                           msg.app_version > it->second.app_version) {
+    RequestPull(msg.endpoint, now);
+  }
+
+  switch (msg.kind) {
+    case wire::Kind::kPing:
+      HandlePing(msg);
+      break;
+    case wire::Kind::kAck:
+      HandleAck(msg, now);
+      break;
+    case wire::Kind::kNack:
+      HandleNack(msg);
+      break;
+    case wire::Kind::kPingReq:
+      HandlePingReq(msg, now);
+      break;
+    case wire::Kind::kSyn:
+      HandleSyn(msg);
+      break;
+    case wire::Kind::kSynAck:
+      HandleSynAck(msg);
+      break;
+    case wire::Kind::kGossip:
+    case wire::Kind::kAck2:
+    case wire::Kind::kRemovedNotice:
+      break;
+  }
+}
+
+// Merges one claim about a member. Liveness and application state are ordered separately:
+// (generation, incarnation, rank) and (generation, app_version). Anything older is ignored;
+// anything newer is taken and queued for re-gossip.
+void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& via, Time now) {
+  if (tombstones_.count(u.id) != 0) return;  // a removed id never comes back
+  if (u.id == self_id_) {
+    ApplyClaimAboutSelf(u, via);
+    return;
+  }
+  auto it = members_.find(u.id);
+  if (it == members_.end()) {
+    Member m;
+    m.id = u.id;
+    m.endpoint = u.endpoint;
+    m.generation = u.generation;
+    m.incarnation = u.incarnation;
+    m.liveness = Liveness::kUp;
+    m.liveness_since = now;
+    if (u.has_app) {
+      m.app = u.app;
+      m.app_version = u.app_version;
+    }
+    it = members_.emplace(u.id, std::move(m)).first;
+    others_.push_back(u.id);
+    ++n_;
+    if (u.liveness != Liveness::kUp) SetLiveness(it->second, u.liveness, u.from, now);
+    EnqueueMember(it->second, u.has_app);
+    if (!u.has_app && u.app_version > 0) RequestPull(via.endpoint, now);
+    return;
+  }
+  Member& m = it->second;
+  if (m.liveness == Liveness::kRemoved) return;  // (also kept out by the tombstone check above)
+  if (u.generation < m.generation) return;       // a previous life
+  bool changed = false;
+  bool app_changed = false;
+  if (u.generation > m.generation) {
+    // A restart: a new life replaces the old one whatever state that was in. The old
+    // application state stays on show (so the ring does not lose the node's tokens while the
+    // new state is on its way) but counts as not held (app_version 0).
+    m.generation = u.generation;
+    m.endpoint = u.endpoint;
+    m.incarnation = u.incarnation;
+    m.app_version = 0;
+    m.phi.reset();
+    if (m.liveness == Liveness::kSuspect) SetLiveness(m, Liveness::kUp, u.from, now);
+    SetLiveness(m, u.liveness, u.from, now);
+    if (u.liveness == Liveness::kUp) m.liveness_since = now;
+    changed = true;
+  } else if (m.liveness == Liveness::kLeft) {
+    // LEFT is final within a generation: only a new life brings the member back. A leaving
+    // member that outbid an accusation stays LEFT at its newer incarnation.
+    if (u.liveness == Liveness::kLeft && u.incarnation > m.incarnation) {
+      m.incarnation = u.incarnation;
+      changed = true;
+    }
+  } else if (std::pair(u.incarnation, Rank(u.liveness)) >
+             std::pair(m.incarnation, Rank(m.liveness))) {
+    if (m.liveness == Liveness::kSuspect && u.liveness == Liveness::kSuspect) {
+      // Suspected again at a newer incarnation: the running timer stands.
+      m.incarnation = u.incarnation;
+      Confirm(m, u.from);
+      m.accuser = u.from;
+    } else {
+      m.incarnation = u.incarnation;
+      SetLiveness(m, u.liveness, u.from, now);
+    }
+    changed = true;
+  } else if (u.liveness == Liveness::kSuspect && m.liveness == Liveness::kSuspect &&
+             u.incarnation == m.incarnation) {
+    // An independent confirmation shortens the timeout, and is passed on once.
+    if (Confirm(m, u.from)) {
+      m.accuser = u.from;
+      changed = true;
+    }
+  }
+  if (u.has_app && u.app_version > m.app_version) {
+    m.app = u.app;
+    m.app_version = u.app_version;
+    changed = app_changed = true;
+  } else if (!u.has_app && u.app_version > m.app_version) {
+    RequestPull(via.endpoint, now);
+  }
+  if (changed) EnqueueMember(m, app_changed);
+}
+
+// Claims about this node: an accusation at the current incarnation or later is refuted by
+// outbidding it; anything older, or about another life of this id, is ignored.
+void Membership::Impl::ApplyClaimAboutSelf(const wire::Update& u, const wire::Message& via) {
+  Member& me = Self();
+  if (u.generation != me.generation || u.incarnation < me.incarnation) return;
+  const bool accused = u.liveness == Liveness::kSuspect || u.liveness == Liveness::kDown ||
+                       (u.liveness == Liveness::kLeft && !left_);
+  if (accused || u.incarnation > me.incarnation) Refute(u.incarnation, accused, via);
+}
+
+void Membership::Impl::Refute(std::uint64_t at_least, bool accused, const wire::Message& via) {
+  Member& me = Self();
+  me.incarnation = std::max(me.incarnation, at_least) + 1;
+  // Lifeguard: being suspected is a hint that this node is the slow one.
+  if (accused) health_ = lifeguard::ApplyHealthDelta(health_, 1, config_.awareness_max);
+  EnqueueMember(me, false);
+  // Answer the accuser directly: it learns at once, and spreads the refutation with its own.
+  SendDatagram(via.endpoint, via.sender, Header(wire::Kind::kGossip), {StateOf(me, false)});
+}
+
+void Membership::Impl::ApplyRemovals(const std::vector<NodeId>& ids) {
+  for (NodeId id : ids) {
+    if (id == self_id_) {
+      refused_ = true;
+    } else {
+      AddTombstone(id);
+    }
+  }
+}
+
+void Membership::Impl::HandlePing(const wire::Message& m) {
+  if (!m.any_target && m.target != self_id_) return;  // meant for an earlier owner of the address
+  wire::Message ack = Header(wire::Kind::kAck);
+  ack.seq_no = m.seq_no;
+  SendDatagram(m.endpoint, m.sender, std::move(ack));
+}
+
+void Membership::Impl::HandleAck(const wire::Message& m, Time now) {
+  if (probe_.active && m.seq_no == probe_.seq) {
+    if (probe_.acked) return;
+    probe_.acked = true;
+    health_ = lifeguard::ApplyHealthDelta(health_, -1, config_.awareness_max);
+    auto it = members_.find(probe_.target);
+    if (it != members_.end()) {
+      if (!it->second.phi) it->second.phi = std::make_unique<PhiAccrual>();
+      it->second.phi->Arrival(now);
+    }
+    return;
+  }
+  auto r = relays_.find(m.seq_no);
+  if (r == relays_.end()) return;  // late, or for a join ping
+  wire::Message ack = Header(wire::Kind::kAck);
+  ack.seq_no = r->second.requester_seq;
+  const Endpoint to = r->second.requester;
+  relays_.erase(r);
+  SendDatagram(to, std::nullopt, std::move(ack));
+}
+
+void Membership::Impl::HandleNack(const wire::Message& m) {
+  if (!probe_.active || probe_.acked || m.seq_no != probe_.seq) return;
+  if (std::find(probe_.nackers.begin(), probe_.nackers.end(), m.sender) == probe_.nackers.end()) {
+    probe_.nackers.push_back(m.sender);
+  }
+}
+
+void Membership::Impl::HandlePingReq(const wire::Message& m, Time now) {
+  if (m.target == self_id_) {  // asked to probe ourselves: we are the answer
+    wire::Message ack = Header(wire::Kind::kAck);
+    ack.seq_no = m.seq_no;
+    SendDatagram(m.endpoint, m.sender, std::move(ack));
+    return;
+  }
+  if (tombstones_.count(m.target) != 0 || relays_.size() >= kMaxRelays) return;
+  const std::uint64_t seq = next_seq_++;
+  relays_[seq] = Relay{m.endpoint, m.seq_no, now + NackDelay(config_)};
+  wire::Message ping = Header(wire::Kind::kPing);
+  ping.seq_no = seq;
+  ping.target = m.target;
+  SendDatagram(m.target_endpoint, m.target, std::move(ping));
+}
+
+// SYN: answer with the states the sender lacks or holds older, and ask for those it holds newer.
+void Membership::Impl::HandleSyn(const wire::Message& m) {
+  wire::Message ack = Header(wire::Kind::kSynAck);
+  std::map<NodeId, const wire::Digest*> theirs;
+  for (const wire::Digest& d : m.digests) theirs.emplace(d.id, &d);
+  for (const auto& [id, d] : theirs) {
+    if (tombstones_.count(id) != 0) continue;  // they learn of the removal from ack.removals
+    auto it = members_.find(id);
+    if (it == members_.end()) {
+      ack.digests.push_back(*d);
+      continue;
+    }
+    const Member& mine = it->second;
+    bool mine_newer = false;
+    bool theirs_newer = false;
+    if (mine.generation != d->generation) {
+      (mine.generation > d->generation ? mine_newer : theirs_newer) = true;
+    } else {
+      const auto a = std::pair(mine.incarnation, Rank(mine.liveness));
+      const auto b = std::pair(d->incarnation, Rank(d->liveness));
+      if (a > b) mine_newer = true;
+      if (b > a) theirs_newer = true;
+      if (mine.app_version > d->app_version) mine_newer = true;
+      if (d->app_version > mine.app_version) theirs_newer = true;
+    }
+    if (mine_newer) ack.states.push_back(StateOf(mine, true));
+    if (theirs_newer) ack.digests.push_back(DigestOf(mine));
+  }
+  for (const auto& [id, mine] : members_) {
+    if (mine.liveness != Liveness::kRemoved && theirs.count(id) == 0) {
+      ack.states.push_back(StateOf(mine, true));
+    }
+  }
+  ack.removals.assign(tombstones_.begin(), tombstones_.end());
+  SendStream(m.endpoint, ack);
+}
+
+// ACK: its states were merged by Receive; now send what it asked for.
+void Membership::Impl::HandleSynAck(const wire::Message& m) {
+  wire::Message ack2 = Header(wire::Kind::kAck2);
+  for (const wire::Digest& d : m.digests) {
+    auto it = members_.find(d.id);
+    if (it == members_.end() || it->second.liveness == Liveness::kRemoved) continue;
+    ack2.states.push_back(StateOf(it->second, true));
+  }
+  if (!ack2.states.empty()) SendStream(m.endpoint, ack2);
+}
+
+// ------------------------------------------------------------------------------------------
+// Timers.
+
+void Membership::Impl::Tick(Time now) {
+  if (refused_) return;
+  // Ping-req relays whose target stayed silent: tell the requester we tried.
+  while (!relays_.empty() && relays_.begin()->second.nack_at <= now) {
+    wire::Message nack = Header(wire::Kind::kNack);
+    nack.seq_no = relays_.begin()->second.requester_seq;
+    const Endpoint to = relays_.begin()->second.requester;
+    relays_.erase(relays_.begin());
+    SendDatagram(to, std::nullopt, std::move(nack));
+  }
+
+  if (probe_.active && !probe_.acked && !probe_.indirect_sent && now >= probe_.indirect_at &&
+      now < probe_.end_at) {
+    SendPingReqs();
+  }
+  if (probe_.active && now >= probe_.end_at) FinishProbe(now);
+  if (!probe_.active && now >= next_probe_at_) StartProbe(now);
+
+  // Unrefuted suspicions become DOWN (each removes its own entry from the set).
+  while (!suspicion_deadlines_.empty() && suspicion_deadlines_.begin()->first <= now) {
+    Member& m = members_.at(suspicion_deadlines_.begin()->second);
+    SetLiveness(m, Liveness::kDown, self_id_, now);
+    EnqueueMember(m, false);
+  }
+
+  if (config_.gossip_interval > Duration(0) && now >= next_gossip_at_) {
+    GossipRound(now);
+    next_gossip_at_ = now + config_.gossip_interval;
+  }
+  if (config_.push_pull_interval > Duration(0) && now >= next_push_pull_at_) {
+    PushPullRound();
+    next_push_pull_at_ = now + lifeguard::PushPullInterval(config_.push_pull_interval, N());
+  }
+  if (joining_ && now >= next_join_at_) SendJoin(now);
+}
+
+void Membership::Impl::StartProbe(Time now) {
+  next_probe_at_ = now + lifeguard::ScaleByHealth(config_.probe_interval, health_);
+  if (left_) return;  // a leaving node accuses nobody
+  const std::optional<NodeId> target = NextProbeTarget();
+  if (!target) return;
+  probe_ = Probe{};
+  probe_.active = true;
+  probe_.target = *target;
+  probe_.seq = next_seq_++;
+  probe_.indirect_at = now + lifeguard::ScaleByHealth(config_.probe_timeout, health_);
+  probe_.end_at = next_probe_at_;
+  SendPing(members_.at(*target), probe_.seq);
+}
+
+// Randomized round-robin: every probe-able member once per round, in a fresh random order each
+// round, so each is probed within 2N - 1 periods at worst (SWIM section 4.3).
+std::optional<NodeId> Membership::Impl::NextProbeTarget() {
+  for (int pass = 0; pass < 2; ++pass) {
+    while (probe_index_ < probe_list_.size()) {
+      const NodeId id = probe_list_[probe_index_++];
+      auto it = members_.find(id);
+      if (it != members_.end() && Probeable(it->second.liveness)) return id;
+    }
+    probe_list_.clear();
+    probe_index_ = 0;
+    for (const auto& [id, m] : members_) {
+      if (id != self_id_ && Probeable(m.liveness)) probe_list_.push_back(id);
+    }
+    rng_.Shuffle(probe_list_);
+  }
+  return std::nullopt;
+}
+
+void Membership::Impl::SendPingReqs() {
+  probe_.indirect_sent = true;
+  const Member& target = members_.at(probe_.target);
+  const std::vector<NodeId> helpers = RandomMembers(
+      static_cast<std::size_t>(config_.indirect_probes),
+      [&](const Member& m) { return m.id != probe_.target && m.liveness == Liveness::kUp; });
+  probe_.expected_nacks = static_cast<int>(helpers.size());
+  for (NodeId id : helpers) {
+    wire::Message req = Header(wire::Kind::kPingReq);
+    req.seq_no = probe_.seq;
+    req.target = target.id;
+    req.target_endpoint = target.endpoint;
+    SendDatagram(members_.at(id).endpoint, id, std::move(req));
+  }
+}
+
+void Membership::Impl::FinishProbe(Time now) {
+  probe_.active = false;
+  if (probe_.acked) return;
+  auto it = members_.find(probe_.target);
+  if (it == members_.end() || !Probeable(it->second.liveness)) return;
+  // Lifeguard: missing nacks mean this node's own network or scheduling is the problem; with
+  // nobody to ask, any failed probe counts against it.
+  int delta = 1;
+  if (probe_.expected_nacks > 0) {
+    delta = std::max(0, probe_.expected_nacks - static_cast<int>(probe_.nackers.size()));
+  }
+  health_ = lifeguard::ApplyHealthDelta(health_, delta, config_.awareness_max);
+  SuspectLocally(it->second, now);
+}
+
+void Membership::Impl::SuspectLocally(Member& m, Time now) {
+  if (m.liveness == Liveness::kUp) {
+    SetLiveness(m, Liveness::kSuspect, self_id_, now);
+    EnqueueMember(m, false);
+  } else if (m.liveness == Liveness::kSuspect && Confirm(m, self_id_)) {
+    m.accuser = self_id_;
+    EnqueueMember(m, false);
+  }
+}
+
+void Membership::Impl::GossipRound(Time now) {
+  if (broadcasts_.empty()) return;
+  const std::vector<NodeId> targets =
+      RandomMembers(static_cast<std::size_t>(config_.gossip_fanout), [&](const Member& m) {
+        if (Probeable(m.liveness)) return true;
+        return (m.liveness == Liveness::kDown || m.liveness == Liveness::kLeft) &&
+               now - m.liveness_since < config_.gossip_to_dead;
+      });
+  for (NodeId id : targets) {
+    if (!SendDatagram(members_.at(id).endpoint, id, Header(wire::Kind::kGossip), {}, true)) break;
+  }
+}
+
+void Membership::Impl::PushPullRound() {
+  const auto up = RandomMembers(1, [](const Member& m) { return m.liveness == Liveness::kUp; });
+  if (!up.empty()) SendSyn(members_.at(up[0]).endpoint);
+  // Reconnect: also sync with one member believed DOWN. After a partition heals, both sides
+  // hold the other DOWN and nobody probes DOWN members; this is how they find each other again.
+  const auto down = RandomMembers(1, [](const Member& m) { return m.liveness == Liveness::kDown; });
+  if (!down.empty()) SendSyn(members_.at(down[0]).endpoint);
+  // Nobody else is UP: go back to the seeds.
+  if (up.empty() && !seeds_.empty()) SendSyn(seeds_[rng_.Uniform(seeds_.size())]);
+}
+
+Time Membership::Impl::NextDeadline() const {
+  if (refused_) return Time::max();
+  Time t = next_probe_at_;
+  if (probe_.active) {
+    t = std::min(t, probe_.end_at);
+    if (!probe_.acked && !probe_.indirect_sent) t = std::min(t, probe_.indirect_at);
+  }
+  if (!suspicion_deadlines_.empty()) t = std::min(t, suspicion_deadlines_.begin()->first);
+  if (config_.gossip_interval > Duration(0)) t = std::min(t, next_gossip_at_);
+  if (config_.push_pull_interval > Duration(0)) t = std::min(t, next_push_pull_at_);
+  if (joining_) t = std::min(t, next_join_at_);
+  if (!relays_.empty()) t = std::min(t, relays_.begin()->second.nack_at);
+  return t;
+}
+
+// ------------------------------------------------------------------------------------------
+// The public face.
+
+Membership::Membership(Config config, NodeId self, Endpoint gossip, std::uint64_t generation,
+                       AppState app, std::uint64_t seed, Time now)
+    : impl_(std::make_unique<Impl>(std::move(config), self, gossip, generation, std::move(app),
+                                   seed, now)) {}
+
+Membership::~Membership() = default;
+
+void Membership::Join(const std::vector<Endpoint>& seeds, Time now) {
+  Impl& s = *impl_;
+  if (s.refused_) return;
+  s.seeds_.clear();
+  for (const Endpoint& e : seeds) {
+    if (e != s.Self().endpoint &&
+        std::find(s.seeds_.begin(), s.seeds_.end(), e) == s.seeds_.end()) {
+      s.seeds_.push_back(e);
+    }
+  }
+  s.joining_ = !s.seeds_.empty();
+  if (s.joining_) s.SendJoin(now);
+}
+
+void Membership::Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now) {
+  impl_->Receive(from, bytes, stream, now);
+}
+
+void Membership::Tick(Time now) { impl_->Tick(now); }
+
+std::vector<Outgoing> Membership::TakeOutgoing() {
+  std::vector<Outgoing> out;
+  out.swap(impl_->outgoing_);
+  return out;
+}
+
+Time Membership::NextDeadline() const { return impl_->NextDeadline(); }
+
+void Membership::UpdateApp(const AppState& app, Time /*now*/) {
+  Impl& s = *impl_;
+  Impl::Member& me = s.Self();
+  me.app = app;
+  std::sort(me.app.tokens.begin(), me.app.tokens.end());
+  ++me.app_version;
+  s.EnqueueMember(me, true);
+}
+
+void Membership::Leave(Time now) {
+  Impl& s = *impl_;
+  if (s.left_ || s.refused_) return;
+  s.left_ = true;
+  s.probe_.active = false;
+  Impl::Member& me = s.Self();
+  ++me.incarnation;
+  me.liveness = Liveness::kLeft;
+  me.liveness_since = now;
+  me.app.state = NodeState::kLeft;
+  ++me.app_version;
+  s.EnqueueMember(me, true);
+  s.GossipRound(now);  // start spreading the news now rather than at the next round
+}
+
+bool Membership::Remove(NodeId id, Time /*now*/) {
+  Impl& s = *impl_;
+  if (id == s.self_id_) return false;
+  auto it = s.members_.find(id);
+  if (it == s.members_.end() || it->second.liveness == Liveness::kUp ||
+      it->second.liveness == Liveness::kRemoved) {
+    return false;
+  }
+  s.AddTombstone(id);
+  return true;
+}
+
+void Membership::RestoreRemoved(const std::vector<NodeId>& ids) {
+  for (NodeId id : ids) impl_->AddTombstone(id);
+}
+
+std::vector<NodeId> Membership::Removed() const {
+  return std::vector<NodeId>(impl_->tombstones_.begin(), impl_->tombstones_.end());
+}
+
+bool Membership::refused() const { return impl_->refused_; }
+
+ClusterView Membership::View(Time now) const {
+  const Impl& s = *impl_;
+  ClusterView view;
+  view.self = s.self_id_;
+  view.members.reserve(s.members_.size());
+  for (const auto& [id, m] : s.members_) {
+    MemberView v;
+    v.id = id;
+    v.gossip = m.endpoint;
+    v.generation = m.generation;
+    v.incarnation = m.incarnation;
+    v.liveness = m.liveness;
+    v.app = m.app;
+    v.app_version = m.app_version;
+    v.phi = m.phi ? m.phi->Phi(now) : 0;
+    view.members.push_back(std::move(v));
+  }
+  return view;
+}
+
+const Counters& Membership::counters() const { return impl_->counters_; }
+
+}  // namespace kv::membership

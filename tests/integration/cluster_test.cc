@@ -1,0 +1,277 @@
+// Five real kvd processes on 127.0.0.1 .. 127.0.0.5 finding each other through one seed, and
+// the failure detector's verdicts as `kvtool status --json` shows them: crash, restart, pause,
+// graceful leave, removal, and garbage on the gossip port.
+//
+// Membership runs with short intervals (probe 200 ms) so the suite stays quick; every wait
+// polls with a generous deadline.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "tests/integration/process.h"
+
+namespace kv::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Sends `bytes` as one UDP datagram to `host_port` (an IPv4 loopback address).
+void SendDatagram(const std::string& host_port, const std::string& bytes) {
+  const auto colon = host_port.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(host_port.substr(colon + 1))));
+  inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr);
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  close(fd);
+}
+
+const std::vector<std::string> kFast = {
+    "--probe-interval-ms",     "200",  "--probe-timeout-ms", "100", "--gossip-interval-ms", "50",
+    "--push-pull-interval-ms", "2000", "--cluster-name",     "it"};
+
+struct Seen {
+  std::string status;
+  std::uint64_t generation = 0;
+};
+
+class Cluster : public ::testing::Test {
+ protected:
+  void StartAll(int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string ip = "127.0.0." + std::to_string(i + 1);
+      std::vector<std::string> flags = kFast;
+      flags.insert(flags.end(), {"--gossip", ip + ":0"});
+      if (i > 0) flags.insert(flags.end(), {"--seeds", nodes_[0]->gossip_address()});
+      nodes_.push_back(
+          std::make_unique<Kvd>(dir_.path() + "/n" + std::to_string(i + 1), flags, ip));
+      ASSERT_TRUE(nodes_.back()->Start()) << nodes_.back()->stderr_text();
+      ASSERT_FALSE(nodes_.back()->gossip_address().empty());
+    }
+  }
+
+  // What node `i` believes of every member, by id; empty if it did not answer.
+  std::map<std::string, Seen> ViewOf(int i) {
+    std::map<std::string, Seen> out;
+    auto r = Kvtool({"--host", nodes_[i]->address(), "--timeout-ms", "2000", "--json", "status"});
+    if (r.exit_code != 0) {
+      std::fprintf(stderr, "status from node %d failed: exit %d: %s\n", i, r.exit_code,
+                   r.err.c_str());
+      return out;
+    }
+    const auto j = nlohmann::json::parse(r.out);  // named: iterating a temporary's member dangles
+    for (const auto& m : j["nodes"]) {
+      out[m["id"].get<std::string>()] =
+          Seen{m["status"].get<std::string>(), m["generation"].get<std::uint64_t>()};
+    }
+    return out;
+  }
+
+  // Polls every live node's view until `pred(view)` holds for all of them. Also fails the test
+  // if any view ever shows one of `healthy` as DOWN (the detector must not accuse live nodes).
+  bool WaitAll(const std::vector<int>& live,
+               const std::function<bool(std::map<std::string, Seen>&)>& pred,
+               std::chrono::seconds deadline, const std::vector<int>& healthy = {}) {
+    const auto end = Clock::now() + deadline;
+    while (Clock::now() < end) {
+      bool all = true;
+      for (int i : live) {
+        auto v = ViewOf(i);
+        for (int h : healthy) {
+          auto it = v.find(nodes_[h]->node_id());
+          if (it != v.end()) {
+            EXPECT_NE(it->second.status, "DOWN")
+                << "node " << i << " thinks healthy " << h << " is DOWN";
+          }
+        }
+        if (v.empty() || !pred(v)) all = false;
+      }
+      if (all) return true;
+      if (Clock::now() + std::chrono::milliseconds(100) >= end) {
+        for (int i : live) {
+          auto r = Kvtool({"--host", nodes_[i]->address(), "--json", "status"});
+          std::fprintf(stderr, "view of node %d (%s, id %s): exit %d %s %s\n", i,
+                       nodes_[i]->address().c_str(), nodes_[i]->node_id().c_str(), r.exit_code,
+                       r.out.c_str(), r.err.c_str());
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval, not a wait
+    }
+    return false;
+  }
+
+  bool AllUp(const std::vector<int>& live, std::size_t members, std::chrono::seconds deadline) {
+    return WaitAll(
+        live,
+        [&](auto& v) {
+          if (v.size() < members) return false;
+          for (int i : live) {
+            auto it = v.find(nodes_[i]->node_id());
+            if (it == v.end() || it->second.status != "UP") return false;
+          }
+          return true;
+        },
+        deadline);
+  }
+
+  std::vector<int> Others(int except) {
+    std::vector<int> out;
+    for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) {
+      if (i != except) out.push_back(i);
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::vector<std::unique_ptr<Kvd>> nodes_;
+};
+
+TEST_F(Cluster, FiveNodesJoinThroughOneSeed) {
+  StartAll(5);
+  ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(30)));
+  // Every node reports the full table with the required keys, and ownership adds up.
+  auto r = Kvtool({"--host", nodes_[2]->address(), "--json", "status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  double owns = 0;
+  for (const auto& m : j["nodes"]) {
+    for (const char* k : {"id", "rpc", "gossip", "status", "state", "generation", "incarnation",
+                          "phi", "tokens", "owns", "load", "rack"}) {
+      EXPECT_TRUE(m.contains(k)) << k;
+    }
+    EXPECT_GT(m["tokens"].get<int>(), 0);
+    owns += m["owns"].get<double>();
+  }
+  EXPECT_NEAR(owns, 100.0, 0.01);
+  r = Kvtool({"--host", nodes_[3]->address(), "--json", "ring"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto ring = nlohmann::json::parse(r.out);
+  ASSERT_FALSE(ring["ranges"].empty());
+  for (const auto& range : ring["ranges"]) EXPECT_EQ(range["replicas"].size(), 3u);
+}
+
+TEST_F(Cluster, KilledNodeIsDownEverywhereAndComesBackWithHigherGeneration) {
+  StartAll(5);
+  ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(30)));
+  const std::string victim = nodes_[3]->node_id();
+  const std::uint64_t old_generation = nodes_[3]->generation();
+  const auto t0 = Clock::now();
+  nodes_[3]->Stop(SIGKILL);
+  ASSERT_TRUE(WaitAll(
+      Others(3), [&](auto& v) { return v[victim].status == "DOWN"; }, std::chrono::seconds(60),
+      Others(3)));
+  std::printf("[ figure ] SIGKILL to DOWN on every node: %.2f s (probe interval 200 ms)\n",
+              std::chrono::duration<double>(Clock::now() - t0).count());
+
+  ASSERT_TRUE(nodes_[3]->Start()) << nodes_[3]->stderr_text();
+  EXPECT_GT(nodes_[3]->generation(), old_generation);
+  ASSERT_TRUE(WaitAll(
+      {0, 1, 2, 3, 4},
+      [&](auto& v) {
+        return v[victim].status == "UP" && v[victim].generation == nodes_[3]->generation();
+      },
+      std::chrono::seconds(60)));
+}
+
+TEST_F(Cluster, PausedNodeIsUpAgainAfterContinue) {
+  StartAll(5);
+  ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(30)));
+  nodes_[1]->Signal(SIGSTOP);
+  // Three probe periods; elapsed time is the point here, not an event to wait for.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  nodes_[1]->Signal(SIGCONT);
+  ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(60)));
+}
+
+TEST_F(Cluster, SigtermLeavesGracefully) {
+  StartAll(5);
+  ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(30)));
+  const std::string leaver = nodes_[4]->node_id();
+  EXPECT_EQ(nodes_[4]->Stop(SIGTERM), 0) << nodes_[4]->stderr_text();
+  ASSERT_TRUE(WaitAll(
+      Others(4), [&](auto& v) { return v[leaver].status == "LEFT"; }, std::chrono::seconds(60),
+      Others(4)));
+}
+
+TEST_F(Cluster, RemovedNodeNeverComesBack) {
+  StartAll(5);
+  ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(30)));
+  const std::string victim = nodes_[2]->node_id();
+  // An UP node cannot be removed.
+  auto r = Kvtool({"--host", nodes_[0]->address(), "removenode", victim});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  nodes_[2]->Stop(SIGKILL);
+  ASSERT_TRUE(WaitAll(
+      Others(2), [&](auto& v) { return v[victim].status == "DOWN"; }, std::chrono::seconds(60)));
+  r = Kvtool({"--host", nodes_[0]->address(), "removenode", victim});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WaitAll(
+      Others(2), [&](auto& v) { return v[victim].status == "REMOVED"; }, std::chrono::seconds(60)));
+  // Its process comes back with its old data: the cluster refuses it, and it says why.
+  Kvd& again = *nodes_[2];
+  const bool started = again.Start();
+  if (started) {
+    // It may get as far as printing its ready line before it hears the verdict.
+    const auto end = Clock::now() + std::chrono::seconds(60);
+    while (again.Alive() && Clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(again.Alive());
+  EXPECT_EQ(again.Stop(SIGKILL), -1);
+  EXPECT_NE(again.stderr_text().find("removed"), std::string::npos) << again.stderr_text();
+  // And a later start refuses at once, from its own metadata.
+  EXPECT_FALSE(again.Start());
+  EXPECT_NE(again.stderr_text().find("cannot rejoin"), std::string::npos) << again.stderr_text();
+  // Nobody resurrects it.
+  for (int i : Others(2)) EXPECT_EQ(ViewOf(i)[victim].status, "REMOVED");
+}
+
+}  // namespace
+}  // namespace kv::test
+
+namespace kv::test {
+namespace {
+
+TEST_F(Cluster, GarbageDatagramsChangeNothingAndAreCounted) {
+  StartAll(3);
+  ASSERT_TRUE(AllUp({0, 1, 2}, 3, std::chrono::seconds(30)));
+  auto before = ViewOf(0);
+  std::mt19937_64 rng(17);
+  for (int i = 0; i < 300; ++i) {
+    std::string junk(1 + rng() % 1400, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    SendDatagram(nodes_[0]->gossip_address(), junk);
+  }
+  SendDatagram(nodes_[0]->gossip_address(), std::string(9000, 'x'));  // oversize
+  // The counters move, and every member is still UP with the same generation.
+  auto counted = [&]() {
+    auto r = Kvtool({"--host", nodes_[0]->address(), "--json", "stats"});
+    if (r.exit_code != 0) return std::uint64_t{0};
+    auto j = nlohmann::json::parse(r.out)["gossip"];
+    return j["dropped_malformed"].get<std::uint64_t>() +
+           j["dropped_oversize"].get<std::uint64_t>() + j["dropped_version"].get<std::uint64_t>() +
+           j["dropped_cluster"].get<std::uint64_t>();
+  };
+  const auto end = Clock::now() + std::chrono::seconds(30);
+  while (counted() < 250 && Clock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GE(counted(), 250u);  // loopback UDP may drop a few under a burst
+  ASSERT_TRUE(AllUp({0, 1, 2}, 3, std::chrono::seconds(30)));
+  auto after = ViewOf(0);
+  ASSERT_EQ(after.size(), before.size());
+  for (const auto& [id, seen] : before) EXPECT_EQ(after[id].generation, seen.generation);
+}
+
+}  // namespace
+}  // namespace kv::test

@@ -1,0 +1,365 @@
+// sim_bench: how the membership core scales, measured on the simulator with the default Config.
+//
+// For each cluster size N it builds a converged N-node cluster and measures, in simulated time:
+//   - join: from a new node's Join (through one seed) until all N views hold it UP;
+//   - crash: from killing one node until every live view holds it DOWN, split into detection
+//     (until the first view says DOWN) and dissemination (from there until all do);
+//   - steady-state traffic: datagrams + stream messages, and bytes, sent per node per second;
+//   - false suspicions and deaths over a long run at 0%, 10% and 30% datagram loss, and with 1%
+//     of the nodes slow (each inbound message handled `slow` late): (observer, live subject)
+//     transitions into SUSPECT / DOWN, and how many distinct live nodes were affected.
+// Dissemination is compared with log3(N) + 2 rounds. Rounds are probe intervals (1 s by
+// default); gossip rounds are gossip intervals (200 ms).
+//
+//   sim_bench [--sizes 10,100,1000] [--seed S] [--long-seconds T] [--wave W]
+//
+// Real time and memory are printed per size; bound runs with `timeout`.
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tests/sim/simulator.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using kv::sim::Duration;
+using kv::sim::Liveness;
+using kv::sim::NodeId;
+using kv::sim::Simulator;
+using WallClock = std::chrono::steady_clock;
+
+double Secs(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+double PeakRssMiB() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Polls a shrinking set of observers until each sees `subject` as `liveness`. An observer's
+// view only changes when its core is called, so only observers called since their last check
+// are looked at again: the cost stays near one view per observer.
+class Spread {
+ public:
+  Spread(Simulator& sim, NodeId subject, Liveness liveness)
+      : sim_(sim), subject_(subject), liveness_(liveness), start_(sim.now()) {
+    for (NodeId id : sim.Live()) {
+      if (id != subject) pending_.push_back({id, ~0ull});
+    }
+    total_ = pending_.size();
+  }
+
+  // Runs until every observer has seen it (true) or `limit` passes.
+  bool Run(Duration limit, Duration poll) {
+    return sim_.RunUntil([this] { return Check(); }, limit, poll);
+  }
+
+  Duration first() const { return first_ - start_; }  // until the first observer saw it
+  Duration last() const { return last_ - start_; }    // until every observer had
+  std::size_t remaining() const { return pending_.size(); }
+  std::size_t total() const { return total_; }
+
+ private:
+  bool Check() {
+    std::size_t kept = 0;
+    for (auto& p : pending_) {
+      const std::uint64_t calls = sim_.IsRunning(p.first) ? sim_.Calls(p.first) : 0;
+      bool seen = !sim_.IsRunning(p.first);  // an observer that died no longer counts
+      if (!seen && calls != p.second) {
+        p.second = calls;
+        seen = sim_.Sees(p.first, subject_, liveness_);
+      }
+      if (seen) {
+        if (!any_) first_ = sim_.now();
+        any_ = true;
+      } else {
+        pending_[kept++] = p;
+      }
+    }
+    pending_.resize(kept);
+    if (pending_.empty()) last_ = sim_.now();
+    return pending_.empty();
+  }
+
+  Simulator& sim_;
+  NodeId subject_;
+  Liveness liveness_;
+  kv::sim::Time start_, first_{0}, last_{0};
+  bool any_ = false;
+  std::vector<std::pair<NodeId, std::uint64_t>> pending_;  // (observer, calls when checked)
+  std::size_t total_ = 0;
+};
+
+struct LongRun {
+  std::string name;
+  std::uint64_t suspicions = 0, deaths = 0;  // (observer, subject) transitions
+  std::size_t suspected_nodes = 0, dead_nodes = 0;
+  std::uint64_t slow_suspicions = 0, slow_deaths = 0;  // of which the subject was slow
+  // Incarnation bumps of live nodes: each is a refuted accusation that reached its subject,
+  // however many observers had heard of it.
+  std::uint64_t refutations = 0;
+  bool recovered = true;  // converged again after the run
+};
+
+struct Result {
+  int n = 0;
+  bool built = false;
+  double build_sim_s = 0, build_real_s = 0;
+  bool join_ok = false, crash_ok = false;
+  double join_s = 0, crash_detect_s = 0, crash_all_s = 0;
+  double msgs_per_node_s = 0, bytes_per_node_s = 0, datagram_bytes_avg = 0;
+  std::vector<LongRun> runs;
+  std::string check_mode;
+  double real_s = 0, rss_mib = 0;
+  std::string note;
+};
+
+struct BenchOptions {
+  std::uint64_t seed = 1;
+  double long_seconds = 0;  // 0: by size
+  int wave = 0;             // 0: by size
+  double max_real_seconds = 900;
+};
+
+// The run with the counts of the detector before it: the long run reports the difference.
+LongRun Measure(Simulator& sim, const std::string& name, Duration length, double loss,
+                const std::vector<NodeId>& slow, Duration slow_by) {
+  const std::vector<std::uint64_t> s0 = sim.suspicions_of(), d0 = sim.deaths_of();
+  auto incarnations = [&sim] {
+    std::uint64_t sum = 0;
+    for (NodeId id : sim.Live()) sum += sim.View(id).Find(id)->incarnation;
+    return sum;
+  };
+  const std::uint64_t inc0 = incarnations();
+  sim.SetLoss(loss);
+  for (NodeId id : slow) sim.SetSlow(id, slow_by);
+  sim.RunFor(length);
+  LongRun r;
+  r.name = name;
+  r.refutations = incarnations() - inc0;
+  for (std::size_t i = 0; i < s0.size(); ++i) {
+    const std::uint64_t ds = sim.suspicions_of()[i] - s0[i], dd = sim.deaths_of()[i] - d0[i];
+    const bool is_slow = std::find(slow.begin(), slow.end(), NodeId(i + 1)) != slow.end();
+    r.suspicions += ds;
+    r.deaths += dd;
+    r.suspected_nodes += ds > 0;
+    r.dead_nodes += dd > 0;
+    if (is_slow) {
+      r.slow_suspicions += ds;
+      r.slow_deaths += dd;
+    }
+  }
+  sim.SetLoss(0);
+  for (NodeId id : slow) sim.SetSlow(id, 0us);
+  return r;
+}
+
+Result RunSize(int n, const BenchOptions& bo) {
+  Result res;
+  res.n = n;
+  const auto wall0 = WallClock::now();
+  auto real = [&] { return std::chrono::duration<double>(WallClock::now() - wall0).count(); };
+
+  kv::sim::Options o;
+  o.seed = bo.seed;
+  o.replay_command =
+      "sim_bench --sizes " + std::to_string(n) + " --seed " + std::to_string(bo.seed);
+  o.tokens_per_node = 0;
+  o.record_digest = false;
+  o.check_history = n <= 1000;
+  o.check_mode = kv::sim::CheckMode::kNone;  // while building
+  Simulator sim(o);
+  const auto& cfg = o.config;
+  // The finest useful resolution: a tenth of a gossip round for small clusters; coarser when
+  // one poll costs a pass over many views.
+  const Duration poll = n <= 1000 ? cfg.gossip_interval / 10 : cfg.gossip_interval;
+
+  // Build: every node joins through node 1, in waves so that the seed's answers to joiners
+  // (its full state) do not all queue at once; then everyone converges by gossip and push-pull.
+  const auto b0 = sim.now();
+  const NodeId seed = sim.AddNode();
+  const int wave = bo.wave > 0 ? bo.wave : std::max(1, std::min(n, 500));
+  while (static_cast<int>(sim.size()) < n) {
+    const int start = static_cast<int>(sim.size());
+    const int end = std::min(n, start + wave);
+    for (int i = start; i < end; ++i) sim.AddAndJoin(seed);
+    sim.RunUntil(
+        [&] {
+          const kv::sim::ClusterView v = sim.View(seed);
+          std::size_t up = 0;
+          for (const auto& m : v.members) up += m.liveness == Liveness::kUp;
+          return up >= static_cast<std::size_t>(end);
+        },
+        120s, 500ms);
+  }
+  res.built = sim.RunUntil([&] { return sim.Converged(); }, 1800s, n <= 1000 ? 1s : 10s);
+  res.build_sim_s = Secs(sim.now() - b0);
+  res.build_real_s = real();
+  if (!res.built || !sim.ok()) {
+    res.note = sim.ok() ? "did not converge" : sim.failure();
+    res.real_s = real();
+    res.rss_mib = PeakRssMiB();
+    return res;
+  }
+  sim.RunFor(10s);  // let the join traffic settle
+
+  // Steady state traffic at 0% loss.
+  {
+    const kv::sim::NetworkStats a = sim.network_stats();
+    const Duration len = n <= 1000 ? 60s : 20s;
+    sim.RunFor(len);
+    const kv::sim::NetworkStats& b = sim.network_stats();
+    const double msgs =
+        static_cast<double>(b.datagrams_sent - a.datagrams_sent + b.streams_sent - a.streams_sent);
+    const double bytes = static_cast<double>(b.datagram_bytes_sent - a.datagram_bytes_sent +
+                                             b.stream_bytes_sent - a.stream_bytes_sent);
+    res.msgs_per_node_s = msgs / n / Secs(len);
+    res.bytes_per_node_s = bytes / n / Secs(len);
+    res.datagram_bytes_avg = static_cast<double>(b.datagram_bytes_sent - a.datagram_bytes_sent) /
+                             static_cast<double>(b.datagrams_sent - a.datagrams_sent);
+  }
+
+  // Join of one more node through the seed.
+  {
+    const NodeId joiner = sim.AddNode();
+    Spread s(sim, joiner, Liveness::kUp);
+    sim.Join(joiner, seed);
+    res.join_ok = s.Run(600s, poll);
+    res.join_s = Secs(res.join_ok ? s.last() : sim.now() - b0);
+    if (!res.join_ok) res.note += "join: " + std::to_string(s.remaining()) + " never saw it; ";
+  }
+
+  // Crash of one node (neither the seed nor the joiner).
+  {
+    const NodeId victim = static_cast<NodeId>(2 + kv::sim::Mix(bo.seed) % (n - 1));
+    sim.Crash(victim);
+    Spread s(sim, victim, Liveness::kDown);
+    res.crash_ok = s.Run(600s, poll);
+    res.crash_detect_s = Secs(s.first());
+    res.crash_all_s = Secs(s.last());
+    if (!res.crash_ok) res.note += "crash: " + std::to_string(s.remaining()) + " never saw it; ";
+    sim.Restart(victim, seed);  // back to N + 1 live nodes for the long runs
+    sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
+  }
+
+  // Long runs. Exact checks on every call for small clusters; sampled views for large ones
+  // (a suspicion shorter than the sample interval can be missed there).
+  const Duration length =
+      bo.long_seconds > 0
+          ? std::chrono::duration_cast<Duration>(std::chrono::duration<double>(bo.long_seconds))
+          : (n <= 100    ? Duration(600s)
+             : n <= 1000 ? Duration(300s)
+                         : Duration(60s));
+  if (n <= 100) {
+    sim.SetCheckMode(kv::sim::CheckMode::kEveryCall, 0us);
+    res.check_mode = "every call";
+  } else {
+    const Duration every = n <= 1000 ? Duration(200ms) : Duration(1s);
+    sim.SetCheckMode(kv::sim::CheckMode::kSampled, every);
+    res.check_mode = "sampled every " + std::to_string(Secs(every)).substr(0, 3) + "s";
+  }
+  std::vector<NodeId> slow;
+  const int n_slow = std::max(1, n / 100);
+  for (int i = 0; i < n_slow; ++i) slow.push_back(static_cast<NodeId>(2 + (i * 97) % (n - 1)));
+  const Duration slow_by = 4 * cfg.probe_timeout;
+  struct Phase {
+    const char* name;
+    double loss;
+    bool slow;
+  };
+  for (const Phase& p : {Phase{"0% loss", 0.0, false}, Phase{"10% loss", 0.10, false},
+                         Phase{"30% loss", 0.30, false}, Phase{"1% slow", 0.0, true}}) {
+    if (real() > bo.max_real_seconds) {
+      res.note += std::string("skipped ") + p.name + " (real-time budget); ";
+      continue;
+    }
+    LongRun r =
+        Measure(sim, p.name, length, p.loss, p.slow ? slow : std::vector<NodeId>{}, slow_by);
+    // Back to a converged cluster before the next phase.
+    r.recovered = sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
+    res.runs.push_back(r);
+    std::fprintf(stderr, "  n=%d %s done at %.0fs real\n", n, p.name, real());
+  }
+  if (!sim.ok()) res.note += sim.failure();
+  res.real_s = real();
+  res.rss_mib = PeakRssMiB();
+  res.note += "long runs " + std::to_string(static_cast<int>(Secs(length))) + "s simulated, " +
+              res.check_mode + ", slow by " +
+              std::to_string(static_cast<int>(Secs(slow_by) * 1000)) + "ms";
+  return res;
+}
+
+void Print(const std::vector<Result>& results, const kv::membership::Config& cfg) {
+  const double probe = Secs(cfg.probe_interval), gossip = Secs(cfg.gossip_interval);
+  std::printf("\n## Dissemination (default Config: probe %.1fs, gossip %.1fs x%d)\n\n", probe,
+              gossip, cfg.gossip_fanout);
+  std::printf(
+      "| N | build (sim s / real s) | join: s | rounds | gossip rounds | log3(N)+2 | crash: "
+      "detect s | all DOWN s | dissemination rounds | msgs/node/s | bytes/node/s | avg "
+      "datagram B |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Result& r : results) {
+    const double target = std::log(r.n) / std::log(3.0) + 2;
+    if (!r.built) {
+      std::printf("| %d | did not build: %s |||||||||||\n", r.n, r.note.c_str());
+      continue;
+    }
+    std::printf(
+        "| %d | %.0f / %.0f | %s%.2f | %.1f | %.1f | %.1f | %.2f | %s%.2f | %.1f | %.1f | %.0f "
+        "| %.0f |\n",
+        r.n, r.build_sim_s, r.build_real_s, r.join_ok ? "" : ">", r.join_s, r.join_s / probe,
+        r.join_s / gossip, target, r.crash_detect_s, r.crash_ok ? "" : ">", r.crash_all_s,
+        (r.crash_all_s - r.crash_detect_s) / probe, r.msgs_per_node_s, r.bytes_per_node_s,
+        r.datagram_bytes_avg);
+  }
+  std::printf(
+      "\n## False suspicions / deaths of live nodes ((observer, subject) transitions; distinct "
+      "subjects; refutations = incarnation bumps)\n\n| N | run | suspicions | suspected nodes | "
+      "refutations | deaths | dead nodes | of slow nodes: susp / deaths | re-converged "
+      "|\n|---|---|---|---|---|---|---|---|---|\n");
+  for (const Result& r : results) {
+    for (const LongRun& l : r.runs) {
+      std::printf("| %d | %s | %llu | %zu | %llu | %llu | %zu | %llu / %llu | %s |\n", r.n,
+                  l.name.c_str(), static_cast<unsigned long long>(l.suspicions), l.suspected_nodes,
+                  static_cast<unsigned long long>(l.refutations),
+                  static_cast<unsigned long long>(l.deaths), l.dead_nodes,
+                  static_cast<unsigned long long>(l.slow_suspicions),
+                  static_cast<unsigned long long>(l.slow_deaths), l.recovered ? "yes" : "NO");
+    }
+  }
+  std::printf("\n## Cost\n\n| N | real s | peak RSS MiB | notes |\n|---|---|---|---|\n");
+  for (const Result& r : results) {
+    std::printf("| %d | %.0f | %.0f | %s |\n", r.n, r.real_s, r.rss_mib, r.note.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> sizes = {10, 100, 1000};
+  BenchOptions bo;
+  CLI::App app{"sim_bench: membership dissemination and failure detection on the simulator"};
+  app.add_option("--sizes", sizes, "Cluster sizes")->delimiter(',');
+  app.add_option("--seed", bo.seed, "Run seed");
+  app.add_option("--long-seconds", bo.long_seconds, "Simulated length of each long run");
+  app.add_option("--wave", bo.wave, "Nodes joining per wave while building");
+  app.add_option("--max-real-seconds", bo.max_real_seconds,
+                 "Skip the remaining long runs of a size past this much real time");
+  CLI11_PARSE(app, argc, argv);
+  std::vector<Result> results;
+  for (int n : sizes) {
+    if (n < 3) continue;
+    std::fprintf(stderr, "n=%d...\n", n);
+    results.push_back(RunSize(n, bo));
+    Print({results.back()}, kv::membership::Config{});
+    std::fflush(stdout);
+  }
+  std::printf("\n# All sizes (seed %llu)\n", static_cast<unsigned long long>(bo.seed));
+  Print(results, kv::membership::Config{});
+  return 0;
+}

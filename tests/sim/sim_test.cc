@@ -1,0 +1,288 @@
+// Simulation tests: the real membership core on N simulated nodes (tests/sim/simulator.h).
+//
+// Each test asserts an end state of the protocol within a generous deadline of simulated time;
+// the simulator checks its invariants after every call into a core as the run goes. Every test
+// has a fixed seed, so CI is deterministic; KV_SIM_SEED=<n> overrides it, which is how a failure
+// (its message prints the seed and the command) is replayed, and how more seeds are explored:
+//
+//   KV_SIM_SEED=12345 build/tests/sim_tests --gtest_filter=Sim.PartitionIntoHalvesHeals
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <ostream>
+#include <tuple>
+
+#include "tests/sim/simulator.h"
+
+namespace kv::membership {
+// Readable AppState in assertion messages.
+void PrintTo(const AppState& a, std::ostream* os) {
+  *os << "{tokens " << a.tokens.size() << ", " << Name(a.state) << ", rack '" << a.rack
+      << "', rpc '" << a.rpc_address << "', load " << a.load_bytes << "}";
+}
+}  // namespace kv::membership
+
+namespace kv::sim {
+namespace {
+
+using namespace std::chrono_literals;
+using membership::MemberView;
+
+class Sim : public ::testing::Test {
+ protected:
+  // Options of this test: its seed (KV_SIM_SEED when set, else `seed`) and replay command.
+  static Options TestOptions(std::uint64_t seed) {
+    Options o;
+    const char* env = std::getenv("KV_SIM_SEED");
+    o.seed = (env != nullptr && *env != '\0') ? std::strtoull(env, nullptr, 0) : seed;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    o.replay_command = "KV_SIM_SEED=" + std::to_string(o.seed) +
+                       " sim_tests --gtest_filter=" + info->test_suite_name() + "." + info->name();
+    return o;
+  }
+
+  Simulator& Make(Options o) {
+    sim_ = std::make_unique<Simulator>(std::move(o));
+    return *sim_;
+  }
+
+  // A failed assertion anywhere says how to replay the run.
+  void TearDown() override {
+    if (sim_ == nullptr) return;
+    EXPECT_TRUE(sim_->ok()) << sim_->failure();
+    if (HasFailure()) {
+      std::fprintf(stderr, "seed %llu; replay: %s\n", static_cast<unsigned long long>(sim_->seed()),
+                   sim_->options().replay_command.c_str());
+    }
+  }
+
+  // Starts `n` nodes that all join through node 1 and runs until every view holds every node
+  // UP. Returns their ids.
+  std::vector<NodeId> StartCluster(int n, Duration limit = 120s) {
+    Simulator& sim = *sim_;
+    const NodeId seed = sim.AddNode();
+    for (int i = 1; i < n; ++i) sim.AddAndJoin(seed);
+    EXPECT_TRUE(sim.RunUntil([&] { return sim.Converged(); }, limit)) << NotConverged();
+    return sim.Live();
+  }
+
+  // The first live view that misses a live node UP, for failure messages.
+  std::string NotConverged() const {
+    for (NodeId o : sim_->Live()) {
+      for (NodeId s : sim_->Live()) {
+        if (s != o && !sim_->Sees(o, s, Liveness::kUp)) {
+          return "node " + std::to_string(o) + " does not see " + std::to_string(s) +
+                 " UP: " + sim_->Describe(o);
+        }
+      }
+    }
+    return "converged";
+  }
+
+  // How many (observer, live subject) pairs are SUSPECT right now.
+  int SuspectPairs() const {
+    int n = 0;
+    for (NodeId o : sim_->Live()) {
+      for (const MemberView& m : sim_->View(o).members) {
+        if (m.liveness == Liveness::kSuspect && sim_->IsRunning(m.id)) ++n;
+      }
+    }
+    return n;
+  }
+
+  std::unique_ptr<Simulator> sim_;
+};
+
+// 50 nodes started at once, all given the same single seed: each ends UP in every view, and
+// every view carries every member's application state as the member announced it.
+TEST_F(Sim, FiftyNodesJoinThroughOneSeed) {
+  Options o = TestOptions(101);
+  o.fail_on_false_death = true;
+  Simulator& sim = Make(o);
+  const std::vector<NodeId> nodes = StartCluster(50, 60s);
+  ASSERT_EQ(nodes.size(), 50u);
+  std::vector<membership::AppState> announced;
+  for (NodeId id : nodes) announced.push_back(sim.View(id).Find(id)->app);
+  // Liveness and application state spread independently: allow the latter some more time.
+  auto apps_known = [&] {
+    for (NodeId o : nodes) {
+      for (const MemberView& m : sim.View(o).members) {
+        if (m.app != announced[m.id - 1]) return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_TRUE(sim.RunUntil(apps_known, 120s));
+  for (NodeId o : nodes) {
+    const ClusterView v = sim.View(o);
+    ASSERT_EQ(v.members.size(), 50u) << sim.Describe(o);
+    for (const MemberView& m : v.members) {
+      EXPECT_EQ(m.app, announced[m.id - 1])
+          << "node " << o << " about " << m.id << " app_version " << m.app_version;
+      EXPECT_EQ(m.generation, 1u);
+    }
+  }
+  EXPECT_EQ(sim.detector_stats().false_deaths, 0u);
+}
+
+// A crashed node is suspected, then DOWN in every live view, and stays DOWN; no live node is
+// declared DOWN on the way.
+TEST_F(Sim, CrashedNodeEndsDownEverywhere) {
+  Options o = TestOptions(202);
+  o.fail_on_false_death = true;
+  Simulator& sim = Make(o);
+  StartCluster(20);
+  const NodeId victim = 7;
+  sim.Crash(victim);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.AllSee(victim, Liveness::kDown); }, 120s))
+      << sim.Describe(1);
+  sim.RunFor(60s);
+  EXPECT_TRUE(sim.AllSee(victim, Liveness::kDown)) << sim.Describe(1);
+  EXPECT_TRUE(sim.Converged()) << NotConverged();
+}
+
+// 50 nodes for 10 simulated minutes at 10% datagram loss with the default Config: suspicions
+// may happen but are refuted; no live node is ever DOWN (checked at every call) or stays
+// SUSPECT.
+TEST_F(Sim, NoFalseDeathsAtTenPercentLoss) {
+  Options o = TestOptions(303);
+  o.fail_on_false_death = true;
+  Simulator& sim = Make(o);
+  StartCluster(50);
+  sim.SetLoss(0.10);
+  const NetworkStats before = sim.network_stats();
+  sim.RunFor(600s);
+  ASSERT_TRUE(sim.ok());
+  EXPECT_EQ(sim.detector_stats().false_deaths, 0u);
+  // The loss was real: about 10% of the datagrams sent during the run.
+  const NetworkStats& after = sim.network_stats();
+  const double lost = static_cast<double>(after.lost - before.lost) /
+                      static_cast<double>(after.datagrams_sent - before.datagrams_sent);
+  EXPECT_NEAR(lost, 0.10, 0.01);
+  // No suspicion of a live node outlived the longest suspicion timeout (a refuted suspicion
+  // ends well before; an unrefuted one would have become DOWN).
+  const membership::Config& c = o.config;
+  const Duration longest_timeout = c.suspicion_max_mult * c.suspicion_mult * 2 * c.probe_interval;
+  EXPECT_LT(sim.detector_stats().longest_suspicion, longest_timeout);
+  // Whatever suspicion is open at the end is refuted soon, even with the loss going on.
+  EXPECT_TRUE(sim.RunUntil([&] { return SuspectPairs() == 0; }, 60s))
+      << SuspectPairs() << " suspect pairs remain";
+  std::printf("false suspicions %llu, longest %.1fs\n",
+              static_cast<unsigned long long>(sim.detector_stats().false_suspicions),
+              std::chrono::duration<double>(sim.detector_stats().longest_suspicion).count());
+}
+
+// Two halves that cannot reach each other declare each other DOWN; once the partition is gone
+// they merge back into one view with everyone UP.
+TEST_F(Sim, PartitionIntoHalvesHeals) {
+  Simulator& sim = Make(TestOptions(404));
+  const std::vector<NodeId> nodes = StartCluster(20);
+  const std::vector<NodeId> a(nodes.begin(), nodes.begin() + 10);
+  const std::vector<NodeId> b(nodes.begin() + 10, nodes.end());
+  sim.Partition(a, b);
+  auto each_side_sees_other_down = [&] {
+    for (NodeId x : a) {
+      for (NodeId y : b) {
+        if (!sim.Sees(x, y, Liveness::kDown) || !sim.Sees(y, x, Liveness::kDown)) return false;
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(sim.RunUntil(each_side_sees_other_down, 180s)) << sim.Describe(1);
+  // Each side stays healthy on its own.
+  for (NodeId x : a) {
+    for (NodeId y : a) ASSERT_TRUE(x == y || sim.Sees(x, y, Liveness::kUp)) << sim.Describe(x);
+  }
+  sim.RunFor(60s);
+  sim.Heal();
+  EXPECT_TRUE(sim.RunUntil([&] { return sim.Converged(); }, 300s)) << NotConverged();
+}
+
+// A node that leaves gracefully is LEFT in every view, not DOWN, and stays LEFT.
+TEST_F(Sim, LeavingNodeShowsLeftEverywhere) {
+  Options o = TestOptions(505);
+  o.fail_on_false_death = true;
+  Simulator& sim = Make(o);
+  StartCluster(20);
+  const NodeId leaver = 5;
+  sim.Leave(leaver, 2s);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.AllSee(leaver, Liveness::kLeft); }, 60s))
+      << sim.Describe(1);
+  sim.RunFor(120s);
+  EXPECT_FALSE(sim.IsRunning(leaver));  // stopped after its linger
+  EXPECT_TRUE(sim.AllSee(leaver, Liveness::kLeft)) << sim.Describe(1);
+  EXPECT_TRUE(sim.Converged()) << NotConverged();
+}
+
+// A crashed node that restarts comes back UP everywhere at its new, higher generation, both
+// after the cluster declared it DOWN and when it restarts at once.
+TEST_F(Sim, RestartedNodeComesBackWithHigherGeneration) {
+  Options o = TestOptions(606);
+  o.fail_on_false_death = true;
+  Simulator& sim = Make(o);
+  StartCluster(20);
+  const NodeId slow_restart = 3, quick_restart = 9;
+  sim.Crash(slow_restart);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.AllSee(slow_restart, Liveness::kDown); }, 120s));
+  sim.Restart(slow_restart, 1);
+  sim.Restart(quick_restart, 1);
+  EXPECT_EQ(sim.Generation(slow_restart), 2u);
+  EXPECT_EQ(sim.Generation(quick_restart), 2u);
+  // AllSee(kUp) and Converged require the current generation.
+  EXPECT_TRUE(sim.RunUntil([&] { return sim.Converged(); }, 120s)) << NotConverged();
+  EXPECT_TRUE(sim.AllSee(slow_restart, Liveness::kUp));
+  EXPECT_TRUE(sim.AllSee(quick_restart, Liveness::kUp));
+}
+
+// A removed node that restarts is refused, stops, and stays REMOVED everywhere.
+TEST_F(Sim, RemovedNodeIsRefusedWhenItComesBack) {
+  Simulator& sim = Make(TestOptions(707));
+  StartCluster(12);
+  const NodeId gone = 4;
+  sim.Crash(gone);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.AllSee(gone, Liveness::kDown); }, 120s));
+  ASSERT_TRUE(sim.Remove(1, gone));
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.AllSee(gone, Liveness::kRemoved); }, 60s))
+      << sim.Describe(2);
+  sim.Restart(gone, 2);
+  EXPECT_TRUE(sim.RunUntil([&] { return sim.WasRefused(gone); }, 60s));
+  sim.RunFor(30s);
+  EXPECT_FALSE(sim.IsRunning(gone));
+  EXPECT_TRUE(sim.AllSee(gone, Liveness::kRemoved)) << sim.Describe(2);
+}
+
+// A run with loss, reordering, a crash, a partition, a restart and a leave, reduced to digests
+// of every delivered message and of the final views.
+std::tuple<std::uint64_t, std::uint64_t, std::uint64_t> Scenario(Options o) {
+  o.network.loss = 0.05;
+  o.network.max_delay = 5ms;  // wide jitter: much reordering
+  Simulator sim(o);
+  const NodeId seed = sim.AddNode();
+  for (int i = 0; i < 11; ++i) sim.AddAndJoin(seed);
+  sim.RunFor(20s);
+  sim.Crash(6);
+  sim.SetSlow(8, 1500ms);
+  sim.Partition({1, 2, 3}, {9, 10, 11, 12});
+  sim.RunFor(30s);
+  sim.Heal();
+  sim.Restart(6, 2);
+  sim.Leave(12, 2s);
+  sim.RunFor(60s);
+  EXPECT_TRUE(sim.ok()) << sim.failure();
+  EXPECT_GT(sim.network_stats().delivered, 1000u);
+  return {sim.digest(), sim.ViewsDigest(), sim.network_stats().delivered};
+}
+
+TEST_F(Sim, SameSeedReplaysBitForBit) {
+  const Options o = TestOptions(808);
+  const auto first = Scenario(o);
+  const auto second = Scenario(o);
+  EXPECT_EQ(first, second);
+  Options other = o;
+  other.seed = o.seed + 1;
+  const auto third = Scenario(other);
+  EXPECT_NE(std::get<0>(first), std::get<0>(third)) << "the digest does not depend on the seed";
+}
+
+}  // namespace
+}  // namespace kv::sim
