@@ -36,6 +36,16 @@ using WallClock = std::chrono::steady_clock;
 
 double Secs(Duration d) { return std::chrono::duration<double>(d).count(); }
 
+// Resident memory now, from /proc/self/statm.
+double RssMiB() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? static_cast<double>(resident) * 4096.0 / (1024.0 * 1024.0) : 0;
+}
+
 double PeakRssMiB() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -60,8 +70,10 @@ class Spread {
     return sim_.RunUntil([this] { return Check(); }, limit, poll);
   }
 
-  Duration first() const { return first_ - start_; }  // until the first observer saw it
-  Duration last() const { return last_ - start_; }    // until every observer had
+  // Until the first observer saw it (the whole run if nobody did).
+  Duration first() const { return (any_ ? first_ : sim_.now()) - start_; }
+  // Until every observer had (so far, if some never did).
+  Duration last() const { return (pending_.empty() ? last_ : sim_.now()) - start_; }
   std::size_t remaining() const { return pending_.size(); }
   std::size_t total() const { return total_; }
 
@@ -125,6 +137,7 @@ struct BenchOptions {
   double long_seconds = 0;  // 0: by size
   int wave = 0;             // 0: by size
   double max_real_seconds = 900;
+  double max_rss_mib = 12 * 1024;  // a size that grows past this while building is abandoned
 };
 
 // The run with the counts of the detector before it: the long run reports the difference.
@@ -185,12 +198,18 @@ Result RunSize(int n, const BenchOptions& bo) {
   const auto b0 = sim.now();
   const NodeId seed = sim.AddNode();
   const int wave = bo.wave > 0 ? bo.wave : std::max(1, std::min(n, 500));
-  while (static_cast<int>(sim.size()) < n) {
+  bool over_memory = false;
+  auto memory_ok = [&] {
+    if (RssMiB() > bo.max_rss_mib) over_memory = true;
+    return !over_memory;
+  };
+  while (static_cast<int>(sim.size()) < n && memory_ok()) {
     const int start = static_cast<int>(sim.size());
     const int end = std::min(n, start + wave);
     for (int i = start; i < end; ++i) sim.AddAndJoin(seed);
     sim.RunUntil(
         [&] {
+          if (!memory_ok()) return true;
           const kv::sim::ClusterView v = sim.View(seed);
           std::size_t up = 0;
           for (const auto& m : v.members) up += m.liveness == Liveness::kUp;
@@ -198,11 +217,20 @@ Result RunSize(int n, const BenchOptions& bo) {
         },
         120s, 500ms);
   }
-  res.built = sim.RunUntil([&] { return sim.Converged(); }, 1800s, n <= 1000 ? 1s : 10s);
+  res.built =
+      sim.RunUntil([&] { return !memory_ok() || sim.Converged(); }, 1800s, n <= 1000 ? 1s : 10s) &&
+      !over_memory;
+  if (over_memory) {
+    res.note = "abandoned: resident memory passed " +
+               std::to_string(static_cast<int>(bo.max_rss_mib)) + " MiB with " +
+               std::to_string(sim.size()) + " nodes started; ";
+  }
   res.build_sim_s = Secs(sim.now() - b0);
   res.build_real_s = real();
+  std::fprintf(stderr, "  n=%d built (%s) at %.0fs real\n", n,
+               res.built ? "converged" : "NOT converged", real());
   if (!res.built || !sim.ok()) {
-    res.note = sim.ok() ? "did not converge" : sim.failure();
+    res.note += over_memory ? "" : sim.ok() ? "did not converge" : sim.failure();
     res.real_s = real();
     res.rss_mib = PeakRssMiB();
     return res;
@@ -224,6 +252,8 @@ Result RunSize(int n, const BenchOptions& bo) {
     res.datagram_bytes_avg = static_cast<double>(b.datagram_bytes_sent - a.datagram_bytes_sent) /
                              static_cast<double>(b.datagrams_sent - a.datagrams_sent);
   }
+
+  std::fprintf(stderr, "  n=%d steady state measured at %.0fs real\n", n, real());
 
   // Join of one more node through the seed.
   {
@@ -254,13 +284,14 @@ Result RunSize(int n, const BenchOptions& bo) {
       bo.long_seconds > 0
           ? std::chrono::duration_cast<Duration>(std::chrono::duration<double>(bo.long_seconds))
           : (n <= 100    ? Duration(600s)
-             : n <= 1000 ? Duration(300s)
+             : n <= 1000 ? Duration(180s)
                          : Duration(60s));
   if (n <= 100) {
     sim.SetCheckMode(kv::sim::CheckMode::kEveryCall, 0us);
     res.check_mode = "every call";
   } else {
-    const Duration every = n <= 1000 ? Duration(200ms) : Duration(1s);
+    // Each sample copies every view (O(N^2)): the dominant cost of the run at N = 1000.
+    const Duration every = n <= 300 ? Duration(200ms) : n <= 1000 ? Duration(500ms) : Duration(2s);
     sim.SetCheckMode(kv::sim::CheckMode::kSampled, every);
     res.check_mode = "sampled every " + std::to_string(Secs(every)).substr(0, 3) + "s";
   }
@@ -348,6 +379,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", bo.seed, "Run seed");
   app.add_option("--long-seconds", bo.long_seconds, "Simulated length of each long run");
   app.add_option("--wave", bo.wave, "Nodes joining per wave while building");
+  app.add_option("--max-rss-mib", bo.max_rss_mib, "Abandon a size past this resident memory");
   app.add_option("--max-real-seconds", bo.max_real_seconds,
                  "Skip the remaining long runs of a size past this much real time");
   CLI11_PARSE(app, argc, argv);

@@ -128,9 +128,10 @@ void Simulator::StopNode(std::size_t i) {
   ++n.life;
   n.tick_at = kNever;
   n.core.reset();
-  // Episodes of suspicion of this life end here; they are no longer false.
+  // Open suspicions of this life end here (no longer false), and so do its own.
   for (auto it = suspect_since_.begin(); it != suspect_since_.end();) {
-    it = it->first.second == i ? suspect_since_.erase(it) : std::next(it);
+    const bool mine = it->first.first == i || it->first.second == i;
+    it = mine ? suspect_since_.erase(it) : std::next(it);
   }
 }
 
