@@ -20,9 +20,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "membership/lifeguard.h"
 #include "tests/sim/simulator.h"
 
 namespace {
@@ -32,6 +34,7 @@ using kv::sim::Duration;
 using kv::sim::Liveness;
 using kv::sim::NodeId;
 using kv::sim::Simulator;
+using kv::sim::Time;
 using WallClock = std::chrono::steady_clock;
 
 double Secs(Duration d) { return std::chrono::duration<double>(d).count(); }
@@ -117,6 +120,7 @@ struct LongRun {
   // however many observers had heard of it.
   std::uint64_t refutations = 0;
   bool recovered = true;  // converged again after the run
+  double sim_s = 0;       // simulated length of the run
 };
 
 struct Result {
@@ -125,7 +129,9 @@ struct Result {
   double build_sim_s = 0, build_real_s = 0;
   bool join_ok = false, crash_ok = false;
   double join_s = 0, crash_detect_s = 0, crash_all_s = 0;
-  double msgs_per_node_s = 0, bytes_per_node_s = 0, datagram_bytes_avg = 0;
+  double settle_s = 0;  // after convergence, until the join traffic died down
+  double msgs_per_node_s = 0, bytes_per_node_s = 0, stream_bytes_per_node_s = 0;
+  double datagram_bytes_avg = 0;
   std::vector<LongRun> runs;
   std::string check_mode;
   double real_s = 0, rss_mib = 0;
@@ -141,8 +147,10 @@ struct BenchOptions {
 };
 
 // The run with the counts of the detector before it: the long run reports the difference.
+// Runs one long run of up to `length`, in 10 s steps, stopping early once `out_of_time()`.
 LongRun Measure(Simulator& sim, const std::string& name, Duration length, double loss,
-                const std::vector<NodeId>& slow, Duration slow_by) {
+                const std::vector<NodeId>& slow, Duration slow_by,
+                const std::function<bool()>& out_of_time) {
   const std::vector<std::uint64_t> s0 = sim.suspicions_of(), d0 = sim.deaths_of();
   auto incarnations = [&sim] {
     std::uint64_t sum = 0;
@@ -152,13 +160,18 @@ LongRun Measure(Simulator& sim, const std::string& name, Duration length, double
   const std::uint64_t inc0 = incarnations();
   sim.SetLoss(loss);
   for (NodeId id : slow) sim.SetSlow(id, slow_by);
-  sim.RunFor(length);
+  const Time start = sim.now();
+  while (sim.now() - start < length && sim.ok() && !out_of_time()) {
+    sim.RunFor(std::min<Duration>(10s, length - (sim.now() - start)));
+  }
   LongRun r;
   r.name = name;
+  r.sim_s = Secs(sim.now() - start);
   r.refutations = incarnations() - inc0;
   for (std::size_t i = 0; i < s0.size(); ++i) {
     const std::uint64_t ds = sim.suspicions_of()[i] - s0[i], dd = sim.deaths_of()[i] - d0[i];
-    const bool is_slow = std::find(slow.begin(), slow.end(), NodeId(i + 1)) != slow.end();
+    const bool is_slow =
+        std::find(slow.begin(), slow.end(), static_cast<NodeId>(i + 1)) != slow.end();
     r.suspicions += ds;
     r.deaths += dd;
     r.suspected_nodes += ds > 0;
@@ -235,12 +248,30 @@ Result RunSize(int n, const BenchOptions& bo) {
     res.rss_mib = PeakRssMiB();
     return res;
   }
-  sim.RunFor(10s);  // let the join traffic settle
+  // Let the join traffic settle: every join was news to spread about 4 log10(N) times, so the
+  // dissemination queues drain for a while after the views converged. Settled when the
+  // datagram bytes of a 10 s window stay within 10% of the window before.
+  {
+    const Time s0 = sim.now();
+    std::uint64_t before = sim.network_stats().datagram_bytes_sent, prev_window = 0;
+    while (sim.now() - s0 < 600s) {
+      sim.RunFor(10s);
+      const std::uint64_t window = sim.network_stats().datagram_bytes_sent - before;
+      before += window;
+      if (prev_window > 0 && window <= prev_window * 11 / 10 && window * 11 / 10 >= prev_window) {
+        break;
+      }
+      prev_window = window;
+    }
+    res.settle_s = Secs(sim.now() - s0);
+  }
 
-  // Steady state traffic at 0% loss.
+  // Steady state traffic at 0% loss, over at least one push-pull interval (which grows with N).
   {
     const kv::sim::NetworkStats a = sim.network_stats();
-    const Duration len = n <= 1000 ? 60s : 20s;
+    const Duration len =
+        std::max<Duration>(60s, kv::membership::lifeguard::PushPullInterval(
+                                    cfg.push_pull_interval, static_cast<std::size_t>(n)));
     sim.RunFor(len);
     const kv::sim::NetworkStats& b = sim.network_stats();
     const double msgs =
@@ -249,6 +280,8 @@ Result RunSize(int n, const BenchOptions& bo) {
                                              b.stream_bytes_sent - a.stream_bytes_sent);
     res.msgs_per_node_s = msgs / n / Secs(len);
     res.bytes_per_node_s = bytes / n / Secs(len);
+    res.stream_bytes_per_node_s =
+        static_cast<double>(b.stream_bytes_sent - a.stream_bytes_sent) / n / Secs(len);
     res.datagram_bytes_avg = static_cast<double>(b.datagram_bytes_sent - a.datagram_bytes_sent) /
                              static_cast<double>(b.datagrams_sent - a.datagrams_sent);
   }
@@ -304,14 +337,15 @@ Result RunSize(int n, const BenchOptions& bo) {
     double loss;
     bool slow;
   };
-  for (const Phase& p : {Phase{"0% loss", 0.0, false}, Phase{"10% loss", 0.10, false},
-                         Phase{"30% loss", 0.30, false}, Phase{"1% slow", 0.0, true}}) {
-    if (real() > bo.max_real_seconds) {
-      res.note += std::string("skipped ") + p.name + " (real-time budget); ";
-      continue;
-    }
-    LongRun r =
-        Measure(sim, p.name, length, p.loss, p.slow ? slow : std::vector<NodeId>{}, slow_by);
+  const std::vector<Phase> phases = {Phase{"0% loss", 0.0, false}, Phase{"10% loss", 0.10, false},
+                                     Phase{"30% loss", 0.30, false}, Phase{"1% slow", 0.0, true}};
+  for (std::size_t i = 0; i < phases.size(); ++i) {
+    const Phase& p = phases[i];
+    // Each remaining phase gets an equal share of the real time left.
+    const double phase_end =
+        real() + (bo.max_real_seconds - real()) / static_cast<double>(phases.size() - i);
+    LongRun r = Measure(sim, p.name, length, p.loss, p.slow ? slow : std::vector<NodeId>{}, slow_by,
+                        [&] { return real() > phase_end; });
     // Back to a converged cluster before the next phase.
     r.recovered = sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
     res.runs.push_back(r);
@@ -320,8 +354,8 @@ Result RunSize(int n, const BenchOptions& bo) {
   if (!sim.ok()) res.note += sim.failure();
   res.real_s = real();
   res.rss_mib = PeakRssMiB();
-  res.note += "long runs " + std::to_string(static_cast<int>(Secs(length))) + "s simulated, " +
-              res.check_mode + ", slow by " +
+  res.note += "long runs up to " + std::to_string(static_cast<int>(Secs(length))) +
+              "s simulated, " + res.check_mode + ", slow by " +
               std::to_string(static_cast<int>(Secs(slow_by) * 1000)) + "ms";
   return res;
 }
@@ -331,33 +365,39 @@ void Print(const std::vector<Result>& results, const kv::membership::Config& cfg
   std::printf("\n## Dissemination (default Config: probe %.1fs, gossip %.1fs x%d)\n\n", probe,
               gossip, cfg.gossip_fanout);
   std::printf(
-      "| N | build (sim s / real s) | join: s | rounds | gossip rounds | log3(N)+2 | crash: "
-      "detect s | all DOWN s | dissemination rounds | msgs/node/s | bytes/node/s | avg "
-      "datagram B |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "| N | build: sim s / real s | join: s | probe rounds | gossip rounds | log3(N)+2 | crash: "
+      "first DOWN s | all DOWN s | spread after first: probe rounds |\n"
+      "|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results) {
     const double target = std::log(r.n) / std::log(3.0) + 2;
     if (!r.built) {
-      std::printf("| %d | did not build: %s |||||||||||\n", r.n, r.note.c_str());
+      std::printf("| %d | did not build: %s ||||||||\n", r.n, r.note.c_str());
       continue;
     }
-    std::printf(
-        "| %d | %.0f / %.0f | %s%.2f | %.1f | %.1f | %.1f | %.2f | %s%.2f | %.1f | %.1f | %.0f "
-        "| %.0f |\n",
-        r.n, r.build_sim_s, r.build_real_s, r.join_ok ? "" : ">", r.join_s, r.join_s / probe,
-        r.join_s / gossip, target, r.crash_detect_s, r.crash_ok ? "" : ">", r.crash_all_s,
-        (r.crash_all_s - r.crash_detect_s) / probe, r.msgs_per_node_s, r.bytes_per_node_s,
-        r.datagram_bytes_avg);
+    std::printf("| %d | %.0f / %.0f | %s%.2f | %.2f | %.1f | %.1f | %.2f | %s%.2f | %.2f |\n", r.n,
+                r.build_sim_s, r.build_real_s, r.join_ok ? "" : ">", r.join_s, r.join_s / probe,
+                r.join_s / gossip, target, r.crash_detect_s, r.crash_ok ? "" : ">", r.crash_all_s,
+                (r.crash_all_s - r.crash_detect_s) / probe);
+  }
+  std::printf(
+      "\n## Steady-state traffic at 0%% loss (after the join traffic settled)\n\n| N | settled "
+      "after s | msgs/node/s | bytes/node/s | of which push-pull | avg datagram B |\n"
+      "|---|---|---|---|---|---|\n");
+  for (const Result& r : results) {
+    if (!r.built) continue;
+    std::printf("| %d | %.0f | %.2f | %.0f | %.0f | %.0f |\n", r.n, r.settle_s, r.msgs_per_node_s,
+                r.bytes_per_node_s, r.stream_bytes_per_node_s, r.datagram_bytes_avg);
   }
   std::printf(
       "\n## False suspicions / deaths of live nodes ((observer, subject) transitions; distinct "
-      "subjects; refutations = incarnation bumps)\n\n| N | run | suspicions | suspected nodes | "
-      "refutations | deaths | dead nodes | of slow nodes: susp / deaths | re-converged "
-      "|\n|---|---|---|---|---|---|---|---|---|\n");
+      "subjects; refutations = incarnation bumps)\n\n| N | run | sim s | suspicions | suspected "
+      "nodes | refutations | deaths | dead nodes | of slow nodes: susp / deaths | re-converged "
+      "|\n|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results) {
     for (const LongRun& l : r.runs) {
-      std::printf("| %d | %s | %llu | %zu | %llu | %llu | %zu | %llu / %llu | %s |\n", r.n,
-                  l.name.c_str(), static_cast<unsigned long long>(l.suspicions), l.suspected_nodes,
-                  static_cast<unsigned long long>(l.refutations),
+      std::printf("| %d | %s | %.0f | %llu | %zu | %llu | %llu | %zu | %llu / %llu | %s |\n", r.n,
+                  l.name.c_str(), l.sim_s, static_cast<unsigned long long>(l.suspicions),
+                  l.suspected_nodes, static_cast<unsigned long long>(l.refutations),
                   static_cast<unsigned long long>(l.deaths), l.dead_nodes,
                   static_cast<unsigned long long>(l.slow_suspicions),
                   static_cast<unsigned long long>(l.slow_deaths), l.recovered ? "yes" : "NO");
