@@ -82,7 +82,7 @@ struct Options {
   CheckMode check_mode = CheckMode::kEveryCall;
   Duration sample_interval = std::chrono::milliseconds(100);
   // Keeps (generation, incarnation, liveness) per (observer, subject) pair to check that they
-  // only move forward: 24 bytes per pair, so off for very large clusters.
+  // only move forward: 16 bytes per pair, so off for very large clusters.
   bool check_history = true;
   // Fails the run as soon as a running node (at its current generation, not leaving) is seen
   // DOWN by anyone: for scenarios whose only faults are loss, delay and slowness.
