@@ -1,7 +1,9 @@
 // Engine: the byte-level storage a node keeps on its own disk.
 //
-// Two keyspaces: data (user key -> encoded record, ordered by token so that a token range is one
-// contiguous scan) and node metadata (small named values: node id, later generation and tokens).
+// Three keyspaces: data (user key -> encoded record, ordered by token so that a token range is
+// one contiguous scan), hints (records kept for another node while it is down: (target node,
+// key) -> encoded record, grouped by target) and node metadata (small named values: node id,
+// generation, tokens).
 // The engine knows nothing of records; LocalStore (local_store.h) gives them meaning.
 //
 // Thread-safety: every method may be called from any thread concurrently. A single Put is
@@ -28,9 +30,11 @@ class Engine {
   virtual Status Put(std::string_view key, std::string_view value) = 0;
 
   // Writes every pair atomically: all or none, in one log write (one fsync when synced).
+  // A pair with `hint_for` != 0 goes to the hints keyspace, as a hint for that node.
   struct KeyValue {
     std::string_view key;
     std::string_view value;
+    std::uint64_t hint_for = 0;
   };
   virtual Status PutBatch(const std::vector<KeyValue>& pairs) = 0;
 
@@ -39,6 +43,15 @@ class Engine {
   using ScanFn =
       std::function<bool(ring::Token token, std::string_view key, std::string_view value)>;
   virtual Status Scan(const ring::TokenRange& range, const ScanFn& fn) = 0;
+
+  // Hints. NotFound if no hint for (target, key) is held.
+  virtual Status GetHint(std::uint64_t target, std::string_view key, std::string* value) = 0;
+  virtual Status DeleteHint(std::uint64_t target, std::string_view key) = 0;
+  // Calls `fn(target, key, value)` for every hint held for `target` (for every target when
+  // `target` is 0), grouped by target, in token order within one. `fn` returns false to stop.
+  using HintScanFn = std::function<bool(std::uint64_t target, std::string_view key,
+                                        std::string_view value)>;
+  virtual Status ScanHints(std::uint64_t target, const HintScanFn& fn) = 0;
 
   // Approximate bytes of data stored (for `kvtool status`); cheap.
   virtual std::uint64_t ApproximateBytes() = 0;

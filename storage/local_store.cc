@@ -52,6 +52,11 @@ LocalStore::LocalStore(Engine* engine, NodeId self, Limits limits)
     : engine_(engine), self_(self), limits_(limits) {
   KV_CHECK(engine_ != nullptr);
   KV_CHECK(self_ != 0);
+  // An unreadable hint key is left uncounted; the scan that delivers hints reports it.
+  (void)engine_->ScanHints(0, [this](NodeId target, std::string_view, std::string_view) {
+    ++hint_counts_[target];
+    return true;
+  });
 }
 
 std::mutex& LocalStore::LockFor(std::string_view key) {
@@ -112,53 +117,121 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   locks.reserve(stripes.size());
   for (std::size_t s : stripes) locks.emplace_back(stripes_[s]);
 
-  // Records written earlier in this batch, which later ops on the same key must build on.
-  std::unordered_map<std::string_view, Record*> latest;
+  // Records written earlier in this batch, which later ops on the same key (and for hints, the
+  // same target) must build on. Target 0 is the data keyspace.
+  struct Latest {
+    Record* record;
+    bool existed;  // for hints: whether one was stored before the batch
+  };
+  std::map<std::pair<NodeId, std::string_view>, Latest> latest;
   std::vector<WriteOp*> applied;
   for (WriteOp* op : ops) {
+    const bool merge = op->kind == WriteOp::Kind::kMerge || op->kind == WriteOp::Kind::kHint;
+    const NodeId space = op->kind == WriteOp::Kind::kHint ? op->hint_for : 0;
     op->status = CheckKey(op->key, limits_);
     if (op->status.ok()) op->status = CheckValue(op->value, limits_);
     if (op->status.ok() && op->kind != WriteOp::Kind::kPut && !op->value.empty()) {
-      op->status = Status::InvalidArgument("a tombstone has no value");
+      op->status = Status::InvalidArgument("only a put carries a value");
+    }
+    if (op->status.ok() && op->kind == WriteOp::Kind::kHint && op->hint_for == 0) {
+      op->status = Status::InvalidArgument("a hint needs a target node");
     }
     if (!op->status.ok()) continue;
-    auto it = latest.find(op->key);
+    const auto slot = std::make_pair(space, std::string_view(op->key));
+    auto it = latest.find(slot);
+    bool existed = true;
     if (it != latest.end()) {
-      op->record = *it->second;
+      op->record = *it->second.record;
+      existed = it->second.existed;
     } else {
-      Result<Record> current = ReadLocked(op->key);
+      Result<Record> current = space == 0 ? ReadLocked(op->key) : ReadHint(space, op->key);
       if (!current.ok()) {
         op->status = current.status();
         continue;
       }
       op->record = std::move(current.value());
+      existed = !op->record.empty();
     }
     op->had_value = op->record.HasLiveValue();
-    const bool tombstone = op->kind != WriteOp::Kind::kPut;
-    if (op->kind == WriteOp::Kind::kDeleteSeen) {
+    if (merge) {
+      op->record = Record::Merge(op->record, op->remote);
+    } else if (op->kind == WriteOp::Kind::kDeleteSeen) {
       const CausalContext all = op->record.context();
       op->record.Write(self_, all, true, std::string());
     } else {
+      const bool tombstone = op->kind != WriteOp::Kind::kPut;
       op->record.Write(self_, op->seen, tombstone,
                        tombstone ? std::string() : std::move(op->value));
     }
-    latest[op->key] = &op->record;
+    latest[slot] = Latest{&op->record, existed};
     applied.push_back(op);
   }
   if (applied.empty()) return;
   // Only the last record of each key needs writing; earlier ones are folded into it.
   std::vector<std::string> encoded;
   std::vector<Engine::KeyValue> pairs;
+  std::map<NodeId, std::uint64_t> new_hints;
   encoded.reserve(latest.size());
   pairs.reserve(latest.size());
-  for (const auto& [key, record] : latest) {
-    encoded.push_back(EncodeRecord(*record));
-    pairs.push_back({key, encoded.back()});
+  for (const auto& [slot, last] : latest) {
+    encoded.push_back(EncodeRecord(*last.record));
+    pairs.push_back({slot.second, encoded.back(), slot.first});
+    if (slot.first != 0 && !last.existed) ++new_hints[slot.first];
   }
   Status s = engine_->PutBatch(pairs);
   if (!s.ok()) {
     for (WriteOp* op : applied) op->status = s;
+    return;
   }
+  if (!new_hints.empty()) {
+    std::lock_guard<std::mutex> lock(counts_mu_);
+    for (const auto& [target, n] : new_hints) hint_counts_[target] += n;
+  }
+}
+
+Result<Record> LocalStore::ReadHint(NodeId target, std::string_view key) {
+  std::string bytes;
+  Status s = engine_->GetHint(target, key, &bytes);
+  if (s.IsNotFound()) return Record();
+  if (!s.ok()) return s;
+  return DecodeRecord(bytes);
+}
+
+Result<std::vector<Hint>> LocalStore::ScanHints(NodeId target, std::size_t limit) {
+  std::vector<Hint> out;
+  Status decode_error;
+  Status s = engine_->ScanHints(
+      target, [&](NodeId t, std::string_view key, std::string_view value) {
+        if (out.size() >= limit) return false;
+        Result<Record> r = DecodeRecord(value);
+        if (!r.ok()) {
+          decode_error = r.status();
+          return false;
+        }
+        out.push_back(Hint{t, std::string(key), std::move(r.value())});
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (!decode_error.ok()) return decode_error;
+  return out;
+}
+
+Result<bool> LocalStore::DeleteHintIfUnchanged(NodeId target, std::string_view key,
+                                               const Record& delivered) {
+  std::lock_guard<std::mutex> lock(LockFor(key));
+  Result<Record> current = ReadHint(target, key);
+  if (!current.ok()) return current.status();
+  if (current->empty() || !(current.value() == delivered)) return false;
+  if (Status s = engine_->DeleteHint(target, key); !s.ok()) return s;
+  std::lock_guard<std::mutex> counts(counts_mu_);
+  auto it = hint_counts_.find(target);
+  if (it != hint_counts_.end() && --it->second == 0) hint_counts_.erase(it);
+  return true;
+}
+
+std::map<NodeId, std::uint64_t> LocalStore::HintCounts() const {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  return hint_counts_;
 }
 
 Result<Record> LocalStore::Merge(std::string_view key, const Record& remote) {

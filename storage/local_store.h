@@ -8,6 +8,8 @@
 #pragma once
 
 #include <array>
+#include <map>
+#include <vector>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -40,11 +42,15 @@ struct WriteOp {
     kPut,         // a value superseding `seen`
     kDelete,      // a tombstone superseding `seen`
     kDeleteSeen,  // a tombstone superseding everything stored (`seen` ignored)
+    kMerge,       // `remote` (another replica's record) joined into the stored one
+    kHint,        // `remote` joined into the hint held for node `hint_for`
   };
   Kind kind = Kind::kPut;
   std::string key;
   CausalContext seen;
   std::string value;
+  Record remote;             // kMerge, kHint
+  NodeId hint_for = 0;       // kHint
 
   // Outcome.
   Status status;
@@ -52,9 +58,16 @@ struct WriteOp {
   bool had_value = false;  // whether a live value was stored before the write
 };
 
+// One hint as a scan returns it.
+struct Hint {
+  NodeId target = 0;
+  std::string key;
+  Record record;
+};
+
 class LocalStore {
  public:
-  // `engine` must outlive the store.
+  // `engine` must outlive the store. Counts the hints already held (one scan of them).
   LocalStore(Engine* engine, NodeId self, Limits limits);
 
   NodeId self() const { return self_; }
@@ -80,6 +93,21 @@ class LocalStore {
   // Joins a record from another replica into the stored one. Returns the merged record.
   Result<Record> Merge(std::string_view key, const Record& remote);
 
+  // Hinted handoff. A hint is a record kept for another node (the target) while it cannot take
+  // it; hints for the same (target, key) are merged into one. They are written with
+  // ApplyBatch (WriteOp::Kind::kHint).
+  //
+  // The hint held for (target, key); an empty record if none.
+  Result<Record> ReadHint(NodeId target, std::string_view key);
+  // Up to `limit` hints for `target` (every target when 0), in key order from the start.
+  Result<std::vector<Hint>> ScanHints(NodeId target, std::size_t limit);
+  // Deletes the hint for (target, key) if it still equals `delivered`; a hint that grew since
+  // it was read stays, to be delivered again. Returns whether it was deleted.
+  Result<bool> DeleteHintIfUnchanged(NodeId target, std::string_view key,
+                                     const Record& delivered);
+  // How many hints are held per target node (targets with none are left out).
+  std::map<NodeId, std::uint64_t> HintCounts() const;
+
  private:
   std::mutex& LockFor(std::string_view key);
   Result<Record> ReadLocked(std::string_view key);
@@ -89,6 +117,8 @@ class LocalStore {
   const NodeId self_;
   const Limits limits_;
   std::array<std::mutex, 64> stripes_;
+  mutable std::mutex counts_mu_;
+  std::map<NodeId, std::uint64_t> hint_counts_;  // guarded by counts_mu_
 };
 
 }  // namespace kv::storage

@@ -12,6 +12,14 @@ namespace {
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
+// be64(target) ‖ be64(token) ‖ key: the hints for one node are one contiguous range.
+std::string HintKey(std::uint64_t target, std::string_view key) {
+  std::string out;
+  AppendTokenPrefix(target, &out);
+  out += EncodeStorageKey(key);
+  return out;
+}
+
 Status FromRocks(const rocksdb::Status& s) {
   if (s.ok()) return Status::Ok();
   if (s.IsNotFound()) return Status::NotFound("");
@@ -38,6 +46,7 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const std::string& di
       {rocksdb::kDefaultColumnFamilyName, cf_options},
       {"data", cf_options},
       {"meta", rocksdb::ColumnFamilyOptions()},
+      {"hints", rocksdb::ColumnFamilyOptions()},
   };
 
   std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine());
@@ -54,6 +63,7 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const std::string& di
   engine->db_.reset(raw);
   engine->data_ = engine->handles_[1];
   engine->meta_ = engine->handles_[2];
+  engine->hints_ = engine->handles_[3];
   return engine;
 }
 
@@ -79,7 +89,9 @@ Status RocksDbEngine::Put(std::string_view key, std::string_view value) {
 Status RocksDbEngine::PutBatch(const std::vector<KeyValue>& pairs) {
   rocksdb::WriteBatch batch;
   for (const KeyValue& kv : pairs) {
-    rocksdb::Status s = batch.Put(data_, EncodeStorageKey(kv.key), ToSlice(kv.value));
+    rocksdb::Status s =
+        kv.hint_for == 0 ? batch.Put(data_, EncodeStorageKey(kv.key), ToSlice(kv.value))
+                         : batch.Put(hints_, HintKey(kv.hint_for, kv.key), ToSlice(kv.value));
     if (!s.ok()) return FromRocks(s);
   }
   rocksdb::WriteOptions wo;
@@ -106,6 +118,42 @@ Status RocksDbEngine::Scan(const ring::TokenRange& range, const ScanFn& fn) {
     }
     const rocksdb::Slice v = it->value();
     if (!fn(dk.token, dk.key, std::string_view(v.data(), v.size()))) break;
+  }
+  return FromRocks(it->status());
+}
+
+Status RocksDbEngine::GetHint(std::uint64_t target, std::string_view key, std::string* value) {
+  return FromRocks(db_->Get(rocksdb::ReadOptions(), hints_, HintKey(target, key), value));
+}
+
+Status RocksDbEngine::DeleteHint(std::uint64_t target, std::string_view key) {
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return FromRocks(db_->Delete(wo, hints_, HintKey(target, key)));
+}
+
+Status RocksDbEngine::ScanHints(std::uint64_t target, const HintScanFn& fn) {
+  std::string lower, upper;
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper_slice;
+  if (target != 0) {
+    AppendTokenPrefix(target, &lower);
+    if (target != UINT64_MAX) {
+      AppendTokenPrefix(target + 1, &upper);
+      upper_slice = rocksdb::Slice(upper);
+      ro.iterate_upper_bound = &upper_slice;
+    }
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, hints_));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key();
+    DecodedKey target_part, dk;
+    if (!DecodeStorageKey(std::string_view(k.data(), k.size()), &target_part) ||
+        !DecodeStorageKey(target_part.key, &dk)) {
+      return Status::Corruption("hint key shorter than a target and a token");
+    }
+    const rocksdb::Slice v = it->value();
+    if (!fn(target_part.token, dk.key, std::string_view(v.data(), v.size()))) break;
   }
   return FromRocks(it->status());
 }

@@ -1,6 +1,7 @@
 // RocksDbEngine: the Engine on an embedded RocksDB under a data directory.
 //
-// Column families: "data" (be64(token) ‖ key -> record) and "meta" (name -> value). Writes go to
+// Column families: "data" (be64(token) ‖ key -> record), "hints" (be64(target) ‖ be64(token) ‖
+// key -> record) and "meta" (name -> value). Writes go to
 // the WAL; by default without fsync (a process crash loses nothing, a machine crash may lose
 // the last moments, like Cassandra's periodic commit log); with `sync_writes` every write is
 // fsynced before it is acknowledged.
@@ -36,6 +37,9 @@ class RocksDbEngine final : public Engine {
   Status Put(std::string_view key, std::string_view value) override;
   Status PutBatch(const std::vector<KeyValue>& pairs) override;
   Status Scan(const ring::TokenRange& range, const ScanFn& fn) override;
+  Status GetHint(std::uint64_t target, std::string_view key, std::string* value) override;
+  Status DeleteHint(std::uint64_t target, std::string_view key) override;
+  Status ScanHints(std::uint64_t target, const HintScanFn& fn) override;
   std::uint64_t ApproximateBytes() override;
   Status GetMeta(std::string_view name, std::string* value) override;
   Status PutMeta(std::string_view name, std::string_view value) override;
@@ -45,9 +49,10 @@ class RocksDbEngine final : public Engine {
 
   RocksDbOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, data, meta; owned by db_
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, data, meta, hints
   rocksdb::ColumnFamilyHandle* data_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* hints_ = nullptr;
 };
 
 }  // namespace kv::storage

@@ -285,3 +285,109 @@ TEST(Engine, ApproximateBytesGrowsWithData) {
 
 }  // namespace
 }  // namespace kv::storage
+
+namespace kv::storage {
+namespace {
+
+// A record as another replica (node `node`) would send it.
+Record RemoteWrite(NodeId node, const std::string& value) {
+  Record r;
+  r.Write(node, {}, false, value);
+  return r;
+}
+
+std::vector<WriteOp*> Ptrs(std::vector<WriteOp>& ops) {
+  std::vector<WriteOp*> out;
+  for (auto& op : ops) out.push_back(&op);
+  return out;
+}
+
+WriteOp MergeOp(WriteOp::Kind kind, std::string key, Record remote, NodeId hint_for = 0) {
+  WriteOp o;
+  o.kind = kind;
+  o.key = std::move(key);
+  o.remote = std::move(remote);
+  o.hint_for = hint_for;
+  return o;
+}
+
+TEST(Hints, KeptPerTargetMergedCountedAndSurviveRestart) {
+  TempDir dir;
+  {
+    auto e = OpenOrDie(dir.path());
+    LocalStore store(e.get(), 1, Limits());
+    std::vector<WriteOp> ops;
+    ops.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(7, "x"), 7));
+    ops.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(8, "y"), 7));  // merged into a
+    ops.push_back(MergeOp(WriteOp::Kind::kHint, "b", RemoteWrite(7, "z"), 7));
+    ops.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(7, "w"), 9));  // other target
+    ops.push_back(MergeOp(WriteOp::Kind::kHint, "c", RemoteWrite(7, "v"), 0));  // no target
+    auto ptrs = Ptrs(ops);
+    store.ApplyBatch(ptrs);
+    for (int i = 0; i < 4; ++i) EXPECT_TRUE(ops[i].status.ok()) << i;
+    EXPECT_EQ(ops[4].status.code(), Status::Code::kInvalidArgument);
+    // Hints never show as data.
+    EXPECT_TRUE(store.Read("a")->empty());
+    EXPECT_EQ(store.ReadHint(7, "a")->siblings().size(), 2u);
+    EXPECT_EQ(store.HintCounts(), (std::map<NodeId, std::uint64_t>{{7, 2}, {9, 1}}));
+    // A later batch merging into an existing hint does not count it twice.
+    std::vector<WriteOp> more;
+    more.push_back(MergeOp(WriteOp::Kind::kHint, "b", RemoteWrite(8, "q"), 7));
+    auto more_ptrs = Ptrs(more);
+    store.ApplyBatch(more_ptrs);
+    EXPECT_EQ(store.HintCounts().at(7), 2u);
+  }
+  auto e = OpenOrDie(dir.path());
+  LocalStore store(e.get(), 1, Limits());
+  EXPECT_EQ(store.HintCounts(), (std::map<NodeId, std::uint64_t>{{7, 2}, {9, 1}}));
+  auto for7 = store.ScanHints(7, 100);
+  ASSERT_TRUE(for7.ok());
+  ASSERT_EQ(for7->size(), 2u);
+  for (const auto& h : for7.value()) EXPECT_EQ(h.target, 7u);
+  EXPECT_EQ(store.ScanHints(0, 100)->size(), 3u);
+  EXPECT_EQ(store.ScanHints(0, 1)->size(), 1u);
+}
+
+TEST(Hints, DeletedOnlyWhenUnchangedSinceDelivery) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  LocalStore store(e.get(), 1, Limits());
+  std::vector<WriteOp> ops;
+  ops.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(7, "x"), 7));
+  auto ptrs = Ptrs(ops);
+  store.ApplyBatch(ptrs);
+  const Record delivered = store.ReadHint(7, "a").value();
+  // A newer write for the same key reaches the hint after it was read for delivery.
+  std::vector<WriteOp> newer;
+  newer.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(8, "y"), 7));
+  auto newer_ptrs = Ptrs(newer);
+  store.ApplyBatch(newer_ptrs);
+  EXPECT_FALSE(store.DeleteHintIfUnchanged(7, "a", delivered).value());
+  EXPECT_EQ(store.HintCounts().at(7), 1u);
+  const Record grown = store.ReadHint(7, "a").value();
+  EXPECT_TRUE(store.DeleteHintIfUnchanged(7, "a", grown).value());
+  EXPECT_TRUE(store.ReadHint(7, "a")->empty());
+  EXPECT_TRUE(store.HintCounts().empty());
+  EXPECT_FALSE(store.DeleteHintIfUnchanged(7, "a", grown).value());  // already gone
+}
+
+TEST(LocalStore, MergeOpJoinsRemoteRecords) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  LocalStore store(e.get(), 1, Limits());
+  ASSERT_TRUE(store.Write("k", {}, false, "mine").ok());
+  std::vector<WriteOp> ops;
+  ops.push_back(MergeOp(WriteOp::Kind::kMerge, "k", RemoteWrite(7, "theirs")));
+  ops.push_back(MergeOp(WriteOp::Kind::kMerge, "k", RemoteWrite(7, "theirs")));  // idempotent
+  auto ptrs = Ptrs(ops);
+  store.ApplyBatch(ptrs);
+  ASSERT_TRUE(ops[1].status.ok());
+  const Record merged = store.Read("k").value();
+  std::set<std::string> values;
+  for (const auto& s : merged.siblings()) values.insert(s.value);
+  EXPECT_EQ(values, (std::set<std::string>{"mine", "theirs"}));
+  EXPECT_TRUE(store.HintCounts().empty());
+}
+
+}  // namespace
+}  // namespace kv::storage
