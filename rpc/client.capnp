@@ -6,23 +6,12 @@
 # client should act on come back as a Status in the results; a kj exception means the
 # request never completed (transport failure, or a message the server refused to parse).
 
-$import "/capnp/c++.capnp".namespace("kv::rpc::wire");
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("kv::rpc::wire");
 
-struct Status {
-  code @0 :Code;
-  message @1 :Text;
-
-  enum Code {
-    ok @0;
-    notFound @1;
-    invalidArgument @2;
-    unavailable @3;
-    timeout @4;
-    overloaded @5;
-    corruption @6;
-    ioError @7;
-  }
-}
+using import "common.capnp".Status;
+using import "common.capnp".Consistency;
+using import "replica.capnp".KvReplica;
 
 struct Sibling {
   value @0 :Data;
@@ -42,6 +31,7 @@ struct Member {
   owns @9 :Float64;      # share of the token space it owns as first replica, 0..1
   load @10 :UInt64;      # approximate bytes stored
   rack @11 :Text;
+  hints @12 :UInt64;     # hints the answering node holds for this member
 }
 
 # A slice of the token ring, [begin, end), and the nodes that replicate it, first replica first.
@@ -70,16 +60,25 @@ interface KvClient {
   # Returns the live siblings of `key` (tombstones are left out) and the causal context of
   # everything the node has seen for it. notFound when no live value remains; the context is
   # still returned then.
-  get @0 (key :Data) -> (status :Status, siblings :List(Sibling), context :Data);
+  #
+  # The node coordinates: it asks the key's replicas and answers once `consistency` of them
+  # have (unavailable or timeout otherwise), merging what they hold; stale replicas are repaired
+  # afterwards. With `local`, it answers from its own store alone, for diagnosis.
+  get @0 (key :Data, consistency :Consistency, local :Bool)
+      -> (status :Status, siblings :List(Sibling), context :Data);
 
   # Writes `value`. With an empty `context` nothing is superseded: on an existing key the value
-  # becomes one more sibling. Returns the context after the write.
-  put @1 (key :Data, value :Data, context :Data) -> (status :Status, context :Data);
+  # becomes one more sibling. Returns the context after the write. Succeeds once `consistency`
+  # replicas (or stand-ins holding hints) acknowledged it; otherwise unavailable or timeout,
+  # and the write may or may not have reached some replicas.
+  put @1 (key :Data, value :Data, context :Data, consistency :Consistency)
+      -> (status :Status, context :Data);
 
   # Writes a tombstone that supersedes `context`; with an empty context, everything the node
   # holds for the key. notFound when there was no live value to delete (the tombstone is still
   # written).
-  delete @2 (key :Data, context :Data) -> (status :Status, context :Data);
+  delete @2 (key :Data, context :Data, consistency :Consistency)
+      -> (status :Status, context :Data);
 
   # Every member this node knows of, itself included, sorted by id.
   status @3 () -> (status :Status, members :List(Member));
@@ -93,4 +92,7 @@ interface KvClient {
 
   # This node's own counters. `gossip` is false when it runs without membership.
   stats @6 () -> (status :Status, gossip :Bool, counters :GossipCounters);
+
+  # The internode interface, for other nodes of the cluster.
+  replica @7 () -> (replica :KvReplica);
 }

@@ -3,7 +3,7 @@
 #include <kj/async-io.h>
 
 #include "rpc/client.capnp.h"
-#include "rpc/client_service.h"
+#include "rpc/wire_status.h"
 #include "rpc/session.h"
 
 namespace kv::rpc {
@@ -90,11 +90,13 @@ Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(const std::strin
   return std::unique_ptr<BlockingClient>(new BlockingClient(std::move(impl)));
 }
 
-GetReply BlockingClient::Get(std::string_view key) {
+GetReply BlockingClient::Get(std::string_view key, Consistency consistency, bool local) {
   GetReply reply;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
     auto req = impl_->client.getRequest();
     req.setKey(Bytes(key));
+    req.setConsistency(static_cast<wire::Consistency>(consistency));
+    req.setLocal(local);
     auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
     reply.status = FromWire(resp.getStatus());
     for (auto s : resp.getSiblings()) reply.siblings.push_back(ToString(s.getValue()));
@@ -122,9 +124,10 @@ WriteReply BlockingClient::Write(MakeRequest&& make) {
 }
 
 WriteReply BlockingClient::Put(std::string_view key, std::string_view value,
-                               std::string_view context) {
+                               std::string_view context, Consistency consistency) {
   return Write([&](wire::KvClient::Client& client) {
     auto req = client.putRequest();
+    req.setConsistency(static_cast<wire::Consistency>(consistency));
     req.setKey(Bytes(key));
     req.setValue(Bytes(value));
     req.setContext(Bytes(context));
@@ -132,9 +135,11 @@ WriteReply BlockingClient::Put(std::string_view key, std::string_view value,
   });
 }
 
-WriteReply BlockingClient::Delete(std::string_view key, std::string_view context) {
+WriteReply BlockingClient::Delete(std::string_view key, std::string_view context,
+                                  Consistency consistency) {
   return Write([&](wire::KvClient::Client& client) {
     auto req = client.deleteRequest();
+    req.setConsistency(static_cast<wire::Consistency>(consistency));
     req.setKey(Bytes(key));
     req.setContext(Bytes(context));
     return req;
@@ -159,6 +164,7 @@ std::vector<MemberInfo> Members(capnp::List<wire::Member>::Reader list) {
     i.phi = m.getPhi();
     i.owns = m.getOwns();
     i.tokens = m.getTokens();
+    i.hints = m.getHints();
     out.push_back(std::move(i));
   }
   return out;

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rpc/replica_plan.h"
 #include "storage/status.h"
 
 namespace kv::rpc {
@@ -34,6 +35,7 @@ struct MemberInfo {
   std::uint64_t generation = 0, incarnation = 0, load = 0;
   double phi = 0, owns = 0;
   std::uint32_t tokens = 0;
+  std::uint64_t hints = 0;  // hints the answering node holds for this member
 };
 
 struct StatusReply {
@@ -65,9 +67,13 @@ class BlockingClient {
                                                          std::chrono::milliseconds timeout);
   ~BlockingClient();
 
-  GetReply Get(std::string_view key);
-  WriteReply Put(std::string_view key, std::string_view value, std::string_view context);
-  WriteReply Delete(std::string_view key, std::string_view context);
+  // `local`: the node's own record, with no coordination.
+  GetReply Get(std::string_view key, Consistency consistency = Consistency::kDefault,
+               bool local = false);
+  WriteReply Put(std::string_view key, std::string_view value, std::string_view context,
+                 Consistency consistency = Consistency::kDefault);
+  WriteReply Delete(std::string_view key, std::string_view context,
+                    Consistency consistency = Consistency::kDefault);
   StatusReply ClusterStatus();
   RingReply Ring(std::uint32_t replicas);
   Status RemoveNode(std::uint64_t id);

@@ -4,6 +4,7 @@
 
 #include <string_view>
 
+#include "rpc/replica_service.h"
 #include "storage/codec.h"
 
 namespace kv::rpc {
@@ -25,147 +26,27 @@ Result<storage::CausalContext> ClientContext(capnp::Data::Reader bytes) {
 
 }  // namespace
 
-void ToWire(const Status& status, wire::Status::Builder out) {
-  using C = wire::Status::Code;
-  C code = C::OK;
-  switch (status.code()) {
-    case Status::Code::kOk:
-      code = C::OK;
-      break;
-    case Status::Code::kNotFound:
-      code = C::NOT_FOUND;
-      break;
-    case Status::Code::kInvalidArgument:
-      code = C::INVALID_ARGUMENT;
-      break;
-    case Status::Code::kUnavailable:
-      code = C::UNAVAILABLE;
-      break;
-    case Status::Code::kTimeout:
-      code = C::TIMEOUT;
-      break;
-    case Status::Code::kOverloaded:
-      code = C::OVERLOADED;
-      break;
-    case Status::Code::kCorruption:
-      code = C::CORRUPTION;
-      break;
-    case Status::Code::kIoError:
-      code = C::IO_ERROR;
-      break;
+namespace {
+
+// The consistency a request asked for; false for a level this build does not know.
+bool FromWire(wire::Consistency c, Consistency* out) {
+  if (static_cast<std::uint16_t>(c) > static_cast<std::uint16_t>(wire::Consistency::ALL)) {
+    return false;
   }
-  out.setCode(code);
-  out.setMessage(status.message());
+  *out = static_cast<Consistency>(c);
+  return true;
 }
 
-Status FromWire(wire::Status::Reader in) {
-  using C = wire::Status::Code;
-  std::string msg = in.getMessage();
-  switch (in.getCode()) {
-    case C::OK:
-      return Status::Ok();
-    case C::NOT_FOUND:
-      return Status::NotFound(std::move(msg));
-    case C::INVALID_ARGUMENT:
-      return Status::InvalidArgument(std::move(msg));
-    case C::UNAVAILABLE:
-      return Status::Unavailable(std::move(msg));
-    case C::TIMEOUT:
-      return Status::Timeout(std::move(msg));
-    case C::OVERLOADED:
-      return Status::Overloaded(std::move(msg));
-    case C::CORRUPTION:
-      return Status::Corruption(std::move(msg));
-    case C::IO_ERROR:
-      return Status::IoError(std::move(msg));
-  }
-  // A code from a newer server that this client does not know.
-  return Status::IoError("unknown status code from server: " + msg);
-}
+Status UnknownConsistency() { return Status::InvalidArgument("unknown consistency level"); }
 
-constexpr std::size_t kMinBatch = 4;
-constexpr std::size_t kMaxBatch = 1024;
-
-struct ClientService::PendingWrite : public kj::Refcounted {
-  storage::WriteOp op;
-  kj::Own<kj::PromiseFulfiller<void>> done;
-};
-
-ClientService::ClientService(storage::LocalStore* store, ClusterControl* cluster)
-    : store_(store), cluster_(cluster), worker_(store), tasks_(*this) {}
-
-ClientService::~ClientService() = default;
-
-void ClientService::taskFailed(kj::Exception&& exception) {
-  KJ_LOG(ERROR, "write batch failed", exception);
-}
-
-kj::Promise<void> ClientService::Enqueue(PendingWrite& write) {
-  auto paf = kj::newPromiseAndFulfiller<void>();
-  write.done = kj::mv(paf.fulfiller);
-  pending_.push_back(kj::addRef(write));
-  if (!flush_scheduled_) {
-    flush_scheduled_ = true;
-    tasks_.add(kj::evalLast([this]() { FlushWrites(); }));
-  }
-  return kj::mv(paf.promise);
-}
-
-void ClientService::FlushWrites() {
-  flush_scheduled_ = false;
-  if (batch_in_flight_) return;  // called again when the batch in flight completes
-  if (pending_.empty()) {
-    if (drained_) drained_->fulfill();
-    drained_ = nullptr;
+// Fills a get reply from a record: its live siblings and its context.
+void FillGet(const Status& status, const storage::Record& record,
+             wire::KvClient::GetResults::Builder results) {
+  if (!status.ok()) {
+    ToWire(status, results.initStatus());
     return;
   }
-  // Take half of what waits (at least kMinBatch, at most kMaxBatch): while the worker applies
-  // one half, the replies of the previous batch reach their clients and new requests arrive,
-  // so the stages overlap. Taking everything made client and server alternate instead:
-  // 32 in flight on this 2-core machine gave 54-62k puts/s whole, 86-92k halved (issue 2 note).
-  const std::size_t take = std::min(kMaxBatch, std::max(kMinBatch, (pending_.size() + 1) / 2));
-  std::vector<kj::Own<PendingWrite>> batch;
-  if (pending_.size() <= take) {
-    batch = std::move(pending_);
-    pending_.clear();
-  } else {
-    for (std::size_t i = 0; i < take; ++i) batch.push_back(kj::mv(pending_[i]));
-    pending_.erase(pending_.begin(), pending_.begin() + take);
-  }
-  std::vector<storage::WriteOp*> ops;
-  ops.reserve(batch.size());
-  for (auto& w : batch) ops.push_back(&w->op);
-  batch_in_flight_ = true;
-  // `batch` rides in the continuation: the ops stay alive until the worker is done with them
-  // (the worker outlives tasks_, see the member order).
-  tasks_.add(worker_.Apply(std::move(ops)).then([this, batch = std::move(batch)]() mutable {
-    batch_in_flight_ = false;
-    for (auto& w : batch) w->done->fulfill();
-    FlushWrites();
-  }));
-}
-
-kj::Promise<void> ClientService::Drain() {
-  if (!batch_in_flight_ && pending_.empty()) return kj::READY_NOW;
-  auto paf = kj::newPromiseAndFulfiller<void>();
-  drained_ = kj::mv(paf.fulfiller);
-  if (!batch_in_flight_) FlushWrites();
-  return kj::mv(paf.promise);
-}
-
-kj::Promise<void> ClientService::get(GetContext context) {
-  auto params = context.getParams();
-  auto results = context.getResults();
-  if (shutting_down_) {
-    ToWire(Status::Unavailable("node is shutting down"), results.initStatus());
-    return kj::READY_NOW;
-  }
-  Result<storage::Record> record = store_->Read(View(params.getKey()));
-  if (!record.ok()) {
-    ToWire(record.status(), results.initStatus());
-    return kj::READY_NOW;
-  }
-  const auto& siblings = record->siblings();
+  const auto& siblings = record.siblings();
   std::size_t live = 0;
   for (const auto& s : siblings) live += s.tombstone ? 0 : 1;
   auto out = results.initSiblings(live);
@@ -174,68 +55,108 @@ kj::Promise<void> ClientService::get(GetContext context) {
     if (s.tombstone) continue;
     out[i++].setValue(Bytes(s.value));
   }
-  if (!record->empty()) results.setContext(Bytes(storage::EncodeContext(record->context())));
+  if (!record.empty()) results.setContext(Bytes(storage::EncodeContext(record.context())));
   ToWire(live == 0 ? Status::NotFound("key not found") : Status::Ok(), results.initStatus());
+}
+
+}  // namespace
+
+ClientService::ClientService(storage::LocalStore* store, ClusterControl* cluster,
+                             WriteBatcher* batcher, Coordinator* coordinator)
+    : store_(store),
+      cluster_(cluster),
+      batcher_(batcher),
+      coordinator_(coordinator),
+      replica_(kj::heap<ReplicaService>(store, batcher, coordinator, &shutting_down_)) {}
+
+ClientService::~ClientService() = default;
+
+kj::Promise<void> ClientService::replica(ReplicaContext context) {
+  context.getResults().setReplica(replica_);
   return kj::READY_NOW;
 }
 
-kj::Promise<void> ClientService::put(PutContext context) {
+kj::Promise<void> ClientService::get(GetContext context) {
   auto params = context.getParams();
   if (shutting_down_) {
     ToWire(Status::Unavailable("node is shutting down"), context.getResults().initStatus());
     return kj::READY_NOW;
   }
-  Result<storage::CausalContext> seen = ClientContext(params.getContext());
-  if (!seen.ok()) {
-    ToWire(seen.status(), context.getResults().initStatus());
+  const std::string_view key = View(params.getKey());
+  if (Status s = storage::CheckKey(key, store_->limits()); !s.ok()) {
+    ToWire(s, context.getResults().initStatus());
     return kj::READY_NOW;
   }
-  auto write = kj::refcounted<PendingWrite>();
-  write->op.kind = storage::WriteOp::Kind::kPut;
-  write->op.key = View(params.getKey());
-  write->op.seen = std::move(seen.value());
-  write->op.value = View(params.getValue());
-  // The continuation holds its own reference: the batch may outlive a cancelled call, and the
-  // call may outlive the batch.
-  auto done = Enqueue(*write);
-  return done.then([context, w = kj::mv(write)]() mutable {
+  if (params.getLocal()) {
+    Result<storage::Record> record = store_->Read(key);
+    FillGet(record.status(), record.ok() ? record.value() : storage::Record(),
+            context.getResults());
+    return kj::READY_NOW;
+  }
+  Consistency c;
+  if (!FromWire(params.getConsistency(), &c)) {
+    ToWire(UnknownConsistency(), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  return coordinator_->Read(std::string(key), c)
+      .then([context](Coordinator::ReadOutcome&& out) mutable {
+        FillGet(out.status, out.record, context.getResults());
+      });
+}
+
+namespace {
+
+template <typename Context>
+kj::Promise<void> ReplyWrite(kj::Promise<Coordinator::WriteOutcome> outcome, Context context) {
+  return outcome.then([context](Coordinator::WriteOutcome&& out) mutable {
     auto results = context.getResults();
-    if (w->op.status.ok()) {
-      results.setContext(Bytes(storage::EncodeContext(w->op.record.context())));
-    }
-    ToWire(w->op.status, results.initStatus());
+    if (!out.context.empty()) results.setContext(Bytes(out.context));
+    ToWire(out.status, results.initStatus());
   });
+}
+
+}  // namespace
+
+kj::Promise<void> ClientService::put(PutContext context) {
+  auto params = context.getParams();
+  auto fail = [&](const Status& s) {
+    ToWire(s, context.getResults().initStatus());
+    return kj::READY_NOW;
+  };
+  if (shutting_down_) return fail(Status::Unavailable("node is shutting down"));
+  Coordinator::WriteRequest req;
+  if (!FromWire(params.getConsistency(), &req.consistency)) return fail(UnknownConsistency());
+  Result<storage::CausalContext> seen = ClientContext(params.getContext());
+  if (!seen.ok()) return fail(seen.status());
+  req.kind = storage::WriteOp::Kind::kPut;
+  req.key = View(params.getKey());
+  if (Status s = storage::CheckKey(req.key, store_->limits()); !s.ok()) return fail(s);
+  req.value = View(params.getValue());
+  if (Status s = storage::CheckValue(req.value, store_->limits()); !s.ok()) return fail(s);
+  req.seen = std::move(seen.value());
+  return ReplyWrite(coordinator_->Write(std::move(req), false), context);
 }
 
 kj::Promise<void> ClientService::delete_(DeleteContext context) {
   auto params = context.getParams();
-  if (shutting_down_) {
-    ToWire(Status::Unavailable("node is shutting down"), context.getResults().initStatus());
+  auto fail = [&](const Status& s) {
+    ToWire(s, context.getResults().initStatus());
     return kj::READY_NOW;
-  }
-  auto write = kj::refcounted<PendingWrite>();
-  write->op.key = View(params.getKey());
+  };
+  if (shutting_down_) return fail(Status::Unavailable("node is shutting down"));
+  Coordinator::WriteRequest req;
+  if (!FromWire(params.getConsistency(), &req.consistency)) return fail(UnknownConsistency());
+  req.key = View(params.getKey());
+  if (Status s = storage::CheckKey(req.key, store_->limits()); !s.ok()) return fail(s);
   if (params.getContext().size() == 0) {
-    write->op.kind = storage::WriteOp::Kind::kDeleteSeen;
+    req.kind = storage::WriteOp::Kind::kDeleteSeen;
   } else {
     Result<storage::CausalContext> seen = ClientContext(params.getContext());
-    if (!seen.ok()) {
-      ToWire(seen.status(), context.getResults().initStatus());
-      return kj::READY_NOW;
-    }
-    write->op.kind = storage::WriteOp::Kind::kDelete;
-    write->op.seen = std::move(seen.value());
+    if (!seen.ok()) return fail(seen.status());
+    req.kind = storage::WriteOp::Kind::kDelete;
+    req.seen = std::move(seen.value());
   }
-  auto done = Enqueue(*write);
-  return done.then([context, w = kj::mv(write)]() mutable {
-    auto results = context.getResults();
-    Status status = w->op.status;
-    if (status.ok()) {
-      results.setContext(Bytes(storage::EncodeContext(w->op.record.context())));
-      if (!w->op.had_value) status = Status::NotFound("key not found");
-    }
-    ToWire(status, results.initStatus());
-  });
+  return ReplyWrite(coordinator_->Write(std::move(req), false), context);
 }
 
 std::shared_ptr<const ring::Ring> RingFromView(const membership::ClusterView& view) {
@@ -253,6 +174,7 @@ std::shared_ptr<const ring::Ring> RingFromView(const membership::ClusterView& vi
 namespace {
 
 void FillMembers(const membership::ClusterView& view, const ring::Ring& ring,
+                 const std::map<std::uint64_t, std::uint64_t>& hints,
                  capnp::List<wire::Member>::Builder out) {
   for (std::size_t i = 0; i < view.members.size(); ++i) {
     const auto& m = view.members[i];
@@ -269,6 +191,8 @@ void FillMembers(const membership::ClusterView& view, const ring::Ring& ring,
     b.setOwns(ring.OwnershipShare(m.id));
     b.setLoad(m.app.load_bytes);
     b.setRack(m.app.rack);
+    auto h = hints.find(m.id);
+    b.setHints(h == hints.end() ? 0 : h->second);
   }
 }
 
@@ -278,7 +202,7 @@ kj::Promise<void> ClientService::status(StatusContext context) {
   auto results = context.getResults();
   auto view = cluster_->View();
   auto ring = RingFromView(*view);
-  FillMembers(*view, *ring, results.initMembers(view->members.size()));
+  FillMembers(*view, *ring, store_->HintCounts(), results.initMembers(view->members.size()));
   ToWire(Status::Ok(), results.initStatus());
   return kj::READY_NOW;
 }
@@ -300,7 +224,7 @@ kj::Promise<void> ClientService::ring(RingContext context) {
     auto reps = out[i].initReplicas(ranges[i].replicas.size());
     for (std::size_t j = 0; j < ranges[i].replicas.size(); ++j) reps.set(j, ranges[i].replicas[j]);
   }
-  FillMembers(*view, *ring, results.initMembers(view->members.size()));
+  FillMembers(*view, *ring, store_->HintCounts(), results.initMembers(view->members.size()));
   ToWire(Status::Ok(), results.initStatus());
   return kj::READY_NOW;
 }

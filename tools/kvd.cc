@@ -24,6 +24,9 @@
 #include "rpc/client_server.h"
 #include "rpc/client_service.h"
 #include "rpc/cluster_control.h"
+#include "rpc/coordinator.h"
+#include "rpc/peers.h"
+#include "rpc/write_batcher.h"
 #include "storage/local_store.h"
 #include "storage/node_meta.h"
 #include "storage/rocksdb_engine.h"
@@ -47,6 +50,11 @@ struct Flags {
   mb::Config config;
   int probe_interval_ms = 1000, probe_timeout_ms = 500, gossip_interval_ms = 200;
   int push_pull_interval_ms = 30000;
+  // Replication.
+  rpc::ReplicationSettings replication;
+  std::string hinted_handoff = "on";
+  int request_timeout_ms = 2000;
+  int handoff_interval_ms = 1000;
 };
 
 int Fail(const std::string& what) {
@@ -191,8 +199,19 @@ int Run(const Flags& flags) {
   }
 
   // A message may hold a key and a value at their limits, plus envelope.
-  rpc::ClientServer server(kj::heap<rpc::ClientService>(&store, control.get()),
-                           limits.max_key_bytes + limits.max_value_bytes + 64 * 1024);
+  const std::size_t max_message = limits.max_key_bytes + limits.max_value_bytes + 64 * 1024;
+  rpc::WriteBatcher batcher(&store);
+  rpc::PeerPool peers(io.provider->getNetwork(), io.provider->getTimer(), max_message);
+  rpc::CoordinatorOptions co;
+  co.replication = flags.replication;
+  co.request_timeout = flags.request_timeout_ms * kj::MILLISECONDS;
+  co.handoff_interval = flags.handoff_interval_ms * kj::MILLISECONDS;
+  rpc::Coordinator coordinator(&store, &batcher, control.get(), &peers, co);
+  auto handoff = coordinator.RunHandoff().eagerlyEvaluate([](kj::Exception&& e) {
+    std::fprintf(stderr, "kvd: hinted handoff stopped: %s\n", e.getDescription().cStr());
+  });
+  rpc::ClientServer server(
+      kj::heap<rpc::ClientService>(&store, control.get(), &batcher, &coordinator), max_message);
   auto accepting = server.Listen(*listener).eagerlyEvaluate([](kj::Exception&& e) {
     std::fprintf(stderr, "kvd: accept failed: %s\n", e.getDescription().cStr());
   });
@@ -233,6 +252,7 @@ int Run(const Flags& flags) {
                info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 
   refreshing = nullptr;
+  handoff = nullptr;
   // Leave first, so the others mark this node LEFT rather than DOWN; linger a few gossip
   // rounds so the news gets out.
   if (agent) {
@@ -248,6 +268,7 @@ int Run(const Flags& flags) {
   io.waitScope.poll();
   accepting = nullptr;
   listener = nullptr;
+  peers.Clear();
   return g_refused ? 1 : 0;
 }
 
@@ -304,6 +325,29 @@ int main(int argc, char** argv) {
   g->add_option("--push-pull-interval-ms", flags.push_pull_interval_ms)
       ->capture_default_str()
       ->check(CLI::Range(100, 3600000));
+  auto* r = app.add_option_group("replication");
+  r->add_option("--n", flags.replication.n, "Replicas per key (N)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  r->add_option("--r", flags.replication.r, "Replies a read waits for by default (R)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  r->add_option("--w", flags.replication.w, "Acknowledgements a write waits for by default (W)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  r->add_option("--hinted-handoff", flags.hinted_handoff,
+                "on: DOWN replicas' writes go to stand-ins as hints, and replicas that time out "
+                "get hints; off: neither (repair alone brings them back)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  r->add_option("--request-timeout-ms", flags.request_timeout_ms,
+                "Bound on each replica call of a read or write")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  r->add_option("--handoff-interval-ms", flags.handoff_interval_ms,
+                "How often hints for members that are UP again are handed off")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 600000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -338,6 +382,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kvd: --probe-timeout-ms must be below --probe-interval-ms\n");
     return 2;
   }
+  if (flags.replication.r > flags.replication.n || flags.replication.w > flags.replication.n) {
+    std::fprintf(stderr, "kvd: --r and --w must not exceed --n\n");
+    return 2;
+  }
+  flags.replication.hinted_handoff = flags.hinted_handoff == "on";
   flags.config.probe_interval = std::chrono::milliseconds(flags.probe_interval_ms);
   flags.config.probe_timeout = std::chrono::milliseconds(flags.probe_timeout_ms);
   flags.config.gossip_interval = std::chrono::milliseconds(flags.gossip_interval_ms);

@@ -1,8 +1,8 @@
 // kvtool: the command-line client.
 //
-//   kvtool [--host HOST:PORT] [--json] [--timeout-ms MS] put KEY VALUE [--context CTX]
-//   kvtool ... get KEY
-//   kvtool ... delete KEY [--context CTX]
+//   kvtool [--host HOST:PORT] [--json] [--timeout-ms MS] put KEY VALUE [--context CTX] [-c C]
+//   kvtool ... get KEY [--consistency one|quorum|all] [--local]
+//   kvtool ... delete KEY [--context CTX] [--consistency one|quorum|all]
 //   kvtool ... status | ring [--replicas N] | removenode ID | stats
 //   kvtool ... bench [options]
 //
@@ -37,6 +37,8 @@ struct Globals {
   std::string host = "127.0.0.1:7701";
   bool json = false;
   int timeout_ms = 10000;
+  kv::rpc::Consistency consistency = kv::rpc::Consistency::kDefault;
+  bool local = false;
 };
 
 int ExitFor(const Status& s) {
@@ -93,7 +95,7 @@ kv::Result<std::unique_ptr<kv::rpc::BlockingClient>> Connect(const Globals& g) {
 int DoGet(const Globals& g, const std::string& key) {
   auto client = Connect(g);
   if (!client.ok()) return Report(client.status());
-  kv::rpc::GetReply r = client.value()->Get(key);
+  kv::rpc::GetReply r = client.value()->Get(key, g.consistency, g.local);
   if (!r.status.ok()) {
     if (r.status.IsNotFound()) return Complain(kExitNotFound, "not found: " + JsonKey(key));
     return Report(r.status);
@@ -134,7 +136,7 @@ int DoPut(const Globals& g, const std::string& key, const std::string& value_arg
   }
   auto client = Connect(g);
   if (!client.ok()) return Report(client.status());
-  kv::rpc::WriteReply r = client.value()->Put(key, value, ctx.value());
+  kv::rpc::WriteReply r = client.value()->Put(key, value, ctx.value(), g.consistency);
   if (!r.status.ok()) return Report(r.status);
   const std::string out_ctx = kv::tools::Base64Encode(r.context);
   if (g.json) {
@@ -150,7 +152,7 @@ int DoDelete(const Globals& g, const std::string& key, const std::string& ctx_ar
   if (!ctx.ok()) return Report(ctx.status());
   auto client = Connect(g);
   if (!client.ok()) return Report(client.status());
-  kv::rpc::WriteReply r = client.value()->Delete(key, ctx.value());
+  kv::rpc::WriteReply r = client.value()->Delete(key, ctx.value(), g.consistency);
   if (r.status.IsNotFound()) return Complain(kExitNotFound, "not found: " + JsonKey(key));
   if (!r.status.ok()) return Report(r.status);
   if (g.json) {
@@ -192,7 +194,8 @@ nlohmann::json MemberJson(const kv::rpc::MemberInfo& m) {
           {"tokens", m.tokens},
           {"owns", m.owns * 100},
           {"load", m.load},
-          {"rack", m.rack}};
+          {"rack", m.rack},
+          {"hints", m.hints}};
 }
 
 int DoStatus(const Globals& g) {
@@ -206,14 +209,16 @@ int DoStatus(const Globals& g) {
     PrintJson({{"nodes", nodes}});
     return kExitOk;
   }
-  std::printf("%-8s %-16s %-21s %-21s %-8s %5s %5s %7s %6s %7s %10s %s\n", "Status", "ID", "RPC",
-              "Gossip", "State", "Gen", "Inc", "Phi", "Tokens", "Owns", "Load", "Rack");
+  std::printf("%-8s %-16s %-21s %-21s %-8s %5s %5s %7s %6s %7s %10s %7s %s\n", "Status", "ID",
+              "RPC", "Gossip", "State", "Gen", "Inc", "Phi", "Tokens", "Owns", "Load", "Hints",
+              "Rack");
   for (const auto& m : r.members) {
-    std::printf("%-8s %-16s %-21s %-21s %-8s %5llu %5llu %7.2f %6u %6.1f%% %10s %s\n",
+    std::printf("%-8s %-16s %-21s %-21s %-8s %5llu %5llu %7.2f %6u %6.1f%% %10s %7llu %s\n",
                 m.status.c_str(), Hex(m.id).c_str(), m.rpc.c_str(), m.gossip.c_str(),
                 m.state.c_str(), static_cast<unsigned long long>(m.generation),
                 static_cast<unsigned long long>(m.incarnation), m.phi, m.tokens, m.owns * 100,
-                HumanBytes(m.load).c_str(), m.rack.c_str());
+                HumanBytes(m.load).c_str(), static_cast<unsigned long long>(m.hints),
+                m.rack.c_str());
   }
   return kExitOk;
 }
@@ -303,19 +308,29 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 3600 * 1000));
 
-  std::string key, value, context;
+  std::string key, value, context, consistency;
+  auto add_consistency = [&](CLI::App* cmd) {
+    cmd->add_option("--consistency,-c", consistency,
+                    "Replicas that must answer: one, quorum or all (default: the node's R or W)")
+        ->check(CLI::IsMember({"one", "quorum", "all"}));
+  };
   auto* get = app.add_subcommand("get", "Print the value (or every sibling) and the context");
   get->add_option("KEY", key)->required();
+  add_consistency(get);
+  get->add_flag("--local", g.local,
+                "Only the contacted node's own stored record, with no coordination");
 
   auto* put = app.add_subcommand("put", "Write a value; without --context it adds a sibling");
   put->add_option("KEY", key)->required();
   put->add_option("VALUE", value, "The value, or - to read it from stdin")->required();
   put->add_option("--context", context, "Context from a get: supersede what it saw");
+  add_consistency(put);
 
   auto* del = app.add_subcommand(
       "delete", "Delete the key; without --context, everything the node holds for it");
   del->add_option("KEY", key)->required();
   del->add_option("--context", context, "Context from a get: delete only what it saw");
+  add_consistency(del);
 
   auto* status = app.add_subcommand("status", "Every member: status, state, generation, phi, ...");
   std::uint32_t replicas = 3;
@@ -349,6 +364,10 @@ int main(int argc, char** argv) {
   }
   if ((get->parsed() || put->parsed() || del->parsed()) && key.empty()) {
     return Complain(kExitUsage, "invalid argument: key is empty");
+  }
+  if (!consistency.empty()) (void)kv::rpc::ParseConsistency(consistency, &g.consistency);
+  if (g.local && !consistency.empty()) {
+    return Complain(kExitUsage, "--local reads one node: it takes no --consistency");
   }
   if (get->parsed()) return DoGet(g, key);
   if (put->parsed()) return DoPut(g, key, value, context);

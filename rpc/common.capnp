@@ -1,0 +1,29 @@
+@0xb6e83d76d3cd4395;
+# Types shared by the client and replica interfaces.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("kv::rpc::wire");
+
+struct Status {
+  code @0 :Code;
+  message @1 :Text;
+
+  enum Code {
+    ok @0;
+    notFound @1;
+    invalidArgument @2;
+    unavailable @3;
+    timeout @4;
+    overloaded @5;
+    corruption @6;
+    ioError @7;
+  }
+}
+
+# How many replicas must answer a request. `default` is the node's setting (R or W).
+enum Consistency {
+  default @0;
+  one @1;
+  quorum @2;
+  all @3;
+}

@@ -1,0 +1,499 @@
+#include "rpc/coordinator.h"
+
+#include <kj/debug.h>
+
+#include <optional>
+
+#include "rpc/wire_status.h"
+#include "storage/codec.h"
+
+namespace kv::rpc {
+namespace {
+
+std::string_view View(capnp::Data::Reader d) {
+  return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
+kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
+  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
+}
+
+bool SameRingInputs(const membership::ClusterView& a, const membership::ClusterView& b) {
+  if (a.members.size() != b.members.size()) return false;
+  for (std::size_t i = 0; i < a.members.size(); ++i) {
+    const auto& x = a.members[i];
+    const auto& y = b.members[i];
+    auto gone = [](const membership::MemberView& m) {
+      return m.liveness == membership::Liveness::kLeft ||
+             m.liveness == membership::Liveness::kRemoved;
+    };
+    if (x.id != y.id || gone(x) != gone(y) || x.app.state != y.app.state ||
+        x.app.rack != y.app.rack || x.app.tokens != y.app.tokens) {
+      return false;
+    }
+  }
+  return true;
+}
+
+wire::WriteKind ToWireKind(storage::WriteOp::Kind k) {
+  switch (k) {
+    case storage::WriteOp::Kind::kDelete:
+      return wire::WriteKind::DELETE;
+    case storage::WriteOp::Kind::kDeleteSeen:
+      return wire::WriteKind::DELETE_SEEN;
+    default:
+      return wire::WriteKind::PUT;
+  }
+}
+
+std::string Shortfall(const char* verb, int got, int required, bool timed_out,
+                      kj::Duration timeout) {
+  std::string msg = std::to_string(got) + " of " + std::to_string(required) +
+                    " required replicas " + verb;
+  if (timed_out) msg += " within " + std::to_string(timeout / kj::MILLISECONDS) + " ms";
+  return msg;
+}
+
+}  // namespace
+
+// One write being replicated. Shared by the request and every replica call, which may outlive
+// the request.
+struct Coordinator::WriteState : public kj::Refcounted {
+  int required = 0;
+  int acks = 0;
+  int pending = 0;
+  bool timed_out = false;
+  bool answered = false;
+  WriteOutcome local;
+  kj::Own<kj::PromiseFulfiller<WriteOutcome>> fulfiller;
+  kj::Duration timeout;
+  std::string key;
+  storage::Record record;
+
+  void Ack(bool counts) {
+    if (counts) {
+      --pending;
+      ++acks;
+    }
+    Settle();
+  }
+
+  void Settle() {
+    if (answered) return;
+    if (acks >= required) {
+      answered = true;
+      fulfiller->fulfill(WriteOutcome(local));
+    } else if (acks + pending < required) {
+      answered = true;
+      const std::string msg = Shortfall("acknowledged", acks, required, timed_out, timeout);
+      fulfiller->fulfill(
+          WriteOutcome{timed_out ? Status::Timeout(msg)
+                                 : Status::Unavailable(msg),
+                       ""});
+    }
+  }
+};
+
+struct Coordinator::ReadState : public kj::Refcounted {
+  Snapshot snapshot;
+  std::string key;
+  Consistency consistency = Consistency::kDefault;
+  std::vector<ReplicaTarget> targets;
+  std::vector<std::optional<storage::Record>> replies;
+  int required = 0;
+  int acks = 0;
+  int pending = 0;
+  bool timed_out = false;
+  bool answered = false;
+  storage::Record merged;  // of every reply so far
+  kj::Own<kj::PromiseFulfiller<ReadOutcome>> fulfiller;
+  kj::Duration timeout;
+};
+
+Coordinator::Coordinator(storage::LocalStore* store, WriteBatcher* batcher,
+                         ClusterControl* cluster, PeerPool* peers, CoordinatorOptions options)
+    : store_(store),
+      batcher_(batcher),
+      cluster_(cluster),
+      peers_(peers),
+      options_(options),
+      tasks_(*this) {}
+
+Coordinator::~Coordinator() = default;
+
+void Coordinator::taskFailed(kj::Exception&& exception) {
+  KJ_LOG(WARNING, "coordinator task failed", exception);
+}
+
+Coordinator::Snapshot Coordinator::Current() {
+  auto view = cluster_->View();
+  if (view != cached_.view) {
+    if (!cached_.view || !SameRingInputs(*cached_.view, *view)) {
+      cached_.ring = RingFromView(*view);
+    }
+    cached_.view = std::move(view);
+  }
+  return cached_;
+}
+
+ReplicaPlan Coordinator::Plan(const Snapshot& s, std::string_view key) const {
+  const auto& view = *s.view;
+  return PlanReplicas(*s.ring, key, options_.replication.n, options_.replication.hinted_handoff,
+                      [&view](std::uint64_t id) {
+                        const membership::MemberView* m = view.Find(id);
+                        return m != nullptr && m->liveness == membership::Liveness::kDown;
+                      });
+}
+
+kj::Maybe<wire::KvReplica::Client> Coordinator::Peer(const Snapshot& s, std::uint64_t id) {
+  const membership::MemberView* m = s.view->Find(id);
+  if (m == nullptr || m->app.rpc_address.empty()) return nullptr;
+  return peers_->Get(id, m->app.rpc_address);
+}
+
+kj::Promise<Coordinator::WriteOutcome> Coordinator::Write(WriteRequest request, bool forwarded) {
+  Snapshot snap = Current();
+  ReplicaPlan plan = Plan(snap, request.key);
+  if (plan.owners == 0) {
+    return WriteOutcome{Status::Unavailable("no node owns ring tokens yet"), ""};
+  }
+  const int required = plan.Required(request.consistency, options_.replication.w);
+  const int reachable = plan.Reachable(request.consistency);
+  if (reachable < required) {
+    return WriteOutcome{
+        Status::Unavailable("" + std::to_string(reachable) + " of " +
+                            std::to_string(required) + " required replicas are up (" +
+                            std::to_string(plan.down.size()) + " DOWN)"),
+        ""};
+  }
+  const std::uint64_t self = store_->self();
+  bool self_owner = false;
+  for (const auto& t : plan.targets) self_owner |= t.node == self && t.hint_for == 0;
+  if (!self_owner && !forwarded) {
+    for (const auto& t : plan.targets) {
+      if (t.hint_for == 0) return Forward(snap, t.node, std::move(request));
+    }
+    return WriteOutcome{Status::Unavailable("every owner of the key is DOWN"), ""};
+  }
+  auto w = kj::refcounted<PendingWrite>();
+  w->op.kind = request.kind;
+  w->op.key = request.key;
+  w->op.seen = std::move(request.seen);
+  w->op.value = std::move(request.value);
+  auto applied = batcher_->Submit(*w);
+  return applied.then([this, snap = kj::mv(snap), plan = kj::mv(plan), required,
+                       consistency = request.consistency, w = kj::mv(w),
+                       self_owner]() mutable -> kj::Promise<WriteOutcome> {
+    const storage::WriteOp& op = w->op;
+    if (!op.status.ok()) return WriteOutcome{op.status, ""};
+    WriteOutcome local{Status::Ok(), storage::EncodeContext(op.record.context())};
+    if (op.kind != storage::WriteOp::Kind::kPut && !op.had_value) {
+      local.status = Status::NotFound("key not found");
+    }
+    // This node's own copy counts when it is an owner.
+    std::erase_if(plan.targets, [&](const ReplicaTarget& t) {
+      return t.node == store_->self() && t.hint_for == 0;
+    });
+    return Replicate(snap, kj::mv(plan), required - (self_owner ? 1 : 0), consistency, op.key,
+                     op.record, kj::mv(local));
+  });
+}
+
+kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(const Snapshot& s, ReplicaPlan plan,
+                                                              int required,
+                                                              Consistency consistency,
+                                                              std::string key,
+                                                              storage::Record record,
+                                                              WriteOutcome local) {
+  auto paf = kj::newPromiseAndFulfiller<WriteOutcome>();
+  auto state = kj::refcounted<WriteState>();
+  state->required = required;
+  state->local = kj::mv(local);
+  state->fulfiller = kj::mv(paf.fulfiller);
+  state->timeout = options_.request_timeout;
+  state->key = key;
+  state->record = record;
+  for (std::uint64_t owner : plan.uncovered) KeepHint(owner, key, record);
+  const std::string encoded = storage::EncodeRecord(record);
+  for (const ReplicaTarget& t : plan.targets) {
+    const bool counts = ReplicaPlan::Counts(t, consistency);
+    if (counts) ++state->pending;
+    KJ_IF_MAYBE (peer, Peer(s, t.node)) {
+      auto req = peer->writeRequest();
+      req.setKey(Bytes(key));
+      req.setRecord(Bytes(encoded));
+      req.setHintFor(t.hint_for);
+      auto call = peers_->timer().timeoutAfter(options_.request_timeout, req.send());
+      tasks_.add(call.then(
+          [this, state = kj::addRef(*state), t, counts](
+              capnp::Response<wire::KvReplica::WriteResults>&& r) mutable {
+            if (FromWire(r.getStatus()).ok()) {
+              state->Ack(counts);
+            } else {
+              WriteFailed(*state, t, counts, false);
+            }
+          },
+          [this, state = kj::addRef(*state), t, counts](kj::Exception&& e) mutable {
+            WriteFailed(*state, t, counts, e.getType() == kj::Exception::Type::OVERLOADED);
+          }));
+    } else {
+      WriteFailed(*state, t, counts, false);
+    }
+  }
+  state->Settle();
+  return kj::mv(paf.promise);
+}
+
+void Coordinator::WriteFailed(WriteState& state, const ReplicaTarget& t, bool counts,
+                              bool timed_out) {
+  if (counts) --state.pending;
+  state.timed_out |= timed_out;
+  if (options_.replication.hinted_handoff) {
+    KeepHint(t.hint_for != 0 ? t.hint_for : t.node, state.key, state.record);
+  }
+  state.Settle();
+}
+
+void Coordinator::KeepHint(std::uint64_t target, const std::string& key,
+                           const storage::Record& record) {
+  if (target == store_->self()) return;
+  auto w = kj::refcounted<PendingWrite>();
+  w->op.kind = storage::WriteOp::Kind::kHint;
+  w->op.key = key;
+  w->op.remote = record;
+  w->op.hint_for = target;
+  auto applied = batcher_->Submit(*w);
+  tasks_.add(applied.then([this, w = kj::mv(w)]() {
+    if (w->op.status.ok()) {
+      ++counters_.hints_stored;
+    } else {
+      KJ_LOG(ERROR, "cannot keep a hint", w->op.status.ToString());
+    }
+  }));
+}
+
+kj::Promise<Coordinator::WriteOutcome> Coordinator::Forward(const Snapshot& s,
+                                                            std::uint64_t leader,
+                                                            WriteRequest request) {
+  KJ_IF_MAYBE (peer, Peer(s, leader)) {
+    ++counters_.forwarded;
+    auto req = peer->coordinateRequest();
+    req.setKind(ToWireKind(request.kind));
+    req.setKey(Bytes(request.key));
+    req.setValue(Bytes(request.value));
+    if (!request.seen.empty()) req.setContext(Bytes(storage::EncodeContext(request.seen)));
+    req.setConsistency(static_cast<wire::Consistency>(request.consistency));
+    // The owner waits up to one timeout for its replicas: allow for that and the hop.
+    return peers_->timer()
+        .timeoutAfter(options_.request_timeout * 2, req.send())
+        .then(
+            [](capnp::Response<wire::KvReplica::CoordinateResults>&& r) {
+              return WriteOutcome{FromWire(r.getStatus()), std::string(View(r.getContext()))};
+            },
+            [](kj::Exception&& e) {
+              if (e.getType() == kj::Exception::Type::OVERLOADED) {
+                return WriteOutcome{
+                    Status::Timeout("the owner the write was forwarded to did not answer"),
+                    ""};
+              }
+              return WriteOutcome{Status::Unavailable(std::string("forwarding to the "
+                                                                  "key's owner failed: ") +
+                                                      e.getDescription().cStr()),
+                                  ""};
+            });
+  }
+  return WriteOutcome{Status::Unavailable("no address for the key's owner"), ""};
+}
+
+kj::Promise<Coordinator::ReadOutcome> Coordinator::Read(std::string key, Consistency consistency) {
+  Snapshot snap = Current();
+  ReplicaPlan plan = Plan(snap, key);
+  if (plan.owners == 0) {
+    return ReadOutcome{Status::Unavailable("no node owns ring tokens yet"), {}};
+  }
+  const int required = plan.Required(consistency, options_.replication.r);
+  const int reachable = plan.Reachable(consistency);
+  if (reachable < required) {
+    return ReadOutcome{Status::Unavailable("" + std::to_string(reachable) + " of " +
+                                           std::to_string(required) +
+                                           " required replicas are up (" +
+                                           std::to_string(plan.down.size()) + " DOWN)"),
+                       {}};
+  }
+  auto paf = kj::newPromiseAndFulfiller<ReadOutcome>();
+  auto state = kj::refcounted<ReadState>();
+  state->snapshot = snap;
+  state->key = key;
+  state->consistency = consistency;
+  state->targets = plan.targets;
+  state->replies.resize(plan.targets.size());
+  state->required = required;
+  state->pending = static_cast<int>(plan.targets.size());
+  state->fulfiller = kj::mv(paf.fulfiller);
+  state->timeout = options_.request_timeout;
+
+  // Called once per target, with its record or nothing.
+  auto reply = [this](ReadState& st, std::size_t i, std::optional<storage::Record> record,
+                      bool timed_out) {
+    --st.pending;
+    st.timed_out |= timed_out;
+    if (record) {
+      st.merged = storage::Record::Merge(st.merged, *record);
+      if (ReplicaPlan::Counts(st.targets[i], st.consistency)) ++st.acks;
+      st.replies[i] = std::move(record);
+    }
+    if (!st.answered && st.acks >= st.required) {
+      st.answered = true;
+      st.fulfiller->fulfill(ReadOutcome{Status::Ok(), st.merged});
+    } else if (!st.answered && st.pending == 0) {
+      st.answered = true;
+      const std::string msg = Shortfall("answered", st.acks, st.required, st.timed_out, st.timeout);
+      st.fulfiller->fulfill(ReadOutcome{st.timed_out ? Status::Timeout(msg)
+                                                     : Status::Unavailable(msg),
+                                        {}});
+    }
+    if (st.pending == 0) {
+      // Read repair: whoever returned less than everything seen gets the merge.
+      for (std::size_t j = 0; j < st.targets.size(); ++j) {
+        if (st.replies[j] && !(*st.replies[j] == st.merged)) {
+          Repair(st.snapshot, st.targets[j], st.key, st.merged);
+        }
+      }
+    }
+  };
+
+  const std::uint64_t self = store_->self();
+  for (std::size_t i = 0; i < plan.targets.size(); ++i) {
+    const ReplicaTarget t = plan.targets[i];
+    if (t.node == self && t.hint_for == 0) {
+      Result<storage::Record> local = store_->Read(key);
+      if (local.ok()) {
+        reply(*state, i, std::move(local.value()), false);
+      } else {
+        KJ_LOG(ERROR, "local read failed", local.status().ToString());
+        reply(*state, i, std::nullopt, false);
+      }
+      continue;
+    }
+    KJ_IF_MAYBE (peer, Peer(snap, t.node)) {
+      auto req = peer->readRequest();
+      req.setKey(Bytes(key));
+      req.setHintFor(t.hint_for);
+      auto call = peers_->timer().timeoutAfter(options_.request_timeout, req.send());
+      tasks_.add(call.then(
+          [state = kj::addRef(*state), i, reply](
+              capnp::Response<wire::KvReplica::ReadResults>&& r) mutable {
+            std::optional<storage::Record> record;
+            if (FromWire(r.getStatus()).ok()) {
+              if (r.getRecord().size() == 0) {
+                record = storage::Record();
+              } else if (auto decoded = storage::DecodeRecord(View(r.getRecord()));
+                         decoded.ok()) {
+                record = std::move(decoded.value());
+              } else {
+                KJ_LOG(WARNING, "replica sent an undecodable record",
+                       decoded.status().ToString());
+              }
+            }
+            reply(*state, i, std::move(record), false);
+          },
+          [state = kj::addRef(*state), i, reply](kj::Exception&& e) mutable {
+            reply(*state, i, std::nullopt, e.getType() == kj::Exception::Type::OVERLOADED);
+          }));
+    } else {
+      reply(*state, i, std::nullopt, false);
+    }
+  }
+  return kj::mv(paf.promise);
+}
+
+void Coordinator::Repair(const Snapshot& s, const ReplicaTarget& t, const std::string& key,
+                         const storage::Record& merged) {
+  ++counters_.read_repairs;
+  if (t.node == store_->self() && t.hint_for == 0) {
+    auto w = kj::refcounted<PendingWrite>();
+    w->op.kind = storage::WriteOp::Kind::kMerge;
+    w->op.key = key;
+    w->op.remote = merged;
+    auto applied = batcher_->Submit(*w);
+    tasks_.add(applied.attach(kj::mv(w)));
+    return;
+  }
+  KJ_IF_MAYBE (peer, Peer(s, t.node)) {
+    auto req = peer->writeRequest();
+    req.setKey(Bytes(key));
+    req.setRecord(Bytes(storage::EncodeRecord(merged)));
+    req.setHintFor(t.hint_for);
+    // Best effort: a repair that fails is left to the next read, hints and anti-entropy.
+    tasks_.add(peers_->timer()
+                   .timeoutAfter(options_.request_timeout, req.send())
+                   .then([](auto&&) {}, [](kj::Exception&&) {}));
+  }
+}
+
+kj::Promise<void> Coordinator::RunHandoff() {
+  return peers_->timer().afterDelay(options_.handoff_interval).then([this]() {
+    DeliverHints();
+    return RunHandoff();
+  });
+}
+
+void Coordinator::DeliverHints() {
+  auto counts = store_->HintCounts();
+  if (counts.empty()) return;
+  auto view = cluster_->View();
+  for (const auto& [target, n] : counts) {
+    if (delivering_.count(target) != 0) continue;
+    const membership::MemberView* m = view->Find(target);
+    if (m == nullptr || m->liveness != membership::Liveness::kUp || m->app.rpc_address.empty()) {
+      continue;
+    }
+    delivering_.insert(target);
+    tasks_.add(DeliverTo(target, m->app.rpc_address).then([this, target = target]() {
+      delivering_.erase(target);
+    }, [this, target = target](kj::Exception&& e) {
+      delivering_.erase(target);
+      KJ_LOG(WARNING, "hint handoff failed", e);
+    }));
+  }
+}
+
+kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string address) {
+  Result<std::vector<storage::Hint>> hints = store_->ScanHints(target, options_.handoff_batch);
+  if (!hints.ok()) {
+    KJ_LOG(ERROR, "cannot read hints", hints.status().ToString());
+    return kj::READY_NOW;
+  }
+  if (hints->empty()) return kj::READY_NOW;
+  const bool full = hints->size() >= options_.handoff_batch;
+  auto peer = peers_->Get(target, address);
+  auto all_ok = std::make_shared<bool>(true);
+  kj::Vector<kj::Promise<void>> calls;
+  for (storage::Hint& h : hints.value()) {
+    auto req = peer.writeRequest();
+    req.setKey(Bytes(h.key));
+    req.setRecord(Bytes(storage::EncodeRecord(h.record)));
+    req.setHintFor(0);
+    calls.add(peers_->timer()
+                  .timeoutAfter(options_.request_timeout, req.send())
+                  .then(
+                      [this, target, all_ok, h = kj::mv(h)](
+                          capnp::Response<wire::KvReplica::WriteResults>&& r) {
+                        if (!FromWire(r.getStatus()).ok()) {
+                          *all_ok = false;
+                          return;
+                        }
+                        // Acknowledged: now it may go, unless it grew meanwhile.
+                        Result<bool> deleted = store_->DeleteHintIfUnchanged(target, h.key, h.record);
+                        if (deleted.ok() && deleted.value()) ++counters_.hints_delivered;
+                      },
+                      [all_ok](kj::Exception&&) { *all_ok = false; }));
+  }
+  return kj::joinPromises(calls.releaseAsArray())
+      .then([this, target, address = kj::mv(address), all_ok, full]() mutable -> kj::Promise<void> {
+        if (*all_ok && full) return DeliverTo(target, kj::mv(address));
+        return kj::READY_NOW;
+      });
+}
+
+}  // namespace kv::rpc

@@ -1,0 +1,77 @@
+#include "rpc/peers.h"
+
+namespace kv::rpc {
+
+struct PeerPool::Peer {
+  std::uint64_t serial = 0;
+  std::string address;
+  kj::Own<RpcSession> session;      // once connected
+  wire::KvReplica::Client replica;  // a promise until connected; broken after a failure
+  bool failed = false;
+  kj::TimePoint failed_at = kj::origin<kj::TimePoint>();
+
+  explicit Peer(wire::KvReplica::Client r) : replica(kj::mv(r)) {}
+};
+
+PeerPool::PeerPool(kj::Network& network, kj::Timer& timer, std::size_t max_message_bytes,
+                   kj::Duration retry_after)
+    : network_(network), timer_(timer), retry_after_(retry_after), tasks_(*this) {
+  reader_options_.traversalLimitInWords = max_message_bytes / sizeof(capnp::word) + 1;
+}
+
+PeerPool::~PeerPool() = default;
+
+void PeerPool::Clear() { peers_.clear(); }
+
+void PeerPool::Drop(std::uint64_t id, std::uint64_t serial) {
+  auto it = peers_.find(id);
+  if (it != peers_.end() && it->second->serial == serial) peers_.erase(it);
+}
+
+wire::KvReplica::Client PeerPool::Get(std::uint64_t id, const std::string& address) {
+  auto it = peers_.find(id);
+  if (it != peers_.end()) {
+    Peer& p = *it->second;
+    const bool stale_failure = p.failed && timer_.now() - p.failed_at >= retry_after_;
+    if (p.address == address && !stale_failure) return p.replica;
+    peers_.erase(it);
+  }
+  const std::uint64_t serial = next_serial_++;
+  auto connected = network_.parseAddress(address).then(
+      [](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); });
+  auto fork = connected
+                  .then([this, id, serial](kj::Own<kj::AsyncIoStream> stream)
+                            -> wire::KvReplica::Client {
+                    auto it = peers_.find(id);
+                    if (it == peers_.end() || it->second->serial != serial) {
+                      return KJ_EXCEPTION(DISCONNECTED, "connection superseded");
+                    }
+                    Peer& p = *it->second;
+                    p.session = kj::heap<RpcSession>(kj::mv(stream), reader_options_);
+                    auto client = p.session->Bootstrap().castAs<wire::KvClient>();
+                    auto replica = client.replicaRequest().send().getReplica();
+                    // Dropped a turn later: not from inside the session's own callback.
+                    tasks_.add(p.session->OnDisconnect()
+                                   .then([]() {}, [](kj::Exception&&) {})
+                                   .then([this, id, serial]() {
+                                     return kj::evalLater([this, id, serial]() { Drop(id, serial); });
+                                   }));
+                    return replica;
+                  },
+                  [this, id, serial](kj::Exception&& e) -> wire::KvReplica::Client {
+                    auto it = peers_.find(id);
+                    if (it != peers_.end() && it->second->serial == serial) {
+                      it->second->failed = true;
+                      it->second->failed_at = timer_.now();
+                    }
+                    return kj::mv(e);
+                  });
+  auto peer = kj::heap<Peer>(wire::KvReplica::Client(kj::mv(fork)));
+  peer->serial = serial;
+  peer->address = address;
+  wire::KvReplica::Client out = peer->replica;
+  peers_[id] = kj::mv(peer);
+  return out;
+}
+
+}  // namespace kv::rpc

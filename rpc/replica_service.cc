@@ -1,0 +1,121 @@
+#include "rpc/replica_service.h"
+
+#include "rpc/wire_status.h"
+#include "storage/codec.h"
+
+namespace kv::rpc {
+namespace {
+
+std::string_view View(capnp::Data::Reader d) {
+  return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
+kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
+  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
+}
+
+Status ShuttingDown() { return Status::Unavailable("node is shutting down"); }
+
+}  // namespace
+
+ReplicaService::ReplicaService(storage::LocalStore* store, WriteBatcher* batcher,
+                               Coordinator* coordinator, const bool* shutting_down)
+    : store_(store), batcher_(batcher), coordinator_(coordinator), shutting_down_(shutting_down) {}
+
+kj::Promise<void> ReplicaService::read(ReadContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  if (*shutting_down_) {
+    ToWire(ShuttingDown(), results.initStatus());
+    return kj::READY_NOW;
+  }
+  const std::string_view key = View(params.getKey());
+  Result<storage::Record> record = store_->Read(key);
+  if (record.ok() && params.getHintFor() != 0 && params.getHintFor() != store_->self()) {
+    Result<storage::Record> hint = store_->ReadHint(params.getHintFor(), key);
+    if (!hint.ok()) {
+      record = hint.status();
+    } else {
+      record = storage::Record::Merge(record.value(), hint.value());
+    }
+  }
+  if (!record.ok()) {
+    ToWire(record.status(), results.initStatus());
+    return kj::READY_NOW;
+  }
+  if (!record->empty()) results.setRecord(Bytes(storage::EncodeRecord(record.value())));
+  ToWire(Status::Ok(), results.initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> ReplicaService::write(WriteContext context) {
+  auto params = context.getParams();
+  if (*shutting_down_) {
+    ToWire(ShuttingDown(), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  Result<storage::Record> record = storage::DecodeRecord(View(params.getRecord()));
+  if (!record.ok()) {
+    ToWire(Status::InvalidArgument("replica write: " + record.status().message()),
+           context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  auto w = kj::refcounted<PendingWrite>();
+  const std::uint64_t hint_for = params.getHintFor();
+  const bool hint = hint_for != 0 && hint_for != store_->self();
+  w->op.kind = hint ? storage::WriteOp::Kind::kHint : storage::WriteOp::Kind::kMerge;
+  w->op.hint_for = hint ? hint_for : 0;
+  w->op.key = View(params.getKey());
+  w->op.remote = std::move(record.value());
+  auto done = batcher_->Submit(*w);
+  return done.then([context, w = kj::mv(w)]() mutable {
+    ToWire(w->op.status, context.getResults().initStatus());
+  });
+}
+
+kj::Promise<void> ReplicaService::coordinate(CoordinateContext context) {
+  auto params = context.getParams();
+  if (*shutting_down_) {
+    ToWire(ShuttingDown(), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  Coordinator::WriteRequest req;
+  switch (params.getKind()) {
+    case wire::WriteKind::PUT:
+      req.kind = storage::WriteOp::Kind::kPut;
+      break;
+    case wire::WriteKind::DELETE:
+      req.kind = storage::WriteOp::Kind::kDelete;
+      break;
+    case wire::WriteKind::DELETE_SEEN:
+      req.kind = storage::WriteOp::Kind::kDeleteSeen;
+      break;
+    default:
+      ToWire(Status::InvalidArgument("unknown write kind"), context.getResults().initStatus());
+      return kj::READY_NOW;
+  }
+  if (params.getContext().size() != 0) {
+    Result<storage::CausalContext> seen = storage::DecodeContext(View(params.getContext()));
+    if (!seen.ok()) {
+      ToWire(seen.status(), context.getResults().initStatus());
+      return kj::READY_NOW;
+    }
+    req.seen = std::move(seen.value());
+  }
+  req.key = View(params.getKey());
+  req.value = View(params.getValue());
+  const auto c = params.getConsistency();
+  if (static_cast<std::uint16_t>(c) > static_cast<std::uint16_t>(wire::Consistency::ALL)) {
+    ToWire(Status::InvalidArgument("unknown consistency level"), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  req.consistency = static_cast<Consistency>(c);
+  return coordinator_->Write(std::move(req), /*forwarded=*/true)
+      .then([context](Coordinator::WriteOutcome&& out) mutable {
+        auto results = context.getResults();
+        if (!out.context.empty()) results.setContext(Bytes(out.context));
+        ToWire(out.status, results.initStatus());
+      });
+}
+
+}  // namespace kv::rpc
