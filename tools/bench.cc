@@ -3,7 +3,12 @@
 #include <kj/async-io.h>
 
 #include <CLI/CLI.hpp>
+#include <xxhash.h>
+
 #include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -12,7 +17,9 @@
 #include <vector>
 
 #include "rpc/client.capnp.h"
+#include "rpc/replica_plan.h"
 #include "rpc/session.h"
+#include "rpc/wire_status.h"
 
 namespace kv::tools {
 namespace {
@@ -27,7 +34,50 @@ struct OpStats {
   std::vector<std::uint32_t> latency_us;
   std::uint64_t errors = 0;
   std::uint64_t not_found = 0;
+  std::map<std::string, std::uint64_t> errors_by_kind;
 };
+
+// Zipfian ranks in [0, n) with skew theta, by the method of Gray et al., "Quickly generating
+// billion-record synthetic databases" (SIGMOD 1994): rank 0 is the most popular. The ranks are
+// then scattered over the key space (a hash), so that the hot keys do not sit side by side.
+class Zipfian {
+ public:
+  Zipfian(std::uint64_t n, double theta) : n_(n), theta_(theta) {
+    for (std::uint64_t i = 1; i <= n; ++i) zetan_ += 1.0 / std::pow(static_cast<double>(i), theta);
+    const double zeta2 = 1.0 + 1.0 / std::pow(2.0, theta);
+    alpha_ = 1.0 / (1.0 - theta);
+    eta_ = (1.0 - std::pow(2.0 / static_cast<double>(n), 1.0 - theta)) / (1.0 - zeta2 / zetan_);
+    half_pow_theta_ = 1.0 + std::pow(0.5, theta);
+  }
+
+  template <typename Rng>
+  std::uint64_t Next(Rng& rng) {
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    const double uz = u * zetan_;
+    std::uint64_t rank = 0;
+    if (uz < 1.0) {
+      rank = 0;
+    } else if (uz < half_pow_theta_) {
+      rank = 1;
+    } else {
+      rank = static_cast<std::uint64_t>(static_cast<double>(n_) *
+                                        std::pow(eta_ * u - eta_ + 1.0, alpha_));
+    }
+    return std::min(rank, n_ - 1);
+  }
+
+  // Where rank r lives in [0, n): a fixed scattering (not a permutation; collisions only shift
+  // some popularity between keys).
+  std::uint64_t Scatter(std::uint64_t r) const { return XXH3_64bits(&r, sizeof r) % n_; }
+
+ private:
+  std::uint64_t n_;
+  double theta_;
+  double zetan_ = 0, alpha_ = 0, eta_ = 0, half_pow_theta_ = 0;
+};
+
+// The largest key count zipfian accepts: its constant is a sum over every key, at start.
+constexpr std::uint64_t kMaxZipfianKeys = 100'000'000;
 
 nlohmann::json Summarize(const char* name, OpStats& s, double seconds) {
   auto& v = s.latency_us;
@@ -46,13 +96,17 @@ nlohmann::json Summarize(const char* name, OpStats& s, double seconds) {
           {"p999_us", pct(99.9)},
           {"max_us", v.empty() ? 0 : v.back()},
           {"errors", s.errors},
+          {"errors_by_kind", s.errors_by_kind},
           {"not_found", s.not_found}};
 }
 
 class Bench {
  public:
   Bench(const BenchOptions& o, kj::AsyncIoContext& io, rpc::wire::KvClient::Client client)
-      : o_(o), io_(io), client_(kj::mv(client)), rng_(o.seed), value_(o.value_size, 'v') {}
+      : o_(o), io_(io), client_(kj::mv(client)), rng_(o.seed), value_(o.value_size, 'v') {
+    if (o.distribution == "zipfian") zipf_.emplace(o.keys, 0.99);
+    (void)rpc::ParseConsistency(o.consistency, &consistency_);
+  }
 
   kj::Promise<void> Preload(std::uint64_t next) {
     // Writes every key once, `concurrency` at a time, so reads find data.
@@ -68,14 +122,16 @@ class Bench {
   kj::Promise<void> Worker() {
     if (issued_ >= o_.ops || Clock::now() >= deadline_) return kj::READY_NOW;
     ++issued_;
-    const std::uint64_t k = std::uniform_int_distribution<std::uint64_t>(0, o_.keys - 1)(rng_);
+    const std::uint64_t k =
+        zipf_ ? zipf_->Scatter(zipf_->Next(rng_))
+              : std::uniform_int_distribution<std::uint64_t>(0, o_.keys - 1)(rng_);
     const bool write = IsWrite();
     kj::Promise<void> op = write ? Put(k, &puts_) : Get(k);
     return op.then([this]() { return Worker(); });
   }
 
   void Run() {
-    if (o_.preload && o_.workload != "write") Preload(0).wait(io_.waitScope);
+    if (o_.preload && o_.workload != "write-only") Preload(0).wait(io_.waitScope);
     puts_ = OpStats();
     begin_ = Clock::now();
     deadline_ = begin_ + std::chrono::duration_cast<Clock::duration>(
@@ -95,6 +151,8 @@ class Bench {
     if (!gets_.latency_us.empty() || gets_.errors) ops.push_back(Summarize("get", gets_, secs));
     const double total = puts_.latency_us.size() + gets_.latency_us.size();
     return {{"workload", o_.workload},
+            {"distribution", o_.distribution},
+            {"consistency", o_.consistency.empty() ? "default" : o_.consistency},
             {"concurrency", o_.concurrency},
             {"seconds", secs},
             {"ops_per_s", secs > 0 ? total / secs : 0.0},
@@ -108,17 +166,26 @@ class Bench {
 
  private:
   bool IsWrite() {
-    if (o_.workload == "write") return true;
-    if (o_.workload == "read") return false;
-    const int pct = o_.workload == "mixed" ? 50 : 5;
+    if (o_.workload == "write-only") return true;
+    if (o_.workload == "read-only") return false;
+    const int pct = o_.workload == "50/50" ? 50 : 5;
     return std::uniform_int_distribution<int>(0, 99)(rng_) < pct;
   }
 
   static std::string Key(std::uint64_t k) { return "bench:" + std::to_string(k); }
 
-  void Fail(OpStats* s, const std::string& what) {
-    if (s) ++s->errors;
+  // `kind`: a status code's name, or "transport" when the call failed.
+  void Fail(OpStats* s, const std::string& kind, const std::string& what) {
+    if (s) {
+      ++s->errors;
+      ++s->errors_by_kind[kind];
+    }
     if (first_error_.empty()) first_error_ = what;
+  }
+
+  void Fail(OpStats* s, rpc::wire::Status::Reader status) {
+    const Status st = rpc::FromWire(status);
+    Fail(s, Status::CodeName(st.code()), st.ToString());
   }
 
   kj::Promise<void> Put(std::uint64_t k, OpStats* stats) {
@@ -126,26 +193,30 @@ class Bench {
     const std::string key = Key(k);
     req.setKey(Bytes(key));
     req.setValue(Bytes(value_));
+    req.setConsistency(static_cast<rpc::wire::Consistency>(consistency_));
     auto it = contexts_.find(k);
     if (it != contexts_.end()) req.setContext(Bytes(it->second));
     const auto start = Clock::now();
     return req.send().then(
         [this, k, stats, start](capnp::Response<rpc::wire::KvClient::PutResults>&& r) {
           if (r.getStatus().getCode() != rpc::wire::Status::Code::OK) {
-            Fail(stats, r.getStatus().getMessage());
+            Fail(stats, r.getStatus());
             return;
           }
           auto c = r.getContext();
           contexts_[k].assign(reinterpret_cast<const char*>(c.begin()), c.size());
           if (stats) stats->latency_us.push_back(Micros(start));
         },
-        [this, stats](kj::Exception&& e) { Fail(stats, e.getDescription().cStr()); });
+        [this, stats](kj::Exception&& e) {
+          Fail(stats, "transport", e.getDescription().cStr());
+        });
   }
 
   kj::Promise<void> Get(std::uint64_t k) {
     auto req = client_.getRequest();
     const std::string key = Key(k);
     req.setKey(Bytes(key));
+    req.setConsistency(static_cast<rpc::wire::Consistency>(consistency_));
     const auto start = Clock::now();
     return req.send().then(
         [this, start](capnp::Response<rpc::wire::KvClient::GetResults>&& r) {
@@ -153,12 +224,12 @@ class Bench {
           if (code == rpc::wire::Status::Code::NOT_FOUND) {
             ++gets_.not_found;
           } else if (code != rpc::wire::Status::Code::OK) {
-            Fail(&gets_, r.getStatus().getMessage());
+            Fail(&gets_, r.getStatus());
             return;
           }
           gets_.latency_us.push_back(Micros(start));
         },
-        [this](kj::Exception&& e) { Fail(&gets_, e.getDescription().cStr()); });
+        [this](kj::Exception&& e) { Fail(&gets_, "transport", e.getDescription().cStr()); });
   }
 
   static std::uint32_t Micros(Clock::time_point start) {
@@ -181,6 +252,8 @@ class Bench {
   rpc::wire::KvClient::Client client_;
   std::mt19937_64 rng_;
   std::string value_;
+  std::optional<Zipfian> zipf_;
+  rpc::Consistency consistency_ = rpc::Consistency::kDefault;
   std::unordered_map<std::uint64_t, std::string> contexts_;
   OpStats puts_, gets_;
   std::uint64_t issued_ = 0;
@@ -200,9 +273,16 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
   app->add_option("--concurrency", o->concurrency, "Requests in flight")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  app->add_option("--workload", o->workload, "write | read | mixed (50/50) | read95 (95% reads)")
+  app->add_option("--workload", o->workload,
+                  "write-only | read-only | 50/50 (reads/writes) | 95/5 (95% reads)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"write", "read", "mixed", "read95"}));
+      ->check(CLI::IsMember({"write-only", "read-only", "50/50", "95/5"}));
+  app->add_option("--distribution", o->distribution,
+                  "Key choice: uniform, or zipfian (skew 0.99, hot keys scattered)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"uniform", "zipfian"}));
+  app->add_option("--consistency", o->consistency, "one | quorum | all (default: the node's)")
+      ->check(CLI::IsMember({"one", "quorum", "all"}));
   app->add_option("--keys", o->keys, "Number of distinct keys")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
@@ -214,6 +294,10 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
 }
 
 Status RunBench(const std::string& host, const BenchOptions& options, bool json) {
+  if (options.distribution == "zipfian" && options.keys > kMaxZipfianKeys) {
+    return Status::InvalidArgument("--distribution zipfian takes at most " +
+                                   std::to_string(kMaxZipfianKeys) + " keys");
+  }
   auto io = kj::setupAsyncIo();
   kj::Own<rpc::RpcSession> session;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
@@ -237,8 +321,10 @@ Status RunBench(const std::string& host, const BenchOptions& options, bool json)
   if (json) {
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("workload %s, concurrency %d, %.1f s, %.0f ops/s\n", options.workload.c_str(),
-                options.concurrency, out["seconds"].get<double>(), out["ops_per_s"].get<double>());
+    std::printf("workload %s, %s keys, consistency %s, concurrency %d, %.1f s, %.0f ops/s\n",
+                options.workload.c_str(), options.distribution.c_str(),
+                out["consistency"].get<std::string>().c_str(), options.concurrency,
+                out["seconds"].get<double>(), out["ops_per_s"].get<double>());
     for (const auto& op : out["operations"]) {
       std::printf(
           "  %-4s %9llu ops %9.0f ops/s  p50 %6u us  p90 %6u us  p99 %6u us  p99.9 %6u us  "
@@ -247,6 +333,9 @@ Status RunBench(const std::string& host, const BenchOptions& options, bool json)
           op["ops_per_s"].get<double>(), op["p50_us"].get<unsigned>(), op["p90_us"].get<unsigned>(),
           op["p99_us"].get<unsigned>(), op["p999_us"].get<unsigned>(), op["max_us"].get<unsigned>(),
           op["errors"].get<unsigned long long>());
+      for (const auto& [kind, n] : op["errors_by_kind"].items()) {
+        std::printf("       errors: %s %llu\n", kind.c_str(), n.get<unsigned long long>());
+      }
     }
   }
   if (bench.errors() > 0) {

@@ -3,6 +3,8 @@
 // connection; each completion issues the next, until `ops` are done or `duration_s` passes,
 // whichever comes first (both bounded). Reports ops/s and latency percentiles per operation.
 //
+// Errors are counted by kind (the status code, or "transport" when the call itself failed).
+//
 // Writes pass the context of the previous write to the same key, as a client that overwrites
 // what it knows would, so records do not pile up siblings under load.
 #pragma once
@@ -22,8 +24,10 @@ struct BenchOptions {
   std::uint64_t ops = 100000;
   double duration_s = 60;
   int concurrency = 1;
-  std::string workload = "write";  // write | read | mixed (50/50) | read95
+  std::string workload = "write-only";  // write-only | read-only | 50/50 | 95/5 (reads)
   std::uint64_t keys = 100000;
+  std::string distribution = "uniform";  // uniform | zipfian (theta 0.99, hot keys scattered)
+  std::string consistency;               // one | quorum | all; empty: the node's default
   std::size_t value_size = 100;
   std::uint64_t seed = 1;
   bool preload = true;  // read workloads first write every key once

@@ -34,7 +34,7 @@ KVD=$!
 for _ in $(seq 100); do grep -q listening "$WORK/kvd.out" && break; sleep 0.1; done
 HOST=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/kvd.out")
 for c in 1 8 32; do
-  for w in write read; do
+  for w in write-only read-only; do
     "$BUILD/tools/kvtool" --host "$HOST" --json bench --workload $w --concurrency $c \
       --ops "$OPS" --keys "$KEYS" --duration 60 2>/dev/null >"$WORK/kv_${w}_$c.json"
   done
@@ -48,7 +48,7 @@ KVD=$!
 for _ in $(seq 100); do grep -q listening "$WORK/kvds.out" && break; sleep 0.1; done
 HOST=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$WORK/kvds.out")
 for c in 1 32; do
-  "$BUILD/tools/kvtool" --host "$HOST" --json bench --workload write --concurrency $c \
+  "$BUILD/tools/kvtool" --host "$HOST" --json bench --workload write-only --concurrency $c \
     --ops $((OPS / 10)) --keys "$KEYS" --duration 60 2>/dev/null >"$WORK/kv_sync_$c.json"
 done
 
