@@ -62,6 +62,7 @@ struct Coordinator::WriteState : public kj::Refcounted {
   int required = 0;
   int acks = 0;
   int pending = 0;
+  int local_acks = 0;  // this node's own copy, already counted out of `required`
   bool timed_out = false;
   bool answered = false;
   WriteOutcome local;
@@ -85,7 +86,8 @@ struct Coordinator::WriteState : public kj::Refcounted {
       fulfiller->fulfill(WriteOutcome(local));
     } else if (acks + pending < required) {
       answered = true;
-      const std::string msg = Shortfall("acknowledged", acks, required, timed_out, timeout);
+      const std::string msg = Shortfall("acknowledged", acks + local_acks,
+                                        required + local_acks, timed_out, timeout);
       fulfiller->fulfill(
           WriteOutcome{timed_out ? Status::Timeout(msg)
                                  : Status::Unavailable(msg),
@@ -194,20 +196,21 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Write(WriteRequest request, 
     std::erase_if(plan.targets, [&](const ReplicaTarget& t) {
       return t.node == store_->self() && t.hint_for == 0;
     });
-    return Replicate(snap, kj::mv(plan), required - (self_owner ? 1 : 0), consistency, op.key,
+    return Replicate(snap, kj::mv(plan), required, self_owner ? 1 : 0, consistency, op.key,
                      op.record, kj::mv(local));
   });
 }
 
 kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(const Snapshot& s, ReplicaPlan plan,
-                                                              int required,
+                                                              int required, int local_acks,
                                                               Consistency consistency,
                                                               std::string key,
                                                               storage::Record record,
                                                               WriteOutcome local) {
   auto paf = kj::newPromiseAndFulfiller<WriteOutcome>();
   auto state = kj::refcounted<WriteState>();
-  state->required = required;
+  state->required = required - local_acks;
+  state->local_acks = local_acks;
   state->local = kj::mv(local);
   state->fulfiller = kj::mv(paf.fulfiller);
   state->timeout = options_.request_timeout;

@@ -92,8 +92,9 @@ class Coordinator final : private kj::TaskSet::ErrorHandler {
   // The peer's replica interface, or null if the view has no address for it.
   kj::Maybe<wire::KvReplica::Client> Peer(const Snapshot& s, std::uint64_t id);
   kj::Promise<WriteOutcome> Forward(const Snapshot& s, std::uint64_t leader, WriteRequest request);
+  // `local_acks`: 1 if this node's own copy already counts toward `required`.
   kj::Promise<WriteOutcome> Replicate(const Snapshot& s, ReplicaPlan plan, int required,
-                                      Consistency consistency, std::string key,
+                                      int local_acks, Consistency consistency, std::string key,
                                       storage::Record record, WriteOutcome local);
   // A replica did not acknowledge: keep a hint for the owner it stood for.
   void WriteFailed(WriteState& state, const ReplicaTarget& t, bool counts, bool timed_out);
