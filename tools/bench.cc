@@ -121,7 +121,24 @@ class Bench {
 
   kj::Promise<void> Worker() {
     if (issued_ >= o_.ops || Clock::now() >= deadline_) return kj::READY_NOW;
+    if (o_.rate > 0) {
+      // Throttled: operation i may start at begin + i / rate; a worker early for its turn waits.
+      const auto due = begin_ + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(issued_ / o_.rate));
+      const auto now = Clock::now();
+      if (due > now) {
+        const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(due - now);
+        ++issued_;
+        return io_.provider->getTimer()
+            .afterDelay(wait.count() * kj::NANOSECONDS)
+            .then([this]() { return Issue(); });
+      }
+    }
     ++issued_;
+    return Issue();
+  }
+
+  kj::Promise<void> Issue() {
     const std::uint64_t k =
         zipf_ ? zipf_->Scatter(zipf_->Next(rng_))
               : std::uniform_int_distribution<std::uint64_t>(0, o_.keys - 1)(rng_);
@@ -151,6 +168,7 @@ class Bench {
     if (!gets_.latency_us.empty() || gets_.errors) ops.push_back(Summarize("get", gets_, secs));
     const double total = puts_.latency_us.size() + gets_.latency_us.size();
     return {{"workload", o_.workload},
+            {"rate_limit", o_.rate},
             {"distribution", o_.distribution},
             {"consistency", o_.consistency.empty() ? "default" : o_.consistency},
             {"concurrency", o_.concurrency},
@@ -289,6 +307,10 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
   app->add_option("--value-size", o->value_size, "Bytes per value")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{0}, std::size_t{16} << 20));
+  app->add_option("--rate", o->rate,
+                  "Start at most this many operations per second (0: as fast as replies come)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
   app->add_option("--seed", o->seed, "Random seed for key choice")->capture_default_str();
   app->add_flag("!--no-preload", o->preload, "Do not write every key before a read workload");
 }

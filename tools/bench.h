@@ -29,6 +29,7 @@ struct BenchOptions {
   std::string distribution = "uniform";  // uniform | zipfian (theta 0.99, hot keys scattered)
   std::string consistency;               // one | quorum | all; empty: the node's default
   std::size_t value_size = 100;
+  double rate = 0;  // operations started per second at most; 0: unthrottled
   std::uint64_t seed = 1;
   bool preload = true;  // read workloads first write every key once
 };
