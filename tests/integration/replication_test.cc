@@ -177,6 +177,26 @@ TEST_F(Replication, KilledReplicaIsRoutedAroundThenCaughtUpByHints) {
   }
 }
 
+TEST_F(Replication, ReplicaThatTimesOutGetsAHintDeliveredWhenItWakes) {
+  // Slow suspicion: the paused node stays UP (or SUSPECT) throughout, so only the timeouts of
+  // the replica writes can leave hints for it.
+  StartAll(3, {"--request-timeout-ms", "300", "--suspicion-mult", "100"});
+  nodes_[2]->Signal(SIGSTOP);
+  for (int k = 0; k < 10; ++k) {
+    auto r = Put(k % 2, "t" + std::to_string(k), "v" + std::to_string(k));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_TRUE(Eventually([&] { return HintsHeld(0) + HintsHeld(1) >= 10; },
+                         std::chrono::seconds(10)));
+  for (const auto& [id, s] : StatusOf(0)) EXPECT_NE(s.first, "DOWN") << id;
+  nodes_[2]->Signal(SIGCONT);
+  EXPECT_TRUE(Eventually([&] { return HintsHeld(0) + HintsHeld(1) == 0; },
+                         std::chrono::seconds(30)));
+  for (int k = 0; k < 10; ++k) {
+    EXPECT_TRUE(HoldsLocally(2, "t" + std::to_string(k), "v" + std::to_string(k))) << k;
+  }
+}
+
 TEST_F(Replication, StaleReplicaIsRepairedByARead) {
   StartAll(3, {"--hinted-handoff", "off"});
   Kill(2);
