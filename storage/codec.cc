@@ -1,5 +1,7 @@
 #include "storage/codec.h"
 
+#include <xxhash.h>
+
 #include <map>
 #include <set>
 
@@ -224,6 +226,10 @@ bool DecodeStorageKey(std::string_view storage_key, DecodedKey* out) {
   out->token = t;
   out->key = storage_key.substr(8);
   return true;
+}
+
+std::uint64_t VersionDigest(std::string_view encoded_record) {
+  return XXH3_64bits(encoded_record.data(), encoded_record.size());
 }
 
 }  // namespace kv::storage

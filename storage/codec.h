@@ -33,6 +33,9 @@ std::string EncodeContext(const CausalContext& context);
 Result<CausalContext> DecodeContext(std::string_view bytes);  // InvalidArgument on bad input
 
 std::string EncodeRecord(const Record& record);
+// The digest of one stored version: XXH3-64 of its encoding. The encoding is canonical (the
+// decoder refuses anything else), so equal records have equal digests on every node.
+std::uint64_t VersionDigest(std::string_view encoded_record);
 Result<Record> DecodeRecord(std::string_view bytes);  // Corruption on bad input
 
 // Storage keys: be64(token) ‖ key, so RocksDB's byte order is token order and a token range is

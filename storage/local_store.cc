@@ -71,8 +71,16 @@ Result<Record> LocalStore::ReadLocked(std::string_view key) {
   return DecodeRecord(bytes);
 }
 
-Status LocalStore::Store(std::string_view key, const Record& record) {
-  return engine_->Put(key, EncodeRecord(record));
+std::optional<std::uint64_t> LocalStore::DigestOf(const Record& r) {
+  if (r.empty()) return std::nullopt;
+  return VersionDigest(EncodeRecord(r));
+}
+
+Status LocalStore::Store(std::string_view key, const Record& before, const Record& record) {
+  const std::string encoded = EncodeRecord(record);
+  if (Status s = engine_->Put(key, encoded); !s.ok()) return s;
+  if (listener_ != nullptr) listener_->OnChange(key, DigestOf(before), VersionDigest(encoded));
+  return Status::Ok();
 }
 
 Result<Record> LocalStore::Read(std::string_view key) {
@@ -88,9 +96,9 @@ Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen
   std::lock_guard<std::mutex> lock(LockFor(key));
   Result<Record> current = ReadLocked(key);
   if (!current.ok()) return current.status();
-  Record record = std::move(current.value());
+  Record record = current.value();
   record.Write(self_, seen, tombstone, std::move(value));
-  if (Status s = Store(key, record); !s.ok()) return s;
+  if (Status s = Store(key, current.value(), record); !s.ok()) return s;
   return record;
 }
 
@@ -99,11 +107,11 @@ Result<Record> LocalStore::DeleteSeen(std::string_view key, bool* had_value) {
   std::lock_guard<std::mutex> lock(LockFor(key));
   Result<Record> current = ReadLocked(key);
   if (!current.ok()) return current.status();
-  Record record = std::move(current.value());
+  Record record = current.value();
   *had_value = record.HasLiveValue();
   const CausalContext seen = record.context();
   record.Write(self_, seen, /*tombstone=*/true, std::string());
-  if (Status s = Store(key, record); !s.ok()) return s;
+  if (Status s = Store(key, current.value(), record); !s.ok()) return s;
   return record;
 }
 
@@ -121,7 +129,8 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   // same target) must build on. Target 0 is the data keyspace.
   struct Latest {
     Record* record;
-    bool existed;  // for hints: whether one was stored before the batch
+    bool existed;                         // whether a record was stored before the batch
+    std::optional<std::uint64_t> before;  // for data: its digest then
   };
   std::map<std::pair<NodeId, std::string_view>, Latest> latest;
   std::vector<WriteOp*> applied;
@@ -140,9 +149,11 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
     const auto slot = std::make_pair(space, std::string_view(op->key));
     auto it = latest.find(slot);
     bool existed = true;
+    std::optional<std::uint64_t> before;
     if (it != latest.end()) {
       op->record = *it->second.record;
       existed = it->second.existed;
+      before = it->second.before;
     } else {
       Result<Record> current = space == 0 ? ReadLocked(op->key) : ReadHint(space, op->key);
       if (!current.ok()) {
@@ -151,6 +162,7 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
       }
       op->record = std::move(current.value());
       existed = !op->record.empty();
+      if (space == 0 && listener_ != nullptr) before = DigestOf(op->record);
     }
     op->had_value = op->record.HasLiveValue();
     if (merge) {
@@ -163,7 +175,7 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
       op->record.Write(self_, op->seen, tombstone,
                        tombstone ? std::string() : std::move(op->value));
     }
-    latest[slot] = Latest{&op->record, existed};
+    latest[slot] = Latest{&op->record, existed, before};
     applied.push_back(op);
   }
   if (applied.empty()) return;
@@ -186,6 +198,13 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   if (!new_hints.empty()) {
     std::lock_guard<std::mutex> lock(counts_mu_);
     for (const auto& [target, n] : new_hints) hint_counts_[target] += n;
+  }
+  if (listener_ != nullptr) {
+    std::size_t i = 0;
+    for (const auto& [slot, last] : latest) {
+      if (slot.first == 0) listener_->OnChange(slot.second, last.before, VersionDigest(encoded[i]));
+      ++i;
+    }
   }
 }
 
@@ -241,7 +260,7 @@ Result<Record> LocalStore::Merge(std::string_view key, const Record& remote) {
   if (!current.ok()) return current.status();
   Record merged = Record::Merge(current.value(), remote);
   if (merged == current.value()) return merged;
-  if (Status s = Store(key, merged); !s.ok()) return s;
+  if (Status s = Store(key, current.value(), merged); !s.ok()) return s;
   return merged;
 }
 

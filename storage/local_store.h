@@ -65,12 +65,26 @@ struct Hint {
   Record record;
 };
 
+// Told of every change to a key's record in the data keyspace (hints are not data), while the
+// key's lock is held, after the engine write succeeded. Digests are VersionDigest (codec.h) of
+// the encoded record; nullopt means the key held nothing. Called from whichever thread wrote.
+class ChangeListener {
+ public:
+  virtual ~ChangeListener() = default;
+  virtual void OnChange(std::string_view key, std::optional<std::uint64_t> before,
+                        std::optional<std::uint64_t> after) = 0;
+};
+
 class LocalStore {
  public:
   // `engine` must outlive the store. Counts the hints already held (one scan of them).
   LocalStore(Engine* engine, NodeId self, Limits limits);
 
   NodeId self() const { return self_; }
+
+  // Sets the listener told of every data change (repair's hash tree). Call before any write;
+  // it must outlive the store's writes.
+  void SetListener(ChangeListener* listener) { listener_ = listener; }
   const Limits& limits() const { return limits_; }
 
   // The stored record; an empty record if the key was never written.
@@ -111,11 +125,14 @@ class LocalStore {
  private:
   std::mutex& LockFor(std::string_view key);
   Result<Record> ReadLocked(std::string_view key);
-  Status Store(std::string_view key, const Record& record);
+  // Writes `record` over `before` (the record read under the same lock) and tells the listener.
+  Status Store(std::string_view key, const Record& before, const Record& record);
+  static std::optional<std::uint64_t> DigestOf(const Record& r);
 
   Engine* const engine_;
   const NodeId self_;
   const Limits limits_;
+  ChangeListener* listener_ = nullptr;
   std::array<std::mutex, 64> stripes_;
   mutable std::mutex counts_mu_;
   std::map<NodeId, std::uint64_t> hint_counts_;  // guarded by counts_mu_

@@ -1,0 +1,145 @@
+// repair/hash_tree.h: the incremental tree against one rebuilt from the data, segment and range
+// arithmetic against brute force, and range trees.
+#include "repair/hash_tree.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <random>
+
+#include "storage/codec.h"
+#include "storage/rocksdb_engine.h"
+
+namespace kv::repair {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "kv_tree_XXXXXX").string();
+    KV_CHECK(mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(HashTree, IncrementalEqualsRebuiltAfterRandomWritesDeletesAndMerges) {
+  TempDir dir;
+  auto engine = storage::RocksDbEngine::Open(dir.path(), storage::RocksDbOptions());
+  ASSERT_TRUE(engine.ok());
+  storage::LocalStore store(engine.value().get(), 1, storage::Limits());
+  LiveTree live(10);
+  store.SetListener(&live);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 3000; ++i) {
+    const std::string key = "k" + std::to_string(rng() % 300);
+    switch (rng() % 5) {
+      case 0: {
+        bool had = false;
+        ASSERT_TRUE(store.DeleteSeen(key, &had).ok());
+        break;
+      }
+      case 1: {  // a record from another replica
+        storage::Record remote;
+        const bool tombstone = rng() % 4 == 0;
+        remote.Write(2 + rng() % 3, {}, tombstone, tombstone ? "" : "r" + std::to_string(i));
+        ASSERT_TRUE(store.Merge(key, remote).ok());
+        break;
+      }
+      case 2: {  // a batch of several ops, some on the same key
+        std::vector<storage::WriteOp> ops(4);
+        for (auto& op : ops) {
+          op.kind = storage::WriteOp::Kind::kPut;
+          op.key = "k" + std::to_string(rng() % 300);
+          op.value = "b" + std::to_string(i);
+        }
+        ops[1].key = ops[0].key;
+        std::vector<storage::WriteOp*> ptrs;
+        for (auto& op : ops) ptrs.push_back(&op);
+        store.ApplyBatch(ptrs);
+        break;
+      }
+      default:
+        ASSERT_TRUE(store.Write(key, {}, false, "v" + std::to_string(i)).ok());
+    }
+  }
+  auto rebuilt = BuildFromScan(*engine.value(), 10);
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_TRUE(live.Snapshot() == rebuilt.value());
+  // And the tree is not trivially equal: it changes with one more write.
+  ASSERT_TRUE(store.Write("k1", {}, false, "more").ok());
+  EXPECT_FALSE(live.Snapshot() == rebuilt.value());
+}
+
+TEST(HashTree, LeavesAreASetHashIndependentOfOrder) {
+  HashTree a(8), b(8);
+  std::vector<std::pair<std::string, std::uint64_t>> entries;
+  for (int i = 0; i < 200; ++i) entries.push_back({"key" + std::to_string(i), 1000u + i});
+  for (const auto& [k, d] : entries) a.Update(ring::TokenOf(k), k, std::nullopt, d);
+  std::shuffle(entries.begin(), entries.end(), std::mt19937(3));
+  for (const auto& [k, d] : entries) b.Update(ring::TokenOf(k), k, std::nullopt, d);
+  EXPECT_TRUE(a == b);
+  // A changed version shows in exactly its own leaf.
+  const std::string& k = entries[0].first;
+  b.Update(ring::TokenOf(k), k, entries[0].second, 7);
+  int differing = 0;
+  for (std::size_t s = 0; s < a.segments(); ++s) differing += a.Leaf(s) != b.Leaf(s);
+  EXPECT_EQ(differing, 1);
+  EXPECT_NE(a.Leaf(a.SegmentOf(ring::TokenOf(k))), b.Leaf(b.SegmentOf(ring::TokenOf(k))));
+  // Persistence round trip; foreign bytes are refused.
+  HashTree c(8);
+  ASSERT_TRUE(c.Decode(b.Encode()));
+  EXPECT_TRUE(c == b);
+  EXPECT_FALSE(c.Decode(HashTree(9).Encode()));
+  EXPECT_FALSE(c.Decode("garbage"));
+  EXPECT_TRUE(c == b);
+}
+
+TEST(HashTree, SpansAndClipsMatchBruteForce) {
+  HashTree tree(6);
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 2000; ++round) {
+    ring::Token a = rng(), b = rng();
+    if (round % 7 == 0) a = tree.SegmentRange(rng() % 64).begin;  // aligned edges too
+    if (a > b) std::swap(a, b);
+    ring::TokenRange r{a, round % 5 == 0 ? 0 : b};
+    if (r.end != 0 && r.end <= r.begin) continue;
+    const SegmentSpan span = SpanOf(tree, r);
+    for (std::size_t s = 0; s < tree.segments(); ++s) {
+      const ring::TokenRange seg = tree.SegmentRange(s);
+      const ring::Token seg_last = seg.end == 0 ? ~ring::Token{0} : seg.end - 1;
+      const bool overlaps = r.Contains(seg.begin) || r.Contains(seg_last) ||
+                            (seg.begin <= r.begin && r.begin <= seg_last);
+      EXPECT_EQ(overlaps, s >= span.first && s <= span.last) << round << " seg " << s;
+      if (!overlaps) continue;
+      const ring::TokenRange clip = ClipSegment(tree, s, r);
+      // Three probes: the clip's edges and one inside are in both the segment and the range.
+      EXPECT_TRUE(r.Contains(clip.begin) && seg.begin <= clip.begin);
+      const bool partial = !(r.Contains(seg.begin) && r.Contains(seg_last));
+      EXPECT_EQ(partial, span.Partial(s)) << round << " seg " << s;
+    }
+  }
+}
+
+TEST(RangeTree, LevelsAndChildren) {
+  std::vector<std::uint64_t> leaves(300);
+  for (std::size_t i = 0; i < leaves.size(); ++i) leaves[i] = i * 77;
+  RangeTree t(leaves);
+  EXPECT_EQ(t.depth(), 4u);  // 300 -> 19 -> 2 -> 1
+  EXPECT_EQ(t.level(1).size(), 19u);
+  EXPECT_EQ(t.Children(1, 18), (std::pair<std::size_t, std::size_t>{288, 300}));
+  leaves[299] ^= 1;
+  RangeTree u(leaves);
+  EXPECT_NE(t.root(), u.root());
+  EXPECT_EQ(t.level(1)[0], u.level(1)[0]);
+  EXPECT_NE(t.level(1)[18], u.level(1)[18]);
+  EXPECT_EQ(RangeTree({5}).depth(), 1u);
+}
+
+}  // namespace
+}  // namespace kv::repair
