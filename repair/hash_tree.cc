@@ -121,6 +121,14 @@ HashTree LiveTree::Snapshot() const {
   return tree_;
 }
 
+std::vector<std::uint64_t> LiveTree::Leaves(std::size_t first, std::size_t last) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::uint64_t> out;
+  out.reserve(last - first + 1);
+  for (std::size_t s = first; s <= last; ++s) out.push_back(tree_.Leaf(s));
+  return out;
+}
+
 void LiveTree::Reset(const HashTree& tree) {
   std::lock_guard<std::mutex> lock(mu_);
   tree_ = tree;

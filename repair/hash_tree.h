@@ -102,6 +102,9 @@ class LiveTree final : public storage::ChangeListener {
                 std::optional<std::uint64_t> after) override;
   // A copy of the tree as it is now.
   HashTree Snapshot() const;
+  // Leaves [first, last] as they are now.
+  std::vector<std::uint64_t> Leaves(std::size_t first, std::size_t last) const;
+  int bits() const { return tree_.bits(); }
   // Replaces the tree (after a rebuild from a scan, or loading a persisted one).
   void Reset(const HashTree& tree);
 

@@ -1,0 +1,41 @@
+#include "repair/store_reader.h"
+
+#include "storage/codec.h"
+
+namespace kv::repair {
+
+Result<std::vector<std::uint64_t>> StoreReader::Leaves(const ring::TokenRange& range) {
+  HashTree shape(tree_->bits());
+  const SegmentSpan span = SpanOf(shape, range);
+  std::vector<std::uint64_t> leaves = tree_->Leaves(span.first, span.last);
+  for (std::size_t s : {span.first, span.last}) {
+    if (!span.Partial(s)) continue;
+    std::uint64_t leaf = 0;
+    Status st = engine_->Scan(ClipSegment(shape, s, range),
+                              [&](ring::Token, std::string_view key, std::string_view value) {
+                                leaf ^= EntryHash(key, storage::VersionDigest(value));
+                                return true;
+                              });
+    if (!st.ok()) return st;
+    leaves[s - span.first] = leaf;
+  }
+  return leaves;
+}
+
+Result<std::vector<KeyDigest>> StoreReader::Entries(const ring::TokenRange& range) {
+  std::vector<KeyDigest> out;
+  Status st = engine_->Scan(range, [&](ring::Token, std::string_view key, std::string_view value) {
+    out.push_back(KeyDigest{std::string(key), storage::VersionDigest(value)});
+    return true;
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<storage::Record> StoreReader::Get(const std::string& key) { return store_->Read(key); }
+
+Status StoreReader::Merge(const std::string& key, const storage::Record& record) {
+  return store_->Merge(key, record).status();
+}
+
+}  // namespace kv::repair
