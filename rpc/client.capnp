@@ -56,6 +56,37 @@ struct GossipCounters {
   droppedRemoved @10 :UInt64;
 }
 
+# What one repair run did (`kvtool repair`).
+struct RepairSummary {
+  status @0 :Status;          # ok when every range was compared; unavailable names the skipped
+  dryRun @1 :Bool;
+  rangesTotal @2 :UInt64;
+  rangesCompared @3 :UInt64;
+  skipped @4 :List(Text);     # "[begin, end) with PEER: why"
+  nodesExchanged @5 :UInt64;  # hash tree nodes compared
+  leavesDiffering @6 :UInt64;
+  keysDiffering @7 :UInt64;
+  bytesOnWire @8 :UInt64;
+  elapsed @9 :Float64;        # seconds
+  peers @10 :List(PeerTraffic);
+
+  struct PeerTraffic {
+    id @0 :UInt64;
+    keysSent @1 :UInt64;
+    keysReceived @2 :UInt64;
+    bytesSent @3 :UInt64;
+    bytesReceived @4 :UInt64;
+  }
+}
+
+# A repair run in progress.
+interface RepairJob {
+  progress @0 () -> (rangesTotal :UInt64, rangesDone :UInt64, keysMoved :UInt64,
+                     bytesMoved :UInt64, elapsed :Float64, done :Bool);
+  # Resolves when the run ends.
+  wait @1 () -> (summary :RepairSummary);
+}
+
 interface KvClient {
   # Returns the live siblings of `key` (tombstones are left out) and the causal context of
   # everything the node has seen for it. notFound when no live value remains; the context is
@@ -95,4 +126,8 @@ interface KvClient {
 
   # The internode interface, for other nodes of the cluster.
   replica @7 () -> (replica :KvReplica);
+
+  # Starts anti-entropy of every range this node replicates against their other replicas (with
+  # `dryRun`, only finds what differs). overloaded if one is running already.
+  repair @8 (dryRun :Bool) -> (status :Status, job :RepairJob);
 }

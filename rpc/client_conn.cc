@@ -246,4 +246,54 @@ StatsReply BlockingClient::Stats() {
   return reply;
 }
 
+RepairReply BlockingClient::Repair(
+    bool dry_run, std::chrono::milliseconds every,
+    const std::function<void(const RepairProgressInfo&)>& on_progress) {
+  RepairReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto req = impl_->client.repairRequest();
+    req.setDryRun(dry_run);
+    auto started = impl_->Bound(req.send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(started.getStatus());
+    if (!reply.status.ok()) return;
+    auto job = started.getJob();
+    auto done = job.waitRequest()
+                    .send()
+                    .then([&reply](capnp::Response<wire::RepairJob::WaitResults>&& resp) {
+                      auto s = resp.getSummary();
+                      reply.outcome = FromWire(s.getStatus());
+                      reply.dry_run = s.getDryRun();
+                      reply.ranges_total = s.getRangesTotal();
+                      reply.ranges_compared = s.getRangesCompared();
+                      for (auto t : s.getSkipped()) reply.skipped.push_back(t);
+                      reply.nodes_exchanged = s.getNodesExchanged();
+                      reply.leaves_differing = s.getLeavesDiffering();
+                      reply.keys_differing = s.getKeysDiffering();
+                      reply.bytes_on_wire = s.getBytesOnWire();
+                      reply.elapsed_s = s.getElapsed();
+                      for (auto p : s.getPeers()) {
+                        reply.peers.push_back({p.getId(), p.getKeysSent(), p.getKeysReceived(),
+                                               p.getBytesSent(), p.getBytesReceived()});
+                      }
+                    })
+                    .fork();
+    auto& timer = impl_->io.provider->getTimer();
+    while (true) {
+      auto tick = timer.afterDelay(every.count() * kj::MILLISECONDS).then([]() { return false; });
+      const bool finished = done.addBranch()
+                                .then([]() { return true; })
+                                .exclusiveJoin(kj::mv(tick))
+                                .wait(impl_->io.waitScope);
+      if (finished) break;
+      auto p = impl_->Bound(job.progressRequest().send()).wait(impl_->io.waitScope);
+      on_progress(RepairProgressInfo{p.getRangesTotal(), p.getRangesDone(), p.getKeysMoved(),
+                                     p.getBytesMoved(), p.getElapsed()});
+    }
+  });
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
+  return reply;
+}
+
 }  // namespace kv::rpc

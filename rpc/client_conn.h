@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,6 +61,27 @@ struct StatsReply {
   std::vector<std::pair<std::string, std::uint64_t>> counters;  // name, value
 };
 
+struct RepairPeerInfo {
+  std::uint64_t id = 0;
+  std::uint64_t keys_sent = 0, keys_received = 0, bytes_sent = 0, bytes_received = 0;
+};
+
+struct RepairReply {
+  Status status;  // of the request; the run's own outcome is `outcome`
+  Status outcome;
+  bool dry_run = false;
+  std::uint64_t ranges_total = 0, ranges_compared = 0;
+  std::vector<std::string> skipped;
+  std::uint64_t nodes_exchanged = 0, leaves_differing = 0, keys_differing = 0, bytes_on_wire = 0;
+  double elapsed_s = 0;
+  std::vector<RepairPeerInfo> peers;
+};
+
+struct RepairProgressInfo {
+  std::uint64_t ranges_total = 0, ranges_done = 0, keys_moved = 0, bytes_moved = 0;
+  double elapsed_s = 0;
+};
+
 class BlockingClient {
  public:
   // `host_port` is "HOST:PORT". Fails with Unavailable if the node cannot be reached in time.
@@ -78,6 +100,10 @@ class BlockingClient {
   RingReply Ring(std::uint32_t replicas);
   Status RemoveNode(std::uint64_t id);
   StatsReply Stats();
+  // Runs a repair on the node and waits for it (no overall timeout: each progress poll is
+  // bounded instead); `on_progress` is called about every `every`.
+  RepairReply Repair(bool dry_run, std::chrono::milliseconds every,
+                     const std::function<void(const RepairProgressInfo&)>& on_progress);
 
  private:
   struct Impl;

@@ -61,13 +61,94 @@ void FillGet(const Status& status, const storage::Record& record,
 
 }  // namespace
 
-ClientService::ClientService(storage::LocalStore* store, ClusterControl* cluster,
-                             WriteBatcher* batcher, Coordinator* coordinator)
-    : store_(store),
-      cluster_(cluster),
-      batcher_(batcher),
-      coordinator_(coordinator),
-      replica_(kj::heap<ReplicaService>(store, batcher, coordinator, &shutting_down_)) {}
+ClientService::ClientService(const NodeServices& node)
+    : node_(node),
+      store_(node.store),
+      cluster_(node.cluster),
+      batcher_(node.batcher),
+      coordinator_(node.coordinator),
+      replica_(kj::heap<ReplicaService>(node, &shutting_down_)) {}
+
+namespace {
+
+void FillSummary(const RepairSummary& s, wire::RepairSummary::Builder out) {
+  ToWire(s.status, out.initStatus());
+  out.setDryRun(s.dry_run);
+  out.setRangesTotal(s.ranges_total);
+  out.setRangesCompared(s.ranges_compared);
+  auto skipped = out.initSkipped(s.skipped.size());
+  for (std::size_t i = 0; i < s.skipped.size(); ++i) skipped.set(i, s.skipped[i]);
+  out.setNodesExchanged(s.nodes_exchanged);
+  out.setLeavesDiffering(s.leaves_differing);
+  out.setKeysDiffering(s.keys_differing);
+  out.setBytesOnWire(s.bytes_on_wire);
+  out.setElapsed(s.elapsed_s);
+  auto peers = out.initPeers(s.peers.size());
+  std::size_t i = 0;
+  for (const auto& [id, t] : s.peers) {
+    peers[i].setId(id);
+    peers[i].setKeysSent(t.keys_sent);
+    peers[i].setKeysReceived(t.keys_received);
+    peers[i].setBytesSent(t.bytes_sent);
+    peers[i].setBytesReceived(t.bytes_received);
+    ++i;
+  }
+}
+
+// One repair run, as the client sees it: progress while it runs, the summary at the end.
+class RepairJobServer final : public wire::RepairJob::Server {
+ public:
+  RepairJobServer(RepairRunner* runner, kj::Promise<RepairSummary> run)
+      : runner_(runner), run_(run.then([this](RepairSummary&& s) {
+          summary_ = std::move(s);
+          done_ = true;
+        }).fork()) {}
+
+ protected:
+  kj::Promise<void> progress(ProgressContext context) override {
+    auto r = context.getResults();
+    const RepairProgress& p = runner_->progress();
+    r.setRangesTotal(p.ranges_total);
+    r.setRangesDone(p.ranges_done);
+    r.setKeysMoved(p.keys_moved);
+    r.setBytesMoved(p.bytes_moved);
+    r.setElapsed(p.elapsed_s);
+    r.setDone(done_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> wait(WaitContext context) override {
+    return run_.addBranch().then([this, context]() mutable {
+      FillSummary(summary_, context.getResults().initSummary());
+    });
+  }
+
+ private:
+  RepairRunner* const runner_;
+  bool done_ = false;
+  RepairSummary summary_;
+  kj::ForkedPromise<void> run_;
+};
+
+}  // namespace
+
+kj::Promise<void> ClientService::repair(RepairContext context) {
+  auto results = context.getResults();
+  if (shutting_down_) {
+    ToWire(Status::Unavailable("node is shutting down"), results.initStatus());
+    return kj::READY_NOW;
+  }
+  if (node_.repair == nullptr) {
+    ToWire(Status::Unavailable("anti-entropy is off on this node"), results.initStatus());
+    return kj::READY_NOW;
+  }
+  if (node_.repair->running()) {
+    ToWire(Status::Overloaded("a repair is already running on this node"), results.initStatus());
+    return kj::READY_NOW;
+  }
+  results.setJob(kj::heap<RepairJobServer>(node_.repair, node_.repair->Run(context.getParams().getDryRun())));
+  ToWire(Status::Ok(), results.initStatus());
+  return kj::READY_NOW;
+}
 
 ClientService::~ClientService() = default;
 

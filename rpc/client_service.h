@@ -9,19 +9,14 @@
 #include <kj/async.h>
 
 #include "rpc/client.capnp.h"
-#include "rpc/cluster_control.h"
-#include "rpc/coordinator.h"
+#include "rpc/node_services.h"
 #include "rpc/wire_status.h"
-#include "rpc/write_batcher.h"
-#include "storage/local_store.h"
 
 namespace kv::rpc {
 
 class ClientService final : public wire::KvClient::Server {
  public:
-  // Every pointer must outlive the service.
-  ClientService(storage::LocalStore* store, ClusterControl* cluster, WriteBatcher* batcher,
-                Coordinator* coordinator);
+  explicit ClientService(const NodeServices& node);
   ~ClientService();
 
   // From now on every request, client or replica, is refused with
@@ -39,8 +34,10 @@ class ClientService final : public wire::KvClient::Server {
   kj::Promise<void> removeNode(RemoveNodeContext context) override;
   kj::Promise<void> stats(StatsContext context) override;
   kj::Promise<void> replica(ReplicaContext context) override;
+  kj::Promise<void> repair(RepairContext context) override;
 
  private:
+  const NodeServices node_;
   storage::LocalStore* const store_;
   ClusterControl* const cluster_;
   WriteBatcher* const batcher_;

@@ -1,5 +1,6 @@
 #include "rpc/replica_service.h"
 
+#include "rpc/repair_service.h"
 #include "rpc/wire_status.h"
 #include "storage/codec.h"
 
@@ -18,9 +19,40 @@ Status ShuttingDown() { return Status::Unavailable("node is shutting down"); }
 
 }  // namespace
 
-ReplicaService::ReplicaService(storage::LocalStore* store, WriteBatcher* batcher,
-                               Coordinator* coordinator, const bool* shutting_down)
-    : store_(store), batcher_(batcher), coordinator_(coordinator), shutting_down_(shutting_down) {}
+ReplicaService::ReplicaService(const NodeServices& node, const bool* shutting_down)
+    : node_(node),
+      store_(node.store),
+      batcher_(node.batcher),
+      coordinator_(node.coordinator),
+      shutting_down_(shutting_down) {}
+
+kj::Promise<void> ReplicaService::repair(RepairContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  if (*shutting_down_) {
+    ToWire(ShuttingDown(), results.initStatus());
+    return kj::READY_NOW;
+  }
+  if (node_.repair_reader == nullptr) {
+    ToWire(Status::Unavailable("anti-entropy is off on this node"), results.initStatus());
+    return kj::READY_NOW;
+  }
+  if (params.getTreeBits() != node_.tree_bits) {
+    ToWire(Status::InvalidArgument("hash trees differ: this node has " +
+                                   std::to_string(node_.tree_bits) + " segment bits, the asker " +
+                                   std::to_string(params.getTreeBits())),
+           results.initStatus());
+    return kj::READY_NOW;
+  }
+  const ring::TokenRange range{params.getRange().getBegin(), params.getRange().getEnd()};
+  if (range.end != 0 && range.end <= range.begin) {
+    ToWire(Status::InvalidArgument("repair range must not wrap"), results.initStatus());
+    return kj::READY_NOW;
+  }
+  results.setSession(kj::heap<RepairSessionServer>(node_.repair_reader, node_.tree_bits, range));
+  ToWire(Status::Ok(), results.initStatus());
+  return kj::READY_NOW;
+}
 
 kj::Promise<void> ReplicaService::read(ReadContext context) {
   auto params = context.getParams();

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -23,7 +24,11 @@
 #include "rpc/client_conn.h"
 #include "rpc/client_server.h"
 #include "rpc/client_service.h"
+#include "repair/hash_tree.h"
+#include "repair/store_reader.h"
 #include "rpc/cluster_control.h"
+#include "rpc/node_services.h"
+#include "rpc/repair_runner.h"
 #include "rpc/coordinator.h"
 #include "rpc/peers.h"
 #include "rpc/write_batcher.h"
@@ -55,6 +60,10 @@ struct Flags {
   std::string hinted_handoff = "on";
   int request_timeout_ms = 2000;
   int handoff_interval_ms = 1000;
+  // Anti-entropy.
+  int tree_bits = 16;
+  double repair_interval_s = 3600;
+  std::uint64_t repair_rate_bytes = 64ull << 20;
 };
 
 int Fail(const std::string& what) {
@@ -129,6 +138,19 @@ int Run(const Flags& flags) {
 
   storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes};
   storage::LocalStore store(&engine, id, limits);
+  // The hash tree is rebuilt from the data at every start, before any write, and kept current
+  // from then on.
+  repair::LiveTree tree(flags.tree_bits);
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto built = repair::BuildFromScan(engine, flags.tree_bits);
+    if (!built.ok()) return Fail("cannot build the hash tree: " + built.status().ToString());
+    tree.Reset(built.value());
+    store.SetListener(&tree);
+    std::fprintf(stderr, "kvd: hash tree of 2^%d segments built in %.2f s\n", flags.tree_bits,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  repair::StoreReader repair_reader(&store, &engine, &tree);
   auto io = kj::setupAsyncIo();
 
   kj::Own<kj::ConnectionReceiver> listener;
@@ -210,8 +232,47 @@ int Run(const Flags& flags) {
   auto handoff = coordinator.RunHandoff().eagerlyEvaluate([](kj::Exception&& e) {
     std::fprintf(stderr, "kvd: hinted handoff stopped: %s\n", e.getDescription().cStr());
   });
-  rpc::ClientServer server(
-      kj::heap<rpc::ClientService>(&store, control.get(), &batcher, &coordinator), max_message);
+  rpc::RepairRunner::Options ro_repair;
+  ro_repair.tree_bits = flags.tree_bits;
+  ro_repair.n = flags.replication.n;
+  ro_repair.timeout = flags.request_timeout_ms * 5 * kj::MILLISECONDS;
+  ro_repair.rate_bytes_per_s = flags.repair_rate_bytes;
+  rpc::RepairRunner repair_runner(&repair_reader, id, control.get(), &peers, ro_repair);
+  rpc::NodeServices services;
+  services.store = &store;
+  services.cluster = control.get();
+  services.batcher = &batcher;
+  services.coordinator = &coordinator;
+  services.repair_reader = &repair_reader;
+  services.repair = &repair_runner;
+  services.tree_bits = flags.tree_bits;
+  rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message);
+
+  // Background anti-entropy: every interval, jittered by up to a tenth either way, unless a
+  // repair is already running (one at a time per node).
+  std::mt19937_64 jitter_rng(id ^ generation.value());
+  std::function<kj::Promise<void>()> periodic = [&]() -> kj::Promise<void> {
+    const double base = flags.repair_interval_s;
+    const double jitter = std::uniform_real_distribution<double>(-0.1, 0.1)(jitter_rng);
+    const auto delay = static_cast<std::int64_t>(base * (1 + jitter) * 1000) * kj::MILLISECONDS;
+    return io.provider->getTimer().afterDelay(delay).then([&]() -> kj::Promise<void> {
+      if (repair_runner.running()) return periodic();
+      return repair_runner.Run(false).then([&](rpc::RepairSummary&& s) {
+        std::uint64_t moved = 0;
+        for (const auto& [peer, t] : s.peers) moved += t.keys_sent + t.keys_received;
+        std::fprintf(stderr, "kvd: background repair: %zu of %zu ranges, %llu keys moved, %s\n",
+                     s.ranges_compared, s.ranges_total, static_cast<unsigned long long>(moved),
+                     s.status.ToString().c_str());
+        return periodic();
+      });
+    });
+  };
+  kj::Promise<void> repairing = kj::READY_NOW;
+  if (flags.repair_interval_s > 0 && agent) {
+    repairing = periodic().eagerlyEvaluate([](kj::Exception&& e) {
+      std::fprintf(stderr, "kvd: background repair stopped: %s\n", e.getDescription().cStr());
+    });
+  }
   auto accepting = server.Listen(*listener).eagerlyEvaluate([](kj::Exception&& e) {
     std::fprintf(stderr, "kvd: accept failed: %s\n", e.getDescription().cStr());
   });
@@ -253,6 +314,7 @@ int Run(const Flags& flags) {
 
   refreshing = nullptr;
   handoff = nullptr;
+  repairing = nullptr;
   // Leave first, so the others mark this node LEFT rather than DOWN; linger a few gossip
   // rounds so the news gets out.
   if (agent) {
@@ -348,6 +410,18 @@ int main(int argc, char** argv) {
                 "How often hints for members that are UP again are handed off")
       ->capture_default_str()
       ->check(CLI::Range(10, 600000));
+  auto* ae = app.add_option_group("anti-entropy");
+  ae->add_option("--tree-bits", flags.tree_bits,
+                 "Hash tree of 2^bits token segments (every node of a cluster must agree)")
+      ->capture_default_str()
+      ->check(CLI::Range(8, 22));
+  ae->add_option("--repair-interval-s", flags.repair_interval_s,
+                 "Background repair every this many seconds, +-10% jitter (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 30 * 86400.0));
+  ae->add_option("--repair-rate-bytes", flags.repair_rate_bytes,
+                 "Repair traffic limit in bytes per second (0: unlimited)")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -3,7 +3,7 @@
 //   kvtool [--host HOST:PORT] [--json] [--timeout-ms MS] put KEY VALUE [--context CTX] [-c C]
 //   kvtool ... get KEY [--consistency one|quorum|all] [--local]
 //   kvtool ... delete KEY [--context CTX] [--consistency one|quorum|all]
-//   kvtool ... status | ring [--replicas N] | removenode ID | stats
+//   kvtool ... status | ring [--replicas N] | removenode ID | stats | repair [--dry-run]
 //   kvtool ... bench [options]
 //
 // --host defaults to $KV_HOST, else 127.0.0.1:7701. VALUE "-" reads the value from stdin,
@@ -252,6 +252,80 @@ int DoRing(const Globals& g, std::uint32_t replicas) {
   return kExitOk;
 }
 
+std::string Rate(double bytes, double secs) {
+  return HumanBytes(static_cast<std::uint64_t>(secs > 0 ? bytes / secs : 0)) + "/s";
+}
+
+int DoRepair(const Globals& g, bool dry_run) {
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  bool drew = false;
+  auto on_progress = [&](const kv::rpc::RepairProgressInfo& p) {
+    if (g.json) return;
+    const int width = 30;
+    const int filled = p.ranges_total ? static_cast<int>(width * p.ranges_done / p.ranges_total) : 0;
+    std::string bar(static_cast<std::size_t>(filled), '#');
+    bar.resize(width, ' ');
+    std::fprintf(stderr, "%s[%s] %llu/%llu ranges, %llu keys moved, %s%s", tty ? "\r" : "",
+                 bar.c_str(), static_cast<unsigned long long>(p.ranges_done),
+                 static_cast<unsigned long long>(p.ranges_total),
+                 static_cast<unsigned long long>(p.keys_moved),
+                 Rate(static_cast<double>(p.bytes_moved), p.elapsed_s).c_str(), tty ? "" : "\n");
+    drew = true;
+  };
+  kv::rpc::RepairReply r =
+      client.value()->Repair(dry_run, std::chrono::milliseconds(tty ? 200 : 1000), on_progress);
+  if (drew && tty) std::fprintf(stderr, "\n");
+  if (!r.status.ok()) return Report(r.status);
+  std::uint64_t sent = 0, received = 0;
+  for (const auto& p : r.peers) {
+    sent += p.keys_sent;
+    received += p.keys_received;
+  }
+  if (g.json) {
+    nlohmann::json peers = nlohmann::json::array();
+    for (const auto& p : r.peers) {
+      peers.push_back({{"id", Hex(p.id)},
+                       {"keys_sent", p.keys_sent},
+                       {"keys_received", p.keys_received},
+                       {"bytes_sent", p.bytes_sent},
+                       {"bytes_received", p.bytes_received}});
+    }
+    PrintJson({{"dry_run", r.dry_run},
+               {"consistent", r.outcome.ok()},
+               {"ranges", r.ranges_total},
+               {"ranges_compared", r.ranges_compared},
+               {"skipped", r.skipped},
+               {"tree_nodes_exchanged", r.nodes_exchanged},
+               {"segments_differing", r.leaves_differing},
+               {"keys_differing", r.keys_differing},
+               {"keys_moved", sent + received},
+               {"bytes_on_wire", r.bytes_on_wire},
+               {"elapsed_s", r.elapsed_s},
+               {"peers", peers}});
+  } else {
+    std::printf("%s%llu of %llu ranges compared in %.2f s\n", r.dry_run ? "dry run: " : "",
+                static_cast<unsigned long long>(r.ranges_compared),
+                static_cast<unsigned long long>(r.ranges_total), r.elapsed_s);
+    std::printf("tree nodes exchanged %llu, segments differing %llu, keys differing %llu, "
+                "bytes on the wire %s\n",
+                static_cast<unsigned long long>(r.nodes_exchanged),
+                static_cast<unsigned long long>(r.leaves_differing),
+                static_cast<unsigned long long>(r.keys_differing),
+                HumanBytes(r.bytes_on_wire).c_str());
+    for (const auto& p : r.peers) {
+      std::printf("  with %s: sent %llu keys (%s), received %llu keys (%s)\n", Hex(p.id).c_str(),
+                  static_cast<unsigned long long>(p.keys_sent), HumanBytes(p.bytes_sent).c_str(),
+                  static_cast<unsigned long long>(p.keys_received),
+                  HumanBytes(p.bytes_received).c_str());
+    }
+    for (const auto& s : r.skipped) std::printf("  skipped %s\n", s.c_str());
+  }
+  if (!r.outcome.ok()) return Report(r.outcome);
+  return kExitOk;
+}
+
 int DoRemoveNode(const Globals& g, const std::string& id_text) {
   std::string hex = id_text;
   if (hex.rfind("0x", 0) == 0) hex = hex.substr(2);
@@ -344,6 +418,11 @@ int main(int argc, char** argv) {
 
   auto* stats = app.add_subcommand("stats", "This node's counters (gossip traffic and drops)");
 
+  bool dry_run = false;
+  auto* repair = app.add_subcommand(
+      "repair", "Anti-entropy of this node's ranges against their other replicas, now");
+  repair->add_flag("--dry-run", dry_run, "Find what differs, move nothing");
+
   kv::tools::BenchOptions bench_options;
   auto* bench = app.add_subcommand("bench", "Closed-loop load against one node");
   kv::tools::AddBenchFlags(bench, &bench_options);
@@ -376,6 +455,7 @@ int main(int argc, char** argv) {
   if (stats->parsed()) return DoStats(g);
   if (ring->parsed()) return DoRing(g, replicas);
   if (removenode->parsed()) return DoRemoveNode(g, remove_id);
+  if (repair->parsed()) return DoRepair(g, dry_run);
   if (bench->parsed()) {
     Status s = kv::tools::RunBench(g.host, bench_options, g.json);
     return s.ok() ? kExitOk : Report(s);

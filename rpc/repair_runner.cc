@@ -1,0 +1,162 @@
+#include "rpc/repair_runner.h"
+
+#include <algorithm>
+
+#include "rpc/repair_service.h"
+#include "rpc/wire_status.h"
+
+namespace kv::rpc {
+namespace {
+
+std::string RangeName(const ring::TokenRange& r) {
+  return "[" + std::to_string(r.begin) + ", " + (r.end == 0 ? std::string("2^64") : std::to_string(r.end)) + ")";
+}
+
+std::string Hex(std::uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+RepairRunner::RepairRunner(repair::RangeReader* reader, std::uint64_t self,
+                           ClusterControl* cluster, PeerPool* peers, Options options)
+    : reader_(reader), self_(self), cluster_(cluster), peers_(peers), options_(options) {}
+
+std::vector<RepairRunner::Item> RepairRunner::Plan() {
+  auto view = cluster_->View();
+  auto ring = RingFromView(*view);
+  std::map<std::uint64_t, std::vector<ring::TokenRange>> per_peer;
+  for (const auto& r : ring->Ranges(static_cast<std::size_t>(options_.n))) {
+    if (std::find(r.replicas.begin(), r.replicas.end(), self_) == r.replicas.end()) continue;
+    for (std::uint64_t p : r.replicas) {
+      if (p == self_) continue;
+      auto& list = per_peer[p];
+      // Ranges come sorted by token: join contiguous ones.
+      if (!list.empty() && list.back().end == r.range.begin && list.back().end != 0) {
+        list.back().end = r.range.end;
+      } else {
+        list.push_back(r.range);
+      }
+    }
+  }
+  std::vector<Item> items;
+  for (const auto& [peer, ranges] : per_peer) {
+    for (const auto& r : ranges) items.push_back({peer, r});
+  }
+  return items;
+}
+
+kj::Promise<RepairSummary> RepairRunner::Run(bool dry_run) {
+  if (running_) {
+    RepairSummary busy;
+    busy.status = Status::Overloaded("a repair is already running on this node");
+    return busy;
+  }
+  running_ = true;
+  auto items = std::make_shared<std::vector<Item>>(Plan());
+  auto summary = std::make_shared<RepairSummary>();
+  summary->dry_run = dry_run;
+  summary->ranges_total = items->size();
+  progress_ = RepairProgress();
+  progress_.ranges_total = items->size();
+  const auto start = std::chrono::steady_clock::now();
+  return RunItems(items, 0, summary, start).then([this, summary, start]() {
+    summary->elapsed_s = Since(start);
+    summary->finished_at =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (!summary->skipped.empty()) {
+      std::string msg = std::to_string(summary->skipped.size()) + " of " +
+                        std::to_string(summary->ranges_total) + " ranges skipped: ";
+      for (std::size_t i = 0; i < summary->skipped.size() && i < 5; ++i) {
+        msg += (i ? "; " : "") + summary->skipped[i];
+      }
+      if (summary->skipped.size() > 5) msg += "; ...";
+      summary->status = Status::Unavailable(msg);
+    }
+    running_ = false;
+    if (!summary->dry_run) last_ = *summary;
+    return *summary;
+  });
+}
+
+kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> items,
+                                         std::size_t next, std::shared_ptr<RepairSummary> summary,
+                                         std::chrono::steady_clock::time_point start) {
+  progress_.elapsed_s = Since(start);
+  if (next >= items->size()) return kj::READY_NOW;
+  // Rate limit: wait until the bytes so far fit the allowed rate.
+  if (options_.rate_bytes_per_s > 0) {
+    const double due = static_cast<double>(summary->bytes_on_wire) /
+                       static_cast<double>(options_.rate_bytes_per_s);
+    const double now = Since(start);
+    if (due > now) {
+      return peers_->timer()
+          .afterDelay(static_cast<std::int64_t>((due - now) * 1e6) * kj::MICROSECONDS)
+          .then([this, items, next, summary, start]() {
+            return RunItems(items, next, summary, start);
+          });
+    }
+  }
+  const Item item = (*items)[next];
+  auto skip = [this, summary, item](const std::string& why) {
+    summary->skipped.push_back(RangeName(item.range) + " with " + Hex(item.peer) + ": " + why);
+  };
+  auto view = cluster_->View();
+  const membership::MemberView* m = view->Find(item.peer);
+  auto advance = [this, items, next, summary, start]() {
+    ++progress_.ranges_done;
+    return RunItems(items, next + 1, summary, start);
+  };
+  if (m == nullptr || m->liveness != membership::Liveness::kUp || m->app.rpc_address.empty()) {
+    skip(m == nullptr ? "unknown peer" : std::string("peer is ") + membership::Name(m->liveness));
+    return advance();
+  }
+  auto replica = peers_->Get(item.peer, m->app.rpc_address);
+  auto req = replica.repairRequest();
+  req.initRange().setBegin(item.range.begin);
+  req.getRange().setEnd(item.range.end);
+  req.setTreeBits(static_cast<std::uint8_t>(options_.tree_bits));
+  auto initiator = std::make_shared<repair::Initiator>(reader_, options_.tree_bits, item.range,
+                                                       summary->dry_run);
+  auto opened = peers_->timer().timeoutAfter(options_.timeout, req.send());
+  return opened
+      .then([this, initiator, summary](capnp::Response<wire::KvReplica::RepairResults>&& resp)
+                -> kj::Promise<Status> {
+        Status s = FromWire(resp.getStatus());
+        if (!s.ok()) return s;
+        // The initiator stays alive as long as the exchange runs.
+        return RunExchange(*initiator, resp.getSession(), peers_->timer(), options_.timeout,
+                           &summary->bytes_on_wire)
+            .attach(std::shared_ptr<repair::Initiator>(initiator));
+      })
+      .catch_([](kj::Exception&& e) -> Status {
+        return Status::Unavailable(std::string("peer unreachable: ") + e.getDescription().cStr());
+      })
+      .then([this, initiator, summary, item, skip, advance](Status s) mutable {
+        const repair::ExchangeStats& st = initiator->stats();
+        summary->nodes_exchanged += st.nodes_compared;
+        summary->leaves_differing += st.leaves_differing;
+        summary->keys_differing += st.keys_differing;
+        PeerTraffic& t = summary->Traffic(item.peer);
+        t.keys_sent += st.records_pushed;
+        t.keys_received += st.records_pulled;
+        t.bytes_sent += st.bytes_pushed;
+        t.bytes_received += st.bytes_pulled;
+        progress_.keys_moved += st.records_pushed + st.records_pulled;
+        progress_.bytes_moved += st.bytes_pushed + st.bytes_pulled;
+        if (s.ok()) {
+          ++summary->ranges_compared;
+        } else {
+          skip(s.ToString());
+        }
+        return advance();
+      });
+}
+
+}  // namespace kv::rpc

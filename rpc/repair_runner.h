@@ -1,0 +1,95 @@
+// RepairRunner: anti-entropy of every range this node replicates, against each of the range's
+// other replicas, one exchange at a time (repair/exchange.h over rpc/repair_service.h).
+//
+// For each peer, the ranges this node and the peer both replicate are joined where contiguous
+// (with N=3 on three nodes, the whole ring is one range per peer). Peers the failure detector
+// reports DOWN, and exchanges that fail, are skipped and named in the summary; the rest go on.
+// A byte rate limit spaces the exchanges out. Lives on the RPC thread.
+#pragma once
+
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "repair/store_reader.h"
+#include "rpc/cluster_control.h"
+#include "rpc/peers.h"
+
+namespace kv::rpc {
+
+struct PeerTraffic {
+  std::uint64_t keys_sent = 0, keys_received = 0;    // records pushed / pulled
+  std::uint64_t bytes_sent = 0, bytes_received = 0;  // encoded record bytes
+};
+
+struct RepairProgress {
+  std::size_t ranges_total = 0, ranges_done = 0;
+  std::uint64_t keys_moved = 0, bytes_moved = 0;
+  double elapsed_s = 0;
+};
+
+struct RepairSummary {
+  Status status;  // ok when every range was compared; unavailable naming what was skipped
+  bool dry_run = false;
+  std::size_t ranges_total = 0, ranges_compared = 0;
+  std::vector<std::string> skipped;  // "[begin, end) with PEER: why"
+  std::uint64_t nodes_exchanged = 0, leaves_differing = 0, keys_differing = 0;
+  std::uint64_t bytes_on_wire = 0;
+  // Per peer, in the order first met. (A vector: GCC 12 misreads a std::map carried in a
+  // kj::Promise as uninitialised.)
+  std::vector<std::pair<std::uint64_t, PeerTraffic>> peers;
+  double elapsed_s = 0;
+  double finished_at = 0;  // seconds since the Unix epoch
+
+  PeerTraffic& Traffic(std::uint64_t peer) {
+    for (auto& [id, t] : peers) {
+      if (id == peer) return t;
+    }
+    return peers.emplace_back(peer, PeerTraffic()).second;
+  }
+};
+
+class RepairRunner {
+ public:
+  struct Options {
+    int tree_bits = 16;
+    int n = 3;
+    kj::Duration timeout = 10 * kj::SECONDS;  // each request of an exchange
+    std::uint64_t rate_bytes_per_s = 0;        // 0: unlimited
+  };
+  // Every pointer must outlive the runner.
+  RepairRunner(repair::RangeReader* reader, std::uint64_t self, ClusterControl* cluster,
+               PeerPool* peers, Options options);
+
+  // Runs a full repair; if one is running already, fails at once with overloaded.
+  kj::Promise<RepairSummary> Run(bool dry_run);
+  bool running() const { return running_; }
+  const RepairProgress& progress() const { return progress_; }
+  // The last completed run (finished_at 0 if none).
+  const RepairSummary& last() const { return last_; }
+
+ private:
+  struct Item {
+    std::uint64_t peer;
+    ring::TokenRange range;
+  };
+  std::vector<Item> Plan();
+  kj::Promise<void> RunItems(std::shared_ptr<std::vector<Item>> items, std::size_t next,
+                             std::shared_ptr<RepairSummary> summary,
+                             std::chrono::steady_clock::time_point start);
+
+  repair::RangeReader* const reader_;
+  const std::uint64_t self_;
+  ClusterControl* const cluster_;
+  PeerPool* const peers_;
+  const Options options_;
+  bool running_ = false;
+  RepairProgress progress_;
+  RepairSummary last_;
+};
+
+}  // namespace kv::rpc

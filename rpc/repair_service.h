@@ -1,0 +1,39 @@
+// The network side of anti-entropy (repair/exchange.h over rpc/replica.capnp).
+//
+// RepairSessionServer answers one exchange for one range (the Responder). RunExchange drives an
+// Initiator against a peer's session, one bounded request at a time. Lives on the RPC thread.
+#pragma once
+
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include "repair/exchange.h"
+#include "repair/store_reader.h"
+#include "rpc/replica.capnp.h"
+
+namespace kv::rpc {
+
+class RepairSessionServer final : public wire::RepairSession::Server {
+ public:
+  // `reader` must outlive the session.
+  RepairSessionServer(repair::RangeReader* reader, int tree_bits, ring::TokenRange range)
+      : responder_(reader, tree_bits, range) {}
+
+ protected:
+  kj::Promise<void> nodes(NodesContext context) override;
+  kj::Promise<void> entries(EntriesContext context) override;
+  kj::Promise<void> records(RecordsContext context) override;
+  kj::Promise<void> push(PushContext context) override;
+
+ private:
+  repair::Responder responder_;
+};
+
+// Runs `initiator` against `session` until it is done; every call is bounded by `timeout`.
+// Resolves with the initiator's final status (or the transport failure). `bytes_on_wire`
+// accumulates the request and reply message sizes.
+kj::Promise<Status> RunExchange(repair::Initiator& initiator, wire::RepairSession::Client session,
+                                kj::Timer& timer, kj::Duration timeout,
+                                std::uint64_t* bytes_on_wire);
+
+}  // namespace kv::rpc
