@@ -139,9 +139,14 @@ class Bench {
   }
 
   kj::Promise<void> Issue() {
-    const std::uint64_t k =
-        zipf_ ? zipf_->Scatter(zipf_->Next(rng_))
-              : std::uniform_int_distribution<std::uint64_t>(0, o_.keys - 1)(rng_);
+    std::uint64_t k = 0;
+    if (zipf_) {
+      k = zipf_->Scatter(zipf_->Next(rng_));
+    } else if (o_.distribution == "sequential") {
+      k = next_key_++ % o_.keys;  // a load phase: every key once, in order
+    } else {
+      k = std::uniform_int_distribution<std::uint64_t>(0, o_.keys - 1)(rng_);
+    }
     const bool write = IsWrite();
     kj::Promise<void> op = write ? Put(k, &puts_) : Get(k);
     return op.then([this]() { return Worker(); });
@@ -275,6 +280,7 @@ class Bench {
   std::unordered_map<std::uint64_t, std::string> contexts_;
   OpStats puts_, gets_;
   std::uint64_t issued_ = 0;
+  std::uint64_t next_key_ = 0;
   std::string first_error_;
   Clock::time_point begin_, end_, deadline_;
 };
@@ -296,9 +302,10 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
       ->capture_default_str()
       ->check(CLI::IsMember({"write-only", "read-only", "50/50", "95/5"}));
   app->add_option("--distribution", o->distribution,
-                  "Key choice: uniform, or zipfian (skew 0.99, hot keys scattered)")
+                  "Key choice: uniform, zipfian (skew 0.99, hot keys scattered), or sequential "
+                  "(bench:0, bench:1, ... in order: a load)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"uniform", "zipfian"}));
+      ->check(CLI::IsMember({"uniform", "zipfian", "sequential"}));
   app->add_option("--consistency", o->consistency, "one | quorum | all (default: the node's)")
       ->check(CLI::IsMember({"one", "quorum", "all"}));
   app->add_option("--keys", o->keys, "Number of distinct keys")

@@ -26,7 +26,7 @@ struct BenchOptions {
   int concurrency = 1;
   std::string workload = "write-only";  // write-only | read-only | 50/50 | 95/5 (reads)
   std::uint64_t keys = 100000;
-  std::string distribution = "uniform";  // uniform | zipfian (theta 0.99, hot keys scattered)
+  std::string distribution = "uniform";  // uniform | zipfian (theta 0.99) | sequential (a load)
   std::string consistency;               // one | quorum | all; empty: the node's default
   std::size_t value_size = 100;
   double rate = 0;  // operations started per second at most; 0: unthrottled

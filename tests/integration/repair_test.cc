@@ -1,0 +1,192 @@
+// Anti-entropy on real kvd processes with hinted handoff off, so that nothing but repair can
+// bring a replica back: `kvtool repair` after a node missed 10,000 writes, a second repair that
+// moves nothing, a node rebuilt from a wiped data folder, and background repair alone.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "rpc/client_conn.h"
+#include "tests/integration/process.h"
+
+namespace kv::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::string> kFast = {
+    "--probe-interval-ms", "200",          "--probe-timeout-ms",     "100",  "--gossip-interval-ms",
+    "50",                  "--cluster-name", "rp", "--push-pull-interval-ms", "2000",
+    "--hinted-handoff",    "off",          "--tree-bits",            "12"};
+
+bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline) {
+  const auto end = Clock::now() + deadline;
+  while (Clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // poll interval, not a wait
+  }
+  return pred();
+}
+
+class Repair : public ::testing::Test {
+ protected:
+  void StartNode(int i, const std::vector<std::string>& extra) {
+    const std::string ip = "127.0.0." + std::to_string(i + 1);
+    std::vector<std::string> flags = kFast;
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    flags.insert(flags.end(), {"--gossip", ip + ":0"});
+    if (i > 0) flags.insert(flags.end(), {"--seeds", nodes_[0]->gossip_address()});
+    auto node = std::make_unique<Kvd>(dir_.path() + "/n" + std::to_string(i + 1), flags, ip);
+    ASSERT_TRUE(node->Start()) << node->stderr_text();
+    if (static_cast<int>(nodes_.size()) <= i) {
+      nodes_.push_back(std::move(node));
+    } else {
+      nodes_[i] = std::move(node);
+    }
+  }
+
+  void StartAll(int n, const std::vector<std::string>& extra = {}) {
+    extra_ = extra;
+    for (int i = 0; i < n; ++i) StartNode(i, extra);
+    ASSERT_TRUE(AllSee(n, "UP"));
+  }
+
+  // Every live node shows `count` members with status `status`.
+  bool AllSee(int count, const std::string& status, const std::vector<int>& observers = {}) {
+    std::vector<int> obs = observers;
+    if (obs.empty()) {
+      for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) obs.push_back(i);
+    }
+    return Eventually(
+        [&] {
+          for (int o : obs) {
+            auto r = Kvtool({"--host", nodes_[o]->address(), "--json", "status"});
+            if (r.exit_code != 0) return false;
+            const auto j = nlohmann::json::parse(r.out);
+            int n = 0;
+            for (const auto& m : j["nodes"]) n += m["status"] == status;
+            if (n != count) return false;
+          }
+          return true;
+        },
+        std::chrono::seconds(30));
+  }
+
+  // Writes keys bench:0 .. bench:n-1 through node `via` at quorum.
+  void Load(int via, int n) {
+    auto r = Kvtool({"--host", nodes_[via]->address(), "bench", "--workload", "write-only",
+                     "--distribution", "sequential", "--keys", std::to_string(n), "--ops",
+                     std::to_string(n), "--concurrency", "16", "--duration", "120"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  }
+
+  // How many of bench:0 .. bench:n-1 node `i` holds in its own store.
+  int HeldLocally(int i, int n) {
+    auto c = rpc::BlockingClient::Connect(nodes_[i]->address(), std::chrono::seconds(5));
+    if (!c.ok()) return -1;
+    int held = 0;
+    for (int k = 0; k < n; ++k) {
+      auto r = c.value()->Get("bench:" + std::to_string(k), rpc::Consistency::kDefault, true);
+      held += r.status.ok() && !r.siblings.empty();
+    }
+    return held;
+  }
+
+  nlohmann::json RepairOn(int i, int* exit_code, bool dry_run = false) {
+    std::vector<std::string> args = {"--host", nodes_[i]->address(), "--json", "repair"};
+    if (dry_run) args.push_back("--dry-run");
+    auto r = Kvtool(args);
+    *exit_code = r.exit_code;
+    if (r.out.empty()) {
+      ADD_FAILURE() << "repair printed nothing: " << r.err;
+      return {};
+    }
+    return nlohmann::json::parse(r.out);
+  }
+
+  TempDir dir_;
+  std::vector<std::string> extra_;
+  std::vector<std::unique_ptr<Kvd>> nodes_;
+};
+
+TEST_F(Repair, ReplicaThatMissedWritesIsRepairedAndASecondRepairMovesNothing) {
+  const int kKeys = 10000;
+  StartAll(3, {"--repair-interval-s", "0"});
+  nodes_[2]->Stop(SIGKILL);
+  ASSERT_TRUE(AllSee(1, "DOWN", {0, 1}));
+  Load(0, kKeys);
+  StartNode(2, extra_);
+  ASSERT_TRUE(AllSee(3, "UP"));
+  EXPECT_EQ(HeldLocally(2, kKeys), 0);  // nothing else brought it back
+
+  int code = -1;
+  auto dry = RepairOn(2, &code, /*dry_run=*/true);
+  EXPECT_EQ(code, 0);
+  EXPECT_GE(dry["keys_differing"].get<int>(), kKeys);
+  EXPECT_EQ(dry["keys_moved"].get<int>(), 0);
+  EXPECT_EQ(HeldLocally(2, kKeys), 0);
+
+  auto first = RepairOn(2, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_TRUE(first["consistent"].get<bool>());
+  EXPECT_EQ(first["keys_moved"].get<int>(), kKeys);
+  EXPECT_EQ(HeldLocally(2, kKeys), kKeys);
+
+  auto second = RepairOn(2, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(second["keys_moved"].get<int>(), 0);
+  EXPECT_EQ(second["keys_differing"].get<int>(), 0);
+  // Consistent ranges cost their roots only.
+  EXPECT_EQ(second["tree_nodes_exchanged"].get<int>(), second["ranges"].get<int>());
+}
+
+TEST_F(Repair, UnreachablePeerIsNamedAndExitsThree) {
+  StartAll(3, {"--repair-interval-s", "0"});
+  nodes_[1]->Stop(SIGKILL);
+  ASSERT_TRUE(AllSee(1, "DOWN", {0, 2}));
+  int code = -1;
+  auto r = RepairOn(0, &code);
+  EXPECT_EQ(code, 3);
+  EXPECT_FALSE(r["consistent"].get<bool>());
+  ASSERT_FALSE(r["skipped"].empty());
+  EXPECT_NE(r["skipped"][0].get<std::string>().find(nodes_[1]->node_id()), std::string::npos)
+      << r.dump();
+}
+
+TEST_F(Repair, WipedNodeIsRebuiltEntirelyByRepair) {
+  const int kKeys = 2000;
+  StartAll(3, {"--repair-interval-s", "0"});
+  Load(0, kKeys);
+  const std::string old_id = nodes_[2]->node_id();
+  nodes_[2]->Stop(SIGKILL);
+  ASSERT_TRUE(AllSee(1, "DOWN", {0, 1}));
+  ASSERT_EQ(Kvtool({"--host", nodes_[0]->address(), "removenode", old_id}).exit_code, 0);
+  std::filesystem::remove_all(dir_.path() + "/n3");
+  StartNode(2, extra_);  // a new node: new id, new tokens
+  ASSERT_NE(nodes_[2]->node_id(), old_id);
+  ASSERT_TRUE(AllSee(3, "UP"));
+  EXPECT_EQ(HeldLocally(2, kKeys), 0);
+  int code = -1;
+  auto r = RepairOn(2, &code);
+  EXPECT_EQ(code, 0) << r.dump();
+  // N=3 on three nodes: it owns every key.
+  EXPECT_EQ(HeldLocally(2, kKeys), kKeys);
+}
+
+TEST_F(Repair, BackgroundRepairAloneConverges) {
+  const int kKeys = 3000;
+  StartAll(3, {"--repair-interval-s", "1"});
+  nodes_[2]->Stop(SIGKILL);
+  ASSERT_TRUE(AllSee(1, "DOWN", {0, 1}));
+  Load(1, kKeys);
+  StartNode(2, extra_);
+  ASSERT_TRUE(AllSee(3, "UP"));
+  EXPECT_TRUE(Eventually([&] { return HeldLocally(2, kKeys) == kKeys; }, std::chrono::seconds(60)));
+}
+
+}  // namespace
+}  // namespace kv::test
