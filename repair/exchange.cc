@@ -1,22 +1,29 @@
 #include "repair/exchange.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "storage/codec.h"
 
 namespace kv::repair {
 namespace {
 
-// Token order, then key bytes: the order Entries() returns.
-bool Before(const KeyDigest& a, const KeyDigest& b) {
-  const ring::Token ta = ring::TokenOf(a.key), tb = ring::TokenOf(b.key);
-  return ta != tb ? ta < tb : a.key < b.key;
-}
-
 bool Inside(const ring::TokenRange& outer, const ring::TokenRange& inner) {
   if (!outer.Contains(inner.begin)) return false;
   if (outer.end == 0) return true;
   return inner.end != 0 && inner.end <= outer.end && inner.end > inner.begin;
+}
+
+// (entry hash, key) of every key in `range`, sorted by hash.
+Result<std::vector<std::pair<std::uint64_t, std::string>>> Hashed(RangeReader* r,
+                                                                  const ring::TokenRange& range) {
+  auto entries = r->Entries(range);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  out.reserve(entries->size());
+  for (auto& e : entries.value()) out.emplace_back(EntryHash(e.key, e.digest), std::move(e.key));
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace
@@ -30,20 +37,22 @@ Request Initiator::Fail(Status s) {
   return Request{};
 }
 
-Request Initiator::AskNodes() {
+Request Initiator::Finish() { return Fail(Status::Ok()); }
+
+Request Initiator::AskChildren() {
   Request r;
-  r.kind = Request::Kind::kNodes;
+  r.kind = Request::Kind::kChildren;
   r.level = level_;
   const std::size_t n = std::min(pending_.size(), kMaxNodesPerRequest);
   r.nodes.assign(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
   pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
   asked_ = r.nodes;
-  phase_ = Phase::kNodes;
+  phase_ = Phase::kChildren;
   return r;
 }
 
 Request Initiator::AskEntries() {
-  if (leaves_.empty()) return dry_run_ ? Fail(Status::Ok()) : AskRecords();
+  if (leaves_.empty()) return Offer();
   Request r;
   r.kind = Request::Kind::kEntries;
   const std::size_t n = std::min(leaves_.size(), kMaxLeavesPerRequest);
@@ -56,20 +65,50 @@ Request Initiator::AskEntries() {
   return r;
 }
 
-Request Initiator::AskRecords() {
-  if (to_pull_.empty()) return Push();
+Request Initiator::Offer() {
+  if (to_offer_.empty()) {
+    if (!dry_run_) return Fetch();
+    // Entries they hold that matched none of my keys are keys only they hold.
+    for (const auto& l : theirs_only_) stats_.keys_differing += l.second.size();
+    return Finish();
+  }
   Request r;
-  r.kind = Request::Kind::kRecords;
-  const std::size_t n = std::min(to_pull_.size(), kMaxKeysPerRequest);
-  r.keys.assign(to_pull_.begin(), to_pull_.begin() + static_cast<std::ptrdiff_t>(n));
-  to_pull_.erase(to_pull_.begin(), to_pull_.begin() + static_cast<std::ptrdiff_t>(n));
-  pulled_ = r.keys;
-  phase_ = Phase::kRecords;
+  r.kind = Request::Kind::kOffer;
+  r.dry_run = dry_run_;
+  const std::size_t n = std::min(to_offer_.size(), kMaxKeysPerRequest);
+  for (std::size_t i = 0; i < n; ++i) {
+    Result<storage::Record> rec = local_->Get(to_offer_[i]);
+    if (!rec.ok()) return Fail(rec.status());
+    r.keys.push_back(to_offer_[i]);
+    r.contexts.push_back(rec->context());
+  }
+  to_offer_.erase(to_offer_.begin(), to_offer_.begin() + static_cast<std::ptrdiff_t>(n));
+  offered_ = r.keys;
+  phase_ = Phase::kOffer;
+  return r;
+}
+
+Request Initiator::Fetch() {
+  // Drop leaves whose every wanted entry turned out to belong to an offered key.
+  std::erase_if(theirs_only_, [](const auto& l) { return l.second.empty(); });
+  if (theirs_only_.empty()) return Push();
+  Request r;
+  r.kind = Request::Kind::kFetch;
+  std::size_t keys = 0;
+  while (!theirs_only_.empty() && r.ranges.size() < kMaxLeavesPerRequest &&
+         keys < kMaxKeysPerRequest) {
+    auto& [leaf, hashes] = theirs_only_.back();
+    r.ranges.push_back(ClipSegment(shape_, span_.first + leaf, range_));
+    keys += hashes.size();
+    r.wanted.push_back(std::move(hashes));
+    theirs_only_.pop_back();
+  }
+  phase_ = Phase::kFetch;
   return r;
 }
 
 Request Initiator::Push() {
-  if (to_push_.empty()) return Fail(Status::Ok());
+  if (to_push_.empty()) return Finish();
   Request r;
   r.kind = Request::Kind::kPush;
   const std::size_t n = std::min(to_push_.size(), kMaxKeysPerRequest);
@@ -85,27 +124,9 @@ Request Initiator::Push() {
   return r;
 }
 
-void Initiator::CompareEntries(const std::vector<KeyDigest>& mine,
-                               const std::vector<KeyDigest>& theirs) {
-  std::size_t i = 0, j = 0;
-  while (i < mine.size() || j < theirs.size()) {
-    if (j == theirs.size() || (i < mine.size() && Before(mine[i], theirs[j]))) {
-      to_push_.push_back(mine[i].key);  // only here
-      differing_.push_back(mine[i].key);
-      ++i;
-    } else if (i == mine.size() || Before(theirs[j], mine[i])) {
-      to_pull_.push_back(theirs[j].key);  // only there
-      differing_.push_back(theirs[j].key);
-      ++j;
-    } else {
-      if (mine[i].digest != theirs[j].digest) {
-        to_pull_.push_back(theirs[j].key);  // pushed back after the merge if they lack some
-        differing_.push_back(theirs[j].key);
-      }
-      ++i;
-      ++j;
-    }
-  }
+void Initiator::Pulled(const std::string& key, const storage::Record& theirs) {
+  ++stats_.records_pulled;
+  stats_.bytes_pulled += storage::EncodeRecord(theirs).size();
 }
 
 Request Initiator::Next(const Reply* reply) {
@@ -118,68 +139,119 @@ Request Initiator::Next(const Reply* reply) {
         return Fail(Status::Corruption("range reader returned the wrong number of leaves"));
       }
       mine_.emplace(std::move(leaves.value()));
-      level_ = mine_->depth() - 1;
-      pending_ = {0};
-      return AskNodes();
+      phase_ = Phase::kRoot;
+      Request r;
+      r.kind = Request::Kind::kRoot;
+      return r;
     }
-    case Phase::kNodes: {
-      if (reply == nullptr || reply->hashes.size() != asked_.size() ||
-          reply->depth != mine_->depth()) {
+    case Phase::kRoot: {
+      if (reply == nullptr || reply->hashes.size() != 1 || reply->depth != mine_->depth()) {
         return Fail(Status::InvalidArgument("peer's tree does not match this range"));
       }
-      stats_.nodes_compared += asked_.size();
-      const auto& mine = mine_->level(level_);
-      for (std::size_t i = 0; i < asked_.size(); ++i) {
-        if (reply->hashes[i] != mine[asked_[i]]) differing_nodes_.push_back(asked_[i]);
+      stats_.nodes_compared += 1;
+      if (reply->hashes[0] == mine_->root()) return Finish();
+      level_ = mine_->depth() - 1;
+      if (level_ == 0) {  // a one-leaf tree: the root is the leaf
+        leaves_ = {0};
+        stats_.leaves_differing = 1;
+        return AskEntries();
       }
-      if (!pending_.empty()) return AskNodes();
+      pending_ = {0};
+      return AskChildren();
+    }
+    case Phase::kChildren: {
+      // The children of each asked parent, in order.
+      std::size_t expected = 0;
+      for (std::uint64_t p : asked_) {
+        auto [b, e] = mine_->Children(level_, p);
+        expected += e - b;
+      }
+      if (reply == nullptr || reply->hashes.size() != expected) {
+        return Fail(Status::InvalidArgument("peer's tree does not match this range"));
+      }
+      stats_.nodes_compared += expected;
+      const auto& below = mine_->level(level_ - 1);
+      std::size_t i = 0;
+      for (std::uint64_t p : asked_) {
+        auto [b, e] = mine_->Children(level_, p);
+        for (std::size_t c = b; c < e; ++c, ++i) {
+          if (reply->hashes[i] != below[c]) differing_nodes_.push_back(c);
+        }
+      }
+      if (!pending_.empty()) return AskChildren();
+      --level_;
       if (level_ == 0) {
         leaves_ = std::move(differing_nodes_);
         differing_nodes_.clear();
         stats_.leaves_differing = leaves_.size();
         return AskEntries();
       }
-      for (std::uint64_t n : differing_nodes_) {
-        auto [b, e] = mine_->Children(level_, n);
-        for (std::size_t c = b; c < e; ++c) pending_.push_back(c);
-      }
+      pending_ = std::move(differing_nodes_);
       differing_nodes_.clear();
-      --level_;
-      if (pending_.empty()) return Fail(Status::Ok());  // the roots matched: nothing differs
-      return AskNodes();
+      if (pending_.empty()) return Finish();
+      return AskChildren();
     }
     case Phase::kEntries: {
       if (reply == nullptr || reply->entries.size() != leaves_asked_.size()) {
         return Fail(Status::InvalidArgument("peer answered the wrong number of leaves"));
       }
       for (std::size_t i = 0; i < leaves_asked_.size(); ++i) {
-        auto mine = local_->Entries(ClipSegment(shape_, span_.first + leaves_asked_[i], range_));
+        auto mine = Hashed(local_, ClipSegment(shape_, span_.first + leaves_asked_[i], range_));
         if (!mine.ok()) return Fail(mine.status());
-        stats_.keys_compared += reply->entries[i].size();
-        CompareEntries(mine.value(), reply->entries[i]);
-      }
-      stats_.keys_differing = differing_.size();
-      if (!leaves_.empty()) return AskEntries();
-      if (dry_run_) return Fail(Status::Ok());
-      return AskRecords();
-    }
-    case Phase::kRecords: {
-      if (reply == nullptr || reply->records.size() != pulled_.size()) {
-        return Fail(Status::InvalidArgument("peer answered the wrong number of records"));
-      }
-      for (std::size_t i = 0; i < pulled_.size(); ++i) {
-        const storage::Record& theirs = reply->records[i];
-        Result<storage::Record> mine = local_->Get(pulled_[i]);
-        if (!mine.ok()) return Fail(mine.status());
-        ++stats_.records_pulled;
-        stats_.bytes_pulled += storage::EncodeRecord(theirs).size();
-        const storage::Record merged = storage::Record::Merge(mine.value(), theirs);
-        if (!(merged == mine.value())) {
-          if (Status s = local_->Merge(pulled_[i], theirs); !s.ok()) return Fail(s);
+        const auto& theirs = reply->entries[i];
+        if (!std::is_sorted(theirs.begin(), theirs.end())) {
+          return Fail(Status::InvalidArgument("peer's entry hashes are not sorted"));
         }
-        if (!(merged == theirs)) to_push_.push_back(pulled_[i]);
+        stats_.keys_compared += theirs.size();
+        std::vector<std::uint64_t> only_theirs;
+        std::size_t a = 0, b = 0;
+        while (a < mine->size() || b < theirs.size()) {
+          if (b == theirs.size() || (a < mine->size() && (*mine)[a].first < theirs[b])) {
+            to_offer_.push_back((*mine)[a].second);
+            ++stats_.keys_differing;
+            ++a;
+          } else if (a == mine->size() || theirs[b] < (*mine)[a].first) {
+            only_theirs.push_back(theirs[b]);
+            ++b;
+          } else {
+            ++a;
+            ++b;
+          }
+        }
+        if (!only_theirs.empty()) theirs_only_.emplace_back(leaves_asked_[i], std::move(only_theirs));
       }
-      return AskRecords();
+      if (!leaves_.empty()) return AskEntries();
+      return Offer();
+    }
+    case Phase::kOffer: {
+      if (reply == nullptr || reply->offers.size() != offered_.size()) {
+        return Fail(Status::InvalidArgument("peer answered the wrong number of offers"));
+      }
+      for (std::size_t i = 0; i < offered_.size(); ++i) {
+        const OfferAnswer& a = reply->offers[i];
+        if (!a.record.empty() && !dry_run_) {
+          Pulled(offered_[i], a.record);
+          if (Status s = local_->Merge(offered_[i], a.record); !s.ok()) return Fail(s);
+        }
+        if (a.need) to_push_.push_back(offered_[i]);
+        if (a.entry != 0) {
+          // Their version of this key is not a key only they hold.
+          for (auto& [leaf, hashes] : theirs_only_) std::erase(hashes, a.entry);
+        }
+      }
+      return Offer();
+    }
+    case Phase::kFetch: {
+      if (reply == nullptr) return Fail(Status::InvalidArgument("no reply to a fetch"));
+      for (const auto& [key, rec] : reply->records) {
+        if (!range_.Contains(ring::TokenOf(key))) {
+          return Fail(Status::InvalidArgument("peer sent a key outside the range"));
+        }
+        Pulled(key, rec);
+        ++stats_.keys_differing;
+        if (Status s = local_->Merge(key, rec); !s.ok()) return Fail(s);
+      }
+      return Fetch();
     }
     case Phase::kPush:
       return Push();
@@ -192,24 +264,37 @@ Request Initiator::Next(const Reply* reply) {
 Responder::Responder(RangeReader* local, int tree_bits, ring::TokenRange range)
     : local_(local), shape_(tree_bits), range_(range) {}
 
+Status Responder::EnsureTree() {
+  if (tree_) return Status::Ok();
+  auto leaves = local_->Leaves(range_);
+  if (!leaves.ok()) return leaves.status();
+  if (leaves->empty()) return Status::Corruption("no leaves for the range");
+  tree_.emplace(std::move(leaves.value()));
+  return Status::Ok();
+}
+
 Status Responder::Answer(const Request& request, Reply* reply) {
   switch (request.kind) {
-    case Request::Kind::kNodes: {
-      if (!tree_) {
-        auto leaves = local_->Leaves(range_);
-        if (!leaves.ok()) return leaves.status();
-        if (leaves->empty()) return Status::Corruption("no leaves for the range");
-        tree_.emplace(std::move(leaves.value()));
-      }
-      if (request.level >= tree_->depth() || request.nodes.size() > kMaxNodesPerRequest) {
+    case Request::Kind::kRoot: {
+      if (Status s = EnsureTree(); !s.ok()) return s;
+      reply->depth = tree_->depth();
+      reply->hashes.push_back(tree_->root());
+      return Status::Ok();
+    }
+    case Request::Kind::kChildren: {
+      if (Status s = EnsureTree(); !s.ok()) return s;
+      if (request.level == 0 || request.level >= tree_->depth() ||
+          request.nodes.size() > kMaxNodesPerRequest) {
         return Status::InvalidArgument("tree request out of bounds");
       }
-      const auto& level = tree_->level(request.level);
-      for (std::uint64_t n : request.nodes) {
-        if (n >= level.size()) return Status::InvalidArgument("tree node out of bounds");
-        reply->hashes.push_back(level[n]);
+      const auto& parents = tree_->level(request.level);
+      const auto& below = tree_->level(request.level - 1);
+      for (std::uint64_t p : request.nodes) {
+        if (p >= parents.size()) return Status::InvalidArgument("tree node out of bounds");
+        auto [b, e] = tree_->Children(request.level, p);
+        reply->hashes.insert(reply->hashes.end(), below.begin() + static_cast<std::ptrdiff_t>(b),
+                             below.begin() + static_cast<std::ptrdiff_t>(e));
       }
-      reply->depth = tree_->depth();
       return Status::Ok();
     }
     case Request::Kind::kEntries:
@@ -218,22 +303,55 @@ Status Responder::Answer(const Request& request, Reply* reply) {
       }
       for (const auto& r : request.ranges) {
         if (!Inside(range_, r)) return Status::InvalidArgument("leaf outside the range");
-        auto e = local_->Entries(r);
-        if (!e.ok()) return e.status();
-        reply->entries.push_back(std::move(e.value()));
+        auto hashed = Hashed(local_, r);
+        if (!hashed.ok()) return hashed.status();
+        std::vector<std::uint64_t> hashes;
+        hashes.reserve(hashed->size());
+        for (const auto& [h, k] : hashed.value()) hashes.push_back(h);
+        reply->entries.push_back(std::move(hashes));
       }
       return Status::Ok();
-    case Request::Kind::kRecords:
-      if (request.keys.size() > kMaxKeysPerRequest) {
-        return Status::InvalidArgument("too many keys in one request");
+    case Request::Kind::kOffer:
+      if (request.keys.size() > kMaxKeysPerRequest || request.contexts.size() != request.keys.size()) {
+        return Status::InvalidArgument("bad offer");
       }
-      for (const auto& k : request.keys) {
+      for (std::size_t i = 0; i < request.keys.size(); ++i) {
+        const std::string& k = request.keys[i];
         if (!range_.Contains(ring::TokenOf(k))) return Status::InvalidArgument("key outside the range");
         auto rec = local_->Get(k);
         if (!rec.ok()) return rec.status();
-        reply->records.push_back(std::move(rec.value()));
+        OfferAnswer a;
+        const storage::CausalContext& mine = rec->context();
+        // DVV: one record holds nothing the other lacks exactly when its context is included.
+        a.need = !mine.Includes(request.contexts[i]);
+        if (!request.dry_run && !request.contexts[i].Includes(mine)) a.record = rec.value();
+        if (!rec->empty()) a.entry = EntryHash(k, storage::VersionDigest(storage::EncodeRecord(rec.value())));
+        reply->offers.push_back(std::move(a));
       }
       return Status::Ok();
+    case Request::Kind::kFetch: {
+      if (request.ranges.size() > kMaxLeavesPerRequest || request.wanted.size() != request.ranges.size()) {
+        return Status::InvalidArgument("bad fetch");
+      }
+      std::size_t total = 0;
+      for (const auto& w : request.wanted) total += w.size();
+      if (total > kMaxKeysPerRequest + kMaxLeavesPerRequest * 64) {
+        return Status::InvalidArgument("too many keys in one fetch");
+      }
+      for (std::size_t i = 0; i < request.ranges.size(); ++i) {
+        if (!Inside(range_, request.ranges[i])) return Status::InvalidArgument("leaf outside the range");
+        auto hashed = Hashed(local_, request.ranges[i]);
+        if (!hashed.ok()) return hashed.status();
+        const auto& want = request.wanted[i];
+        for (const auto& [h, k] : hashed.value()) {
+          if (std::find(want.begin(), want.end(), h) == want.end()) continue;
+          auto rec = local_->Get(k);
+          if (!rec.ok()) return rec.status();
+          reply->records.emplace_back(k, std::move(rec.value()));
+        }
+      }
+      return Status::Ok();
+    }
     case Request::Kind::kPush:
       if (request.records.size() > kMaxKeysPerRequest) {
         return Status::InvalidArgument("too many records in one request");

@@ -2,16 +2,20 @@
 //
 // The initiator drives; the responder answers. Both see their own replica through a
 // RangeReader. The initiator:
-//   1. asks for the root of the responder's RangeTree over the range and compares it with its
-//      own; equal roots end the exchange with nothing moved;
-//   2. descends level by level, asking only for the children of nodes that differ;
-//   3. for the differing leaves, asks for the responder's (key, version digest) list of the
-//      leaf's part of the range, and compares it with its own;
-//   4. for keys whose digests differ or that only the responder holds, pulls the responder's
-//      records and merges them in; then pushes, for keys whose merge the responder lacks (it
-//      held less, or nothing), the merged record. A key one side holds strictly older moves
-//      once, in one direction.
-// Every request is bounded (kMaxNodesPerRequest, kMaxKeysPerRequest), so memory stays bounded
+//   1. asks for the root of the responder's RangeTree over the range; equal roots end the
+//      exchange with nothing moved;
+//   2. descends level by level, asking for the children of the nodes that differ only;
+//   3. for each differing leaf, asks for the sorted entry hashes (EntryHash(key, version
+//      digest)) of the leaf's part of the range, and compares them with its own: an entry on one
+//      side only is a key that side holds in a version the other lacks;
+//   4. offers, for each of its own such keys, the key and its record's causal context. From
+//      the context alone the responder tells whether it lacks anything of the initiator's record
+//      and returns its own record when it holds something the context lacks (DVV: a record is
+//      dominated exactly when its context is contained in the other's), with its entry hash;
+//   5. fetches, by entry hash, the records of keys only the responder holds;
+//   6. pushes the (merged) records the responder asked for.
+// So a key one side holds strictly older moves once, in one direction; concurrent versions move
+// both ways once. Every request is bounded (the kMax... constants), so memory stays bounded
 // whatever the data size; a range that fails midway can be run again from the start.
 //
 // Pure (no I/O beyond the RangeReader); single-threaded.
@@ -42,42 +46,54 @@ class RangeReader {
   virtual Result<std::vector<std::uint64_t>> Leaves(const ring::TokenRange& range) = 0;
   // Every key in `range` with its version digest, in token order.
   virtual Result<std::vector<KeyDigest>> Entries(const ring::TokenRange& range) = 0;
-  // The stored record of each key (empty when absent).
+  // The stored record of `key` (empty when absent).
   virtual Result<storage::Record> Get(const std::string& key) = 0;
   // Joins `record` into the stored one.
   virtual Status Merge(const std::string& key, const storage::Record& record) = 0;
 };
 
-inline constexpr std::size_t kMaxNodesPerRequest = 4096;
-inline constexpr std::size_t kMaxKeysPerRequest = 256;
+inline constexpr std::size_t kMaxNodesPerRequest = 4096;  // parents per children request
 inline constexpr std::size_t kMaxLeavesPerRequest = 64;
+inline constexpr std::size_t kMaxKeysPerRequest = 256;
 
 // What the initiator asks of the responder next.
 struct Request {
-  enum class Kind { kNodes, kEntries, kRecords, kPush, kDone };
+  enum class Kind { kRoot, kChildren, kEntries, kOffer, kFetch, kPush, kDone };
   Kind kind = Kind::kDone;
-  // kNodes: hashes of these nodes of level `level` of the responder's RangeTree (the root is
-  // the single node of the top level; level 0 is the leaves).
+  // kChildren: the children (at level - 1) of these nodes of `level`.
   std::size_t level = 0;
   std::vector<std::uint64_t> nodes;
-  // kEntries: these sub-ranges (each one leaf's part of the range).
+  // kEntries: these sub-ranges (each one leaf's part of the range). kFetch: these sub-ranges,
+  // with the entry hashes wanted from each (`wanted`, parallel to `ranges`).
   std::vector<ring::TokenRange> ranges;
-  // kRecords: these keys. kPush: these records.
+  std::vector<std::vector<std::uint64_t>> wanted;
+  // kOffer: these keys with the initiator's causal context of each (parallel); with
+  // `dry_run`, the answers carry no records.
   std::vector<std::string> keys;
+  std::vector<storage::CausalContext> contexts;
+  bool dry_run = false;
+  // kPush: these records.
   std::vector<std::pair<std::string, storage::Record>> records;
 };
 
+struct OfferAnswer {
+  bool need = false;        // the responder lacks something of the initiator's record
+  storage::Record record;   // the responder's, when it holds what the context lacks; else empty
+  std::uint64_t entry = 0;  // the responder's entry hash for the key; 0 when it holds none
+};
+
 struct Reply {
-  std::vector<std::uint64_t> hashes;  // kNodes, in request order
-  std::size_t depth = 0;              // kNodes: the responder's tree depth
-  std::vector<std::vector<KeyDigest>> entries;  // kEntries, per requested range
-  std::vector<storage::Record> records;         // kRecords, per requested key
+  std::size_t depth = 0;                         // kRoot: the responder's tree depth
+  std::vector<std::uint64_t> hashes;             // kRoot: {root}; kChildren: every child, in order
+  std::vector<std::vector<std::uint64_t>> entries;  // kEntries: sorted entry hashes per range
+  std::vector<OfferAnswer> offers;               // kOffer, per key
+  std::vector<std::pair<std::string, storage::Record>> records;  // kFetch
 };
 
 struct ExchangeStats {
-  std::uint64_t nodes_compared = 0;    // tree nodes whose hashes came over
-  std::uint64_t leaves_differing = 0;  // segments whose key lists were compared
-  std::uint64_t keys_compared = 0;     // entries received
+  std::uint64_t nodes_compared = 0;    // tree node hashes that came over
+  std::uint64_t leaves_differing = 0;  // segments whose entries were compared
+  std::uint64_t keys_compared = 0;     // entry hashes received
   std::uint64_t keys_differing = 0;
   std::uint64_t records_pulled = 0, records_pushed = 0;
   std::uint64_t bytes_pulled = 0, bytes_pushed = 0;  // encoded record bytes
@@ -94,19 +110,20 @@ class Initiator {
   Request Next(const Reply* reply);
   const Status& status() const { return status_; }
   const ExchangeStats& stats() const { return stats_; }
-  // The keys that differed (dry runs report them).
-  const std::vector<std::string>& differing_keys() const { return differing_; }
+  // How many keys differed: held on one side only, or in different versions.
+  std::uint64_t differing() const { return stats_.keys_differing; }
 
  private:
   Request Fail(Status s);
-  Request AskNodes();
+  Request AskChildren();
   Request AskEntries();
-  Request AskRecords();
+  Request Offer();
+  Request Fetch();
   Request Push();
+  Request Finish();
+  void Pulled(const std::string& key, const storage::Record& theirs);
 
-  void CompareEntries(const std::vector<KeyDigest>& mine, const std::vector<KeyDigest>& theirs);
-
-  enum class Phase { kStart, kNodes, kEntries, kRecords, kPush, kDone };
+  enum class Phase { kStart, kRoot, kChildren, kEntries, kOffer, kFetch, kPush, kDone };
   RangeReader* const local_;
   HashTree shape_;  // segment arithmetic only
   const ring::TokenRange range_;
@@ -116,16 +133,17 @@ class Initiator {
   ExchangeStats stats_;
   std::optional<RangeTree> mine_;
   SegmentSpan span_;
-  std::size_t level_ = 0;                // the level being compared
-  std::vector<std::uint64_t> asked_;     // the nodes of level_ last asked for
-  std::vector<std::uint64_t> pending_;   // nodes of level_ still to ask for
-  std::vector<std::uint64_t> differing_nodes_;  // nodes of level_ found differing so far
-  std::vector<std::uint64_t> leaves_;    // differing leaves still to compare
+  std::size_t level_ = 0;                       // the level of the nodes asked about
+  std::vector<std::uint64_t> asked_;            // parents whose children were last asked for
+  std::vector<std::uint64_t> pending_;          // parents still to ask about
+  std::vector<std::uint64_t> differing_nodes_;  // children found differing at this level
+  std::vector<std::uint64_t> leaves_;           // differing leaves still to compare
   std::vector<std::uint64_t> leaves_asked_;
-  std::vector<std::string> to_pull_;
-  std::vector<std::string> pulled_;      // the keys of the last kRecords request
+  // Keys of mine whose entries the responder lacks; and per leaf, entry hashes only they hold.
+  std::vector<std::string> to_offer_;
+  std::vector<std::string> offered_;
+  std::vector<std::pair<std::uint64_t, std::vector<std::uint64_t>>> theirs_only_;  // leaf, hashes
   std::vector<std::string> to_push_;
-  std::vector<std::string> differing_;
 };
 
 // Answers an Initiator's requests from one replica. Keeps the RangeTree of the range between
@@ -137,6 +155,8 @@ class Responder {
   Status Answer(const Request& request, Reply* reply);
 
  private:
+  Status EnsureTree();
+
   RangeReader* const local_;
   HashTree shape_;
   const ring::TokenRange range_;

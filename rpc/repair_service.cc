@@ -14,17 +14,36 @@ kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
   return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
 }
 
+template <typename Results>
+kj::Promise<void> Refuse(Results results, const Status& s) {
+  ToWire(s, results.initStatus());
+  return kj::READY_NOW;
+}
+
 }  // namespace
 
-kj::Promise<void> RepairSessionServer::nodes(NodesContext context) {
-  auto params = context.getParams();
+kj::Promise<void> RepairSessionServer::root(RootContext context) {
   repair::Request req;
-  req.kind = repair::Request::Kind::kNodes;
-  req.level = params.getLevel();
-  if (params.getNodes().size() > repair::kMaxNodesPerRequest) {
-    ToWire(Status::InvalidArgument("too many nodes in one request"), context.getResults().initStatus());
-    return kj::READY_NOW;
+  req.kind = repair::Request::Kind::kRoot;
+  repair::Reply reply;
+  Status s = responder_.Answer(req, &reply);
+  auto results = context.getResults();
+  if (s.ok()) {
+    results.setRoot(reply.hashes.at(0));
+    results.setDepth(static_cast<std::uint32_t>(reply.depth));
   }
+  ToWire(s, results.initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> RepairSessionServer::children(ChildrenContext context) {
+  auto params = context.getParams();
+  if (params.getNodes().size() > repair::kMaxNodesPerRequest) {
+    return Refuse(context.getResults(), Status::InvalidArgument("too many nodes in one request"));
+  }
+  repair::Request req;
+  req.kind = repair::Request::Kind::kChildren;
+  req.level = params.getLevel();
   for (auto n : params.getNodes()) req.nodes.push_back(n);
   repair::Reply reply;
   Status s = responder_.Answer(req, &reply);
@@ -32,7 +51,6 @@ kj::Promise<void> RepairSessionServer::nodes(NodesContext context) {
   if (s.ok()) {
     auto hashes = results.initHashes(reply.hashes.size());
     for (std::size_t i = 0; i < reply.hashes.size(); ++i) hashes.set(i, reply.hashes[i]);
-    results.setDepth(static_cast<std::uint32_t>(reply.depth));
   }
   ToWire(s, results.initStatus());
   return kj::READY_NOW;
@@ -40,12 +58,11 @@ kj::Promise<void> RepairSessionServer::nodes(NodesContext context) {
 
 kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
   auto params = context.getParams();
+  if (params.getRanges().size() > repair::kMaxLeavesPerRequest) {
+    return Refuse(context.getResults(), Status::InvalidArgument("too many leaves in one request"));
+  }
   repair::Request req;
   req.kind = repair::Request::Kind::kEntries;
-  if (params.getRanges().size() > repair::kMaxLeavesPerRequest) {
-    ToWire(Status::InvalidArgument("too many leaves in one request"), context.getResults().initStatus());
-    return kj::READY_NOW;
-  }
   for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
   repair::Reply reply;
   Status s = responder_.Answer(req, &reply);
@@ -53,10 +70,39 @@ kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
   if (s.ok()) {
     auto leaves = results.initLeaves(reply.entries.size());
     for (std::size_t i = 0; i < reply.entries.size(); ++i) {
-      auto list = leaves[i].initEntries(reply.entries[i].size());
-      for (std::size_t j = 0; j < reply.entries[i].size(); ++j) {
-        list[j].setKey(Bytes(reply.entries[i][j].key));
-        list[j].setDigest(reply.entries[i][j].digest);
+      auto list = leaves[i].initHashes(reply.entries[i].size());
+      for (std::size_t j = 0; j < reply.entries[i].size(); ++j) list.set(j, reply.entries[i][j]);
+    }
+  }
+  ToWire(s, results.initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> RepairSessionServer::offer(OfferContext context) {
+  auto params = context.getParams();
+  if (params.getKeys().size() > repair::kMaxKeysPerRequest ||
+      params.getContexts().size() != params.getKeys().size()) {
+    return Refuse(context.getResults(), Status::InvalidArgument("bad offer"));
+  }
+  repair::Request req;
+  req.kind = repair::Request::Kind::kOffer;
+  req.dry_run = params.getDryRun();
+  for (auto k : params.getKeys()) req.keys.push_back(Str(k));
+  for (auto c : params.getContexts()) {
+    auto ctx = storage::DecodeContext(Str(c));
+    if (!ctx.ok()) return Refuse(context.getResults(), ctx.status());
+    req.contexts.push_back(std::move(ctx.value()));
+  }
+  repair::Reply reply;
+  Status s = responder_.Answer(req, &reply);
+  auto results = context.getResults();
+  if (s.ok()) {
+    auto answers = results.initAnswers(reply.offers.size());
+    for (std::size_t i = 0; i < reply.offers.size(); ++i) {
+      answers[i].setNeed(reply.offers[i].need);
+      answers[i].setEntry(reply.offers[i].entry);
+      if (!reply.offers[i].record.empty()) {
+        answers[i].setRecord(Bytes(storage::EncodeRecord(reply.offers[i].record)));
       }
     }
   }
@@ -64,22 +110,27 @@ kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
   return kj::READY_NOW;
 }
 
-kj::Promise<void> RepairSessionServer::records(RecordsContext context) {
+kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
   auto params = context.getParams();
-  repair::Request req;
-  req.kind = repair::Request::Kind::kRecords;
-  if (params.getKeys().size() > repair::kMaxKeysPerRequest) {
-    ToWire(Status::InvalidArgument("too many keys in one request"), context.getResults().initStatus());
-    return kj::READY_NOW;
+  if (params.getLeaves().size() > repair::kMaxLeavesPerRequest) {
+    return Refuse(context.getResults(), Status::InvalidArgument("too many leaves in one request"));
   }
-  for (auto k : params.getKeys()) req.keys.push_back(Str(k));
+  repair::Request req;
+  req.kind = repair::Request::Kind::kFetch;
+  for (auto l : params.getLeaves()) {
+    req.ranges.push_back({l.getRange().getBegin(), l.getRange().getEnd()});
+    std::vector<std::uint64_t> want;
+    for (auto h : l.getHashes()) want.push_back(h);
+    req.wanted.push_back(std::move(want));
+  }
   repair::Reply reply;
   Status s = responder_.Answer(req, &reply);
   auto results = context.getResults();
   if (s.ok()) {
-    auto out = results.initRecords(reply.records.size());
+    auto recs = results.initRecords(reply.records.size());
     for (std::size_t i = 0; i < reply.records.size(); ++i) {
-      if (!reply.records[i].empty()) out.set(i, Bytes(storage::EncodeRecord(reply.records[i])));
+      recs[i].setKey(Bytes(reply.records[i].first));
+      recs[i].setRecord(Bytes(storage::EncodeRecord(reply.records[i].second)));
     }
   }
   ToWire(s, results.initStatus());
@@ -88,18 +139,16 @@ kj::Promise<void> RepairSessionServer::records(RecordsContext context) {
 
 kj::Promise<void> RepairSessionServer::push(PushContext context) {
   auto params = context.getParams();
+  if (params.getRecords().size() > repair::kMaxKeysPerRequest) {
+    return Refuse(context.getResults(), Status::InvalidArgument("too many records in one request"));
+  }
   repair::Request req;
   req.kind = repair::Request::Kind::kPush;
-  if (params.getRecords().size() > repair::kMaxKeysPerRequest) {
-    ToWire(Status::InvalidArgument("too many records in one request"), context.getResults().initStatus());
-    return kj::READY_NOW;
-  }
   for (auto kr : params.getRecords()) {
     auto rec = storage::DecodeRecord(Str(kr.getRecord()));
     if (!rec.ok()) {
-      ToWire(Status::InvalidArgument("repair push: " + rec.status().message()),
-             context.getResults().initStatus());
-      return kj::READY_NOW;
+      return Refuse(context.getResults(),
+                    Status::InvalidArgument("repair push: " + rec.status().message()));
     }
     req.records.emplace_back(Str(kr.getKey()), std::move(rec.value()));
   }
@@ -110,29 +159,45 @@ kj::Promise<void> RepairSessionServer::push(PushContext context) {
 
 namespace {
 
+template <typename Message>
+void Count(Message& m, std::uint64_t* bytes) {
+  *bytes += m.totalSize().wordCount * sizeof(capnp::word);
+}
+
+Result<storage::Record> DecodeRecordFromPeer(capnp::Data::Reader d) {
+  if (d.size() == 0) return storage::Record();
+  auto rec = storage::DecodeRecord(Str(d));
+  if (!rec.ok()) return Status::Corruption("peer sent a bad record: " + rec.status().message());
+  return rec;
+}
+
 // One step: sends `req`, fills `reply`. Returns the peer's status.
 kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client& session,
                          repair::Reply* reply, kj::Timer& timer, kj::Duration timeout,
                          std::uint64_t* bytes) {
   using K = repair::Request::Kind;
-  auto count = [bytes](auto& request) {
-    *bytes += request.totalSize().wordCount * sizeof(capnp::word);
-  };
-  auto counted = [bytes](auto& response) {
-    *bytes += response.totalSize().wordCount * sizeof(capnp::word);
-  };
   switch (req.kind) {
-    case K::kNodes: {
-      auto r = session.nodesRequest();
+    case K::kRoot: {
+      auto r = session.rootRequest();
+      Count(r, bytes);
+      return timer.timeoutAfter(timeout, r.send())
+          .then([reply, bytes](capnp::Response<wire::RepairSession::RootResults>&& resp) {
+            Count(resp, bytes);
+            reply->hashes.push_back(resp.getRoot());
+            reply->depth = resp.getDepth();
+            return FromWire(resp.getStatus());
+          });
+    }
+    case K::kChildren: {
+      auto r = session.childrenRequest();
       r.setLevel(static_cast<std::uint32_t>(req.level));
       auto nodes = r.initNodes(req.nodes.size());
       for (std::size_t i = 0; i < req.nodes.size(); ++i) nodes.set(i, req.nodes[i]);
-      count(r);
+      Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, counted](capnp::Response<wire::RepairSession::NodesResults>&& resp) {
-            counted(resp);
+          .then([reply, bytes](capnp::Response<wire::RepairSession::ChildrenResults>&& resp) {
+            Count(resp, bytes);
             for (auto h : resp.getHashes()) reply->hashes.push_back(h);
-            reply->depth = resp.getDepth();
             return FromWire(resp.getStatus());
           });
     }
@@ -143,36 +208,64 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
         ranges[i].setBegin(req.ranges[i].begin);
         ranges[i].setEnd(req.ranges[i].end);
       }
-      count(r);
+      Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, counted](capnp::Response<wire::RepairSession::EntriesResults>&& resp) {
-            counted(resp);
+          .then([reply, bytes](capnp::Response<wire::RepairSession::EntriesResults>&& resp) {
+            Count(resp, bytes);
             for (auto leaf : resp.getLeaves()) {
-              std::vector<repair::KeyDigest> list;
-              for (auto e : leaf.getEntries()) list.push_back({Str(e.getKey()), e.getDigest()});
-              reply->entries.push_back(std::move(list));
+              std::vector<std::uint64_t> hashes;
+              for (auto h : leaf.getHashes()) hashes.push_back(h);
+              reply->entries.push_back(std::move(hashes));
             }
             return FromWire(resp.getStatus());
           });
     }
-    case K::kRecords: {
-      auto r = session.recordsRequest();
+    case K::kOffer: {
+      auto r = session.offerRequest();
       auto keys = r.initKeys(req.keys.size());
-      for (std::size_t i = 0; i < req.keys.size(); ++i) keys.set(i, Bytes(req.keys[i]));
-      count(r);
+      auto contexts = r.initContexts(req.contexts.size());
+      for (std::size_t i = 0; i < req.keys.size(); ++i) {
+        keys.set(i, Bytes(req.keys[i]));
+        contexts.set(i, Bytes(storage::EncodeContext(req.contexts[i])));
+      }
+      r.setDryRun(req.dry_run);
+      Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, counted](capnp::Response<wire::RepairSession::RecordsResults>&& resp) {
-            counted(resp);
+          .then([reply, bytes](capnp::Response<wire::RepairSession::OfferResults>&& resp) {
+            Count(resp, bytes);
             Status st = FromWire(resp.getStatus());
             if (!st.ok()) return st;
-            for (auto d : resp.getRecords()) {
-              if (d.size() == 0) {
-                reply->records.emplace_back();
-                continue;
-              }
-              auto rec = storage::DecodeRecord(Str(d));
-              if (!rec.ok()) return Status::Corruption("peer sent a bad record: " + rec.status().message());
-              reply->records.push_back(std::move(rec.value()));
+            for (auto a : resp.getAnswers()) {
+              repair::OfferAnswer out;
+              out.need = a.getNeed();
+              out.entry = a.getEntry();
+              auto rec = DecodeRecordFromPeer(a.getRecord());
+              if (!rec.ok()) return rec.status();
+              out.record = std::move(rec.value());
+              reply->offers.push_back(std::move(out));
+            }
+            return Status::Ok();
+          });
+    }
+    case K::kFetch: {
+      auto r = session.fetchRequest();
+      auto leaves = r.initLeaves(req.ranges.size());
+      for (std::size_t i = 0; i < req.ranges.size(); ++i) {
+        leaves[i].initRange().setBegin(req.ranges[i].begin);
+        leaves[i].getRange().setEnd(req.ranges[i].end);
+        auto hashes = leaves[i].initHashes(req.wanted[i].size());
+        for (std::size_t j = 0; j < req.wanted[i].size(); ++j) hashes.set(j, req.wanted[i][j]);
+      }
+      Count(r, bytes);
+      return timer.timeoutAfter(timeout, r.send())
+          .then([reply, bytes](capnp::Response<wire::RepairSession::FetchResults>&& resp) {
+            Count(resp, bytes);
+            Status st = FromWire(resp.getStatus());
+            if (!st.ok()) return st;
+            for (auto kr : resp.getRecords()) {
+              auto rec = DecodeRecordFromPeer(kr.getRecord());
+              if (!rec.ok()) return rec.status();
+              reply->records.emplace_back(Str(kr.getKey()), std::move(rec.value()));
             }
             return Status::Ok();
           });
@@ -184,10 +277,10 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
         recs[i].setKey(Bytes(req.records[i].first));
         recs[i].setRecord(Bytes(storage::EncodeRecord(req.records[i].second)));
       }
-      count(r);
+      Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([counted](capnp::Response<wire::RepairSession::PushResults>&& resp) {
-            counted(resp);
+          .then([bytes](capnp::Response<wire::RepairSession::PushResults>&& resp) {
+            Count(resp, bytes);
             return FromWire(resp.getStatus());
           });
     }
@@ -224,7 +317,8 @@ kj::Promise<Status> Step(repair::Initiator& initiator, wire::RepairSession::Clie
 kj::Promise<Status> RunExchange(repair::Initiator& initiator, wire::RepairSession::Client session,
                                 kj::Timer& timer, kj::Duration timeout,
                                 std::uint64_t* bytes_on_wire) {
-  return Step(initiator, kj::mv(session), kj::Own<repair::Reply>(), timer, timeout, bytes_on_wire);
+  return Step(initiator, kj::mv(session), kj::Own<repair::Reply>(), timer, timeout,
+              bytes_on_wire);
 }
 
 }  // namespace kv::rpc

@@ -20,9 +20,11 @@ class RepairSessionServer final : public wire::RepairSession::Server {
       : responder_(reader, tree_bits, range) {}
 
  protected:
-  kj::Promise<void> nodes(NodesContext context) override;
+  kj::Promise<void> root(RootContext context) override;
+  kj::Promise<void> children(ChildrenContext context) override;
   kj::Promise<void> entries(EntriesContext context) override;
-  kj::Promise<void> records(RecordsContext context) override;
+  kj::Promise<void> offer(OfferContext context) override;
+  kj::Promise<void> fetch(FetchContext context) override;
   kj::Promise<void> push(PushContext context) override;
 
  private:

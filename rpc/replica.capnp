@@ -20,13 +20,13 @@ struct TokenRange {
   end @1 :UInt64;   # 0: the top of the token space (begin = end = 0: the whole ring)
 }
 
-struct KeyDigest {
-  key @0 :Data;
-  digest @1 :UInt64;
+struct LeafHashes {
+  hashes @0 :List(UInt64);   # sorted entry hashes of one leaf's part of the range
 }
 
-struct LeafEntries {
-  entries @0 :List(KeyDigest);
+struct LeafWant {
+  range @0 :TokenRange;
+  hashes @1 :List(UInt64);   # the entry hashes wanted from it
 }
 
 struct KeyRecord {
@@ -34,19 +34,27 @@ struct KeyRecord {
   record @1 :Data;
 }
 
+struct OfferAnswer {
+  need @0 :Bool;       # the answering replica lacks something of the offered record
+  record @1 :Data;     # its own record, when it holds what the offered context lacks
+  entry @2 :UInt64;    # its entry hash for the key, 0 if it holds none
+}
+
 # One anti-entropy exchange of one token range, answered by the replica that was asked
 # (repair/exchange.h: this is the Responder's side). Every request is bounded in size; the
 # session keeps the range's hash tree between requests.
 interface RepairSession {
-  # Hashes of these nodes of `level` of the range's tree (level 0: the leaves).
-  nodes @0 (level :UInt32, nodes :List(UInt64))
-      -> (status :Status, hashes :List(UInt64), depth :UInt32);
-  # Every (key, version digest) in each of these sub-ranges of the range.
-  entries @1 (ranges :List(TokenRange)) -> (status :Status, leaves :List(LeafEntries));
-  # The stored record of each key (empty Data when absent).
-  records @2 (keys :List(Data)) -> (status :Status, records :List(Data));
+  root @0 () -> (status :Status, root :UInt64, depth :UInt32);
+  # The hashes of the children (at level - 1) of these nodes of `level`, in order.
+  children @1 (level :UInt32, nodes :List(UInt64)) -> (status :Status, hashes :List(UInt64));
+  entries @2 (ranges :List(TokenRange)) -> (status :Status, leaves :List(LeafHashes));
+  # Keys the asker holds in versions this replica may lack, with the asker's causal contexts.
+  offer @3 (keys :List(Data), contexts :List(Data), dryRun :Bool)
+      -> (status :Status, answers :List(OfferAnswer));
+  # The records whose entry hashes are wanted.
+  fetch @4 (leaves :List(LeafWant)) -> (status :Status, records :List(KeyRecord));
   # Records to join into the stored ones.
-  push @3 (records :List(KeyRecord)) -> (status :Status);
+  push @5 (records :List(KeyRecord)) -> (status :Status);
 }
 
 interface KvReplica {

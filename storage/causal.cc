@@ -69,4 +69,21 @@ bool CausalContext::FromParts(std::map<NodeId, std::uint64_t> vv, std::set<Dot> 
   return true;
 }
 
+std::uint64_t CausalContext::MaxContiguous(NodeId node) const {
+  auto it = vv_.find(node);
+  return it == vv_.end() ? 0 : it->second;
+}
+
+bool CausalContext::Includes(const CausalContext& other) const {
+  for (const auto& [node, n] : other.vv_) {
+    // Dots (node, 1..n): by invariant 2 no cloud dot sits right above vv_[node], so the run
+    // from 1 is covered only as far as vv_[node].
+    if (MaxContiguous(node) < n) return false;
+  }
+  for (const Dot& d : other.cloud_) {
+    if (!Contains(d)) return false;
+  }
+  return true;
+}
+
 }  // namespace kv::storage

@@ -36,6 +36,8 @@ class CausalContext {
   // The highest counter of `node` this context holds, 0 if none.
   std::uint64_t MaxCounter(NodeId node) const;
   bool empty() const { return vv_.empty() && cloud_.empty(); }
+  // Whether every dot of `other` is in this context.
+  bool Includes(const CausalContext& other) const;
 
   const std::map<NodeId, std::uint64_t>& vv() const { return vv_; }
   const std::set<Dot>& cloud() const { return cloud_; }
@@ -49,6 +51,7 @@ class CausalContext {
 
  private:
   void Compact(NodeId node);
+  std::uint64_t MaxContiguous(NodeId node) const;  // vv_[node], 0 if absent
 
   std::map<NodeId, std::uint64_t> vv_;  // node -> n: dots (node, 1..n) are all present
   std::set<Dot> cloud_;                 // present dots not covered by vv_
