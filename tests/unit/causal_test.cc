@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -75,6 +76,38 @@ TEST(CausalContext, FromPartsRejectsNonCanonical) {
   EXPECT_FALSE(CausalContext::FromParts({}, {{1, 1}}, &c));        // adjacent to empty
   EXPECT_TRUE(CausalContext::FromParts({{1, 3}}, {{1, 5}, {2, 7}}, &c));
   EXPECT_TRUE(c.Contains({2, 7}));
+}
+
+}  // namespace
+}  // namespace kv::storage
+
+namespace kv::storage {
+namespace {
+
+TEST(CausalContext, IncludesMatchesSetInclusion) {
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 2000; ++round) {
+    std::set<Dot> sa, sb;
+    CausalContext a, b;
+    for (int i = 0; i < 12; ++i) {
+      Dot d{1 + rng() % 3, 1 + rng() % 8};
+      sa.insert(d);
+      a.Add(d);
+      if (rng() % 3 != 0) {  // b mostly a subset of a, sometimes not
+        sb.insert(d);
+        b.Add(d);
+      }
+    }
+    if (rng() % 4 == 0) {
+      Dot d{1 + rng() % 3, 1 + rng() % 10};
+      sb.insert(d);
+      b.Add(d);
+    }
+    const bool subset = std::includes(sa.begin(), sa.end(), sb.begin(), sb.end());
+    EXPECT_EQ(a.Includes(b), subset) << round;
+    EXPECT_TRUE(a.Includes(a));
+    EXPECT_TRUE(a.Includes(CausalContext()));
+  }
 }
 
 }  // namespace
