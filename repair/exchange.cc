@@ -361,6 +361,19 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         if (Status s = local_->Merge(k, rec); !s.ok()) return s;
       }
       return Status::Ok();
+    case Request::Kind::kPurge:
+      if (request.keys.size() > kMaxKeysPerRequest || request.digests.size() != request.keys.size()) {
+        return Status::InvalidArgument("bad purge");
+      }
+      for (std::size_t i = 0; i < request.keys.size(); ++i) {
+        if (!range_.Contains(ring::TokenOf(request.keys[i]))) {
+          return Status::InvalidArgument("key outside the range");
+        }
+        auto purged = local_->PurgeIfUnchanged(request.keys[i], request.digests[i]);
+        if (!purged.ok()) return purged.status();
+        reply->purged += purged.value() ? 1 : 0;
+      }
+      return Status::Ok();
     case Request::Kind::kDone:
       return Status::Ok();
   }

@@ -50,6 +50,12 @@ class RangeReader {
   virtual Result<storage::Record> Get(const std::string& key) = 0;
   // Joins `record` into the stored one.
   virtual Status Merge(const std::string& key, const storage::Record& record) = 0;
+  // Tombstone GC: keys in `range` whose records hold only tombstones written at or before
+  // `cutoff_s`, with their version digests.
+  virtual Result<std::vector<KeyDigest>> PurgeCandidates(const ring::TokenRange& range,
+                                                         std::uint64_t cutoff_s) = 0;
+  // Removes the key if its record still has `digest` and holds only tombstones.
+  virtual Result<bool> PurgeIfUnchanged(const std::string& key, std::uint64_t digest) = 0;
 };
 
 inline constexpr std::size_t kMaxNodesPerRequest = 4096;  // parents per children request
@@ -58,7 +64,7 @@ inline constexpr std::size_t kMaxKeysPerRequest = 256;
 
 // What the initiator asks of the responder next.
 struct Request {
-  enum class Kind { kRoot, kChildren, kEntries, kOffer, kFetch, kPush, kDone };
+  enum class Kind { kRoot, kChildren, kEntries, kOffer, kFetch, kPush, kPurge, kDone };
   Kind kind = Kind::kDone;
   // kChildren: the children (at level - 1) of these nodes of `level`.
   std::size_t level = 0;
@@ -74,6 +80,8 @@ struct Request {
   bool dry_run = false;
   // kPush: these records.
   std::vector<std::pair<std::string, storage::Record>> records;
+  // kPurge: these keys (in `keys`), each to be removed if its digest is still this one.
+  std::vector<std::uint64_t> digests;
 };
 
 struct OfferAnswer {
@@ -88,6 +96,7 @@ struct Reply {
   std::vector<std::vector<std::uint64_t>> entries;  // kEntries: sorted entry hashes per range
   std::vector<OfferAnswer> offers;               // kOffer, per key
   std::vector<std::pair<std::string, storage::Record>> records;  // kFetch
+  std::uint64_t purged = 0;                                       // kPurge
 };
 
 struct ExchangeStats {

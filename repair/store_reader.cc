@@ -38,4 +38,28 @@ Status StoreReader::Merge(const std::string& key, const storage::Record& record)
   return store_->Merge(key, record).status();
 }
 
+Result<std::vector<KeyDigest>> StoreReader::PurgeCandidates(const ring::TokenRange& range,
+                                                            std::uint64_t cutoff_s) {
+  std::vector<KeyDigest> out;
+  Status bad;
+  Status st = engine_->Scan(range, [&](ring::Token, std::string_view key, std::string_view value) {
+    auto rec = storage::DecodeRecord(value);
+    if (!rec.ok()) {
+      bad = rec.status();
+      return false;
+    }
+    if (rec->OnlyTombstonesBefore(cutoff_s)) {
+      out.push_back(KeyDigest{std::string(key), storage::VersionDigest(value)});
+    }
+    return true;
+  });
+  if (!st.ok()) return st;
+  if (!bad.ok()) return bad;
+  return out;
+}
+
+Result<bool> StoreReader::PurgeIfUnchanged(const std::string& key, std::uint64_t digest) {
+  return store_->PurgeIfUnchanged(key, digest);
+}
+
 }  // namespace kv::repair

@@ -69,6 +69,7 @@ struct RepairSummary {
   bytesOnWire @8 :UInt64;
   elapsed @9 :Float64;        # seconds
   peers @10 :List(PeerTraffic);
+  tombstonesPurged @11 :UInt64;  # on the node that ran it (each peer purged the same keys)
 
   struct PeerTraffic {
     id @0 :UInt64;

@@ -271,6 +271,7 @@ RepairReply BlockingClient::Repair(
                       reply.keys_differing = s.getKeysDiffering();
                       reply.bytes_on_wire = s.getBytesOnWire();
                       reply.elapsed_s = s.getElapsed();
+                      reply.tombstones_purged = s.getTombstonesPurged();
                       for (auto p : s.getPeers()) {
                         reply.peers.push_back({p.getId(), p.getKeysSent(), p.getKeysReceived(),
                                                p.getBytesSent(), p.getBytesReceived()});

@@ -73,6 +73,7 @@ struct RepairReply {
   std::uint64_t ranges_total = 0, ranges_compared = 0;
   std::vector<std::string> skipped;
   std::uint64_t nodes_exchanged = 0, leaves_differing = 0, keys_differing = 0, bytes_on_wire = 0;
+  std::uint64_t tombstones_purged = 0;
   double elapsed_s = 0;
   std::vector<RepairPeerInfo> peers;
 };

@@ -83,6 +83,7 @@ void FillSummary(const RepairSummary& s, wire::RepairSummary::Builder out) {
   out.setKeysDiffering(s.keys_differing);
   out.setBytesOnWire(s.bytes_on_wire);
   out.setElapsed(s.elapsed_s);
+  out.setTombstonesPurged(s.tombstones_purged);
   auto peers = out.initPeers(s.peers.size());
   std::size_t i = 0;
   for (const auto& [id, t] : s.peers) {

@@ -1,6 +1,7 @@
 #include "rpc/repair_runner.h"
 
 #include <algorithm>
+#include <set>
 
 #include "rpc/repair_service.h"
 #include "rpc/wire_status.h"
@@ -53,11 +54,7 @@ std::vector<RepairRunner::Item> RepairRunner::Plan() {
 }
 
 kj::Promise<RepairSummary> RepairRunner::Run(bool dry_run) {
-  if (running_) {
-    RepairSummary busy;
-    busy.status = Status::Overloaded("a repair is already running on this node");
-    return busy;
-  }
+  KV_CHECK(!running_);
   running_ = true;
   auto items = std::make_shared<std::vector<Item>>(Plan());
   auto summary = std::make_shared<RepairSummary>();
@@ -66,7 +63,21 @@ kj::Promise<RepairSummary> RepairRunner::Run(bool dry_run) {
   progress_ = RepairProgress();
   progress_.ranges_total = items->size();
   const auto start = std::chrono::steady_clock::now();
-  return RunItems(items, 0, summary, start).then([this, summary, start]() {
+  return RunItems(items, 0, summary, start)
+      .then([this, items, summary]() -> kj::Promise<void> {
+        if (summary->dry_run || !summary->skipped.empty() || options_.tombstone_grace_s == 0) {
+          return kj::READY_NOW;
+        }
+        const std::uint64_t now =
+            options_.clock ? options_.clock()
+                           : static_cast<std::uint64_t>(
+                                 std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+        if (now <= options_.tombstone_grace_s) return kj::READY_NOW;
+        return Purge(items, 0, summary, now - options_.tombstone_grace_s);
+      })
+      .then([this, summary, start]() {
     summary->elapsed_s = Since(start);
     summary->finished_at =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -83,6 +94,70 @@ kj::Promise<RepairSummary> RepairRunner::Run(bool dry_run) {
     if (!summary->dry_run) last_ = *summary;
     return *summary;
   });
+}
+
+namespace {
+
+// Sends `keys` to the peer's session in bounded chunks, from `offset`.
+kj::Promise<void> PurgeChunks(wire::RepairSession::Client session,
+                              std::shared_ptr<std::vector<repair::KeyDigest>> keys,
+                              std::size_t offset, kj::Timer& timer, kj::Duration timeout) {
+  if (offset >= keys->size()) return kj::READY_NOW;
+  const std::size_t end = std::min(keys->size(), offset + repair::kMaxKeysPerRequest);
+  std::vector<repair::KeyDigest> chunk(keys->begin() + static_cast<std::ptrdiff_t>(offset),
+                                       keys->begin() + static_cast<std::ptrdiff_t>(end));
+  auto sent = PurgeRemote(session, chunk, timer, timeout);
+  return sent.then([session, keys, end, &timer, timeout](Result<std::uint64_t> r) mutable
+                       -> kj::Promise<void> {
+    if (!r.ok()) return kj::READY_NOW;  // the peer purges on its own next run
+    return PurgeChunks(kj::mv(session), keys, end, timer, timeout);
+  });
+}
+
+}  // namespace
+
+kj::Promise<void> RepairRunner::Purge(std::shared_ptr<std::vector<Item>> items, std::size_t next,
+                                      std::shared_ptr<RepairSummary> summary,
+                                      std::uint64_t cutoff) {
+  if (next >= items->size()) {
+    // Every replica held these tombstones when the run confirmed the ranges: purge them here.
+    // (A peer that missed its purge request keeps its copy; a later repair may bring it back
+    // here, which is churn, never a deleted value coming back.)
+    std::set<std::string> seen;
+    for (const Item& item : *items) {
+      auto candidates = reader_->PurgeCandidates(item.range, cutoff);
+      if (!candidates.ok()) continue;
+      for (const auto& kd : candidates.value()) {
+        if (!seen.insert(kd.key).second) continue;
+        auto purged = reader_->PurgeIfUnchanged(kd.key, kd.digest);
+        if (purged.ok() && purged.value()) ++summary->tombstones_purged;
+      }
+    }
+    return kj::READY_NOW;
+  }
+  const Item item = (*items)[next];
+  auto candidates = reader_->PurgeCandidates(item.range, cutoff);
+  auto view = cluster_->View();
+  const membership::MemberView* m = view->Find(item.peer);
+  if (!candidates.ok() || candidates->empty() || m == nullptr || m->app.rpc_address.empty()) {
+    return Purge(items, next + 1, summary, cutoff);
+  }
+  auto keys = std::make_shared<std::vector<repair::KeyDigest>>(std::move(candidates.value()));
+  auto req = peers_->Get(item.peer, m->app.rpc_address).repairRequest();
+  req.initRange().setBegin(item.range.begin);
+  req.getRange().setEnd(item.range.end);
+  req.setTreeBits(static_cast<std::uint8_t>(options_.tree_bits));
+  return peers_->timer()
+      .timeoutAfter(options_.timeout, req.send())
+      .then([this, keys](capnp::Response<wire::KvReplica::RepairResults>&& resp)
+                -> kj::Promise<void> {
+        if (!FromWire(resp.getStatus()).ok()) return kj::READY_NOW;
+        return PurgeChunks(resp.getSession(), keys, 0, peers_->timer(), options_.timeout);
+      })
+      .catch_([](kj::Exception&&) {})
+      .then([this, items, next, summary, cutoff]() {
+        return Purge(items, next + 1, summary, cutoff);
+      });
 }
 
 kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> items,

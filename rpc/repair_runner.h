@@ -11,6 +11,7 @@
 #include <kj/timer.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -39,6 +40,7 @@ struct RepairSummary {
   std::vector<std::string> skipped;  // "[begin, end) with PEER: why"
   std::uint64_t nodes_exchanged = 0, leaves_differing = 0, keys_differing = 0;
   std::uint64_t bytes_on_wire = 0;
+  std::uint64_t tombstones_purged = 0;  // here; each peer purges the same keys
   // Per peer, in the order first met. (A vector: GCC 12 misreads a std::map carried in a
   // kj::Promise as uninitialised.)
   std::vector<std::pair<std::uint64_t, PeerTraffic>> peers;
@@ -60,12 +62,16 @@ class RepairRunner {
     int n = 3;
     kj::Duration timeout = 10 * kj::SECONDS;  // each request of an exchange
     std::uint64_t rate_bytes_per_s = 0;        // 0: unlimited
+    // Tombstones older than this are purged after a run that confirmed every range with every
+    // other replica (none skipped); 0: never.
+    std::uint64_t tombstone_grace_s = 10 * 86400;
+    std::function<std::uint64_t()> clock;  // seconds since the epoch; the wall clock if unset
   };
   // Every pointer must outlive the runner.
   RepairRunner(repair::RangeReader* reader, std::uint64_t self, ClusterControl* cluster,
                PeerPool* peers, Options options);
 
-  // Runs a full repair; if one is running already, fails at once with overloaded.
+  // Runs a full repair. REQUIRES: !running() (one repair at a time per node).
   kj::Promise<RepairSummary> Run(bool dry_run);
   bool running() const { return running_; }
   const RepairProgress& progress() const { return progress_; }
@@ -78,6 +84,9 @@ class RepairRunner {
     ring::TokenRange range;
   };
   std::vector<Item> Plan();
+  // Tombstone GC over every item once the run confirmed them all.
+  kj::Promise<void> Purge(std::shared_ptr<std::vector<Item>> items, std::size_t next,
+                          std::shared_ptr<RepairSummary> summary, std::uint64_t cutoff);
   kj::Promise<void> RunItems(std::shared_ptr<std::vector<Item>> items, std::size_t next,
                              std::shared_ptr<RepairSummary> summary,
                              std::chrono::steady_clock::time_point start);

@@ -157,6 +157,45 @@ kj::Promise<void> RepairSessionServer::push(PushContext context) {
   return kj::READY_NOW;
 }
 
+kj::Promise<void> RepairSessionServer::purge(PurgeContext context) {
+  auto params = context.getParams();
+  if (params.getKeys().size() > repair::kMaxKeysPerRequest ||
+      params.getDigests().size() != params.getKeys().size()) {
+    return Refuse(context.getResults(), Status::InvalidArgument("bad purge"));
+  }
+  repair::Request req;
+  req.kind = repair::Request::Kind::kPurge;
+  for (auto k : params.getKeys()) req.keys.push_back(Str(k));
+  for (auto d : params.getDigests()) req.digests.push_back(d);
+  repair::Reply reply;
+  Status s = responder_.Answer(req, &reply);
+  context.getResults().setPurged(reply.purged);
+  ToWire(s, context.getResults().initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<Result<std::uint64_t>> PurgeRemote(wire::RepairSession::Client session,
+                                               const std::vector<repair::KeyDigest>& keys,
+                                               kj::Timer& timer, kj::Duration timeout) {
+  auto r = session.purgeRequest();
+  auto k = r.initKeys(keys.size());
+  auto d = r.initDigests(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    k.set(i, Bytes(keys[i].key));
+    d.set(i, keys[i].digest);
+  }
+  return timer.timeoutAfter(timeout, r.send())
+      .then(
+          [](capnp::Response<wire::RepairSession::PurgeResults>&& resp) -> Result<std::uint64_t> {
+            Status s = FromWire(resp.getStatus());
+            if (!s.ok()) return s;
+            return resp.getPurged();
+          },
+          [](kj::Exception&& e) -> Result<std::uint64_t> {
+            return Status::Unavailable(std::string("purge failed: ") + e.getDescription().cStr());
+          });
+}
+
 namespace {
 
 template <typename Message>
@@ -284,6 +323,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
             return FromWire(resp.getStatus());
           });
     }
+    case K::kPurge:  // not part of an exchange: PurgeRemote
     case K::kDone:
       break;
   }

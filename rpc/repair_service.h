@@ -26,10 +26,16 @@ class RepairSessionServer final : public wire::RepairSession::Server {
   kj::Promise<void> offer(OfferContext context) override;
   kj::Promise<void> fetch(FetchContext context) override;
   kj::Promise<void> push(PushContext context) override;
+  kj::Promise<void> purge(PurgeContext context) override;
 
  private:
   repair::Responder responder_;
 };
+
+// Asks `session` to purge these (key, digest) pairs; resolves with how many it purged.
+kj::Promise<Result<std::uint64_t>> PurgeRemote(wire::RepairSession::Client session,
+                                               const std::vector<repair::KeyDigest>& keys,
+                                               kj::Timer& timer, kj::Duration timeout);
 
 // Runs `initiator` against `session` until it is done; every call is bounded by `timeout`.
 // Resolves with the initiator's final status (or the transport failure). `bytes_on_wire`

@@ -12,6 +12,7 @@ constexpr char kContextTag = 'C';
 constexpr char kRecordTag = 'R';
 constexpr char kVersion = 1;
 constexpr std::uint8_t kFlagTombstone = 1;
+constexpr std::uint8_t kFlagTime = 2;  // a varint deleted_at follows the flags
 
 void PutVarint(std::uint64_t v, std::string* out) {
   while (v >= 0x80) {
@@ -162,7 +163,9 @@ std::string EncodeRecord(const Record& record) {
   for (const Sibling& s : record.siblings()) {
     PutVarint(s.dot.node, &out);
     PutVarint(s.dot.counter, &out);
-    out.push_back(static_cast<char>(s.tombstone ? kFlagTombstone : 0));
+    const bool timed = s.tombstone && s.deleted_at != 0;
+    out.push_back(static_cast<char>((s.tombstone ? kFlagTombstone : 0) | (timed ? kFlagTime : 0)));
+    if (timed) PutVarint(s.deleted_at, &out);
     PutVarint(s.value.size(), &out);
     out.append(s.value);
   }
@@ -188,12 +191,22 @@ Result<Record> DecodeRecord(std::string_view bytes) {
     std::uint8_t flags = 0;
     std::uint64_t len = 0;
     std::string_view value;
-    if (!r.Varint(&s.dot.node) || !r.Varint(&s.dot.counter) || !r.Byte(&flags) || !r.Varint(&len) ||
-        !r.Bytes(len, &value)) {
+    if (!r.Varint(&s.dot.node) || !r.Varint(&s.dot.counter) || !r.Byte(&flags)) {
       return Status::Corruption("record: truncated sibling");
     }
-    if ((flags & ~kFlagTombstone) != 0) return Status::Corruption("record: unknown flags");
+    if ((flags & ~(kFlagTombstone | kFlagTime)) != 0) {
+      return Status::Corruption("record: unknown flags");
+    }
     s.tombstone = (flags & kFlagTombstone) != 0;
+    if ((flags & kFlagTime) != 0) {
+      if (!s.tombstone) return Status::Corruption("record: a deletion time on a value");
+      if (!r.Varint(&s.deleted_at) || s.deleted_at == 0) {
+        return Status::Corruption("record: bad deletion time");
+      }
+    }
+    if (!r.Varint(&len) || !r.Bytes(len, &value)) {
+      return Status::Corruption("record: truncated sibling");
+    }
     s.value.assign(value);
     siblings.push_back(std::move(s));
   }

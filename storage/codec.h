@@ -7,7 +7,8 @@
 //
 // Layout (all integers LEB128 varints unless noted):
 //   context := 'C' 0x01 body
-//   record  := 'R' 0x01 body nsib { node counter flags:u8 len bytes[len] }*
+//   record  := 'R' 0x01 body nsib { node counter flags:u8 [deleted_at] len bytes[len] }*
+//              (flags: 1 tombstone, 2 deleted_at follows; only a tombstone has one)
 //   body    := nvv { node counter }* ncloud { node counter }*
 // Nodes in the vv and dots in the cloud and the siblings are strictly increasing.
 #pragma once

@@ -37,6 +37,8 @@ class Engine {
     std::uint64_t hint_for = 0;
   };
   virtual Status PutBatch(const std::vector<KeyValue>& pairs) = 0;
+  // Removes a key from the data keyspace (tombstone GC); OK if it was absent.
+  virtual Status Delete(std::string_view key) = 0;
 
   // Calls `fn(token, key, value)` for every key whose token is in `range`, in token order (keys
   // with equal tokens in byte order). `fn` returns false to stop early.

@@ -1,6 +1,7 @@
 #include "storage/local_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 #include <unordered_map>
 
@@ -49,7 +50,14 @@ Result<NodeId> LoadOrCreateNodeId(Engine& engine) {
 }
 
 LocalStore::LocalStore(Engine* engine, NodeId self, Limits limits)
-    : engine_(engine), self_(self), limits_(limits) {
+    : engine_(engine),
+      self_(self),
+      limits_(limits),
+      clock_([] {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+      }) {
   KV_CHECK(engine_ != nullptr);
   KV_CHECK(self_ != 0);
   // An unreadable hint key is left uncounted; the scan that delivers hints reports it.
@@ -97,7 +105,7 @@ Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen
   Result<Record> current = ReadLocked(key);
   if (!current.ok()) return current.status();
   Record record = current.value();
-  record.Write(self_, seen, tombstone, std::move(value));
+  record.Write(self_, seen, tombstone, std::move(value), clock_());
   if (Status s = Store(key, current.value(), record); !s.ok()) return s;
   return record;
 }
@@ -110,7 +118,7 @@ Result<Record> LocalStore::DeleteSeen(std::string_view key, bool* had_value) {
   Record record = current.value();
   *had_value = record.HasLiveValue();
   const CausalContext seen = record.context();
-  record.Write(self_, seen, /*tombstone=*/true, std::string());
+  record.Write(self_, seen, /*tombstone=*/true, std::string(), clock_());
   if (Status s = Store(key, current.value(), record); !s.ok()) return s;
   return record;
 }
@@ -134,6 +142,7 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   };
   std::map<std::pair<NodeId, std::string_view>, Latest> latest;
   std::vector<WriteOp*> applied;
+  const std::uint64_t now = clock_();
   for (WriteOp* op : ops) {
     const bool merge = op->kind == WriteOp::Kind::kMerge || op->kind == WriteOp::Kind::kHint;
     const NodeId space = op->kind == WriteOp::Kind::kHint ? op->hint_for : 0;
@@ -169,11 +178,11 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
       op->record = Record::Merge(op->record, op->remote);
     } else if (op->kind == WriteOp::Kind::kDeleteSeen) {
       const CausalContext all = op->record.context();
-      op->record.Write(self_, all, true, std::string());
+      op->record.Write(self_, all, true, std::string(), now);
     } else {
       const bool tombstone = op->kind != WriteOp::Kind::kPut;
       op->record.Write(self_, op->seen, tombstone,
-                       tombstone ? std::string() : std::move(op->value));
+                       tombstone ? std::string() : std::move(op->value), now);
     }
     latest[slot] = Latest{&op->record, existed, before};
     applied.push_back(op);
@@ -206,6 +215,22 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
       ++i;
     }
   }
+}
+
+Result<bool> LocalStore::PurgeIfUnchanged(std::string_view key, std::uint64_t digest) {
+  if (Status s = CheckKey(key, limits_); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(LockFor(key));
+  std::string bytes;
+  Status s = engine_->Get(key, &bytes);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return s;
+  if (VersionDigest(bytes) != digest) return false;
+  Result<Record> record = DecodeRecord(bytes);
+  if (!record.ok()) return record.status();
+  if (!record->OnlyTombstonesBefore(UINT64_MAX)) return false;
+  if (Status d = engine_->Delete(key); !d.ok()) return d;
+  if (listener_ != nullptr) listener_->OnChange(key, digest, std::nullopt);
+  return true;
 }
 
 Result<Record> LocalStore::ReadHint(NodeId target, std::string_view key) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <map>
 #include <vector>
 #include <cstddef>
@@ -85,6 +86,13 @@ class LocalStore {
   // Sets the listener told of every data change (repair's hash tree). Call before any write;
   // it must outlive the store's writes.
   void SetListener(ChangeListener* listener) { listener_ = listener; }
+  // The clock that stamps tombstones (seconds since the epoch); the wall clock by default.
+  // Call before any write.
+  void SetClock(std::function<std::uint64_t()> clock) { clock_ = std::move(clock); }
+
+  // Tombstone GC: removes `key` if its stored record still has version digest `digest` and
+  // holds nothing but tombstones. Returns whether it did.
+  Result<bool> PurgeIfUnchanged(std::string_view key, std::uint64_t digest);
   const Limits& limits() const { return limits_; }
 
   // The stored record; an empty record if the key was never written.
@@ -133,6 +141,7 @@ class LocalStore {
   const NodeId self_;
   const Limits limits_;
   ChangeListener* listener_ = nullptr;
+  std::function<std::uint64_t()> clock_;
   std::array<std::mutex, 64> stripes_;
   mutable std::mutex counts_mu_;
   std::map<NodeId, std::uint64_t> hint_counts_;  // guarded by counts_mu_

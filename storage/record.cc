@@ -11,7 +11,15 @@ bool Record::HasLiveValue() const {
                      [](const Sibling& s) { return !s.tombstone; });
 }
 
-Dot Record::Write(NodeId self, const CausalContext& seen, bool tombstone, std::string value) {
+bool Record::OnlyTombstonesBefore(std::uint64_t cutoff_s) const {
+  if (siblings_.empty()) return false;
+  return std::all_of(siblings_.begin(), siblings_.end(), [cutoff_s](const Sibling& s) {
+    return s.tombstone && s.deleted_at != 0 && s.deleted_at <= cutoff_s;
+  });
+}
+
+Dot Record::Write(NodeId self, const CausalContext& seen, bool tombstone, std::string value,
+                  std::uint64_t now_s) {
   KV_CHECK(self != 0);
   KV_CHECK(!tombstone || value.empty());
   std::erase_if(siblings_, [&](const Sibling& s) { return seen.Contains(s.dot); });
@@ -21,7 +29,7 @@ Dot Record::Write(NodeId self, const CausalContext& seen, bool tombstone, std::s
   const Dot dot{self, max + 1};
   context_.Add(dot);
   // Siblings of other nodes may sort after the new dot: insert in order (invariant 2).
-  Sibling s{dot, tombstone, std::move(value)};
+  Sibling s{dot, tombstone, std::move(value), tombstone ? now_s : 0};
   auto pos = std::upper_bound(siblings_.begin(), siblings_.end(), s,
                               [](const Sibling& a, const Sibling& b) { return a.dot < b.dot; });
   siblings_.insert(pos, std::move(s));
@@ -57,6 +65,7 @@ bool Record::FromParts(CausalContext context, std::vector<Sibling> siblings, Rec
     const Sibling& s = siblings[i];
     if (!context.Contains(s.dot)) return false;
     if (s.tombstone && !s.value.empty()) return false;
+    if (!s.tombstone && s.deleted_at != 0) return false;
     if (i > 0 && !(siblings[i - 1].dot < s.dot)) return false;
   }
   out->context_ = std::move(context);

@@ -14,7 +14,7 @@
 // Invariants:
 //   1. Every sibling's dot is in context().
 //   2. siblings() is sorted by dot, with no two siblings sharing a dot.
-//   3. A tombstone's value is empty.
+//   3. A tombstone's value is empty; only a tombstone has a deleted_at.
 //
 // Pure value type; thread-compatible.
 #pragma once
@@ -30,6 +30,9 @@ struct Sibling {
   Dot dot;
   bool tombstone = false;
   std::string value;  // empty for a tombstone
+  // Tombstones: when the delete was written, in seconds since the Unix epoch by the clock of the
+  // node that wrote it (0: unknown). Only tombstone GC reads it; no conflict is decided by it.
+  std::uint64_t deleted_at = 0;
   bool operator==(const Sibling&) const = default;
 };
 
@@ -47,10 +50,15 @@ class Record {
 
   // Applies a write coordinated by `self`: drops the siblings whose dots are in `seen`, adds a
   // sibling with a fresh dot (self, max counter of self seen so far + 1), and joins `seen` and
-  // the new dot into the context. Returns the new dot.
+  // the new dot into the context. A tombstone records `now_s` as its deleted_at. Returns the
+  // new dot.
   // REQUIRES: self != 0, and no counter of `self` in context() or `seen` is at its maximum;
   // callers guarantee it by bounding counters in contexts they accept (see codec.h).
-  Dot Write(NodeId self, const CausalContext& seen, bool tombstone, std::string value);
+  Dot Write(NodeId self, const CausalContext& seen, bool tombstone, std::string value,
+            std::uint64_t now_s = 0);
+  // True if the record holds siblings and every one is a tombstone written at or before
+  // `cutoff_s` (with a known time): what tombstone GC may purge.
+  bool OnlyTombstonesBefore(std::uint64_t cutoff_s) const;
 
   // The join of two replicas' records.
   static Record Merge(const Record& a, const Record& b);

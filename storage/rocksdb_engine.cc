@@ -99,6 +99,12 @@ Status RocksDbEngine::PutBatch(const std::vector<KeyValue>& pairs) {
   return FromRocks(db_->Write(wo, &batch));
 }
 
+Status RocksDbEngine::Delete(std::string_view key) {
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return FromRocks(db_->Delete(wo, data_, EncodeStorageKey(key)));
+}
+
 Status RocksDbEngine::Scan(const ring::TokenRange& range, const ScanFn& fn) {
   std::string lower, upper;
   AppendTokenPrefix(range.begin, &lower);

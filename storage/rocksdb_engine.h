@@ -36,6 +36,7 @@ class RocksDbEngine final : public Engine {
   Status Get(std::string_view key, std::string* value) override;
   Status Put(std::string_view key, std::string_view value) override;
   Status PutBatch(const std::vector<KeyValue>& pairs) override;
+  Status Delete(std::string_view key) override;
   Status Scan(const ring::TokenRange& range, const ScanFn& fn) override;
   Status GetHint(std::uint64_t target, std::string_view key, std::string* value) override;
   Status DeleteHint(std::uint64_t target, std::string_view key) override;

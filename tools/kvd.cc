@@ -64,6 +64,7 @@ struct Flags {
   int tree_bits = 16;
   double repair_interval_s = 3600;
   std::uint64_t repair_rate_bytes = 64ull << 20;
+  std::uint64_t tombstone_grace_s = 10 * 86400;
 };
 
 int Fail(const std::string& what) {
@@ -237,6 +238,7 @@ int Run(const Flags& flags) {
   ro_repair.n = flags.replication.n;
   ro_repair.timeout = flags.request_timeout_ms * 5 * kj::MILLISECONDS;
   ro_repair.rate_bytes_per_s = flags.repair_rate_bytes;
+  ro_repair.tombstone_grace_s = flags.tombstone_grace_s;
   rpc::RepairRunner repair_runner(&repair_reader, id, control.get(), &peers, ro_repair);
   rpc::NodeServices services;
   services.store = &store;
@@ -421,6 +423,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 30 * 86400.0));
   ae->add_option("--repair-rate-bytes", flags.repair_rate_bytes,
                  "Repair traffic limit in bytes per second (0: unlimited)")
+      ->capture_default_str();
+  ae->add_option("--tombstone-grace-s", flags.tombstone_grace_s,
+                 "Tombstones older than this are purged after a repair confirmed every replica "
+                 "of their range holds them (0: never)")
       ->capture_default_str();
   try {
     app.parse(argc, argv);

@@ -302,6 +302,7 @@ int DoRepair(const Globals& g, bool dry_run) {
                {"keys_differing", r.keys_differing},
                {"keys_moved", sent + received},
                {"bytes_on_wire", r.bytes_on_wire},
+               {"tombstones_purged", r.tombstones_purged},
                {"elapsed_s", r.elapsed_s},
                {"peers", peers}});
   } else {
@@ -314,6 +315,9 @@ int DoRepair(const Globals& g, bool dry_run) {
                 static_cast<unsigned long long>(r.leaves_differing),
                 static_cast<unsigned long long>(r.keys_differing),
                 HumanBytes(r.bytes_on_wire).c_str());
+    if (r.tombstones_purged > 0) {
+      std::printf("tombstones purged %llu\n", static_cast<unsigned long long>(r.tombstones_purged));
+    }
     for (const auto& p : r.peers) {
       std::printf("  with %s: sent %llu keys (%s), received %llu keys (%s)\n", Hex(p.id).c_str(),
                   static_cast<unsigned long long>(p.keys_sent), HumanBytes(p.bytes_sent).c_str(),

@@ -188,5 +188,62 @@ TEST_F(Repair, BackgroundRepairAloneConverges) {
   EXPECT_TRUE(Eventually([&] { return HeldLocally(2, kKeys) == kKeys; }, std::chrono::seconds(60)));
 }
 
+// Whether node `i` stores a record for `key` at all (a tombstone counts; a purged key does not).
+bool StoresRecord(const std::string& host, const std::string& key) {
+  auto c = rpc::BlockingClient::Connect(host, std::chrono::seconds(5));
+  if (!c.ok()) return true;  // cannot tell: assume it does
+  return !c.value()->Get(key, rpc::Consistency::kDefault, true).context.empty();
+}
+
+TEST_F(Repair, TombstonesArePurgedOnlyOnceEveryReplicaHoldsThemAndDeletedDataStaysDeleted) {
+  const int kKeys = 50;
+  StartAll(3, {"--repair-interval-s", "0", "--tombstone-grace-s", "1"});
+  Load(0, kKeys);
+  // One replica misses the deletes: it still holds every value.
+  nodes_[2]->Stop(SIGKILL);
+  ASSERT_TRUE(AllSee(1, "DOWN", {0, 1}));
+  for (int k = 0; k < kKeys; ++k) {
+    auto r = Kvtool({"--host", nodes_[k % 2]->address(), "delete", "bench:" + std::to_string(k)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // Past the grace period (the event waited for is the clock itself passing it), but a replica
+  // is unreachable: repair fails (exit 3) and purges nothing.
+  const auto grace_over = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  ASSERT_TRUE(Eventually([&] { return std::chrono::system_clock::now() >= grace_over; },
+                         std::chrono::seconds(5)));
+  int code = -1;
+  auto skipped = RepairOn(0, &code);
+  EXPECT_EQ(code, 3);
+  EXPECT_EQ(skipped["tombstones_purged"].get<int>(), 0);
+  for (int k = 0; k < kKeys; ++k) {
+    EXPECT_TRUE(StoresRecord(nodes_[0]->address(), "bench:" + std::to_string(k))) << k;
+  }
+  // It returns holding the old values; a full repair gives it the tombstones, then purges them
+  // everywhere.
+  StartNode(2, extra_);
+  ASSERT_TRUE(AllSee(3, "UP"));
+  EXPECT_EQ(HeldLocally(2, kKeys), kKeys);
+  auto full = RepairOn(0, &code);
+  EXPECT_EQ(code, 0) << full.dump();
+  EXPECT_EQ(full["tombstones_purged"].get<int>(), kKeys);
+  for (int i = 0; i < 3; ++i) {
+    for (int k = 0; k < kKeys; ++k) {
+      EXPECT_FALSE(StoresRecord(nodes_[i]->address(), "bench:" + std::to_string(k)))
+          << "node " << i << " key " << k;
+    }
+  }
+  // Deleted data never comes back: more repairs from every node, then reads at ALL.
+  for (int i = 0; i < 3; ++i) {
+    auto again = RepairOn(i, &code);
+    EXPECT_EQ(code, 0);
+    EXPECT_EQ(again["keys_moved"].get<int>(), 0) << again.dump();
+  }
+  for (int k = 0; k < kKeys; ++k) {
+    auto r = Kvtool({"--host", nodes_[1]->address(), "get", "bench:" + std::to_string(k),
+                     "--consistency", "all"});
+    EXPECT_EQ(r.exit_code, 1) << k << ": " << r.out << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace kv::test

@@ -96,3 +96,36 @@ TEST(Codec, StorageKeyOrderIsTokenOrder) {
 
 }  // namespace
 }  // namespace kv::storage
+
+namespace kv::storage {
+namespace {
+
+TEST(Codec, TombstoneDeletionTimeRoundTripsAndIsOnlyOnTombstones) {
+  Record r;
+  r.Write(1, {}, false, "v");
+  const CausalContext seen = r.context();
+  r.Write(2, seen, true, "", 1700000000);
+  ASSERT_EQ(r.siblings().size(), 1u);
+  EXPECT_EQ(r.siblings()[0].deleted_at, 1700000000u);
+  EXPECT_TRUE(r.OnlyTombstonesBefore(1700000000));
+  EXPECT_FALSE(r.OnlyTombstonesBefore(1699999999));
+  const std::string bytes = EncodeRecord(r);
+  auto back = DecodeRecord(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back.value(), r);
+  // The same record with the time flag moved onto a value is refused.
+  Record v;
+  v.Write(1, {}, false, "x");
+  std::string bad = EncodeRecord(v);
+  // Layout ends with: flags:u8 len:varint(1) 'x'.
+  ASSERT_EQ(bad[bad.size() - 3], 0);
+  bad[bad.size() - 3] = 2;
+  EXPECT_EQ(DecodeRecord(bad).status().code(), Status::Code::kCorruption);
+  // A tombstone without a known time is never purgeable.
+  Record t;
+  t.Write(1, {}, true, "");
+  EXPECT_FALSE(t.OnlyTombstonesBefore(UINT64_MAX));
+}
+
+}  // namespace
+}  // namespace kv::storage
