@@ -145,4 +145,22 @@ Result<HashTree> BuildFromScan(storage::Engine& engine, int bits) {
   return tree;
 }
 
+Result<std::size_t> RebuildLive(storage::LocalStore& store, storage::Engine& engine,
+                                LiveTree& live) {
+  Result<std::size_t> out = std::size_t{0};
+  store.WithWritesPaused([&] {
+    auto built = BuildFromScan(engine, live.bits());
+    if (!built.ok()) {
+      out = built.status();
+      return;
+    }
+    const HashTree old = live.Snapshot();
+    std::size_t differ = 0;
+    for (std::size_t s = 0; s < old.segments(); ++s) differ += old.Leaf(s) != built->Leaf(s);
+    live.Reset(built.value());
+    out = differ;
+  });
+  return out;
+}
+
 }  // namespace kv::repair

@@ -116,4 +116,10 @@ class LiveTree final : public storage::ChangeListener {
 // A tree built from scratch by scanning every key of `engine`'s data.
 Result<HashTree> BuildFromScan(storage::Engine& engine, int bits);
 
+// Rebuilds `live` from a scan of the data with writes paused, so that disk corruption (or a
+// bug) that made the live tree drift from the data is caught and repaired from then on.
+// Returns how many segments differed.
+Result<std::size_t> RebuildLive(storage::LocalStore& store, storage::Engine& engine,
+                                LiveTree& live);
+
 }  // namespace kv::repair

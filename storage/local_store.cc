@@ -217,6 +217,13 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   }
 }
 
+void LocalStore::WithWritesPaused(const std::function<void()>& fn) {
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(stripes_.size());
+  for (auto& m : stripes_) locks.emplace_back(m);
+  fn();
+}
+
 Result<bool> LocalStore::PurgeIfUnchanged(std::string_view key, std::uint64_t digest) {
   if (Status s = CheckKey(key, limits_); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(key));

@@ -90,6 +90,10 @@ class LocalStore {
   // Call before any write.
   void SetClock(std::function<std::uint64_t()> clock) { clock_ = std::move(clock); }
 
+  // Runs `fn` with every key lock held: no write changes the data meanwhile (repair rebuilds its
+  // hash tree from a scan this way). Writes wait until it returns.
+  void WithWritesPaused(const std::function<void()>& fn);
+
   // Tombstone GC: removes `key` if its stored record still has version digest `digest` and
   // holds nothing but tombstones. Returns whether it did.
   Result<bool> PurgeIfUnchanged(std::string_view key, std::uint64_t digest);

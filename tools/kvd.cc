@@ -65,6 +65,7 @@ struct Flags {
   double repair_interval_s = 3600;
   std::uint64_t repair_rate_bytes = 64ull << 20;
   std::uint64_t tombstone_grace_s = 10 * 86400;
+  double tree_rebuild_interval_s = 86400;
 };
 
 int Fail(const std::string& what) {
@@ -269,6 +270,28 @@ int Run(const Flags& flags) {
       });
     });
   };
+  std::function<kj::Promise<void>()> rebuild = [&]() -> kj::Promise<void> {
+    const auto delay =
+        static_cast<std::int64_t>(flags.tree_rebuild_interval_s * 1000) * kj::MILLISECONDS;
+    return io.provider->getTimer().afterDelay(delay).then([&]() {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto differ = repair::RebuildLive(store, engine, tree);
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!differ.ok()) {
+        std::fprintf(stderr, "kvd: hash tree rebuild failed: %s\n",
+                     differ.status().ToString().c_str());
+      } else if (differ.value() > 0) {
+        std::fprintf(stderr,
+                     "kvd: hash tree rebuilt in %.2f s: %zu segments had drifted from the data "
+                     "(corruption?); the next repairs compare the data as it is\n",
+                     secs, differ.value());
+      }
+      return rebuild();
+    });
+  };
+  kj::Promise<void> rebuilding = kj::READY_NOW;
+  if (flags.tree_rebuild_interval_s > 0) rebuilding = rebuild().eagerlyEvaluate(nullptr);
   kj::Promise<void> repairing = kj::READY_NOW;
   if (flags.repair_interval_s > 0 && agent) {
     repairing = periodic().eagerlyEvaluate([](kj::Exception&& e) {
@@ -317,6 +340,7 @@ int Run(const Flags& flags) {
   refreshing = nullptr;
   handoff = nullptr;
   repairing = nullptr;
+  rebuilding = nullptr;
   // Leave first, so the others mark this node LEFT rather than DOWN; linger a few gossip
   // rounds so the news gets out.
   if (agent) {
@@ -424,6 +448,11 @@ int main(int argc, char** argv) {
   ae->add_option("--repair-rate-bytes", flags.repair_rate_bytes,
                  "Repair traffic limit in bytes per second (0: unlimited)")
       ->capture_default_str();
+  ae->add_option("--tree-rebuild-interval-s", flags.tree_rebuild_interval_s,
+                 "Rebuild the hash tree from the data this often, to catch disk corruption; "
+                 "writes pause during the scan (0: only at start)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 365 * 86400.0));
   ae->add_option("--tombstone-grace-s", flags.tombstone_grace_s,
                  "Tombstones older than this are purged after a repair confirmed every replica "
                  "of their range holds them (0: never)")
