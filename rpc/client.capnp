@@ -32,6 +32,9 @@ struct Member {
   load @10 :UInt64;      # approximate bytes stored
   rack @11 :Text;
   hints @12 :UInt64;     # hints the answering node holds for this member
+  lastRepair @13 :Float64;   # when the member last completed a repair, seconds since the epoch;
+                             # 0 if none since it started, or it did not answer in time
+  repairKeysMoved @14 :UInt64;  # keys that repair moved
 }
 
 # A slice of the token ring, [begin, end), and the nodes that replicate it, first replica first.

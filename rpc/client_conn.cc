@@ -165,6 +165,8 @@ std::vector<MemberInfo> Members(capnp::List<wire::Member>::Reader list) {
     i.owns = m.getOwns();
     i.tokens = m.getTokens();
     i.hints = m.getHints();
+    i.last_repair = m.getLastRepair();
+    i.repair_keys_moved = m.getRepairKeysMoved();
     out.push_back(std::move(i));
   }
   return out;

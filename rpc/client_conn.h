@@ -37,6 +37,8 @@ struct MemberInfo {
   double phi = 0, owns = 0;
   std::uint32_t tokens = 0;
   std::uint64_t hints = 0;  // hints the answering node holds for this member
+  double last_repair = 0;   // seconds since the epoch; 0: none known
+  std::uint64_t repair_keys_moved = 0;
 };
 
 struct StatusReply {

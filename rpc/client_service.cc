@@ -284,9 +284,40 @@ kj::Promise<void> ClientService::status(StatusContext context) {
   auto results = context.getResults();
   auto view = cluster_->View();
   auto ring = RingFromView(*view);
-  FillMembers(*view, *ring, store_->HintCounts(), results.initMembers(view->members.size()));
+  auto members = results.initMembers(view->members.size());
+  FillMembers(*view, *ring, store_->HintCounts(), members);
   ToWire(Status::Ok(), results.initStatus());
-  return kj::READY_NOW;
+  // Each UP member's last repair, asked of it directly (bounded; a member that does not answer
+  // in time shows none).
+  kj::Vector<kj::Promise<void>> asks;
+  for (std::size_t i = 0; i < view->members.size(); ++i) {
+    const auto& m = view->members[i];
+    if (m.id == view->self) {
+      if (node_.repair != nullptr) {
+        const RepairSummary& last = node_.repair->last();
+        std::uint64_t moved = 0;
+        for (const auto& [peer, t] : last.peers) moved += t.keys_sent + t.keys_received;
+        members[i].setLastRepair(last.finished_at);
+        members[i].setRepairKeysMoved(moved);
+      }
+      continue;
+    }
+    if (node_.peers == nullptr || m.liveness != membership::Liveness::kUp ||
+        m.app.rpc_address.empty()) {
+      continue;
+    }
+    auto req = node_.peers->Get(m.id, m.app.rpc_address).repairInfoRequest();
+    asks.add(node_.peers->timer()
+                 .timeoutAfter(500 * kj::MILLISECONDS, req.send())
+                 .then(
+                     [context, i](capnp::Response<wire::KvReplica::RepairInfoResults>&& r) mutable {
+                       auto out = context.getResults().getMembers()[i];
+                       out.setLastRepair(r.getFinishedAt());
+                       out.setRepairKeysMoved(r.getKeysMoved());
+                     },
+                     [](kj::Exception&&) {}));
+  }
+  return kj::joinPromises(asks.releaseAsArray());
 }
 
 kj::Promise<void> ClientService::ring(RingContext context) {

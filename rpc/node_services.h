@@ -19,6 +19,7 @@ struct NodeServices {
   Coordinator* coordinator = nullptr;
   repair::RangeReader* repair_reader = nullptr;  // this node's data, for anti-entropy
   RepairRunner* repair = nullptr;
+  PeerPool* peers = nullptr;  // to ask the other nodes (status)
   int tree_bits = 16;
 };
 

@@ -77,4 +77,8 @@ interface KvReplica {
   # Opens an anti-entropy session for `range`. `treeBits` is the asker's hash tree size; the
   # two must agree (invalidArgument otherwise).
   repair @3 (range :TokenRange, treeBits :UInt8) -> (status :Status, session :RepairSession);
+
+  # This node's last completed repair (for `kvtool status`): when it finished, in seconds since
+  # the Unix epoch (0: none since start), and how many keys it moved.
+  repairInfo @4 () -> (finishedAt :Float64, keysMoved :UInt64);
 }

@@ -26,6 +26,17 @@ ReplicaService::ReplicaService(const NodeServices& node, const bool* shutting_do
       coordinator_(node.coordinator),
       shutting_down_(shutting_down) {}
 
+kj::Promise<void> ReplicaService::repairInfo(RepairInfoContext context) {
+  if (node_.repair != nullptr) {
+    const RepairSummary& last = node_.repair->last();
+    std::uint64_t moved = 0;
+    for (const auto& [peer, t] : last.peers) moved += t.keys_sent + t.keys_received;
+    context.getResults().setFinishedAt(last.finished_at);
+    context.getResults().setKeysMoved(moved);
+  }
+  return kj::READY_NOW;
+}
+
 kj::Promise<void> ReplicaService::repair(RepairContext context) {
   auto params = context.getParams();
   auto results = context.getResults();

@@ -21,6 +21,7 @@ class ReplicaService final : public wire::KvReplica::Server {
   kj::Promise<void> write(WriteContext context) override;
   kj::Promise<void> coordinate(CoordinateContext context) override;
   kj::Promise<void> repair(RepairContext context) override;
+  kj::Promise<void> repairInfo(RepairInfoContext context) override;
 
  private:
   const NodeServices node_;

@@ -248,6 +248,7 @@ int Run(const Flags& flags) {
   services.coordinator = &coordinator;
   services.repair_reader = &repair_reader;
   services.repair = &repair_runner;
+  services.peers = &peers;
   services.tree_bits = flags.tree_bits;
   rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -195,7 +196,9 @@ nlohmann::json MemberJson(const kv::rpc::MemberInfo& m) {
           {"owns", m.owns * 100},
           {"load", m.load},
           {"rack", m.rack},
-          {"hints", m.hints}};
+          {"hints", m.hints},
+          {"last_repair", m.last_repair > 0 ? nlohmann::json(m.last_repair) : nlohmann::json()},
+          {"repair_keys_moved", m.repair_keys_moved}};
 }
 
 int DoStatus(const Globals& g) {
@@ -209,16 +212,25 @@ int DoStatus(const Globals& g) {
     PrintJson({{"nodes", nodes}});
     return kExitOk;
   }
-  std::printf("%-8s %-16s %-21s %-21s %-8s %5s %5s %7s %6s %7s %10s %7s %s\n", "Status", "ID",
-              "RPC", "Gossip", "State", "Gen", "Inc", "Phi", "Tokens", "Owns", "Load", "Hints",
-              "Rack");
+  std::printf("%-8s %-16s %-21s %-21s %-8s %5s %5s %7s %6s %7s %10s %7s %-14s %s\n", "Status",
+              "ID", "RPC", "Gossip", "State", "Gen", "Inc", "Phi", "Tokens", "Owns", "Load",
+              "Hints", "Repaired", "Rack");
+  const double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
   for (const auto& m : r.members) {
-    std::printf("%-8s %-16s %-21s %-21s %-8s %5llu %5llu %7.2f %6u %6.1f%% %10s %7llu %s\n",
+    // "12s ago/340" : when the member last repaired, and the keys that moved.
+    std::string repaired = "-";
+    if (m.last_repair > 0) {
+      repaired = std::to_string(static_cast<long long>(std::max(0.0, now - m.last_repair))) +
+                 "s ago/" + std::to_string(m.repair_keys_moved);
+    }
+    std::printf("%-8s %-16s %-21s %-21s %-8s %5llu %5llu %7.2f %6u %6.1f%% %10s %7llu %-14s %s\n",
                 m.status.c_str(), Hex(m.id).c_str(), m.rpc.c_str(), m.gossip.c_str(),
                 m.state.c_str(), static_cast<unsigned long long>(m.generation),
                 static_cast<unsigned long long>(m.incarnation), m.phi, m.tokens, m.owns * 100,
                 HumanBytes(m.load).c_str(), static_cast<unsigned long long>(m.hints),
-                m.rack.c_str());
+                repaired.c_str(), m.rack.c_str());
   }
   return kExitOk;
 }

@@ -136,6 +136,21 @@ TEST_F(Repair, ReplicaThatMissedWritesIsRepairedAndASecondRepairMovesNothing) {
   EXPECT_EQ(first["keys_moved"].get<int>(), kKeys);
   EXPECT_EQ(HeldLocally(2, kKeys), kKeys);
 
+  // Every node's status shows when node 2 repaired and what it moved.
+  {
+    auto st = Kvtool({"--host", nodes_[0]->address(), "--json", "status"});
+    ASSERT_EQ(st.exit_code, 0) << st.err;
+    const auto j = nlohmann::json::parse(st.out);
+    bool found = false;
+    for (const auto& m : j["nodes"]) {
+      if (m["id"] != nodes_[2]->node_id()) continue;
+      found = true;
+      EXPECT_GT(m["last_repair"].get<double>(), 0) << m.dump();
+      EXPECT_EQ(m["repair_keys_moved"].get<int>(), kKeys);
+    }
+    EXPECT_TRUE(found);
+  }
+
   auto second = RepairOn(2, &code);
   EXPECT_EQ(code, 0);
   EXPECT_EQ(second["keys_moved"].get<int>(), 0);
