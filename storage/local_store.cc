@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <shared_mutex>
 #include <random>
 #include <unordered_map>
 
@@ -101,6 +102,7 @@ Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen
   if (Status s = CheckKey(key, limits_); !s.ok()) return s;
   if (Status s = CheckValue(value, limits_); !s.ok()) return s;
   if (tombstone && !value.empty()) return Status::InvalidArgument("a tombstone has no value");
+  std::shared_lock<std::shared_mutex> running(pause_mu_);
   std::lock_guard<std::mutex> lock(LockFor(key));
   Result<Record> current = ReadLocked(key);
   if (!current.ok()) return current.status();
@@ -112,6 +114,7 @@ Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen
 
 Result<Record> LocalStore::DeleteSeen(std::string_view key, bool* had_value) {
   if (Status s = CheckKey(key, limits_); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> running(pause_mu_);
   std::lock_guard<std::mutex> lock(LockFor(key));
   Result<Record> current = ReadLocked(key);
   if (!current.ok()) return current.status();
@@ -129,6 +132,7 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   for (WriteOp* op : ops) stripes.push_back(ring::TokenOf(op->key) % stripes_.size());
   std::sort(stripes.begin(), stripes.end());
   stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::shared_lock<std::shared_mutex> running(pause_mu_);
   std::vector<std::unique_lock<std::mutex>> locks;
   locks.reserve(stripes.size());
   for (std::size_t s : stripes) locks.emplace_back(stripes_[s]);
@@ -218,14 +222,13 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
 }
 
 void LocalStore::WithWritesPaused(const std::function<void()>& fn) {
-  std::vector<std::unique_lock<std::mutex>> locks;
-  locks.reserve(stripes_.size());
-  for (auto& m : stripes_) locks.emplace_back(m);
+  std::unique_lock<std::shared_mutex> paused(pause_mu_);
   fn();
 }
 
 Result<bool> LocalStore::PurgeIfUnchanged(std::string_view key, std::uint64_t digest) {
   if (Status s = CheckKey(key, limits_); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> running(pause_mu_);
   std::lock_guard<std::mutex> lock(LockFor(key));
   std::string bytes;
   Status s = engine_->Get(key, &bytes);
@@ -269,6 +272,7 @@ Result<std::vector<Hint>> LocalStore::ScanHints(NodeId target, std::size_t limit
 
 Result<bool> LocalStore::DeleteHintIfUnchanged(NodeId target, std::string_view key,
                                                const Record& delivered) {
+  std::shared_lock<std::shared_mutex> running(pause_mu_);
   std::lock_guard<std::mutex> lock(LockFor(key));
   Result<Record> current = ReadHint(target, key);
   if (!current.ok()) return current.status();
@@ -287,6 +291,7 @@ std::map<NodeId, std::uint64_t> LocalStore::HintCounts() const {
 
 Result<Record> LocalStore::Merge(std::string_view key, const Record& remote) {
   if (Status s = CheckKey(key, limits_); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> running(pause_mu_);
   std::lock_guard<std::mutex> lock(LockFor(key));
   Result<Record> current = ReadLocked(key);
   if (!current.ok()) return current.status();

@@ -13,6 +13,7 @@
 #include <vector>
 #include <cstddef>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -146,7 +147,11 @@ class LocalStore {
   const Limits limits_;
   ChangeListener* listener_ = nullptr;
   std::function<std::uint64_t()> clock_;
-  std::array<std::mutex, 64> stripes_;
+  // Every write holds pause_mu_ shared, then its keys' stripes; WithWritesPaused holds it
+  // exclusively. 32 stripes: a batch may hold them all, and TSan tracks at most 64 locks held
+  // by one thread.
+  mutable std::shared_mutex pause_mu_;
+  std::array<std::mutex, 32> stripes_;
   mutable std::mutex counts_mu_;
   std::map<NodeId, std::uint64_t> hint_counts_;  // guarded by counts_mu_
 };
