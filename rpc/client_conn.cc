@@ -2,20 +2,13 @@
 
 #include <kj/async-io.h>
 
+#include "rpc/bytes.h"
 #include "rpc/client.capnp.h"
-#include "rpc/wire_status.h"
 #include "rpc/session.h"
+#include "rpc/wire_status.h"
 
 namespace kv::rpc {
 namespace {
-
-kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
-  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
-
-std::string ToString(capnp::Data::Reader d) {
-  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
-}
 
 Status FromException(const kj::Exception& e) {
   std::string desc = e.getDescription().cStr();
@@ -99,8 +92,8 @@ GetReply BlockingClient::Get(std::string_view key, Consistency consistency, bool
     req.setLocal(local);
     auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
     reply.status = FromWire(resp.getStatus());
-    for (auto s : resp.getSiblings()) reply.siblings.push_back(ToString(s.getValue()));
-    reply.context = ToString(resp.getContext());
+    for (auto s : resp.getSiblings()) reply.siblings.push_back(Str(s.getValue()));
+    reply.context = Str(resp.getContext());
   });
   KJ_IF_MAYBE (e, failure) {
     reply.status = FromException(*e);
@@ -115,7 +108,7 @@ WriteReply BlockingClient::Write(MakeRequest&& make) {
     auto req = make(impl_->client);
     auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
     reply.status = FromWire(resp.getStatus());
-    reply.context = ToString(resp.getContext());
+    reply.context = Str(resp.getContext());
   });
   KJ_IF_MAYBE (e, failure) {
     reply.status = FromException(*e);

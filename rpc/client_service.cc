@@ -4,19 +4,12 @@
 
 #include <string_view>
 
+#include "rpc/bytes.h"
 #include "rpc/replica_service.h"
 #include "storage/codec.h"
 
 namespace kv::rpc {
 namespace {
-
-std::string_view View(capnp::Data::Reader d) {
-  return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
-}
-
-kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
-  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
 
 // An empty context means "saw nothing".
 Result<storage::CausalContext> ClientContext(capnp::Data::Reader bytes) {

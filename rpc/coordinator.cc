@@ -4,19 +4,12 @@
 
 #include <optional>
 
+#include "rpc/bytes.h"
 #include "rpc/wire_status.h"
 #include "storage/codec.h"
 
 namespace kv::rpc {
 namespace {
-
-std::string_view View(capnp::Data::Reader d) {
-  return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
-}
-
-kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
-  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
 
 bool SameRingInputs(const membership::ClusterView& a, const membership::ClusterView& b) {
   if (a.members.size() != b.members.size()) return false;

@@ -1,18 +1,11 @@
 #include "rpc/repair_service.h"
 
+#include "rpc/bytes.h"
 #include "rpc/wire_status.h"
 #include "storage/codec.h"
 
 namespace kv::rpc {
 namespace {
-
-std::string Str(capnp::Data::Reader d) {
-  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
-}
-
-kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
-  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
 
 template <typename Results>
 kj::Promise<void> Refuse(Results results, const Status& s) {

@@ -1,19 +1,12 @@
 #include "rpc/replica_service.h"
 
+#include "rpc/bytes.h"
 #include "rpc/repair_service.h"
 #include "rpc/wire_status.h"
 #include "storage/codec.h"
 
 namespace kv::rpc {
 namespace {
-
-std::string_view View(capnp::Data::Reader d) {
-  return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());
-}
-
-kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
-  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
 
 Status ShuttingDown() { return Status::Unavailable("node is shutting down"); }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "rpc/client.capnp.h"
+#include "rpc/bytes.h"
 #include "rpc/replica_plan.h"
 #include "rpc/session.h"
 #include "rpc/wire_status.h"
@@ -25,10 +26,7 @@ namespace kv::tools {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-kj::ArrayPtr<const capnp::byte> Bytes(std::string_view s) {
-  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
+using rpc::Bytes;
 
 struct OpStats {
   std::vector<std::uint32_t> latency_us;
