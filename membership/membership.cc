@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,6 +54,153 @@ constexpr std::size_t kMinPiggybackBytes = 10;
 
 bool Probeable(Liveness l) { return l == Liveness::kUp || l == Liveness::kSuspect; }
 
+// An AppState packed into one heap block (state, load, tokens, rack, RPC address): a large
+// cluster keeps one per member in every node, and the unpacked struct is 104 bytes with two
+// strings and a vector. Unpacked when sent or viewed. Move-only; null holds AppState{}.
+class PackedApp {
+ public:
+  PackedApp() = default;
+  explicit PackedApp(const AppState& app) {
+    if (app == AppState{}) return;
+    std::vector<std::uint8_t> b;
+    b.push_back(static_cast<std::uint8_t>(app.state));
+    PutVarint(&b, app.load_bytes);
+    PutVarint(&b, app.tokens.size());
+    for (std::uint64_t t : app.tokens) PutVarint(&b, t);
+    PutString(&b, app.rack);
+    PutString(&b, app.rpc_address);
+    bytes_ = std::make_unique<std::uint8_t[]>(b.size());
+    std::copy(b.begin(), b.end(), bytes_.get());
+  }
+
+  AppState Unpack() const {
+    AppState app;
+    if (!bytes_) return app;
+    const std::uint8_t* p = bytes_.get();
+    app.state = static_cast<NodeState>(*p++);
+    app.load_bytes = GetVarint(&p);
+    app.tokens.resize(GetVarint(&p));
+    for (std::uint64_t& t : app.tokens) t = GetVarint(&p);
+    app.rack = GetString(&p);
+    app.rpc_address = GetString(&p);
+    return app;
+  }
+
+ private:
+  static void PutVarint(std::vector<std::uint8_t>* b, std::uint64_t v) {
+    while (v >= 0x80) {
+      b->push_back(static_cast<std::uint8_t>(v | 0x80));
+      v >>= 7;
+    }
+    b->push_back(static_cast<std::uint8_t>(v));
+  }
+  static void PutString(std::vector<std::uint8_t>* b, const std::string& s) {
+    PutVarint(b, s.size());
+    b->insert(b->end(), s.begin(), s.end());
+  }
+  static std::uint64_t GetVarint(const std::uint8_t** p) {
+    std::uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      const std::uint8_t byte = *(*p)++;
+      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if (byte < 0x80) return v;
+    }
+  }
+  static std::string GetString(const std::uint8_t** p) {
+    const std::size_t n = GetVarint(p);
+    std::string s(reinterpret_cast<const char*>(*p), n);
+    *p += n;
+    return s;
+  }
+
+  std::unique_ptr<std::uint8_t[]> bytes_;
+};
+
+// The piggyback queue: entries ordered by key, kept as a sorted run of small sorted blocks (a
+// one-level B-tree). A std::set node costs 64-80 bytes, and while a large cluster forms every
+// node queues news of nearly every member at once.
+class BroadcastQueue {
+ public:
+  struct Entry {
+    std::uint64_t key = 0;  // unique
+    std::uint32_t ref = 0;  // what the entry is about (owned by the caller)
+    std::uint32_t cost = 0;
+  };
+
+  bool empty() const { return size_ == 0; }
+  std::size_t size() const { return size_; }
+
+  // REQUIRES: no entry with e.key.
+  void Insert(const Entry& e) {
+    ++size_;
+    if (blocks_.empty()) {
+      blocks_.push_back({e});
+      return;
+    }
+    const std::size_t b = BlockFor(e.key);
+    std::vector<Entry>& v = blocks_[b];
+    auto pos = std::lower_bound(v.begin(), v.end(), e.key, KeyLess);
+    KV_MEMBERSHIP_CHECK(pos == v.end() || pos->key != e.key);
+    v.insert(pos, e);
+    if (v.size() > kMaxBlock) {
+      std::vector<Entry> tail(v.begin() + kMaxBlock / 2, v.end());
+      v.resize(kMaxBlock / 2);
+      v.shrink_to_fit();
+      blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(b) + 1, std::move(tail));
+    }
+  }
+
+  // REQUIRES: an entry with `key`.
+  void Erase(std::uint64_t key) {
+    KV_MEMBERSHIP_CHECK(!blocks_.empty());
+    const std::size_t b = BlockFor(key);
+    std::vector<Entry>& v = blocks_[b];
+    auto pos = std::lower_bound(v.begin(), v.end(), key, KeyLess);
+    KV_MEMBERSHIP_CHECK(pos != v.end() && pos->key == key);
+    v.erase(pos);
+    --size_;
+    if (v.empty()) {
+      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(b));
+    } else if (v.size() * 4 < v.capacity()) {
+      v.shrink_to_fit();
+    }
+  }
+
+  // Calls f(entry) in key order while it returns true.
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const std::vector<Entry>& v : blocks_) {
+      for (const Entry& e : v) {
+        if (!f(e)) return;
+      }
+    }
+  }
+
+ private:
+  static constexpr std::size_t kMaxBlock = 128;
+  static bool KeyLess(const Entry& e, std::uint64_t key) { return e.key < key; }
+
+  // The block that holds or should hold `key`: the first whose last key is not below it.
+  std::size_t BlockFor(std::uint64_t key) const {
+    auto it = std::lower_bound(blocks_.begin(), blocks_.end(), key,
+                               [](const std::vector<Entry>& v, std::uint64_t k) {
+                                 return v.back().key < k;
+                               });
+    return it == blocks_.end() ? blocks_.size() - 1
+                               : static_cast<std::size_t>(it - blocks_.begin());
+  }
+
+  std::vector<std::vector<Entry>> blocks_;  // each non-empty and sorted; in key order
+  std::size_t size_ = 0;
+};
+
+// SplitMix64's finalizer: spreads node ids over the member index.
+std::uint64_t HashId(std::uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 }  // namespace
 
 struct Membership::Impl {
@@ -68,38 +216,46 @@ struct Membership::Impl {
     Time deadline{0};
   };
 
-  struct Member {
-    NodeId id = 0;
-    Endpoint endpoint;
-    std::uint64_t generation = 0;
-    std::uint64_t incarnation = 0;
-    Liveness liveness = Liveness::kUp;
+  // What a member record needs only sometimes: allocated when the member stops being UP or is
+  // first acked, and freed when it is UP again with no phi data.
+  struct Extra {
     NodeId accuser = 0;  // the latest member that claimed it suspect or down
-    Time liveness_since{0};
-    // The application state held, at app_version; app_version 0 means none is held for this
-    // generation (`app` may still show what an older life announced).
-    AppState app;
-    std::uint64_t app_version = 0;
-    // Allocated only when needed: a large cluster keeps N records in each of N nodes.
+    Time since{0};       // when it entered its current liveness (read for DOWN and LEFT)
     std::unique_ptr<Suspicion> suspicion;  // set iff liveness == kSuspect
-    std::unique_ptr<PhiAccrual> phi;       // from the first ack
+    PhiAccrual phi;                        // from the first ack
   };
 
-  // One queued piggyback: the latest news about a member, or a tombstone.
-  struct Broadcast {
-    std::uint64_t order = 0;  // enqueue sequence: higher is newer
-    int transmits = 0;
-    bool removal = false;
+  // One record per member ever heard of, in every node: 10,000 nodes hold 10^8 of them in the
+  // simulator, so the layout is kept to 64 bytes (checked below).
+  struct Member {
     NodeId id = 0;
-    // When !removal: whether the member's application state goes too. The update itself is
-    // built from the member's record when sent: every change queues the member again (which
-    // re-estimates `cost`), so the record is what it was when queued, or newer.
-    bool with_app = false;
-    std::size_t cost = 0;  // estimated bytes it adds to a datagram
+    std::uint64_t generation = 0;
+    std::uint64_t incarnation = 0;
+    // The application state held, at app_version; app_version 0 means none is held for this
+    // generation (`app` may still show what an older life announced).
+    std::uint64_t app_version = 0;
+    std::uint64_t bcast_key = 0;  // its entry in queue_, when queued
+    std::unique_ptr<Extra> extra;
+    PackedApp app;
+    std::uint32_t ip = 0;  // gossip endpoint
+    std::uint16_t port = 0;
+    Liveness liveness = Liveness::kUp;
+    bool queued : 1 = false;          // news of it is in queue_
+    bool bcast_with_app : 1 = false;  // ... and carries its application state
+
+    Endpoint endpoint() const { return Endpoint{ip, port}; }
+    void set_endpoint(const Endpoint& e) {
+      ip = e.ip;
+      port = e.port;
+    }
   };
-  using BroadcastKey = std::pair<bool, NodeId>;  // (removal, id)
-  // Sends the least-sent first, and among those the newest.
-  using PriorityKey = std::tuple<int, std::uint64_t, bool, NodeId>;  // (transmits, ~order, ...)
+  static_assert(sizeof(Member) <= 64);
+
+  // A queued piggyback refers to a member slot, or (with this bit) to removal_ids_.
+  static constexpr std::uint32_t kRemovalRef = 0x80000000u;
+  // Queue keys: (transmits, newest first) as transmits << 48 | (kOrderMask - order).
+  static constexpr int kOrderBits = 48;
+  static constexpr std::uint64_t kOrderMask = (std::uint64_t{1} << kOrderBits) - 1;
 
   struct Probe {
     bool active = false;
@@ -123,9 +279,21 @@ struct Membership::Impl {
   Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t generation, AppState app,
        std::uint64_t seed, Time now);
 
-  // ---- Helpers over the member table.
-  Member& Self() { return members_.at(self_id_); }
-  const Member& Self() const { return members_.at(self_id_); }
+  // ---- The member table.
+  Member* Find(NodeId id);
+  const Member* Find(NodeId id) const;
+  Member& At(NodeId id);  // REQUIRES: known
+  std::uint32_t SlotOf(NodeId id) const;  // REQUIRES: known
+  // Adds a member not known yet and returns it.
+  Member& Add(Member m);
+  // Slots in id order.
+  const std::vector<std::uint32_t>& ById() const;
+  Member& Self() { return slots_[0]; }
+  const Member& Self() const { return slots_[0]; }
+  Extra& ExtraOf(Member& m);
+  static Suspicion* SuspicionOf(const Member& m) {
+    return m.extra ? m.extra->suspicion.get() : nullptr;
+  }
   std::size_t N() const { return n_; }
   void SetLiveness(Member& m, Liveness l, NodeId from, Time now);
   bool Confirm(Member& m, NodeId from);
@@ -151,9 +319,9 @@ struct Membership::Impl {
 
   // ---- Dissemination.
   std::size_t Cost(const wire::Update* u, NodeId removal) const;
-  void EnqueueMember(const Member& m, bool with_app);
+  void EnqueueMember(Member& m, bool with_app);
   void EnqueueRemoval(NodeId id);
-  void EraseBroadcast(const BroadcastKey& key);
+  void EraseBroadcast(Member& m);
 
   // ---- Input.
   void Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now);
@@ -185,11 +353,19 @@ struct Membership::Impl {
   Counters counters_;
   std::vector<Outgoing> outgoing_;
 
-  // Every member ever heard of, self included; removed ones stay with liveness kRemoved.
-  std::map<NodeId, Member> members_;
-  // Ids of members other than self that are not removed, in order of arrival: random picks
-  // index into it (a std::map cannot be indexed).
-  std::vector<NodeId> others_;
+  // Every member ever heard of, self included, by slot in order of arrival (self is slot 0);
+  // removed ones stay with liveness kRemoved. A deque: records never move and no capacity is
+  // left over.
+  std::deque<Member> slots_;
+  // Open addressing over slots by HashId(id), linear probing, load <= 3/4: 0 is empty, else
+  // slot + 1. Only looked up, never iterated, so its layout cannot leak into behaviour.
+  std::vector<std::uint32_t> index_;
+  // Slots sorted by id: [0, sorted_) in order, the rest appended since and merged on demand.
+  mutable std::vector<std::uint32_t> by_id_;
+  mutable std::size_t sorted_ = 0;
+  // Slots of members other than self that are not removed, in order of arrival: random picks
+  // index into it.
+  std::vector<std::uint32_t> others_;
   std::size_t n_ = 1;  // members that are not removed, self included
   std::set<std::pair<Time, NodeId>> suspicion_deadlines_;  // one per member with a suspicion
   std::set<NodeId> tombstones_;
@@ -197,14 +373,16 @@ struct Membership::Impl {
   bool refused_ = false;
   int health_ = 0;  // Lifeguard local health score, 0..awareness_max
 
-  std::map<BroadcastKey, Broadcast> broadcasts_;
-  std::set<PriorityKey> priority_;  // one entry per broadcast
+  // Queued piggybacks, least sent first and among those the newest: one per member with news
+  // (member.queued) and one per tombstone still being spread.
+  BroadcastQueue queue_;
+  std::vector<NodeId> removal_ids_;  // tombstones queued so far, by kRemovalRef index
   std::uint64_t broadcast_order_ = 0;
   std::size_t base_bytes_ = 0;  // a datagram with nothing piggybacked, for Cost
 
   std::uint64_t next_seq_ = 1;
   Probe probe_;
-  std::vector<NodeId> probe_list_;  // this round's shuffled order
+  std::vector<std::uint32_t> probe_list_;  // this round's shuffled order, by slot
   std::size_t probe_index_ = 0;
   std::map<std::uint64_t, Relay> relays_;  // by this node's seq; nack_at grows with the seq
 
@@ -234,12 +412,11 @@ Membership::Impl::Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t gen
   std::sort(app.tokens.begin(), app.tokens.end());
   Member me;
   me.id = self;
-  me.endpoint = gossip;
+  me.set_endpoint(gossip);
   me.generation = generation;
-  me.liveness_since = now;
-  me.app = std::move(app);
+  me.app = PackedApp(app);
   me.app_version = 1;
-  members_.emplace(self, std::move(me));
+  Add(std::move(me));
 
   base_bytes_ = wire::Encode(Header(wire::Kind::kGossip)).size();
   // The largest datagram with nothing optional in it (a ping-req, plus the one forced update a
@@ -275,11 +452,78 @@ Membership::Impl::Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t gen
 // ------------------------------------------------------------------------------------------
 // The member table.
 
+Membership::Impl::Member* Membership::Impl::Find(NodeId id) {
+  return const_cast<Member*>(std::as_const(*this).Find(id));
+}
+
+const Membership::Impl::Member* Membership::Impl::Find(NodeId id) const {
+  if (index_.empty()) return nullptr;
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = HashId(id) & mask; index_[i] != 0; i = (i + 1) & mask) {
+    const Member& m = slots_[index_[i] - 1];
+    if (m.id == id) return &m;
+  }
+  return nullptr;
+}
+
+Membership::Impl::Member& Membership::Impl::At(NodeId id) {
+  Member* m = Find(id);
+  KV_MEMBERSHIP_CHECK(m != nullptr);
+  return *m;
+}
+
+std::uint32_t Membership::Impl::SlotOf(NodeId id) const {
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = HashId(id) & mask; index_[i] != 0; i = (i + 1) & mask) {
+    if (slots_[index_[i] - 1].id == id) return index_[i] - 1;
+  }
+  KV_MEMBERSHIP_CHECK(false);
+  return 0;
+}
+
+Membership::Impl::Member& Membership::Impl::Add(Member m) {
+  KV_MEMBERSHIP_CHECK(Find(m.id) == nullptr && slots_.size() < kRemovalRef - 1);
+  const auto slot = static_cast<std::uint32_t>(slots_.size());
+  slots_.push_back(std::move(m));
+  if ((slots_.size() + 1) * 4 > index_.size() * 3) {
+    std::vector<std::uint32_t> bigger(std::max<std::size_t>(16, index_.size() * 2), 0);
+    const std::size_t mask = bigger.size() - 1;
+    for (std::uint32_t s = 0; s < slot; ++s) {
+      std::size_t i = HashId(slots_[s].id) & mask;
+      while (bigger[i] != 0) i = (i + 1) & mask;
+      bigger[i] = s + 1;
+    }
+    index_.swap(bigger);
+  }
+  const std::size_t mask = index_.size() - 1;
+  std::size_t i = HashId(slots_[slot].id) & mask;
+  while (index_[i] != 0) i = (i + 1) & mask;
+  index_[i] = slot + 1;
+  by_id_.push_back(slot);
+  return slots_[slot];
+}
+
+const std::vector<std::uint32_t>& Membership::Impl::ById() const {
+  if (sorted_ < by_id_.size()) {
+    auto less = [this](std::uint32_t a, std::uint32_t b) { return slots_[a].id < slots_[b].id; };
+    const auto mid = by_id_.begin() + static_cast<std::ptrdiff_t>(sorted_);
+    std::sort(mid, by_id_.end(), less);
+    std::inplace_merge(by_id_.begin(), mid, by_id_.end(), less);
+    sorted_ = by_id_.size();
+  }
+  return by_id_;
+}
+
+Membership::Impl::Extra& Membership::Impl::ExtraOf(Member& m) {
+  if (!m.extra) m.extra = std::make_unique<Extra>();
+  return *m.extra;
+}
+
 void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now) {
   KV_MEMBERSHIP_CHECK(m.liveness != Liveness::kRemoved);
-  if (l == Liveness::kSuspect && m.liveness == Liveness::kSuspect && m.suspicion) {
+  if (l == Liveness::kSuspect && m.liveness == Liveness::kSuspect && SuspicionOf(m)) {
     // A newer incarnation suspected again: the running timer stands, the claim confirms it.
-    if (Confirm(m, from)) m.accuser = from;
+    if (Confirm(m, from)) m.extra->accuser = from;
     return;
   }
   if (l == Liveness::kSuspect) {
@@ -291,26 +535,29 @@ void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now)
     s.initiator = from;
     s.deadline = now + lifeguard::SuspicionTimeout(s.min, s.max, s.expected, 0);
     suspicion_deadlines_.emplace(s.deadline, m.id);
-    m.suspicion = std::make_unique<Suspicion>(std::move(s));
-  } else if (m.suspicion) {
-    suspicion_deadlines_.erase({m.suspicion->deadline, m.id});
-    m.suspicion.reset();
+    ExtraOf(m).suspicion = std::make_unique<Suspicion>(std::move(s));
+  } else if (Suspicion* s = SuspicionOf(m)) {
+    suspicion_deadlines_.erase({s->deadline, m.id});
+    m.extra->suspicion.reset();
   }
-  if (l == Liveness::kSuspect || l == Liveness::kDown) m.accuser = from;
+  if (l == Liveness::kSuspect || l == Liveness::kDown) ExtraOf(m).accuser = from;
   if (l == Liveness::kRemoved) {
     --n_;
-    auto pos = std::find(others_.begin(), others_.end(), m.id);
+    auto pos = std::find(others_.begin(), others_.end(), SlotOf(m.id));
     KV_MEMBERSHIP_CHECK(pos != others_.end());
     others_.erase(pos);
     if (probe_.active && probe_.target == m.id) probe_.active = false;
   }
-  if (l != m.liveness) m.liveness_since = now;
+  // The time of a change is read only for DOWN and LEFT members (gossip_to_dead).
+  if (l != m.liveness && l != Liveness::kUp && l != Liveness::kRemoved) ExtraOf(m).since = now;
   m.liveness = l;
+  if (l == Liveness::kUp && m.extra && !m.extra->phi.heard()) m.extra.reset();
 }
 
 bool Membership::Impl::Confirm(Member& m, NodeId from) {
-  if (!m.suspicion) return false;
-  Suspicion& s = *m.suspicion;
+  Suspicion* sp = SuspicionOf(m);
+  if (sp == nullptr) return false;
+  Suspicion& s = *sp;
   if (from == s.initiator || static_cast<int>(s.confirmers.size()) >= s.expected) return false;
   auto it = std::lower_bound(s.confirmers.begin(), s.confirmers.end(), from);
   if (it != s.confirmers.end() && *it == from) return false;
@@ -323,10 +570,10 @@ bool Membership::Impl::Confirm(Member& m, NodeId from) {
 }
 
 void Membership::Impl::MarkRemoved(NodeId id) {
-  auto it = members_.find(id);
-  if (it == members_.end() || it->second.liveness == Liveness::kRemoved) return;
-  SetLiveness(it->second, Liveness::kRemoved, self_id_, it->second.liveness_since);
-  EraseBroadcast({false, id});
+  Member* m = Find(id);
+  if (m == nullptr || m->liveness == Liveness::kRemoved) return;
+  SetLiveness(*m, Liveness::kRemoved, self_id_, Time{0});
+  EraseBroadcast(*m);
 }
 
 void Membership::Impl::AddTombstone(NodeId id) {
@@ -341,9 +588,9 @@ std::vector<NodeId> Membership::Impl::RandomMembers(std::size_t k, const auto& e
   std::vector<NodeId> out;
   const std::size_t n = others_.size();
   for (std::size_t tries = 0; tries < 3 * n && out.size() < k; ++tries) {
-    const NodeId id = others_[rng_.Uniform(n)];
-    if (std::find(out.begin(), out.end(), id) != out.end()) continue;
-    if (eligible(members_.at(id))) out.push_back(id);
+    const Member& m = slots_[others_[rng_.Uniform(n)]];
+    if (std::find(out.begin(), out.end(), m.id) != out.end()) continue;
+    if (eligible(m)) out.push_back(m.id);
   }
   return out;
 }
@@ -358,7 +605,7 @@ wire::Message Membership::Impl::Header(wire::Kind kind) const {
   m.sender = self_id_;
   m.generation = me.generation;
   m.incarnation = me.incarnation;
-  m.endpoint = me.endpoint;
+  m.endpoint = me.endpoint();
   m.app_version = me.app_version;
   m.kind = kind;
   return m;
@@ -367,14 +614,16 @@ wire::Message Membership::Impl::Header(wire::Kind kind) const {
 wire::Update Membership::Impl::StateOf(const Member& m, bool with_app) const {
   wire::Update u;
   u.id = m.id;
-  u.endpoint = m.endpoint;
+  u.endpoint = m.endpoint();
   u.generation = m.generation;
   u.incarnation = m.incarnation;
   u.liveness = m.liveness;
-  u.from = (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown) ? m.accuser : m.id;
+  // SUSPECT and DOWN always come with an accuser (SetLiveness).
+  u.from = (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown) ? m.extra->accuser
+                                                                               : m.id;
   u.app_version = m.app_version;
   u.has_app = with_app && m.app_version > 0;
-  if (u.has_app) u.app = m.app;
+  if (u.has_app) u.app = m.app.Unpack();
   return u;
 }
 
@@ -399,12 +648,12 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   // A recipient this node believes suspect or down hears so first: it refutes at once if it is
   // alive, instead of waiting for the news to reach it by chance.
   if (to_id && *to_id != self_id_) {
-    auto it = members_.find(*to_id);
-    if (it != members_.end() &&
-        (it->second.liveness == Liveness::kSuspect || it->second.liveness == Liveness::kDown)) {
+    const Member* m = Find(*to_id);
+    if (m != nullptr &&
+        (m->liveness == Liveness::kSuspect || m->liveness == Liveness::kDown)) {
       const bool already = std::any_of(forced.begin(), forced.end(),
                                        [&](const wire::Update& u) { return u.id == *to_id; });
-      if (!already) forced.push_back(StateOf(it->second, false));
+      if (!already) forced.push_back(StateOf(*m, false));
     }
   }
   msg.updates = std::move(forced);
@@ -419,29 +668,31 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
 
   // Pick queued broadcasts by estimated size, then confirm with the real encoding.
   std::size_t budget = config_.max_datagram_bytes - bytes.size();
-  std::vector<BroadcastKey> picked;
+  std::vector<BroadcastQueue::Entry> picked;
   int scanned = 0;
-  for (const PriorityKey& p : priority_) {
-    if (budget < kMinPiggybackBytes || ++scanned > kMaxBroadcastScan) break;
-    const BroadcastKey key{std::get<2>(p), std::get<3>(p)};
-    const Broadcast& b = broadcasts_.at(key);
-    if (!b.removal && std::any_of(msg.updates.begin(), msg.updates.begin() + forced_count,
-                                  [&](const wire::Update& u) { return u.id == b.id; })) {
-      continue;  // a fresher copy is forced in already
+  queue_.ForEach([&](const BroadcastQueue::Entry& e) {
+    if (budget < kMinPiggybackBytes || ++scanned > kMaxBroadcastScan) return false;
+    if ((e.ref & kRemovalRef) == 0) {
+      const NodeId id = slots_[e.ref].id;
+      if (std::any_of(msg.updates.begin(), msg.updates.begin() + forced_count,
+                      [&](const wire::Update& u) { return u.id == id; })) {
+        return true;  // a fresher copy is forced in already
+      }
     }
-    if (b.cost > budget) continue;
-    budget -= b.cost;
-    picked.push_back(key);
-  }
+    if (e.cost > budget) return true;
+    budget -= e.cost;
+    picked.push_back(e);
+    return true;
+  });
   while (true) {
     msg.updates.resize(forced_count);
     msg.removals.clear();
-    for (const BroadcastKey& key : picked) {
-      const Broadcast& b = broadcasts_.at(key);
-      if (b.removal) {
-        msg.removals.push_back(b.id);
+    for (const BroadcastQueue::Entry& e : picked) {
+      if ((e.ref & kRemovalRef) != 0) {
+        msg.removals.push_back(removal_ids_[e.ref & ~kRemovalRef]);
       } else {
-        msg.updates.push_back(StateOf(members_.at(b.id), b.with_app));
+        const Member& m = slots_[e.ref];
+        msg.updates.push_back(StateOf(m, m.bcast_with_app));
       }
     }
     bytes = wire::Encode(msg);
@@ -452,13 +703,17 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   if (require_piggyback && picked.empty() && forced_count == 0) return false;
 
   const int limit = lifeguard::RetransmitLimit(config_.retransmit_mult, N());
-  for (const BroadcastKey& key : picked) {
-    Broadcast& b = broadcasts_.at(key);
-    priority_.erase(PriorityKey{b.transmits, ~b.order, b.removal, b.id});
-    if (++b.transmits >= limit) {
-      broadcasts_.erase(key);
+  for (const BroadcastQueue::Entry& e : picked) {
+    queue_.Erase(e.key);
+    const auto transmits = static_cast<int>(e.key >> kOrderBits) + 1;
+    Member* m = (e.ref & kRemovalRef) != 0 ? nullptr : &slots_[e.ref];
+    if (transmits >= limit) {
+      if (m != nullptr) m->queued = false;
     } else {
-      priority_.insert(PriorityKey{b.transmits, ~b.order, b.removal, b.id});
+      KV_MEMBERSHIP_CHECK(transmits < (1 << (64 - kOrderBits)));
+      const std::uint64_t key = e.key + (std::uint64_t{1} << kOrderBits);
+      queue_.Insert(BroadcastQueue::Entry{key, e.ref, e.cost});
+      if (m != nullptr) m->bcast_key = key;
     }
   }
   Push(to, std::move(bytes), false);
@@ -473,13 +728,14 @@ void Membership::Impl::SendPing(const Member& target, std::uint64_t seq) {
   wire::Message msg = Header(wire::Kind::kPing);
   msg.seq_no = seq;
   msg.target = target.id;
-  SendDatagram(target.endpoint, target.id, std::move(msg));
+  SendDatagram(target.endpoint(), target.id, std::move(msg));
 }
 
 void Membership::Impl::SendSyn(const Endpoint& to) {
   wire::Message msg = Header(wire::Kind::kSyn);
   msg.digests.reserve(n_);
-  for (const auto& [id, m] : members_) {
+  for (std::uint32_t slot : ById()) {
+    const Member& m = slots_[slot];
     if (m.liveness != Liveness::kRemoved) msg.digests.push_back(DigestOf(m));
   }
   msg.removals.assign(tombstones_.begin(), tombstones_.end());
@@ -527,45 +783,43 @@ std::size_t Membership::Impl::Cost(const wire::Update* u, NodeId removal) const 
   return size > base_bytes_ ? size - base_bytes_ : 1;
 }
 
-void Membership::Impl::EnqueueMember(const Member& m, bool with_app) {
-  const BroadcastKey key{false, m.id};
-  auto it = broadcasts_.find(key);
+void Membership::Impl::EnqueueMember(Member& m, bool with_app) {
   // News that replaces a queued application state must carry it on: not everyone has it yet.
-  if (it != broadcasts_.end() && it->second.with_app) with_app = true;
-  EraseBroadcast(key);
-  Broadcast b;
-  b.order = ++broadcast_order_;
-  b.id = m.id;
+  if (m.queued && m.bcast_with_app) with_app = true;
+  EraseBroadcast(m);
+  const std::uint64_t order = ++broadcast_order_;
+  KV_MEMBERSHIP_CHECK(order < kOrderMask);
   wire::Update u = StateOf(m, with_app);
-  b.with_app = u.has_app;
-  b.cost = Cost(&u, 0);
-  if (u.has_app && base_bytes_ + b.cost > config_.max_datagram_bytes) {
+  bool b_with_app = u.has_app;
+  std::size_t cost = Cost(&u, 0);
+  if (u.has_app && base_bytes_ + cost > config_.max_datagram_bytes) {
     // Too large to piggyback: send the liveness alone; receivers pull the state (RequestPull).
     u = StateOf(m, false);
-    b.with_app = false;
-    b.cost = Cost(&u, 0);
+    b_with_app = false;
+    cost = Cost(&u, 0);
   }
-  priority_.insert(PriorityKey{0, ~b.order, false, m.id});
-  broadcasts_.emplace(key, std::move(b));
+  m.queued = true;
+  m.bcast_with_app = b_with_app;
+  m.bcast_key = kOrderMask - order;  // transmits 0
+  queue_.Insert(BroadcastQueue::Entry{m.bcast_key, SlotOf(m.id),
+                                      static_cast<std::uint32_t>(std::min<std::size_t>(
+                                          cost, std::numeric_limits<std::uint32_t>::max()))});
 }
 
+// Called once per tombstone (AddTombstone), so a removal is never queued twice.
 void Membership::Impl::EnqueueRemoval(NodeId id) {
-  const BroadcastKey key{true, id};
-  EraseBroadcast(key);
-  Broadcast b;
-  b.order = ++broadcast_order_;
-  b.removal = true;
-  b.id = id;
-  b.cost = Cost(nullptr, id);
-  priority_.insert(PriorityKey{0, ~b.order, true, id});
-  broadcasts_.emplace(key, std::move(b));
+  const std::uint64_t order = ++broadcast_order_;
+  KV_MEMBERSHIP_CHECK(order < kOrderMask && removal_ids_.size() < kRemovalRef);
+  const auto ref = static_cast<std::uint32_t>(removal_ids_.size()) | kRemovalRef;
+  removal_ids_.push_back(id);
+  queue_.Insert(BroadcastQueue::Entry{kOrderMask - order, ref,
+                                      static_cast<std::uint32_t>(Cost(nullptr, id))});
 }
 
-void Membership::Impl::EraseBroadcast(const BroadcastKey& key) {
-  auto it = broadcasts_.find(key);
-  if (it == broadcasts_.end()) return;
-  priority_.erase(PriorityKey{it->second.transmits, ~it->second.order, key.first, key.second});
-  broadcasts_.erase(it);
+void Membership::Impl::EraseBroadcast(Member& m) {
+  if (!m.queued) return;
+  queue_.Erase(m.bcast_key);
+  m.queued = false;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -613,8 +867,7 @@ void Membership::Impl::Receive(const Endpoint& from, std::string_view bytes, boo
     ++counters_.dropped_stale;  // our own echo, or another process with this id
     return;
   }
-  if (auto it = members_.find(msg.sender);
-      it != members_.end() && msg.generation < it->second.generation) {
+  if (const Member* m = Find(msg.sender); m != nullptr && msg.generation < m->generation) {
     ++counters_.dropped_stale;  // from a previous life of a member that has restarted
     return;
   }
@@ -645,9 +898,9 @@ void Membership::Impl::Receive(const Endpoint& from, std::string_view bytes, boo
   // (it did not fit): fetch it. A push-pull exchange already carries it.
   const bool push_pull = msg.kind == wire::Kind::kSyn || msg.kind == wire::Kind::kSynAck ||
                          msg.kind == wire::Kind::kAck2;
-  if (auto it = members_.find(msg.sender); !push_pull && it != members_.end() &&
-                                           it->second.generation == msg.generation &&
-                                           msg.app_version > it->second.app_version) {
+  if (const Member* m = Find(msg.sender); !push_pull && m != nullptr &&
+                                          m->generation == msg.generation &&
+                                          msg.app_version > m->app_version) {
     RequestPull(msg.endpoint, now);
   }
 
@@ -686,28 +939,27 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
     ApplyClaimAboutSelf(u, via);
     return;
   }
-  auto it = members_.find(u.id);
-  if (it == members_.end()) {
-    Member m;
-    m.id = u.id;
-    m.endpoint = u.endpoint;
-    m.generation = u.generation;
-    m.incarnation = u.incarnation;
-    m.liveness = Liveness::kUp;
-    m.liveness_since = now;
+  Member* found = Find(u.id);
+  if (found == nullptr) {
+    Member fresh;
+    fresh.id = u.id;
+    fresh.set_endpoint(u.endpoint);
+    fresh.generation = u.generation;
+    fresh.incarnation = u.incarnation;
+    fresh.liveness = Liveness::kUp;
     if (u.has_app) {
-      m.app = u.app;
-      m.app_version = u.app_version;
+      fresh.app = PackedApp(u.app);
+      fresh.app_version = u.app_version;
     }
-    it = members_.emplace(u.id, std::move(m)).first;
-    others_.push_back(u.id);
+    Member& m = Add(std::move(fresh));
+    others_.push_back(static_cast<std::uint32_t>(slots_.size() - 1));
     ++n_;
-    if (u.liveness != Liveness::kUp) SetLiveness(it->second, u.liveness, u.from, now);
-    EnqueueMember(it->second, u.has_app);
+    if (u.liveness != Liveness::kUp) SetLiveness(m, u.liveness, u.from, now);
+    EnqueueMember(m, u.has_app);
     if (!u.has_app && u.app_version > 0) RequestPull(via.endpoint, now);
     return;
   }
-  Member& m = it->second;
+  Member& m = *found;
   if (m.liveness == Liveness::kRemoved) return;  // (also kept out by the tombstone check above)
   if (u.generation < m.generation) return;       // a previous life
   bool changed = false;
@@ -717,13 +969,12 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
     // application state stays on show (so the ring does not lose the node's tokens while the
     // new state is on its way) but counts as not held (app_version 0).
     m.generation = u.generation;
-    m.endpoint = u.endpoint;
+    m.set_endpoint(u.endpoint);
     m.incarnation = u.incarnation;
     m.app_version = 0;
-    m.phi.reset();
+    if (m.extra) m.extra->phi = PhiAccrual();
     if (m.liveness == Liveness::kSuspect) SetLiveness(m, Liveness::kUp, u.from, now);
     SetLiveness(m, u.liveness, u.from, now);
-    if (u.liveness == Liveness::kUp) m.liveness_since = now;
     changed = true;
   } else if (m.liveness == Liveness::kLeft) {
     // LEFT is final within a generation: only a new life brings the member back. A leaving
@@ -738,7 +989,7 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
       // Suspected again at a newer incarnation: the running timer stands.
       m.incarnation = u.incarnation;
       Confirm(m, u.from);
-      m.accuser = u.from;
+      m.extra->accuser = u.from;
     } else {
       m.incarnation = u.incarnation;
       SetLiveness(m, u.liveness, u.from, now);
@@ -748,12 +999,12 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
              u.incarnation == m.incarnation) {
     // An independent confirmation shortens the timeout, and is passed on once.
     if (Confirm(m, u.from)) {
-      m.accuser = u.from;
+      m.extra->accuser = u.from;
       changed = true;
     }
   }
   if (u.has_app && u.app_version > m.app_version) {
-    m.app = u.app;
+    m.app = PackedApp(u.app);
     m.app_version = u.app_version;
     changed = app_changed = true;
   } else if (!u.has_app && u.app_version > m.app_version) {
@@ -804,11 +1055,7 @@ void Membership::Impl::HandleAck(const wire::Message& m, Time now) {
     if (probe_.acked) return;
     probe_.acked = true;
     health_ = lifeguard::ApplyHealthDelta(health_, -1, config_.awareness_max);
-    auto it = members_.find(probe_.target);
-    if (it != members_.end()) {
-      if (!it->second.phi) it->second.phi = std::make_unique<PhiAccrual>();
-      it->second.phi->Arrival(now);
-    }
+    if (Member* target = Find(probe_.target)) ExtraOf(*target).phi.Arrival(now);
     return;
   }
   auto r = relays_.find(m.seq_no);
@@ -846,16 +1093,25 @@ void Membership::Impl::HandlePingReq(const wire::Message& m, Time now) {
 // SYN: answer with the states the sender lacks or holds older, and ask for those it holds newer.
 void Membership::Impl::HandleSyn(const wire::Message& m) {
   wire::Message ack = Header(wire::Kind::kSynAck);
-  std::map<NodeId, const wire::Digest*> theirs;
-  for (const wire::Digest& d : m.digests) theirs.emplace(d.id, &d);
-  for (const auto& [id, d] : theirs) {
-    if (tombstones_.count(id) != 0) continue;  // they learn of the removal from ack.removals
-    auto it = members_.find(id);
-    if (it == members_.end()) {
+  // Their digests by id, the first of any duplicates.
+  std::vector<const wire::Digest*> theirs;
+  theirs.reserve(m.digests.size());
+  for (const wire::Digest& d : m.digests) theirs.push_back(&d);
+  auto by_id = [](const wire::Digest* a, const wire::Digest* b) { return a->id < b->id; };
+  std::stable_sort(theirs.begin(), theirs.end(), by_id);
+  theirs.erase(std::unique(theirs.begin(), theirs.end(),
+                           [](const wire::Digest* a, const wire::Digest* b) {
+                             return a->id == b->id;
+                           }),
+               theirs.end());
+  for (const wire::Digest* d : theirs) {
+    if (tombstones_.count(d->id) != 0) continue;  // they learn of the removal from ack.removals
+    const Member* found = Find(d->id);
+    if (found == nullptr) {
       ack.digests.push_back(*d);
       continue;
     }
-    const Member& mine = it->second;
+    const Member& mine = *found;
     bool mine_newer = false;
     bool theirs_newer = false;
     if (mine.generation != d->generation) {
@@ -871,8 +1127,12 @@ void Membership::Impl::HandleSyn(const wire::Message& m) {
     if (mine_newer) ack.states.push_back(StateOf(mine, true));
     if (theirs_newer) ack.digests.push_back(DigestOf(mine));
   }
-  for (const auto& [id, mine] : members_) {
-    if (mine.liveness != Liveness::kRemoved && theirs.count(id) == 0) {
+  for (std::uint32_t slot : ById()) {
+    const Member& mine = slots_[slot];
+    auto pos = std::lower_bound(theirs.begin(), theirs.end(), mine.id,
+                                [](const wire::Digest* d, NodeId id) { return d->id < id; });
+    const bool they_have = pos != theirs.end() && (*pos)->id == mine.id;
+    if (mine.liveness != Liveness::kRemoved && !they_have) {
       ack.states.push_back(StateOf(mine, true));
     }
   }
@@ -884,9 +1144,9 @@ void Membership::Impl::HandleSyn(const wire::Message& m) {
 void Membership::Impl::HandleSynAck(const wire::Message& m) {
   wire::Message ack2 = Header(wire::Kind::kAck2);
   for (const wire::Digest& d : m.digests) {
-    auto it = members_.find(d.id);
-    if (it == members_.end() || it->second.liveness == Liveness::kRemoved) continue;
-    ack2.states.push_back(StateOf(it->second, true));
+    const Member* mine = Find(d.id);
+    if (mine == nullptr || mine->liveness == Liveness::kRemoved) continue;
+    ack2.states.push_back(StateOf(*mine, true));
   }
   if (!ack2.states.empty()) SendStream(m.endpoint, ack2);
 }
@@ -914,7 +1174,7 @@ void Membership::Impl::Tick(Time now) {
 
   // Unrefuted suspicions become DOWN (each removes its own entry from the set).
   while (!suspicion_deadlines_.empty() && suspicion_deadlines_.begin()->first <= now) {
-    Member& m = members_.at(suspicion_deadlines_.begin()->second);
+    Member& m = At(suspicion_deadlines_.begin()->second);
     SetLiveness(m, Liveness::kDown, self_id_, now);
     EnqueueMember(m, false);
   }
@@ -941,7 +1201,7 @@ void Membership::Impl::StartProbe(Time now) {
   probe_.seq = next_seq_++;
   probe_.indirect_at = now + lifeguard::ScaleByHealth(config_.probe_timeout, health_);
   probe_.end_at = next_probe_at_;
-  SendPing(members_.at(*target), probe_.seq);
+  SendPing(At(*target), probe_.seq);
 }
 
 // Randomized round-robin: every probe-able member once per round, in a fresh random order each
@@ -949,14 +1209,13 @@ void Membership::Impl::StartProbe(Time now) {
 std::optional<NodeId> Membership::Impl::NextProbeTarget() {
   for (int pass = 0; pass < 2; ++pass) {
     while (probe_index_ < probe_list_.size()) {
-      const NodeId id = probe_list_[probe_index_++];
-      auto it = members_.find(id);
-      if (it != members_.end() && Probeable(it->second.liveness)) return id;
+      const Member& m = slots_[probe_list_[probe_index_++]];
+      if (Probeable(m.liveness)) return m.id;
     }
     probe_list_.clear();
     probe_index_ = 0;
-    for (const auto& [id, m] : members_) {
-      if (id != self_id_ && Probeable(m.liveness)) probe_list_.push_back(id);
+    for (std::uint32_t slot : ById()) {
+      if (slot != 0 && Probeable(slots_[slot].liveness)) probe_list_.push_back(slot);
     }
     rng_.Shuffle(probe_list_);
   }
@@ -965,7 +1224,7 @@ std::optional<NodeId> Membership::Impl::NextProbeTarget() {
 
 void Membership::Impl::SendPingReqs() {
   probe_.indirect_sent = true;
-  const Member& target = members_.at(probe_.target);
+  const Member& target = At(probe_.target);
   const std::vector<NodeId> helpers = RandomMembers(
       static_cast<std::size_t>(config_.indirect_probes),
       [&](const Member& m) { return m.id != probe_.target && m.liveness == Liveness::kUp; });
@@ -974,16 +1233,16 @@ void Membership::Impl::SendPingReqs() {
     wire::Message req = Header(wire::Kind::kPingReq);
     req.seq_no = probe_.seq;
     req.target = target.id;
-    req.target_endpoint = target.endpoint;
-    SendDatagram(members_.at(id).endpoint, id, std::move(req));
+    req.target_endpoint = target.endpoint();
+    SendDatagram(At(id).endpoint(), id, std::move(req));
   }
 }
 
 void Membership::Impl::FinishProbe(Time now) {
   probe_.active = false;
   if (probe_.acked) return;
-  auto it = members_.find(probe_.target);
-  if (it == members_.end() || !Probeable(it->second.liveness)) return;
+  Member* target = Find(probe_.target);
+  if (target == nullptr || !Probeable(target->liveness)) return;
   // Lifeguard: missing nacks mean this node's own network or scheduling is the problem; with
   // nobody to ask, any failed probe counts against it.
   int delta = 1;
@@ -991,7 +1250,7 @@ void Membership::Impl::FinishProbe(Time now) {
     delta = std::max(0, probe_.expected_nacks - static_cast<int>(probe_.nackers.size()));
   }
   health_ = lifeguard::ApplyHealthDelta(health_, delta, config_.awareness_max);
-  SuspectLocally(it->second, now);
+  SuspectLocally(*target, now);
 }
 
 void Membership::Impl::SuspectLocally(Member& m, Time now) {
@@ -999,31 +1258,31 @@ void Membership::Impl::SuspectLocally(Member& m, Time now) {
     SetLiveness(m, Liveness::kSuspect, self_id_, now);
     EnqueueMember(m, false);
   } else if (m.liveness == Liveness::kSuspect && Confirm(m, self_id_)) {
-    m.accuser = self_id_;
+    m.extra->accuser = self_id_;
     EnqueueMember(m, false);
   }
 }
 
 void Membership::Impl::GossipRound(Time now) {
-  if (broadcasts_.empty()) return;
+  if (queue_.empty()) return;
   const std::vector<NodeId> targets =
       RandomMembers(static_cast<std::size_t>(config_.gossip_fanout), [&](const Member& m) {
         if (Probeable(m.liveness)) return true;
         return (m.liveness == Liveness::kDown || m.liveness == Liveness::kLeft) &&
-               now - m.liveness_since < config_.gossip_to_dead;
+               now - m.extra->since < config_.gossip_to_dead;
       });
   for (NodeId id : targets) {
-    if (!SendDatagram(members_.at(id).endpoint, id, Header(wire::Kind::kGossip), {}, true)) break;
+    if (!SendDatagram(At(id).endpoint(), id, Header(wire::Kind::kGossip), {}, true)) break;
   }
 }
 
 void Membership::Impl::PushPullRound() {
   const auto up = RandomMembers(1, [](const Member& m) { return m.liveness == Liveness::kUp; });
-  if (!up.empty()) SendSyn(members_.at(up[0]).endpoint);
+  if (!up.empty()) SendSyn(At(up[0]).endpoint());
   // Reconnect: also sync with one member believed DOWN. After a partition heals, both sides
   // hold the other DOWN and nobody probes DOWN members; this is how they find each other again.
   const auto down = RandomMembers(1, [](const Member& m) { return m.liveness == Liveness::kDown; });
-  if (!down.empty()) SendSyn(members_.at(down[0]).endpoint);
+  if (!down.empty()) SendSyn(At(down[0]).endpoint());
   // Nobody else is UP: go back to the seeds.
   if (up.empty() && !seeds_.empty()) SendSyn(seeds_[rng_.Uniform(seeds_.size())]);
 }
@@ -1058,7 +1317,7 @@ void Membership::Join(const std::vector<Endpoint>& seeds, Time now) {
   if (s.refused_) return;
   s.seeds_.clear();
   for (const Endpoint& e : seeds) {
-    if (e != s.Self().endpoint &&
+    if (e != s.Self().endpoint() &&
         std::find(s.seeds_.begin(), s.seeds_.end(), e) == s.seeds_.end()) {
       s.seeds_.push_back(e);
     }
@@ -1084,8 +1343,9 @@ Time Membership::NextDeadline() const { return impl_->NextDeadline(); }
 void Membership::UpdateApp(const AppState& app, Time /*now*/) {
   Impl& s = *impl_;
   Impl::Member& me = s.Self();
-  me.app = app;
-  std::sort(me.app.tokens.begin(), me.app.tokens.end());
+  AppState sorted = app;
+  std::sort(sorted.tokens.begin(), sorted.tokens.end());
+  me.app = PackedApp(sorted);
   ++me.app_version;
   s.EnqueueMember(me, true);
 }
@@ -1098,8 +1358,10 @@ void Membership::Leave(Time now) {
   Impl::Member& me = s.Self();
   ++me.incarnation;
   me.liveness = Liveness::kLeft;
-  me.liveness_since = now;
-  me.app.state = NodeState::kLeft;
+  s.ExtraOf(me).since = now;
+  AppState app = me.app.Unpack();
+  app.state = NodeState::kLeft;
+  me.app = PackedApp(app);
   ++me.app_version;
   s.EnqueueMember(me, true);
   s.GossipRound(now);  // start spreading the news now rather than at the next round
@@ -1108,9 +1370,8 @@ void Membership::Leave(Time now) {
 bool Membership::Remove(NodeId id, Time /*now*/) {
   Impl& s = *impl_;
   if (id == s.self_id_) return false;
-  auto it = s.members_.find(id);
-  if (it == s.members_.end() || it->second.liveness == Liveness::kUp ||
-      it->second.liveness == Liveness::kRemoved) {
+  const Impl::Member* m = s.Find(id);
+  if (m == nullptr || m->liveness == Liveness::kUp || m->liveness == Liveness::kRemoved) {
     return false;
   }
   s.AddTombstone(id);
@@ -1131,17 +1392,18 @@ ClusterView Membership::View(Time now) const {
   const Impl& s = *impl_;
   ClusterView view;
   view.self = s.self_id_;
-  view.members.reserve(s.members_.size());
-  for (const auto& [id, m] : s.members_) {
+  view.members.reserve(s.slots_.size());
+  for (std::uint32_t slot : s.ById()) {
+    const Impl::Member& m = s.slots_[slot];
     MemberView v;
-    v.id = id;
-    v.gossip = m.endpoint;
+    v.id = m.id;
+    v.gossip = m.endpoint();
     v.generation = m.generation;
     v.incarnation = m.incarnation;
     v.liveness = m.liveness;
-    v.app = m.app;
+    v.app = m.app.Unpack();
     v.app_version = m.app_version;
-    v.phi = m.phi ? m.phi->Phi(now) : 0;
+    v.phi = m.extra ? m.extra->phi.Phi(now) : 0;
     view.members.push_back(std::move(v));
   }
   return view;

@@ -7,20 +7,23 @@
 
 namespace kv::membership {
 
-PhiAccrual::PhiAccrual(std::size_t window) : window_(std::max<std::size_t>(window, 1)) {}
+PhiAccrual::PhiAccrual(std::size_t window)
+    : window_(static_cast<std::uint16_t>(std::clamp<std::size_t>(window, 1, kMaxWindow))) {}
 
 void PhiAccrual::Arrival(Time at) {
   if (has_last_ && at > last_) {
-    const Duration::rep interval = (at - last_).count();
-    if (ring_.size() < window_) {
-      ring_.push_back(interval);
-      ++count_;
+    const float sample = static_cast<float>((at - last_).count());
+    // Summed as stored, so that evicting a sample subtracts exactly what was added.
+    const auto stored = static_cast<std::int64_t>(sample);
+    if (!ring_) ring_ = std::make_unique<float[]>(window_);
+    if (count_ < window_) {
+      ring_[count_++] = sample;
     } else {
-      sum_ -= ring_[next_];
-      ring_[next_] = interval;
-      next_ = (next_ + 1) % window_;
+      sum_ -= static_cast<std::int64_t>(ring_[next_]);
+      ring_[next_] = sample;
+      next_ = static_cast<std::uint16_t>((next_ + 1) % window_);
     }
-    sum_ += interval;
+    sum_ += stored;
   }
   if (!has_last_ || at > last_) last_ = at;
   has_last_ = true;
@@ -29,7 +32,7 @@ void PhiAccrual::Arrival(Time at) {
 
 Duration PhiAccrual::Mean() const {
   if (count_ == 0) return Duration(0);
-  return Duration(sum_ / static_cast<Duration::rep>(count_));
+  return Duration(sum_ / static_cast<std::int64_t>(count_));
 }
 
 double PhiAccrual::Phi(Time now) const {
