@@ -1,8 +1,8 @@
 #include "membership/membership.h"
 
 #include <algorithm>
-#include <limits>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +14,7 @@
 #include "membership/lifeguard.h"
 #include "membership/phi_accrual.h"
 #include "membership/rng.h"
+#include "membership/sorted_blocks.h"
 #include "membership/wire.h"
 
 namespace kv::membership {
@@ -116,83 +117,35 @@ class PackedApp {
   std::unique_ptr<std::uint8_t[]> bytes_;
 };
 
-// The piggyback queue: entries ordered by key, kept as a sorted run of small sorted blocks (a
-// one-level B-tree). A std::set node costs 64-80 bytes, and while a large cluster forms every
-// node queues news of nearly every member at once.
-class BroadcastQueue {
- public:
-  struct Entry {
-    std::uint64_t key = 0;  // unique
-    std::uint32_t ref = 0;  // what the entry is about (owned by the caller)
-    std::uint32_t cost = 0;
-  };
-
-  bool empty() const { return size_ == 0; }
-  std::size_t size() const { return size_; }
-
-  // REQUIRES: no entry with e.key.
-  void Insert(const Entry& e) {
-    ++size_;
-    if (blocks_.empty()) {
-      blocks_.push_back({e});
-      return;
-    }
-    const std::size_t b = BlockFor(e.key);
-    std::vector<Entry>& v = blocks_[b];
-    auto pos = std::lower_bound(v.begin(), v.end(), e.key, KeyLess);
-    KV_MEMBERSHIP_CHECK(pos == v.end() || pos->key != e.key);
-    v.insert(pos, e);
-    if (v.size() > kMaxBlock) {
-      std::vector<Entry> tail(v.begin() + kMaxBlock / 2, v.end());
-      v.resize(kMaxBlock / 2);
-      v.shrink_to_fit();
-      blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(b) + 1, std::move(tail));
-    }
-  }
-
-  // REQUIRES: an entry with `key`.
-  void Erase(std::uint64_t key) {
-    KV_MEMBERSHIP_CHECK(!blocks_.empty());
-    const std::size_t b = BlockFor(key);
-    std::vector<Entry>& v = blocks_[b];
-    auto pos = std::lower_bound(v.begin(), v.end(), key, KeyLess);
-    KV_MEMBERSHIP_CHECK(pos != v.end() && pos->key == key);
-    v.erase(pos);
-    --size_;
-    if (v.empty()) {
-      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(b));
-    } else if (v.size() * 4 < v.capacity()) {
-      v.shrink_to_fit();
-    }
-  }
-
-  // Calls f(entry) in key order while it returns true.
-  template <typename F>
-  void ForEach(F&& f) const {
-    for (const std::vector<Entry>& v : blocks_) {
-      for (const Entry& e : v) {
-        if (!f(e)) return;
-      }
-    }
-  }
-
- private:
-  static constexpr std::size_t kMaxBlock = 128;
-  static bool KeyLess(const Entry& e, std::uint64_t key) { return e.key < key; }
-
-  // The block that holds or should hold `key`: the first whose last key is not below it.
-  std::size_t BlockFor(std::uint64_t key) const {
-    auto it = std::lower_bound(blocks_.begin(), blocks_.end(), key,
-                               [](const std::vector<Entry>& v, std::uint64_t k) {
-                                 return v.back().key < k;
-                               });
-    return it == blocks_.end() ? blocks_.size() - 1
-                               : static_cast<std::size_t>(it - blocks_.begin());
-  }
-
-  std::vector<std::vector<Entry>> blocks_;  // each non-empty and sorted; in key order
-  std::size_t size_ = 0;
+// One queued piggyback, ordered by key (unique).
+struct QueuedBroadcast {
+  std::uint64_t key = 0;
+  std::uint32_t ref = 0;  // a member slot, or kRemovalRef | index into removal_ids_
+  std::uint32_t cost = 0;  // estimated bytes it adds to a datagram
 };
+struct ByKey {
+  bool operator()(const QueuedBroadcast& a, const QueuedBroadcast& b) const {
+    return a.key < b.key;
+  }
+};
+
+// A suspicion's deadline, ordered by (deadline, member id).
+struct Deadline {
+  Time at{0};
+  NodeId id = 0;
+};
+struct ByDeadline {
+  bool operator()(const Deadline& a, const Deadline& b) const {
+    return std::tie(a.at, a.id) < std::tie(b.at, b.id);
+  }
+};
+
+// push_back with growth by an eighth instead of doubling: these vectors hold one slot per member
+// in every node, and doubling leaves up to half of them unused for good.
+void AppendSlot(std::vector<std::uint32_t>& v, std::uint32_t slot) {
+  if (v.size() == v.capacity()) v.reserve(v.size() + v.size() / 8 + 16);
+  v.push_back(slot);
+}
 
 // SplitMix64's finalizer: spreads node ids over the member index.
 std::uint64_t HashId(std::uint64_t x) {
@@ -367,7 +320,7 @@ struct Membership::Impl {
   // index into it.
   std::vector<std::uint32_t> others_;
   std::size_t n_ = 1;  // members that are not removed, self included
-  std::set<std::pair<Time, NodeId>> suspicion_deadlines_;  // one per member with a suspicion
+  SortedBlocks<Deadline, ByDeadline> suspicion_deadlines_;  // one per member with a suspicion
   std::set<NodeId> tombstones_;
   bool left_ = false;
   bool refused_ = false;
@@ -375,7 +328,7 @@ struct Membership::Impl {
 
   // Queued piggybacks, least sent first and among those the newest: one per member with news
   // (member.queued) and one per tombstone still being spread.
-  BroadcastQueue queue_;
+  SortedBlocks<QueuedBroadcast, ByKey> queue_;
   std::vector<NodeId> removal_ids_;  // tombstones queued so far, by kRemovalRef index
   std::uint64_t broadcast_order_ = 0;
   std::size_t base_bytes_ = 0;  // a datagram with nothing piggybacked, for Cost
@@ -499,7 +452,7 @@ Membership::Impl::Member& Membership::Impl::Add(Member m) {
   std::size_t i = HashId(slots_[slot].id) & mask;
   while (index_[i] != 0) i = (i + 1) & mask;
   index_[i] = slot + 1;
-  by_id_.push_back(slot);
+  AppendSlot(by_id_, slot);
   return slots_[slot];
 }
 
@@ -534,10 +487,10 @@ void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now)
     s.expected = lifeguard::ExpectedConfirmations(config_.indirect_probes, N());
     s.initiator = from;
     s.deadline = now + lifeguard::SuspicionTimeout(s.min, s.max, s.expected, 0);
-    suspicion_deadlines_.emplace(s.deadline, m.id);
+    suspicion_deadlines_.Insert(Deadline{s.deadline, m.id});
     ExtraOf(m).suspicion = std::make_unique<Suspicion>(std::move(s));
   } else if (Suspicion* s = SuspicionOf(m)) {
-    suspicion_deadlines_.erase({s->deadline, m.id});
+    suspicion_deadlines_.Erase(Deadline{s->deadline, m.id});
     m.extra->suspicion.reset();
   }
   if (l == Liveness::kSuspect || l == Liveness::kDown) ExtraOf(m).accuser = from;
@@ -562,10 +515,10 @@ bool Membership::Impl::Confirm(Member& m, NodeId from) {
   auto it = std::lower_bound(s.confirmers.begin(), s.confirmers.end(), from);
   if (it != s.confirmers.end() && *it == from) return false;
   s.confirmers.insert(it, from);
-  suspicion_deadlines_.erase({s.deadline, m.id});
+  suspicion_deadlines_.Erase(Deadline{s.deadline, m.id});
   s.deadline = s.start + lifeguard::SuspicionTimeout(s.min, s.max, s.expected,
                                                      static_cast<int>(s.confirmers.size()));
-  suspicion_deadlines_.emplace(s.deadline, m.id);
+  suspicion_deadlines_.Insert(Deadline{s.deadline, m.id});
   return true;
 }
 
@@ -668,9 +621,9 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
 
   // Pick queued broadcasts by estimated size, then confirm with the real encoding.
   std::size_t budget = config_.max_datagram_bytes - bytes.size();
-  std::vector<BroadcastQueue::Entry> picked;
+  std::vector<QueuedBroadcast> picked;
   int scanned = 0;
-  queue_.ForEach([&](const BroadcastQueue::Entry& e) {
+  queue_.ForEach([&](const QueuedBroadcast& e) {
     if (budget < kMinPiggybackBytes || ++scanned > kMaxBroadcastScan) return false;
     if ((e.ref & kRemovalRef) == 0) {
       const NodeId id = slots_[e.ref].id;
@@ -687,7 +640,7 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   while (true) {
     msg.updates.resize(forced_count);
     msg.removals.clear();
-    for (const BroadcastQueue::Entry& e : picked) {
+    for (const QueuedBroadcast& e : picked) {
       if ((e.ref & kRemovalRef) != 0) {
         msg.removals.push_back(removal_ids_[e.ref & ~kRemovalRef]);
       } else {
@@ -703,8 +656,8 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   if (require_piggyback && picked.empty() && forced_count == 0) return false;
 
   const int limit = lifeguard::RetransmitLimit(config_.retransmit_mult, N());
-  for (const BroadcastQueue::Entry& e : picked) {
-    queue_.Erase(e.key);
+  for (const QueuedBroadcast& e : picked) {
+    queue_.Erase(e);
     const auto transmits = static_cast<int>(e.key >> kOrderBits) + 1;
     Member* m = (e.ref & kRemovalRef) != 0 ? nullptr : &slots_[e.ref];
     if (transmits >= limit) {
@@ -712,7 +665,7 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
     } else {
       KV_MEMBERSHIP_CHECK(transmits < (1 << (64 - kOrderBits)));
       const std::uint64_t key = e.key + (std::uint64_t{1} << kOrderBits);
-      queue_.Insert(BroadcastQueue::Entry{key, e.ref, e.cost});
+      queue_.Insert(QueuedBroadcast{key, e.ref, e.cost});
       if (m != nullptr) m->bcast_key = key;
     }
   }
@@ -801,7 +754,7 @@ void Membership::Impl::EnqueueMember(Member& m, bool with_app) {
   m.queued = true;
   m.bcast_with_app = b_with_app;
   m.bcast_key = kOrderMask - order;  // transmits 0
-  queue_.Insert(BroadcastQueue::Entry{m.bcast_key, SlotOf(m.id),
+  queue_.Insert(QueuedBroadcast{m.bcast_key, SlotOf(m.id),
                                       static_cast<std::uint32_t>(std::min<std::size_t>(
                                           cost, std::numeric_limits<std::uint32_t>::max()))});
 }
@@ -812,13 +765,13 @@ void Membership::Impl::EnqueueRemoval(NodeId id) {
   KV_MEMBERSHIP_CHECK(order < kOrderMask && removal_ids_.size() < kRemovalRef);
   const auto ref = static_cast<std::uint32_t>(removal_ids_.size()) | kRemovalRef;
   removal_ids_.push_back(id);
-  queue_.Insert(BroadcastQueue::Entry{kOrderMask - order, ref,
+  queue_.Insert(QueuedBroadcast{kOrderMask - order, ref,
                                       static_cast<std::uint32_t>(Cost(nullptr, id))});
 }
 
 void Membership::Impl::EraseBroadcast(Member& m) {
   if (!m.queued) return;
-  queue_.Erase(m.bcast_key);
+  queue_.Erase(QueuedBroadcast{m.bcast_key, 0, 0});
   m.queued = false;
 }
 
@@ -952,7 +905,7 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
       fresh.app_version = u.app_version;
     }
     Member& m = Add(std::move(fresh));
-    others_.push_back(static_cast<std::uint32_t>(slots_.size() - 1));
+    AppendSlot(others_, static_cast<std::uint32_t>(slots_.size() - 1));
     ++n_;
     if (u.liveness != Liveness::kUp) SetLiveness(m, u.liveness, u.from, now);
     EnqueueMember(m, u.has_app);
@@ -1173,8 +1126,8 @@ void Membership::Impl::Tick(Time now) {
   if (!probe_.active && now >= next_probe_at_) StartProbe(now);
 
   // Unrefuted suspicions become DOWN (each removes its own entry from the set).
-  while (!suspicion_deadlines_.empty() && suspicion_deadlines_.begin()->first <= now) {
-    Member& m = At(suspicion_deadlines_.begin()->second);
+  while (!suspicion_deadlines_.empty() && suspicion_deadlines_.front().at <= now) {
+    Member& m = At(suspicion_deadlines_.front().id);
     SetLiveness(m, Liveness::kDown, self_id_, now);
     EnqueueMember(m, false);
   }
@@ -1213,6 +1166,7 @@ std::optional<NodeId> Membership::Impl::NextProbeTarget() {
       if (Probeable(m.liveness)) return m.id;
     }
     probe_list_.clear();
+    probe_list_.reserve(n_);
     probe_index_ = 0;
     for (std::uint32_t slot : ById()) {
       if (slot != 0 && Probeable(slots_[slot].liveness)) probe_list_.push_back(slot);
@@ -1294,7 +1248,7 @@ Time Membership::Impl::NextDeadline() const {
     t = std::min(t, probe_.end_at);
     if (!probe_.acked && !probe_.indirect_sent) t = std::min(t, probe_.indirect_at);
   }
-  if (!suspicion_deadlines_.empty()) t = std::min(t, suspicion_deadlines_.begin()->first);
+  if (!suspicion_deadlines_.empty()) t = std::min(t, suspicion_deadlines_.front().at);
   if (config_.gossip_interval > Duration(0)) t = std::min(t, next_gossip_at_);
   if (config_.push_pull_interval > Duration(0)) t = std::min(t, next_push_pull_at_);
   if (joining_) t = std::min(t, next_join_at_);
@@ -1388,6 +1342,22 @@ std::vector<NodeId> Membership::Removed() const {
 
 bool Membership::refused() const { return impl_->refused_; }
 
+namespace {
+
+// What View shows of one member, without the application state.
+template <typename M>
+void FillView(const M& m, Time now, MemberView* v) {
+  v->id = m.id;
+  v->gossip = m.endpoint();
+  v->generation = m.generation;
+  v->incarnation = m.incarnation;
+  v->liveness = m.liveness;
+  v->app_version = m.app_version;
+  v->phi = m.extra ? m.extra->phi.Phi(now) : 0;
+}
+
+}  // namespace
+
 ClusterView Membership::View(Time now) const {
   const Impl& s = *impl_;
   ClusterView view;
@@ -1396,17 +1366,29 @@ ClusterView Membership::View(Time now) const {
   for (std::uint32_t slot : s.ById()) {
     const Impl::Member& m = s.slots_[slot];
     MemberView v;
-    v.id = m.id;
-    v.gossip = m.endpoint();
-    v.generation = m.generation;
-    v.incarnation = m.incarnation;
-    v.liveness = m.liveness;
+    FillView(m, now, &v);
     v.app = m.app.Unpack();
-    v.app_version = m.app_version;
-    v.phi = m.extra ? m.extra->phi.Phi(now) : 0;
     view.members.push_back(std::move(v));
   }
   return view;
+}
+
+std::optional<MemberView> Membership::Lookup(NodeId id, Time now) const {
+  const Impl::Member* m = impl_->Find(id);
+  if (m == nullptr) return std::nullopt;
+  MemberView v;
+  FillView(*m, now, &v);
+  v.app = m->app.Unpack();
+  return v;
+}
+
+void Membership::ForEachMember(Time now, const std::function<bool(const MemberView&)>& f) const {
+  const Impl& s = *impl_;
+  MemberView v;
+  for (std::uint32_t slot : s.ById()) {
+    FillView(s.slots_[slot], now, &v);
+    if (!f(v)) return;
+  }
 }
 
 const Counters& Membership::counters() const { return impl_->counters_; }

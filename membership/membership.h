@@ -36,7 +36,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -168,6 +170,13 @@ class Membership {
   bool refused() const;
 
   ClusterView View(Time now) const;
+  // One member (self included) as View(now) would show it; nullopt if unknown. Constant time:
+  // for callers that need one member of a large cluster.
+  std::optional<MemberView> Lookup(NodeId id, Time now) const;
+  // Calls f for every member in id order, as View(now) would show it but with `app` left empty,
+  // while f returns true. For checks that walk every member of a large cluster, where copying
+  // each member's application state would be most of the cost.
+  void ForEachMember(Time now, const std::function<bool(const MemberView&)>& f) const;
   const Counters& counters() const;
 
  private:

@@ -157,7 +157,7 @@ LongRun Measure(Simulator& sim, const std::string& name, Duration length, double
   const std::vector<std::uint64_t> s0 = sim.suspicions_of(), d0 = sim.deaths_of();
   auto incarnations = [&sim] {
     std::uint64_t sum = 0;
-    for (NodeId id : sim.Live()) sum += sim.View(id).Find(id)->incarnation;
+    for (NodeId id : sim.Live()) sum += sim.Lookup(id, id)->incarnation;
     return sum;
   };
   const std::uint64_t inc0 = incarnations();

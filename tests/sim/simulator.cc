@@ -54,6 +54,9 @@ struct Simulator::Node {
   membership::Counters drops;          // the core's counters at the last check
   std::vector<std::uint8_t> seen;      // by subject index: last liveness seen, or kUnseen
   std::vector<PairHistory> history;    // by subject index, with check_history
+  // Subjects (by index) this node has been seen to suspect falsely, and since when, sorted:
+  // open episodes for longest_suspicion.
+  std::vector<std::pair<std::uint32_t, Time>> open_suspicions;
 };
 
 Simulator::Simulator(Options options)
@@ -129,9 +132,12 @@ void Simulator::StopNode(std::size_t i) {
   n.tick_at = kNever;
   n.core.reset();
   // Open suspicions of this life end here (no longer false), and so do its own.
-  for (auto it = suspect_since_.begin(); it != suspect_since_.end();) {
-    const bool mine = it->first.first == i || it->first.second == i;
-    it = mine ? suspect_since_.erase(it) : std::next(it);
+  n.open_suspicions.clear();
+  for (const auto& other : nodes_) {
+    auto& open = other->open_suspicions;
+    auto it = std::lower_bound(open.begin(), open.end(), static_cast<std::uint32_t>(i),
+                               [](const auto& e, std::uint32_t x) { return e.first < x; });
+    if (it != open.end() && it->first == i) open.erase(it);
   }
 }
 
@@ -238,25 +244,30 @@ void Simulator::Fail(const std::string& what) {
 void Simulator::Observe(std::size_t oi) {
   Node& o = *nodes_[oi];
   if (!o.running || !ok()) return;
-  const ClusterView v = o.core->View(now_);
   const std::string who = "node " + std::to_string(o.id) + "'s view: ";
-  if (v.self != o.id) return Fail(who + "self is " + std::to_string(v.self));
   if (o.seen.size() < nodes_.size()) o.seen.resize(nodes_.size(), kUnseen);
   if (options_.check_history && o.history.size() < nodes_.size()) {
     o.history.resize(nodes_.size());
   }
   bool saw_self = false;
   NodeId prev = 0;
-  for (const membership::MemberView& m : v.members) {
-    const std::string about = who + "member " + std::to_string(m.id) + ": ";
-    if (m.id <= prev) return Fail(who + "not sorted by id, or a duplicate, at " + Describe(o.id));
+  // Called once per member of every view checked: nothing is allocated unless it fails.
+  o.core->ForEachMember(now_, [&](const membership::MemberView& m) {
+    auto fail = [&](const std::string& what) {
+      Fail(who + "member " + std::to_string(m.id) + ": " + what);
+      return false;
+    };
+    if (m.id <= prev) {
+      Fail(who + "not sorted by id, or a duplicate, at " + Describe(o.id));
+      return false;
+    }
     prev = m.id;
-    if (m.id == 0 || m.id > nodes_.size()) return Fail(about + "no such node");
+    if (m.id == 0 || m.id > nodes_.size()) return fail("no such node");
     const std::size_t si = m.id - 1;
     const Node& s = *nodes_[si];
-    if (m.gossip != s.gossip) return Fail(about + "wrong endpoint " + ToString(m.gossip));
+    if (m.gossip != s.gossip) return fail("wrong endpoint " + ToString(m.gossip));
     if (m.generation > s.generation || m.generation == 0) {
-      return Fail(about + "generation " + std::to_string(m.generation) + ", the node has only " +
+      return fail("generation " + std::to_string(m.generation) + ", the node has only " +
                   std::to_string(s.generation));
     }
     if (si == oi) {
@@ -264,27 +275,27 @@ void Simulator::Observe(std::size_t oi) {
       const bool self_ok =
           m.liveness == Liveness::kUp || (o.leaving && m.liveness == Liveness::kLeft);
       if (m.generation != o.generation || !self_ok) {
-        return Fail(about + "self is " + Name(m.liveness) + " at generation " +
+        return fail("self is " + std::string(Name(m.liveness)) + " at generation " +
                     std::to_string(m.generation));
       }
-      if (m.incarnation < o.self_incarnation) return Fail(about + "own incarnation went back");
+      if (m.incarnation < o.self_incarnation) return fail("own incarnation went back");
       o.self_incarnation = m.incarnation;
     }
     const bool current = s.running && m.generation == s.generation;
     if (current && si != oi && options_.check_mode == CheckMode::kEveryCall &&
         m.incarnation > s.self_incarnation) {
-      return Fail(about + "incarnation " + std::to_string(m.incarnation) +
+      return fail("incarnation " + std::to_string(m.incarnation) +
                   " is ahead of the node's own " + std::to_string(s.self_incarnation));
     }
     const std::uint8_t before = o.seen[si];
     if (options_.check_history) {
       PairHistory& h = o.history[si];
-      if (m.generation < h.generation) return Fail(about + "generation went back");
+      if (m.generation < h.generation) return fail("generation went back");
       if (m.generation == h.generation) {
-        if (m.incarnation < h.incarnation) return Fail(about + "incarnation went back");
+        if (m.incarnation < h.incarnation) return fail("incarnation went back");
         if (before == static_cast<std::uint8_t>(Liveness::kLeft) && m.liveness != Liveness::kLeft &&
             m.liveness != Liveness::kRemoved) {
-          return Fail(about + "LEFT became " + Name(m.liveness) + " in the same generation");
+          return fail("LEFT became " + std::string(Name(m.liveness)) + " in the same generation");
         }
       }
       h.generation = m.generation;
@@ -292,32 +303,37 @@ void Simulator::Observe(std::size_t oi) {
     }
     if (before == static_cast<std::uint8_t>(Liveness::kRemoved) &&
         m.liveness != Liveness::kRemoved) {
-      return Fail(about + "REMOVED became " + Name(m.liveness));
+      return fail("REMOVED became " + std::string(Name(m.liveness)));
     }
     const auto now_liveness = static_cast<std::uint8_t>(m.liveness);
-    if (now_liveness == before) continue;
+    if (now_liveness == before) return true;
     o.seen[si] = now_liveness;
-    const auto key = std::make_pair(oi, si);
-    if (before == static_cast<std::uint8_t>(Liveness::kSuspect)) {
-      auto it = suspect_since_.find(key);
-      if (it != suspect_since_.end()) {
-        detector_.longest_suspicion = std::max(detector_.longest_suspicion, now_ - it->second);
-        suspect_since_.erase(it);
-      }
+    const auto subject = static_cast<std::uint32_t>(si);
+    auto open = std::lower_bound(o.open_suspicions.begin(), o.open_suspicions.end(), subject,
+                                 [](const auto& e, std::uint32_t x) { return e.first < x; });
+    if (before == static_cast<std::uint8_t>(Liveness::kSuspect) &&
+        open != o.open_suspicions.end() && open->first == subject) {
+      detector_.longest_suspicion = std::max(detector_.longest_suspicion, now_ - open->second);
+      open = o.open_suspicions.erase(open);
     }
     const bool falsely = current && !s.leaving && si != oi;
     if (falsely && m.liveness == Liveness::kSuspect) {
       ++detector_.false_suspicions;
       ++suspicions_of_[si];
-      suspect_since_[key] = now_;
+      if (open != o.open_suspicions.end() && open->first == subject) {
+        open->second = now_;
+      } else {
+        o.open_suspicions.insert(open, {subject, now_});
+      }
     }
     if (falsely && m.liveness == Liveness::kDown) {
       ++detector_.false_deaths;
       ++deaths_of_[si];
-      if (options_.fail_on_false_death) return Fail(about + "a live node is DOWN");
+      if (options_.fail_on_false_death) return fail("a live node is DOWN");
     }
-  }
-  if (!saw_self) return Fail(who + "self is missing");
+    return true;
+  });
+  if (ok() && !saw_self) return Fail(who + "self is missing");
 }
 
 // ---- Events.
@@ -536,12 +552,15 @@ std::vector<NodeId> Simulator::Live() const {
   return out;
 }
 
-bool Simulator::Sees(NodeId observer, NodeId subject, Liveness liveness) const {
+std::optional<membership::MemberView> Simulator::Lookup(NodeId observer, NodeId subject) const {
   const Node& o = *nodes_[Index(observer)];
-  if (!o.running) return false;
-  const ClusterView v = o.core->View(now_);
-  const membership::MemberView* m = v.Find(subject);
-  if (m == nullptr || m->liveness != liveness) return false;
+  if (!o.running) return std::nullopt;
+  return o.core->Lookup(subject, now_);
+}
+
+bool Simulator::Sees(NodeId observer, NodeId subject, Liveness liveness) const {
+  const std::optional<membership::MemberView> m = Lookup(observer, subject);
+  if (!m || m->liveness != liveness) return false;
   return liveness != Liveness::kUp || m->generation == Generation(subject);
 }
 
@@ -556,13 +575,19 @@ bool Simulator::AllSee(NodeId subject, Liveness liveness) const {
 bool Simulator::Converged() const {
   const std::vector<NodeId> live = Live();
   for (NodeId o : live) {
-    const ClusterView v = nodes_[o - 1]->core->View(now_);
-    for (NodeId s : live) {
-      const membership::MemberView* m = v.Find(s);
-      if (m == nullptr || m->liveness != Liveness::kUp || m->generation != Generation(s)) {
+    // Both in id order: walk the view against the live list.
+    std::size_t next = 0;
+    bool good = true;
+    nodes_[o - 1]->core->ForEachMember(now_, [&](const membership::MemberView& m) {
+      if (next == live.size() || m.id < live[next]) return true;  // not a live node
+      if (m.id > live[next] || m.liveness != Liveness::kUp || m.generation != Generation(m.id)) {
+        good = false;  // a live node missing, or not UP at its current generation
         return false;
       }
-    }
+      ++next;
+      return true;
+    });
+    if (!good || next != live.size()) return false;
   }
   return true;
 }

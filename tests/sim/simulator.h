@@ -35,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <random>
 #include <string>
@@ -171,6 +172,9 @@ class Simulator {
   // The core of a running node, else nullptr.
   const membership::Membership* Core(NodeId node) const;
   ClusterView View(NodeId observer) const;  // REQUIRES: IsRunning(observer)
+  // What `observer` holds of `subject` (nullopt if it is not running or does not know it),
+  // without copying its whole view.
+  std::optional<membership::MemberView> Lookup(NodeId observer, NodeId subject) const;
   // Calls into `node`'s core so far (Tick, Receive, ...): its view can only change with one.
   std::uint64_t Calls(NodeId node) const;
   // Whether `observer` sees `subject` as `liveness`; for kUp, also at its current generation.
@@ -256,7 +260,6 @@ class Simulator {
   NetworkStats net_stats_;
   DetectorStats detector_;
   std::vector<std::uint64_t> suspicions_of_, deaths_of_;
-  std::map<std::pair<std::size_t, std::size_t>, Time> suspect_since_;  // open episodes
   std::uint64_t digest_ = 0;
   std::string last_delivery_;  // for failure messages
   std::string failure_;
