@@ -55,29 +55,43 @@ constexpr std::size_t kMinPiggybackBytes = 10;
 
 bool Probeable(Liveness l) { return l == Liveness::kUp || l == Liveness::kSuspect; }
 
-// An AppState packed into one heap block (state, load, tokens, rack, RPC address): a large
-// cluster keeps one per member in every node, and the unpacked struct is 104 bytes with two
-// strings and a vector. Unpacked when sent or viewed. Move-only; null holds AppState{}.
-class PackedApp {
+// Every member's application state, packed back to back in one buffer per node (state, load,
+// tokens, rack, RPC address, behind a varint length): a large cluster keeps one per member in
+// every node, and the unpacked struct is 104 bytes with two strings and a vector, and a separate
+// heap block per member would add malloc's header and rounding. Unpacked when sent or viewed.
+// A replaced state is left behind as garbage until Compact, which the owner calls when
+// NeedsCompaction() and which moves every live state (so it must rewrite every handle).
+class AppArena {
  public:
-  PackedApp() = default;
-  explicit PackedApp(const AppState& app) {
-    if (app == AppState{}) return;
-    std::vector<std::uint8_t> b;
-    b.push_back(static_cast<std::uint8_t>(app.state));
-    PutVarint(&b, app.load_bytes);
-    PutVarint(&b, app.tokens.size());
-    for (std::uint64_t t : app.tokens) PutVarint(&b, t);
-    PutString(&b, app.rack);
-    PutString(&b, app.rpc_address);
-    bytes_ = std::make_unique<std::uint8_t[]>(b.size());
-    std::copy(b.begin(), b.end(), bytes_.get());
+  static constexpr std::uint32_t kNone = 0xffffffffu;  // the handle of AppState{}
+
+  // Stores `app` in place of the state at `old` (kNone if none) and returns its handle.
+  std::uint32_t Put(const AppState& app, std::uint32_t old) {
+    if (old != kNone) garbage_ += EntrySize(old);
+    if (app == AppState{}) return kNone;
+    scratch_.clear();
+    scratch_.push_back(static_cast<std::uint8_t>(app.state));
+    PutVarint(&scratch_, app.load_bytes);
+    PutVarint(&scratch_, app.tokens.size());
+    for (std::uint64_t t : app.tokens) PutVarint(&scratch_, t);
+    PutString(&scratch_, app.rack);
+    PutString(&scratch_, app.rpc_address);
+    const std::size_t at = bytes_.size();
+    KV_MEMBERSHIP_CHECK(at + scratch_.size() + 10 < kNone);
+    // Grows by an eighth rather than doubling: this buffer is kept for the node's life.
+    if (bytes_.capacity() < at + scratch_.size() + 10) {
+      bytes_.reserve(at + at / 8 + scratch_.size() + 256);
+    }
+    PutVarint(&bytes_, scratch_.size());
+    bytes_.insert(bytes_.end(), scratch_.begin(), scratch_.end());
+    return static_cast<std::uint32_t>(at);
   }
 
-  AppState Unpack() const {
+  AppState Get(std::uint32_t handle) const {
     AppState app;
-    if (!bytes_) return app;
-    const std::uint8_t* p = bytes_.get();
+    if (handle == kNone) return app;
+    const std::uint8_t* p = bytes_.data() + handle;
+    GetVarint(&p);  // the entry's length
     app.state = static_cast<NodeState>(*p++);
     app.load_bytes = GetVarint(&p);
     app.tokens.resize(GetVarint(&p));
@@ -87,7 +101,31 @@ class PackedApp {
     return app;
   }
 
+  bool NeedsCompaction() const { return garbage_ > 4096 && garbage_ * 2 > bytes_.size(); }
+
+  // Moves every live state into a fresh buffer: for_each_handle(relocate) must call
+  // relocate(handle) on every live handle held, once each.
+  template <typename ForEachHandle>
+  void Compact(ForEachHandle&& for_each_handle) {
+    std::vector<std::uint8_t> fresh;
+    fresh.reserve(bytes_.size() - garbage_ + 256);
+    for_each_handle([&](std::uint32_t& handle) {
+      if (handle == kNone) return;
+      const std::size_t n = EntrySize(handle);
+      const auto at = static_cast<std::uint32_t>(fresh.size());
+      fresh.insert(fresh.end(), bytes_.begin() + handle, bytes_.begin() + handle + n);
+      handle = at;
+    });
+    bytes_.swap(fresh);
+    garbage_ = 0;
+  }
+
  private:
+  std::size_t EntrySize(std::uint32_t handle) const {
+    const std::uint8_t* p = bytes_.data() + handle;
+    const std::uint64_t n = GetVarint(&p);
+    return static_cast<std::size_t>(p - (bytes_.data() + handle)) + n;
+  }
   static void PutVarint(std::vector<std::uint8_t>* b, std::uint64_t v) {
     while (v >= 0x80) {
       b->push_back(static_cast<std::uint8_t>(v | 0x80));
@@ -114,7 +152,9 @@ class PackedApp {
     return s;
   }
 
-  std::unique_ptr<std::uint8_t[]> bytes_;
+  std::vector<std::uint8_t> bytes_;
+  std::size_t garbage_ = 0;           // bytes of replaced states
+  std::vector<std::uint8_t> scratch_;
 };
 
 // One queued piggyback, ordered by key (unique).
@@ -169,8 +209,8 @@ struct Membership::Impl {
     Time deadline{0};
   };
 
-  // What a member record needs only sometimes: allocated when the member stops being UP or is
-  // first acked, and freed when it is UP again with no phi data.
+  // What a member record needs only sometimes: taken from extras_ when the member stops being UP
+  // or is first acked, and given back when it is UP again with no phi data.
   struct Extra {
     NodeId accuser = 0;  // the latest member that claimed it suspect or down
     Time since{0};       // when it entered its current liveness (read for DOWN and LEFT)
@@ -179,7 +219,7 @@ struct Membership::Impl {
   };
 
   // One record per member ever heard of, in every node: 10,000 nodes hold 10^8 of them in the
-  // simulator, so the layout is kept to 64 bytes (checked below).
+  // simulator, so the layout is kept to 56 bytes (checked below): handles instead of pointers.
   struct Member {
     NodeId id = 0;
     std::uint64_t generation = 0;
@@ -187,10 +227,10 @@ struct Membership::Impl {
     // The application state held, at app_version; app_version 0 means none is held for this
     // generation (`app` may still show what an older life announced).
     std::uint64_t app_version = 0;
-    std::uint64_t bcast_key = 0;  // its entry in queue_, when queued
-    std::unique_ptr<Extra> extra;
-    PackedApp app;
-    std::uint32_t ip = 0;  // gossip endpoint
+    std::uint64_t bcast_key = 0;           // its entry in queue_, when queued
+    std::uint32_t app = AppArena::kNone;  // its application state in apps_
+    std::uint32_t extra = 0;               // 0, or 1 + its index in extras_
+    std::uint32_t ip = 0;                  // gossip endpoint
     std::uint16_t port = 0;
     Liveness liveness = Liveness::kUp;
     bool queued : 1 = false;          // news of it is in queue_
@@ -202,7 +242,7 @@ struct Membership::Impl {
       port = e.port;
     }
   };
-  static_assert(sizeof(Member) <= 64);
+  static_assert(sizeof(Member) <= 56);
 
   // A queued piggyback refers to a member slot, or (with this bit) to removal_ids_.
   static constexpr std::uint32_t kRemovalRef = 0x80000000u;
@@ -243,10 +283,19 @@ struct Membership::Impl {
   const std::vector<std::uint32_t>& ById() const;
   Member& Self() { return slots_[0]; }
   const Member& Self() const { return slots_[0]; }
+  // The member's Extra, taken from the pool if it has none.
   Extra& ExtraOf(Member& m);
-  static Suspicion* SuspicionOf(const Member& m) {
-    return m.extra ? m.extra->suspicion.get() : nullptr;
+  Extra* ExtraIf(const Member& m) { return m.extra == 0 ? nullptr : &extras_[m.extra - 1]; }
+  const Extra* ExtraIf(const Member& m) const {
+    return m.extra == 0 ? nullptr : &extras_[m.extra - 1];
   }
+  void DropExtra(Member& m);
+  Suspicion* SuspicionOf(const Member& m) {
+    Extra* x = ExtraIf(m);
+    return x == nullptr ? nullptr : x->suspicion.get();
+  }
+  // Replaces the member's application state.
+  void SetApp(Member& m, const AppState& app);
   std::size_t N() const { return n_; }
   void SetLiveness(Member& m, Liveness l, NodeId from, Time now);
   bool Confirm(Member& m, NodeId from);
@@ -317,8 +366,13 @@ struct Membership::Impl {
   mutable std::vector<std::uint32_t> by_id_;
   mutable std::size_t sorted_ = 0;
   // Slots of members other than self that are not removed, in order of arrival: random picks
-  // index into it.
+  // index into it. While nobody was removed it is every slot but self's, 1..size-1, and is not
+  // stored (others_all_).
   std::vector<std::uint32_t> others_;
+  bool others_all_ = true;
+  AppArena apps_;
+  std::deque<Extra> extras_;               // a pool: member.extra indexes it
+  std::vector<std::uint32_t> free_extras_;  // indexes of extras_ not in use
   std::size_t n_ = 1;  // members that are not removed, self included
   SortedBlocks<Deadline, ByDeadline> suspicion_deadlines_;  // one per member with a suspicion
   std::set<NodeId> tombstones_;
@@ -367,9 +421,8 @@ Membership::Impl::Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t gen
   me.id = self;
   me.set_endpoint(gossip);
   me.generation = generation;
-  me.app = PackedApp(app);
   me.app_version = 1;
-  Add(std::move(me));
+  SetApp(Add(std::move(me)), app);
 
   base_bytes_ = wire::Encode(Header(wire::Kind::kGossip)).size();
   // The largest datagram with nothing optional in it (a ping-req, plus the one forced update a
@@ -468,15 +521,44 @@ const std::vector<std::uint32_t>& Membership::Impl::ById() const {
 }
 
 Membership::Impl::Extra& Membership::Impl::ExtraOf(Member& m) {
-  if (!m.extra) m.extra = std::make_unique<Extra>();
-  return *m.extra;
+  if (m.extra == 0) {
+    if (free_extras_.empty()) {
+      KV_MEMBERSHIP_CHECK(extras_.size() < UINT32_MAX - 1);
+      extras_.emplace_back();
+      m.extra = static_cast<std::uint32_t>(extras_.size());
+    } else {
+      m.extra = free_extras_.back() + 1;
+      free_extras_.pop_back();
+    }
+  }
+  return extras_[m.extra - 1];
+}
+
+void Membership::Impl::DropExtra(Member& m) {
+  if (m.extra == 0) return;
+  Extra& x = extras_[m.extra - 1];
+  x.accuser = 0;
+  x.since = Time{0};
+  x.suspicion.reset();
+  x.phi = PhiAccrual();
+  free_extras_.push_back(m.extra - 1);
+  m.extra = 0;
+}
+
+void Membership::Impl::SetApp(Member& m, const AppState& app) {
+  m.app = apps_.Put(app, m.app);
+  if (apps_.NeedsCompaction()) {
+    apps_.Compact([this](const auto& relocate) {
+      for (Member& each : slots_) relocate(each.app);
+    });
+  }
 }
 
 void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now) {
   KV_MEMBERSHIP_CHECK(m.liveness != Liveness::kRemoved);
   if (l == Liveness::kSuspect && m.liveness == Liveness::kSuspect && SuspicionOf(m)) {
     // A newer incarnation suspected again: the running timer stands, the claim confirms it.
-    if (Confirm(m, from)) m.extra->accuser = from;
+    if (Confirm(m, from)) ExtraIf(m)->accuser = from;
     return;
   }
   if (l == Liveness::kSuspect) {
@@ -491,11 +573,16 @@ void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now)
     ExtraOf(m).suspicion = std::make_unique<Suspicion>(std::move(s));
   } else if (Suspicion* s = SuspicionOf(m)) {
     suspicion_deadlines_.Erase(Deadline{s->deadline, m.id});
-    m.extra->suspicion.reset();
+    ExtraIf(m)->suspicion.reset();
   }
   if (l == Liveness::kSuspect || l == Liveness::kDown) ExtraOf(m).accuser = from;
   if (l == Liveness::kRemoved) {
     --n_;
+    if (others_all_) {
+      others_all_ = false;
+      others_.reserve(slots_.size() - 1);
+      for (std::uint32_t slot = 1; slot < slots_.size(); ++slot) others_.push_back(slot);
+    }
     auto pos = std::find(others_.begin(), others_.end(), SlotOf(m.id));
     KV_MEMBERSHIP_CHECK(pos != others_.end());
     others_.erase(pos);
@@ -504,7 +591,7 @@ void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now)
   // The time of a change is read only for DOWN and LEFT members (gossip_to_dead).
   if (l != m.liveness && l != Liveness::kUp && l != Liveness::kRemoved) ExtraOf(m).since = now;
   m.liveness = l;
-  if (l == Liveness::kUp && m.extra && !m.extra->phi.heard()) m.extra.reset();
+  if (l == Liveness::kUp && m.extra != 0 && !ExtraIf(m)->phi.heard()) DropExtra(m);
 }
 
 bool Membership::Impl::Confirm(Member& m, NodeId from) {
@@ -539,9 +626,10 @@ void Membership::Impl::AddTombstone(NodeId id) {
 // (memberlist's kRandomNodes: bounded rejection sampling, no full scan).
 std::vector<NodeId> Membership::Impl::RandomMembers(std::size_t k, const auto& eligible) {
   std::vector<NodeId> out;
-  const std::size_t n = others_.size();
+  const std::size_t n = others_all_ ? slots_.size() - 1 : others_.size();
   for (std::size_t tries = 0; tries < 3 * n && out.size() < k; ++tries) {
-    const Member& m = slots_[others_[rng_.Uniform(n)]];
+    const std::uint64_t pick = rng_.Uniform(n);
+    const Member& m = slots_[others_all_ ? pick + 1 : others_[pick]];
     if (std::find(out.begin(), out.end(), m.id) != out.end()) continue;
     if (eligible(m)) out.push_back(m.id);
   }
@@ -572,11 +660,12 @@ wire::Update Membership::Impl::StateOf(const Member& m, bool with_app) const {
   u.incarnation = m.incarnation;
   u.liveness = m.liveness;
   // SUSPECT and DOWN always come with an accuser (SetLiveness).
-  u.from = (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown) ? m.extra->accuser
-                                                                               : m.id;
+  u.from = (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown)
+               ? ExtraIf(m)->accuser
+               : m.id;
   u.app_version = m.app_version;
   u.has_app = with_app && m.app_version > 0;
-  if (u.has_app) u.app = m.app.Unpack();
+  if (u.has_app) u.app = apps_.Get(m.app);
   return u;
 }
 
@@ -625,7 +714,7 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   int scanned = 0;
   queue_.ForEach([&](const QueuedBroadcast& e) {
     if (budget < kMinPiggybackBytes || ++scanned > kMaxBroadcastScan) return false;
-    if ((e.ref & kRemovalRef) == 0) {
+    if (forced_count > 0 && (e.ref & kRemovalRef) == 0) {
       const NodeId id = slots_[e.ref].id;
       if (std::any_of(msg.updates.begin(), msg.updates.begin() + forced_count,
                       [&](const wire::Update& u) { return u.id == id; })) {
@@ -900,12 +989,10 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
     fresh.generation = u.generation;
     fresh.incarnation = u.incarnation;
     fresh.liveness = Liveness::kUp;
-    if (u.has_app) {
-      fresh.app = PackedApp(u.app);
-      fresh.app_version = u.app_version;
-    }
+    if (u.has_app) fresh.app_version = u.app_version;
     Member& m = Add(std::move(fresh));
-    AppendSlot(others_, static_cast<std::uint32_t>(slots_.size() - 1));
+    if (u.has_app) SetApp(m, u.app);
+    if (!others_all_) AppendSlot(others_, static_cast<std::uint32_t>(slots_.size() - 1));
     ++n_;
     if (u.liveness != Liveness::kUp) SetLiveness(m, u.liveness, u.from, now);
     EnqueueMember(m, u.has_app);
@@ -925,7 +1012,7 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
     m.set_endpoint(u.endpoint);
     m.incarnation = u.incarnation;
     m.app_version = 0;
-    if (m.extra) m.extra->phi = PhiAccrual();
+    if (Extra* x = ExtraIf(m)) x->phi = PhiAccrual();
     if (m.liveness == Liveness::kSuspect) SetLiveness(m, Liveness::kUp, u.from, now);
     SetLiveness(m, u.liveness, u.from, now);
     changed = true;
@@ -942,7 +1029,7 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
       // Suspected again at a newer incarnation: the running timer stands.
       m.incarnation = u.incarnation;
       Confirm(m, u.from);
-      m.extra->accuser = u.from;
+      ExtraIf(m)->accuser = u.from;
     } else {
       m.incarnation = u.incarnation;
       SetLiveness(m, u.liveness, u.from, now);
@@ -952,12 +1039,12 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
              u.incarnation == m.incarnation) {
     // An independent confirmation shortens the timeout, and is passed on once.
     if (Confirm(m, u.from)) {
-      m.extra->accuser = u.from;
+      ExtraIf(m)->accuser = u.from;
       changed = true;
     }
   }
   if (u.has_app && u.app_version > m.app_version) {
-    m.app = PackedApp(u.app);
+    SetApp(m, u.app);
     m.app_version = u.app_version;
     changed = app_changed = true;
   } else if (!u.has_app && u.app_version > m.app_version) {
@@ -1212,7 +1299,7 @@ void Membership::Impl::SuspectLocally(Member& m, Time now) {
     SetLiveness(m, Liveness::kSuspect, self_id_, now);
     EnqueueMember(m, false);
   } else if (m.liveness == Liveness::kSuspect && Confirm(m, self_id_)) {
-    m.extra->accuser = self_id_;
+    ExtraIf(m)->accuser = self_id_;
     EnqueueMember(m, false);
   }
 }
@@ -1223,7 +1310,7 @@ void Membership::Impl::GossipRound(Time now) {
       RandomMembers(static_cast<std::size_t>(config_.gossip_fanout), [&](const Member& m) {
         if (Probeable(m.liveness)) return true;
         return (m.liveness == Liveness::kDown || m.liveness == Liveness::kLeft) &&
-               now - m.extra->since < config_.gossip_to_dead;
+               now - ExtraIf(m)->since < config_.gossip_to_dead;
       });
   for (NodeId id : targets) {
     if (!SendDatagram(At(id).endpoint(), id, Header(wire::Kind::kGossip), {}, true)) break;
@@ -1299,7 +1386,7 @@ void Membership::UpdateApp(const AppState& app, Time /*now*/) {
   Impl::Member& me = s.Self();
   AppState sorted = app;
   std::sort(sorted.tokens.begin(), sorted.tokens.end());
-  me.app = PackedApp(sorted);
+  s.SetApp(me, sorted);
   ++me.app_version;
   s.EnqueueMember(me, true);
 }
@@ -1313,9 +1400,9 @@ void Membership::Leave(Time now) {
   ++me.incarnation;
   me.liveness = Liveness::kLeft;
   s.ExtraOf(me).since = now;
-  AppState app = me.app.Unpack();
+  AppState app = s.apps_.Get(me.app);
   app.state = NodeState::kLeft;
-  me.app = PackedApp(app);
+  s.SetApp(me, app);
   ++me.app_version;
   s.EnqueueMember(me, true);
   s.GossipRound(now);  // start spreading the news now rather than at the next round
@@ -1345,15 +1432,16 @@ bool Membership::refused() const { return impl_->refused_; }
 namespace {
 
 // What View shows of one member, without the application state.
-template <typename M>
-void FillView(const M& m, Time now, MemberView* v) {
+template <typename I, typename M>
+void FillView(const I& s, const M& m, Time now, MemberView* v) {
   v->id = m.id;
   v->gossip = m.endpoint();
   v->generation = m.generation;
   v->incarnation = m.incarnation;
   v->liveness = m.liveness;
   v->app_version = m.app_version;
-  v->phi = m.extra ? m.extra->phi.Phi(now) : 0;
+  const auto* x = s.ExtraIf(m);
+  v->phi = x == nullptr ? 0 : x->phi.Phi(now);
 }
 
 }  // namespace
@@ -1366,8 +1454,8 @@ ClusterView Membership::View(Time now) const {
   for (std::uint32_t slot : s.ById()) {
     const Impl::Member& m = s.slots_[slot];
     MemberView v;
-    FillView(m, now, &v);
-    v.app = m.app.Unpack();
+    FillView(s, m, now, &v);
+    v.app = s.apps_.Get(m.app);
     view.members.push_back(std::move(v));
   }
   return view;
@@ -1377,8 +1465,8 @@ std::optional<MemberView> Membership::Lookup(NodeId id, Time now) const {
   const Impl::Member* m = impl_->Find(id);
   if (m == nullptr) return std::nullopt;
   MemberView v;
-  FillView(*m, now, &v);
-  v.app = m->app.Unpack();
+  FillView(*impl_, *m, now, &v);
+  v.app = impl_->apps_.Get(m->app);
   return v;
 }
 
@@ -1386,7 +1474,7 @@ void Membership::ForEachMember(Time now, const std::function<bool(const MemberVi
   const Impl& s = *impl_;
   MemberView v;
   for (std::uint32_t slot : s.ById()) {
-    FillView(s.slots_[slot], now, &v);
+    FillView(s, s.slots_[slot], now, &v);
     if (!f(v)) return;
   }
 }

@@ -5,7 +5,8 @@
 // suspicion deadlines). A std::set node costs 32 bytes of links plus malloc's header and
 // rounding, 64-80 bytes in all for a 16-byte value; in a simulated 10,000-node cluster, with
 // 10^8 (node, member) pairs, that alone would be gigabytes. Here a value costs its size over the
-// fill of its block (half to full), and in-order walks touch contiguous memory.
+// fill of its block (blocks are split in halves, grow by kGrowBy values and give back what they
+// no longer use), and in-order walks touch contiguous memory.
 //
 // Cost: Insert and Erase are O(log(n / kMaxBlock) + kMaxBlock); iteration is in order.
 //
@@ -27,6 +28,7 @@ template <typename T, typename Less>
 class SortedBlocks {
  public:
   static constexpr std::size_t kMaxBlock = 128;
+  static constexpr std::size_t kGrowBy = 16;
 
   bool empty() const { return size_ == 0; }
   std::size_t size() const { return size_; }
@@ -45,6 +47,12 @@ class SortedBlocks {
     std::vector<T>& block = blocks_[b];
     auto pos = std::lower_bound(block.begin(), block.end(), v, Less{});
     KV_MEMBERSHIP_CHECK(pos == block.end() || Less{}(v, *pos));
+    if (block.size() == block.capacity()) {
+      // Grow by a few values rather than doubling, so blocks stay nearly full.
+      const auto at = pos - block.begin();
+      block.reserve(block.size() + kGrowBy);
+      pos = block.begin() + at;
+    }
     block.insert(pos, v);
     if (block.size() > kMaxBlock) {
       std::vector<T> tail(block.begin() + kMaxBlock / 2, block.end());
@@ -65,7 +73,7 @@ class SortedBlocks {
     --size_;
     if (block.empty()) {
       blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(b));
-    } else if (block.size() * 4 < block.capacity()) {
+    } else if (block.capacity() - block.size() > 2 * kGrowBy) {
       block.shrink_to_fit();
     }
   }

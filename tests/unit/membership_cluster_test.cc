@@ -266,6 +266,55 @@ TEST(MembershipCluster, JoinThroughOneSeed) {
   for (NodeId id = 1; id <= 5; ++id) EXPECT_EQ(c.ViewOf(id, id)->incarnation, 0u);
 }
 
+// Application states are kept packed, and replaced ones are compacted away now and then: many
+// updates with states of changing sizes must leave every view with exactly the latest ones.
+// Lookup and ForEachMember agree with View.
+TEST(MembershipCluster, ManyAppUpdatesKeepEveryViewExact) {
+  Cluster c(Config{});
+  StartAll(c, 4);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  AppState last3, last4;
+  for (int round = 0; round < 300; ++round) {
+    last3 = AppOf(3, 1 + round % 40);  // up to 40 tokens: several kilobytes of garbage
+    last3.load_bytes = static_cast<std::uint64_t>(round) << 20;
+    last4 = AppOf(4, 40 - round % 40);
+    last4.rack = std::string(static_cast<std::size_t>(round % 50), 'r');
+    c.node(3).UpdateApp(last3, c.now());
+    c.node(4).UpdateApp(last4, c.now());
+    c.RunFor(milliseconds(300));
+  }
+  ASSERT_TRUE(c.RunUntilTrue(
+      [&] {
+        for (NodeId obs = 1; obs <= 4; ++obs) {
+          if (c.ViewOf(obs, 3)->app != last3 || c.ViewOf(obs, 4)->app != last4) return false;
+        }
+        return true;
+      },
+      seconds(120)));
+  for (NodeId obs = 1; obs <= 4; ++obs) {
+    const ClusterView v = c.node(obs).View(c.now());
+    ASSERT_EQ(v.members.size(), 4u);
+    for (NodeId id = 1; id <= 4; ++id) {
+      const AppState want = id == 3 ? last3 : id == 4 ? last4 : AppOf(id);
+      EXPECT_EQ(v.members[id - 1].app, want) << "observer " << obs << ", member " << id;
+      const std::optional<MemberView> one = c.node(obs).Lookup(id, c.now());
+      ASSERT_TRUE(one.has_value());
+      EXPECT_EQ(one->app, want);
+      EXPECT_EQ(one->incarnation, v.members[id - 1].incarnation);
+    }
+    EXPECT_FALSE(c.node(obs).Lookup(99, c.now()).has_value());
+    std::vector<NodeId> walked;
+    c.node(obs).ForEachMember(c.now(), [&](const MemberView& m) {
+      walked.push_back(m.id);
+      EXPECT_EQ(m.app, AppState{});  // left out
+      EXPECT_EQ(m.generation, v.members[m.id - 1].generation);
+      EXPECT_EQ(m.liveness, v.members[m.id - 1].liveness);
+      return true;
+    });
+    EXPECT_EQ(walked, (std::vector<NodeId>{1, 2, 3, 4}));
+  }
+}
+
 TEST(MembershipCluster, JoinRetriesUntilTheSeedAnswers) {
   Config config;
   config.join_retry_interval = seconds(2);
