@@ -144,9 +144,9 @@ struct BenchOptions {
   double long_seconds = 0;  // 0: by size
   int wave = 0;             // 0: by size
   double max_real_seconds = 900;
+  // A size that grows past this while building is abandoned; a long run past it stops early.
   double max_rss_mib = 12 * 1024;
-  bool long_runs = true;  // the false-suspicion runs (the costly part at large N)  // a size that
-                          // grows past this while building is abandoned
+  bool long_runs = true;  // the false-suspicion runs (the costly part at large N)
 };
 
 // The run with the counts of the detector before it: the long run reports the difference.
@@ -243,8 +243,8 @@ Result RunSize(int n, const BenchOptions& bo) {
   }
   res.build_sim_s = Secs(sim.now() - b0);
   res.build_real_s = real();
-  std::fprintf(stderr, "  n=%d built (%s) at %.0fs real\n", n,
-               res.built ? "converged" : "NOT converged", real());
+  std::fprintf(stderr, "  n=%d built (%s) at %.0fs real, %.0f MiB resident\n", n,
+               res.built ? "converged" : "NOT converged", real(), RssMiB());
   if (!res.built || !sim.ok()) {
     res.note += over_memory ? "" : sim.ok() ? "did not converge" : sim.failure();
     res.real_s = real();
@@ -288,7 +288,8 @@ Result RunSize(int n, const BenchOptions& bo) {
                              static_cast<double>(b.datagrams_sent - a.datagrams_sent);
   }
 
-  std::fprintf(stderr, "  n=%d steady state measured at %.0fs real\n", n, real());
+  std::fprintf(stderr, "  n=%d steady state measured at %.0fs real, %.0f MiB resident\n", n, real(),
+               RssMiB());
 
   // Join of one more node through the seed.
   {
@@ -347,11 +348,15 @@ Result RunSize(int n, const BenchOptions& bo) {
     const double phase_end =
         real() + (bo.max_real_seconds - real()) / static_cast<double>(phases.size() - i);
     LongRun r = Measure(sim, p.name, length, p.loss, p.slow ? slow : std::vector<NodeId>{}, slow_by,
-                        [&] { return real() > phase_end; });
+                        [&] { return real() > phase_end || RssMiB() > bo.max_rss_mib; });
+    if (RssMiB() > bo.max_rss_mib) {
+      res.note += std::string(p.name) + " stopped at the memory limit; ";
+    }
     // Back to a converged cluster before the next phase.
     r.recovered = sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
     res.runs.push_back(r);
-    std::fprintf(stderr, "  n=%d %s done at %.0fs real\n", n, p.name, real());
+    std::fprintf(stderr, "  n=%d %s done at %.0fs real (%.0f s simulated), %.0f MiB resident\n", n,
+                 p.name, real(), r.sim_s, RssMiB());
   }
   if (!sim.ok()) res.note += sim.failure();
   res.real_s = real();
@@ -425,7 +430,8 @@ int main(int argc, char** argv) {
   app.add_option("--wave", bo.wave, "Nodes joining per wave while building");
   bool no_long_runs = false;
   app.add_flag("--no-long-runs", no_long_runs, "Only dissemination and steady-state traffic");
-  app.add_option("--max-rss-mib", bo.max_rss_mib, "Abandon a size past this resident memory");
+  app.add_option("--max-rss-mib", bo.max_rss_mib,
+                 "Abandon a size, or stop a long run, past this resident memory");
   app.add_option("--max-real-seconds", bo.max_real_seconds,
                  "Skip the remaining long runs of a size past this much real time");
   CLI11_PARSE(app, argc, argv);
