@@ -182,6 +182,27 @@ TEST(PhiAccrual, WindowKeepsTheNewestSamples) {
   EXPECT_EQ(phi.Mean(), seconds(1));
 }
 
+// Samples are kept as 32-bit floats of microseconds: exact below 2^24 us (16.7 s), and within
+// 6e-8 relative above, as between probes of one peer in a 10,000-node cluster (about 10^4 s).
+// Evicting a sample takes away exactly what adding it put in, however long the run.
+TEST(PhiAccrual, LongIntervalsKeepTheirPrecision) {
+  PhiAccrual phi(8);
+  Time t{0};
+  phi.Arrival(t);
+  const Duration odd(16'777'217);  // 2^24 + 1 us: the first interval a float cannot hold
+  for (int i = 0; i < 8; ++i) phi.Arrival(t += odd);
+  EXPECT_LE(std::abs((phi.Mean() - odd).count()), 1);
+  const Duration hours(std::chrono::hours(3) + Duration(123'457));
+  for (int i = 0; i < 1000; ++i) phi.Arrival(t += hours);  // wraps the window 125 times
+  EXPECT_EQ(phi.samples(), 8u);
+  EXPECT_NEAR(static_cast<double>(phi.Mean().count()), static_cast<double>(hours.count()),
+              hours.count() * 1e-7);
+  EXPECT_NEAR(phi.Phi(t + hours), 1 / std::log(10.0), 1e-6);
+  // Back to one-second intervals: once the window is refilled, the old regime is gone exactly.
+  for (int i = 0; i < 8; ++i) phi.Arrival(t += seconds(1));
+  EXPECT_EQ(phi.Mean(), seconds(1));
+}
+
 TEST(Rng, ReplaysFromSeedAndIsUnbiasedEnough) {
   Rng a(42), b(42), c(43);
   bool differs = false;
