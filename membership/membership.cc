@@ -153,14 +153,14 @@ class AppArena {
   }
 
   std::vector<std::uint8_t> bytes_;
-  std::size_t garbage_ = 0;           // bytes of replaced states
+  std::size_t garbage_ = 0;  // bytes of replaced states
   std::vector<std::uint8_t> scratch_;
 };
 
 // One queued piggyback, ordered by key (unique).
 struct QueuedBroadcast {
   std::uint64_t key = 0;
-  std::uint32_t ref = 0;  // a member slot, or kRemovalRef | index into removal_ids_
+  std::uint32_t ref = 0;   // a member slot, or kRemovalRef | index into removal_ids_
   std::uint32_t cost = 0;  // estimated bytes it adds to a datagram
 };
 struct ByKey {
@@ -227,10 +227,10 @@ struct Membership::Impl {
     // The application state held, at app_version; app_version 0 means none is held for this
     // generation (`app` may still show what an older life announced).
     std::uint64_t app_version = 0;
-    std::uint64_t bcast_key = 0;           // its entry in queue_, when queued
+    std::uint64_t bcast_key = 0;          // its entry in queue_, when queued
     std::uint32_t app = AppArena::kNone;  // its application state in apps_
-    std::uint32_t extra = 0;               // 0, or 1 + its index in extras_
-    std::uint32_t ip = 0;                  // gossip endpoint
+    std::uint32_t extra = 0;              // 0, or 1 + its index in extras_
+    std::uint32_t ip = 0;                 // gossip endpoint
     std::uint16_t port = 0;
     Liveness liveness = Liveness::kUp;
     bool queued : 1 = false;          // news of it is in queue_
@@ -275,7 +275,7 @@ struct Membership::Impl {
   // ---- The member table.
   Member* Find(NodeId id);
   const Member* Find(NodeId id) const;
-  Member& At(NodeId id);  // REQUIRES: known
+  Member& At(NodeId id);                  // REQUIRES: known
   std::uint32_t SlotOf(NodeId id) const;  // REQUIRES: known
   // Adds a member not known yet and returns it.
   Member& Add(Member m);
@@ -371,9 +371,9 @@ struct Membership::Impl {
   std::vector<std::uint32_t> others_;
   bool others_all_ = true;
   AppArena apps_;
-  std::deque<Extra> extras_;               // a pool: member.extra indexes it
+  std::deque<Extra> extras_;                // a pool: member.extra indexes it
   std::vector<std::uint32_t> free_extras_;  // indexes of extras_ not in use
-  std::size_t n_ = 1;  // members that are not removed, self included
+  std::size_t n_ = 1;                       // members that are not removed, self included
   SortedBlocks<Deadline, ByDeadline> suspicion_deadlines_;  // one per member with a suspicion
   std::set<NodeId> tombstones_;
   bool left_ = false;
@@ -660,9 +660,8 @@ wire::Update Membership::Impl::StateOf(const Member& m, bool with_app) const {
   u.incarnation = m.incarnation;
   u.liveness = m.liveness;
   // SUSPECT and DOWN always come with an accuser (SetLiveness).
-  u.from = (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown)
-               ? ExtraIf(m)->accuser
-               : m.id;
+  u.from = (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown) ? ExtraIf(m)->accuser
+                                                                               : m.id;
   u.app_version = m.app_version;
   u.has_app = with_app && m.app_version > 0;
   if (u.has_app) u.app = apps_.Get(m.app);
@@ -691,8 +690,7 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   // alive, instead of waiting for the news to reach it by chance.
   if (to_id && *to_id != self_id_) {
     const Member* m = Find(*to_id);
-    if (m != nullptr &&
-        (m->liveness == Liveness::kSuspect || m->liveness == Liveness::kDown)) {
+    if (m != nullptr && (m->liveness == Liveness::kSuspect || m->liveness == Liveness::kDown)) {
       const bool already = std::any_of(forced.begin(), forced.end(),
                                        [&](const wire::Update& u) { return u.id == *to_id; });
       if (!already) forced.push_back(StateOf(*m, false));
@@ -844,8 +842,8 @@ void Membership::Impl::EnqueueMember(Member& m, bool with_app) {
   m.bcast_with_app = b_with_app;
   m.bcast_key = kOrderMask - order;  // transmits 0
   queue_.Insert(QueuedBroadcast{m.bcast_key, SlotOf(m.id),
-                                      static_cast<std::uint32_t>(std::min<std::size_t>(
-                                          cost, std::numeric_limits<std::uint32_t>::max()))});
+                                static_cast<std::uint32_t>(std::min<std::size_t>(
+                                    cost, std::numeric_limits<std::uint32_t>::max()))});
 }
 
 // Called once per tombstone (AddTombstone), so a removal is never queued twice.
@@ -854,8 +852,8 @@ void Membership::Impl::EnqueueRemoval(NodeId id) {
   KV_MEMBERSHIP_CHECK(order < kOrderMask && removal_ids_.size() < kRemovalRef);
   const auto ref = static_cast<std::uint32_t>(removal_ids_.size()) | kRemovalRef;
   removal_ids_.push_back(id);
-  queue_.Insert(QueuedBroadcast{kOrderMask - order, ref,
-                                      static_cast<std::uint32_t>(Cost(nullptr, id))});
+  queue_.Insert(
+      QueuedBroadcast{kOrderMask - order, ref, static_cast<std::uint32_t>(Cost(nullptr, id))});
 }
 
 void Membership::Impl::EraseBroadcast(Member& m) {
@@ -1139,11 +1137,10 @@ void Membership::Impl::HandleSyn(const wire::Message& m) {
   for (const wire::Digest& d : m.digests) theirs.push_back(&d);
   auto by_id = [](const wire::Digest* a, const wire::Digest* b) { return a->id < b->id; };
   std::stable_sort(theirs.begin(), theirs.end(), by_id);
-  theirs.erase(std::unique(theirs.begin(), theirs.end(),
-                           [](const wire::Digest* a, const wire::Digest* b) {
-                             return a->id == b->id;
-                           }),
-               theirs.end());
+  theirs.erase(
+      std::unique(theirs.begin(), theirs.end(),
+                  [](const wire::Digest* a, const wire::Digest* b) { return a->id == b->id; }),
+      theirs.end());
   for (const wire::Digest* d : theirs) {
     if (tombstones_.count(d->id) != 0) continue;  // they learn of the removal from ack.removals
     const Member* found = Find(d->id);

@@ -284,8 +284,8 @@ void Simulator::Observe(std::size_t oi) {
     const bool current = s.running && m.generation == s.generation;
     if (current && si != oi && options_.check_mode == CheckMode::kEveryCall &&
         m.incarnation > s.self_incarnation) {
-      return fail("incarnation " + std::to_string(m.incarnation) +
-                  " is ahead of the node's own " + std::to_string(s.self_incarnation));
+      return fail("incarnation " + std::to_string(m.incarnation) + " is ahead of the node's own " +
+                  std::to_string(s.self_incarnation));
     }
     const std::uint8_t before = o.seen[si];
     if (options_.check_history) {

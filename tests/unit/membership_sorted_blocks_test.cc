@@ -1,13 +1,13 @@
 // SortedBlocks against a std::set model: random inserts and erases, checked in order after
 // every step, across block splits and block removals.
-#include "membership/sorted_blocks.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <random>
 #include <set>
 #include <vector>
+
+#include "membership/sorted_blocks.h"
 
 namespace kv::membership {
 namespace {
