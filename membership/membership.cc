@@ -1416,6 +1416,27 @@ bool Membership::Remove(NodeId id, Time /*now*/) {
   return true;
 }
 
+void Membership::RestoreMembers(const std::vector<MemberView>& members, Time now) {
+  Impl& s = *impl_;
+  for (const MemberView& v : members) {
+    if (v.id == s.self_id_ || s.tombstones_.count(v.id) != 0 || s.Find(v.id) != nullptr ||
+        v.liveness == Liveness::kRemoved) {
+      continue;
+    }
+    Impl::Member fresh;
+    fresh.id = v.id;
+    fresh.set_endpoint(v.gossip);
+    fresh.generation = v.generation;
+    fresh.incarnation = v.incarnation;
+    fresh.app_version = v.app_version;
+    Impl::Member& m = s.Add(std::move(fresh));
+    if (!s.others_all_) AppendSlot(s.others_, static_cast<std::uint32_t>(s.slots_.size() - 1));
+    ++s.n_;
+    if (v.app_version > 0) s.SetApp(m, v.app);
+    if (v.liveness != Liveness::kUp) s.SetLiveness(m, v.liveness, s.self_id_, now);
+  }
+}
+
 void Membership::RestoreRemoved(const std::vector<NodeId>& ids) {
   for (NodeId id : ids) impl_->AddTombstone(id);
 }

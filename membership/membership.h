@@ -165,6 +165,11 @@ class Membership {
   bool Remove(NodeId id, Time now);
   // Tombstones known at start (kvd persists removed ids).
   void RestoreRemoved(const std::vector<NodeId>& ids);
+  // Members known from elsewhere (a view persisted by an earlier run, or a simulated cluster
+  // that starts formed), taken as they are without being gossiped as news. Self, removed ids
+  // and members already known are skipped; the rest are probed, and corrected by push-pull,
+  // like any member.
+  void RestoreMembers(const std::vector<MemberView>& members, Time now);
   std::vector<NodeId> Removed() const;
   // True once the cluster has told this node that its id was removed. The node must stop.
   bool refused() const;

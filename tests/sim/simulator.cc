@@ -116,6 +116,20 @@ void Simulator::Join(NodeId node, NodeId seed) {
   AfterCall(i);
 }
 
+void Simulator::FormCluster() {
+  std::vector<membership::MemberView> all;
+  for (const auto& n : nodes_) {
+    if (!n->running) continue;
+    std::optional<membership::MemberView> self = n->core->Lookup(n->id, now_);
+    if (self) all.push_back(std::move(*self));
+  }
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (!nodes_[i]->running) continue;
+    nodes_[i]->core->RestoreMembers(all, now_);
+    AfterCall(i);
+  }
+}
+
 NodeId Simulator::AddAndJoin(NodeId seed) {
   const NodeId id = AddNode();
   Join(id, seed);
