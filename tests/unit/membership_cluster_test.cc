@@ -315,6 +315,35 @@ TEST(MembershipCluster, ManyAppUpdatesKeepEveryViewExact) {
   }
 }
 
+// Restored members are known at once and then behave as any member: a crash among them is still
+// detected. Self, removed ids and members already known are skipped.
+TEST(MembershipCluster, RestoredMembersFormAClusterWithoutJoinNews) {
+  Cluster c(Config{});
+  for (NodeId id = 1; id <= 5; ++id) c.Start(id);  // nobody joins anybody
+  std::vector<MemberView> all;
+  for (NodeId id = 1; id <= 5; ++id) all.push_back(*c.node(id).Lookup(id, c.now()));
+  MemberView stranger = all[0];
+  stranger.id = 9;
+  all.push_back(stranger);
+  c.node(2).RestoreRemoved({9});
+  for (NodeId id = 1; id <= 5; ++id) c.node(id).RestoreMembers(all, c.now());
+  c.node(3).RestoreMembers(all, c.now());  // again: nothing new
+  EXPECT_TRUE(c.Converged());
+  EXPECT_EQ(c.node(1).View(c.now()).members.size(), 6u);  // the stranger too: restored as is
+  EXPECT_EQ(c.node(2).View(c.now()).members.size(), 5u);  // removed there
+  EXPECT_EQ(c.node(3).View(c.now()).members.size(), 6u);
+  for (NodeId id = 1; id <= 5; ++id) EXPECT_EQ(c.ViewOf(4, id)->app, AppOf(id));
+  c.Crash(5);
+  EXPECT_TRUE(c.RunUntilTrue(
+      [&] {
+        for (NodeId obs = 1; obs <= 4; ++obs) {
+          if (c.LivenessOf(obs, 5) != Liveness::kDown) return false;
+        }
+        return true;
+      },
+      seconds(60)));
+}
+
 TEST(MembershipCluster, JoinRetriesUntilTheSeedAnswers) {
   Config config;
   config.join_retry_interval = seconds(2);
