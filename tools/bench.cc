@@ -18,6 +18,7 @@
 
 #include "rpc/client.capnp.h"
 #include "rpc/bytes.h"
+#include "tools/zipfian.h"
 #include "rpc/replica_plan.h"
 #include "rpc/session.h"
 #include "rpc/wire_status.h"
@@ -33,45 +34,6 @@ struct OpStats {
   std::uint64_t errors = 0;
   std::uint64_t not_found = 0;
   std::map<std::string, std::uint64_t> errors_by_kind;
-};
-
-// Zipfian ranks in [0, n) with skew theta, by the method of Gray et al., "Quickly generating
-// billion-record synthetic databases" (SIGMOD 1994): rank 0 is the most popular. The ranks are
-// then scattered over the key space (a hash), so that the hot keys do not sit side by side.
-class Zipfian {
- public:
-  Zipfian(std::uint64_t n, double theta) : n_(n), theta_(theta) {
-    for (std::uint64_t i = 1; i <= n; ++i) zetan_ += 1.0 / std::pow(static_cast<double>(i), theta);
-    const double zeta2 = 1.0 + 1.0 / std::pow(2.0, theta);
-    alpha_ = 1.0 / (1.0 - theta);
-    eta_ = (1.0 - std::pow(2.0 / static_cast<double>(n), 1.0 - theta)) / (1.0 - zeta2 / zetan_);
-    half_pow_theta_ = 1.0 + std::pow(0.5, theta);
-  }
-
-  template <typename Rng>
-  std::uint64_t Next(Rng& rng) {
-    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-    const double uz = u * zetan_;
-    std::uint64_t rank = 0;
-    if (uz < 1.0) {
-      rank = 0;
-    } else if (uz < half_pow_theta_) {
-      rank = 1;
-    } else {
-      rank = static_cast<std::uint64_t>(static_cast<double>(n_) *
-                                        std::pow(eta_ * u - eta_ + 1.0, alpha_));
-    }
-    return std::min(rank, n_ - 1);
-  }
-
-  // Where rank r lives in [0, n): a fixed scattering (not a permutation; collisions only shift
-  // some popularity between keys).
-  std::uint64_t Scatter(std::uint64_t r) const { return XXH3_64bits(&r, sizeof r) % n_; }
-
- private:
-  std::uint64_t n_;
-  double theta_;
-  double zetan_ = 0, alpha_ = 0, eta_ = 0, half_pow_theta_ = 0;
 };
 
 // The largest key count zipfian accepts: its constant is a sum over every key, at start.
@@ -162,6 +124,7 @@ class Bench {
     auto progress = Progress();
     all.exclusiveJoin(kj::mv(progress)).wait(io_.waitScope);
     end_ = Clock::now();
+    PrintProgress(" done");
   }
 
   nlohmann::json Results() {
@@ -258,12 +221,17 @@ class Bench {
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   }
 
+  // One progress line on stderr.
+  void PrintProgress(const char* suffix = "") {
+    const double secs = std::chrono::duration<double>(Clock::now() - begin_).count();
+    const auto done = puts_.latency_us.size() + gets_.latency_us.size();
+    std::fprintf(stderr, "bench: %.1fs %zu ops %.0f ops/s %llu errors%s\n", secs, done,
+                 secs > 0 ? done / secs : 0.0, static_cast<unsigned long long>(errors()), suffix);
+  }
+
   kj::Promise<void> Progress() {
     return io_.provider->getTimer().afterDelay(1 * kj::SECONDS).then([this]() {
-      const double secs = std::chrono::duration<double>(Clock::now() - begin_).count();
-      const auto done = puts_.latency_us.size() + gets_.latency_us.size();
-      std::fprintf(stderr, "bench: %.0fs %zu ops %.0f ops/s %llu errors\n", secs, done, done / secs,
-                   static_cast<unsigned long long>(errors()));
+      PrintProgress();
       return Progress();
     });
   }

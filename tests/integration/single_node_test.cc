@@ -3,6 +3,8 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
+
+#include <map>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -325,6 +327,35 @@ TEST(Kvd, BadFlagsExitTwo) {
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+}
+
+TEST_F(SingleNode, BenchReportsEachOperationKindAndErrorsByKind) {
+  auto r = Tool({"--json", "bench", "--workload", "95/5", "--distribution", "zipfian", "--ops",
+                 "2000", "--keys", "500", "--concurrency", "8", "--consistency", "quorum",
+                 "--value-size", "50"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("bench:"), std::string::npos);  // the progress line
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["workload"], "95/5");
+  EXPECT_EQ(j["distribution"], "zipfian");
+  std::map<std::string, nlohmann::json> ops;
+  for (const auto& o : j["operations"]) ops[o["op"].get<std::string>()] = o;
+  ASSERT_TRUE(ops.count("get") && ops.count("put"));
+  const auto gets = ops["get"]["ops"].get<int>(), puts = ops["put"]["ops"].get<int>();
+  EXPECT_EQ(gets + puts, 2000);
+  EXPECT_GT(gets, 1800);  // 95% reads, give or take
+  EXPECT_LT(gets, 1990);
+  for (auto& [name, o] : ops) {
+    EXPECT_EQ(o["errors"].get<int>(), 0) << name;
+    EXPECT_LE(o["p50_us"].get<int>(), o["p99_us"].get<int>());
+    EXPECT_LE(o["p99_us"].get<int>(), o["p999_us"].get<int>());
+    EXPECT_LE(o["p999_us"].get<int>(), o["max_us"].get<int>());
+  }
+  // ALL on a node alone is one replica: it works. Against a stopped node, the failure is
+  // counted by kind and the exit code says so.
+  kvd_->Stop(SIGKILL);
+  auto down = Tool({"--json", "bench", "--ops", "10", "--no-preload"});
+  EXPECT_EQ(down.exit_code, 3) << down.out << down.err;
 }
 
 }  // namespace
