@@ -26,7 +26,34 @@ Result<std::vector<std::pair<std::uint64_t, std::string>>> Hashed(RangeReader* r
   return out;
 }
 
+// The XOR of entry hashes in each of the kSplitWays parts of `r`.
+Result<std::vector<std::uint64_t>> SplitHashes(RangeReader* reader, const ring::TokenRange& r) {
+  auto entries = reader->Entries(r);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::uint64_t> out(kSplitWays, 0);
+  const std::uint64_t width = r.end - r.begin;  // end 0: 2^64 - begin, mod 2^64
+  const std::uint64_t step = width / kSplitWays;
+  for (const auto& e : entries.value()) {
+    const ring::Token t = ring::TokenOf(e.key);
+    std::size_t part = static_cast<std::size_t>((t - r.begin) / step);
+    if (part >= kSplitWays) part = kSplitWays - 1;  // the remainder goes to the last part
+    out[part] ^= EntryHash(e.key, e.digest);
+  }
+  return out;
+}
+
+bool Splittable(const ring::TokenRange& r) {
+  return static_cast<std::uint64_t>(r.end - r.begin) >= kSplitWays * 2;
+}
+
 }  // namespace
+
+ring::TokenRange SplitPart(const ring::TokenRange& r, std::size_t i) {
+  const std::uint64_t step = (r.end - r.begin) / kSplitWays;
+  const ring::Token b = r.begin + step * i;
+  const ring::Token e = i + 1 == kSplitWays ? r.end : r.begin + step * (i + 1);
+  return {b, e};
+}
 
 Initiator::Initiator(RangeReader* local, int tree_bits, ring::TokenRange range, bool dry_run)
     : local_(local), shape_(tree_bits), range_(range), dry_run_(dry_run) {}
@@ -51,16 +78,40 @@ Request Initiator::AskChildren() {
   return r;
 }
 
+void Initiator::AddBucket(const ring::TokenRange& r) {
+  // Count my keys in it; dense buckets are split first (their keys are scanned again then).
+  std::size_t mine = 0;
+  auto entries = local_->Entries(r);
+  if (entries.ok()) mine = entries->size();
+  if (mine > kDenseBucket && Splittable(r)) {
+    to_split_.push_back(r);
+  } else {
+    to_compare_.push_back(r);
+  }
+}
+
+Request Initiator::AskWork() {
+  if (!to_split_.empty()) {
+    Request r;
+    r.kind = Request::Kind::kSplit;
+    const std::size_t n = std::min(to_split_.size(), kMaxLeavesPerRequest);
+    r.ranges.assign(to_split_.end() - static_cast<std::ptrdiff_t>(n), to_split_.end());
+    to_split_.resize(to_split_.size() - n);
+    asked_ranges_ = r.ranges;
+    phase_ = Phase::kSplit;
+    return r;
+  }
+  return AskEntries();
+}
+
 Request Initiator::AskEntries() {
-  if (leaves_.empty()) return Offer();
+  if (to_compare_.empty()) return Offer();
   Request r;
   r.kind = Request::Kind::kEntries;
-  const std::size_t n = std::min(leaves_.size(), kMaxLeavesPerRequest);
-  leaves_asked_.assign(leaves_.begin(), leaves_.begin() + static_cast<std::ptrdiff_t>(n));
-  leaves_.erase(leaves_.begin(), leaves_.begin() + static_cast<std::ptrdiff_t>(n));
-  for (std::uint64_t leaf : leaves_asked_) {
-    r.ranges.push_back(ClipSegment(shape_, span_.first + leaf, range_));
-  }
+  const std::size_t n = std::min(to_compare_.size(), kMaxLeavesPerRequest);
+  r.ranges.assign(to_compare_.end() - static_cast<std::ptrdiff_t>(n), to_compare_.end());
+  to_compare_.resize(to_compare_.size() - n);
+  asked_ranges_ = r.ranges;
   phase_ = Phase::kEntries;
   return r;
 }
@@ -97,8 +148,8 @@ Request Initiator::Fetch() {
   std::size_t keys = 0;
   while (!theirs_only_.empty() && r.ranges.size() < kMaxLeavesPerRequest &&
          keys < kMaxKeysPerRequest) {
-    auto& [leaf, hashes] = theirs_only_.back();
-    r.ranges.push_back(ClipSegment(shape_, span_.first + leaf, range_));
+    auto& [bucket, hashes] = theirs_only_.back();
+    r.ranges.push_back(bucket);
     keys += hashes.size();
     r.wanted.push_back(std::move(hashes));
     theirs_only_.pop_back();
@@ -152,9 +203,9 @@ Request Initiator::Next(const Reply* reply) {
       if (reply->hashes[0] == mine_->root()) return Finish();
       level_ = mine_->depth() - 1;
       if (level_ == 0) {  // a one-leaf tree: the root is the leaf
-        leaves_ = {0};
         stats_.leaves_differing = 1;
-        return AskEntries();
+        AddBucket(ClipSegment(shape_, span_.first, range_));
+        return AskWork();
       }
       pending_ = {0};
       return AskChildren();
@@ -181,22 +232,41 @@ Request Initiator::Next(const Reply* reply) {
       if (!pending_.empty()) return AskChildren();
       --level_;
       if (level_ == 0) {
-        leaves_ = std::move(differing_nodes_);
+        stats_.leaves_differing = differing_nodes_.size();
+        for (std::uint64_t leaf : differing_nodes_) {
+          AddBucket(ClipSegment(shape_, span_.first + leaf, range_));
+        }
         differing_nodes_.clear();
-        stats_.leaves_differing = leaves_.size();
-        return AskEntries();
+        return AskWork();
       }
       pending_ = std::move(differing_nodes_);
       differing_nodes_.clear();
       if (pending_.empty()) return Finish();
       return AskChildren();
     }
+    case Phase::kSplit: {
+      if (reply == nullptr || reply->hashes.size() != asked_ranges_.size() * kSplitWays) {
+        return Fail(Status::InvalidArgument("peer answered the wrong number of parts"));
+      }
+      stats_.buckets_split += asked_ranges_.size();
+      stats_.nodes_compared += reply->hashes.size();
+      for (std::size_t i = 0; i < asked_ranges_.size(); ++i) {
+        auto mine = SplitHashes(local_, asked_ranges_[i]);
+        if (!mine.ok()) return Fail(mine.status());
+        for (std::size_t p = 0; p < kSplitWays; ++p) {
+          if ((*mine)[p] != reply->hashes[i * kSplitWays + p]) {
+            AddBucket(SplitPart(asked_ranges_[i], p));
+          }
+        }
+      }
+      return AskWork();
+    }
     case Phase::kEntries: {
-      if (reply == nullptr || reply->entries.size() != leaves_asked_.size()) {
+      if (reply == nullptr || reply->entries.size() != asked_ranges_.size()) {
         return Fail(Status::InvalidArgument("peer answered the wrong number of leaves"));
       }
-      for (std::size_t i = 0; i < leaves_asked_.size(); ++i) {
-        auto mine = Hashed(local_, ClipSegment(shape_, span_.first + leaves_asked_[i], range_));
+      for (std::size_t i = 0; i < asked_ranges_.size(); ++i) {
+        auto mine = Hashed(local_, asked_ranges_[i]);
         if (!mine.ok()) return Fail(mine.status());
         const auto& theirs = reply->entries[i];
         if (!std::is_sorted(theirs.begin(), theirs.end())) {
@@ -218,10 +288,9 @@ Request Initiator::Next(const Reply* reply) {
             ++b;
           }
         }
-        if (!only_theirs.empty()) theirs_only_.emplace_back(leaves_asked_[i], std::move(only_theirs));
+        if (!only_theirs.empty()) theirs_only_.emplace_back(asked_ranges_[i], std::move(only_theirs));
       }
-      if (!leaves_.empty()) return AskEntries();
-      return Offer();
+      return AskWork();
     }
     case Phase::kOffer: {
       if (reply == nullptr || reply->offers.size() != offered_.size()) {
@@ -236,7 +305,7 @@ Request Initiator::Next(const Reply* reply) {
         if (a.need) to_push_.push_back(offered_[i]);
         if (a.entry != 0) {
           // Their version of this key is not a key only they hold.
-          for (auto& [leaf, hashes] : theirs_only_) std::erase(hashes, a.entry);
+          for (auto& [bucket, hashes] : theirs_only_) std::erase(hashes, a.entry);
         }
       }
       return Offer();
@@ -297,6 +366,19 @@ Status Responder::Answer(const Request& request, Reply* reply) {
       }
       return Status::Ok();
     }
+    case Request::Kind::kSplit:
+      if (request.ranges.size() > kMaxLeavesPerRequest) {
+        return Status::InvalidArgument("too many ranges in one request");
+      }
+      for (const auto& r : request.ranges) {
+        if (!Inside(range_, r) || !Splittable(r)) {
+          return Status::InvalidArgument("split range outside the range or too narrow");
+        }
+        auto parts = SplitHashes(local_, r);
+        if (!parts.ok()) return parts.status();
+        reply->hashes.insert(reply->hashes.end(), parts->begin(), parts->end());
+      }
+      return Status::Ok();
     case Request::Kind::kEntries:
       if (request.ranges.size() > kMaxLeavesPerRequest) {
         return Status::InvalidArgument("too many leaves in one request");

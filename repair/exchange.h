@@ -5,8 +5,11 @@
 //   1. asks for the root of the responder's RangeTree over the range; equal roots end the
 //      exchange with nothing moved;
 //   2. descends level by level, asking for the children of the nodes that differ only;
-//   3. for each differing leaf, asks for the sorted entry hashes (EntryHash(key, version
-//      digest)) of the leaf's part of the range, and compares them with its own: an entry on one
+//   3. for each differing leaf holding many keys, goes on below the stored tree: both sides hash
+//      the leaf's 16 equal token sub-ranges from a scan, and only differing ones are looked at,
+//      until a bucket holds few keys (so the cost per difference grows with the log of the data,
+//      not with the keys per segment); then asks for the sorted entry hashes (EntryHash(key,
+//      version digest)) of each differing bucket and compares them with its own: an entry on one
 //      side only is a key that side holds in a version the other lacks;
 //   4. offers, for each of its own such keys, the key and its record's causal context. From
 //      the context alone the responder tells whether it lacks anything of the initiator's record
@@ -61,16 +64,25 @@ class RangeReader {
 inline constexpr std::size_t kMaxNodesPerRequest = 4096;  // parents per children request
 inline constexpr std::size_t kMaxLeavesPerRequest = 64;
 inline constexpr std::size_t kMaxKeysPerRequest = 256;
+inline constexpr std::size_t kSplitWays = 16;
+// A differing bucket with more of the initiator's keys than this is split before its entries
+// are compared.
+inline constexpr std::size_t kDenseBucket = 24;
+
+// Part `i` of `r` cut into kSplitWays equal token ranges. REQUIRES: r does not wrap and is at
+// least kSplitWays tokens wide.
+ring::TokenRange SplitPart(const ring::TokenRange& r, std::size_t i);
 
 // What the initiator asks of the responder next.
 struct Request {
-  enum class Kind { kRoot, kChildren, kEntries, kOffer, kFetch, kPush, kPurge, kDone };
+  enum class Kind { kRoot, kChildren, kSplit, kEntries, kOffer, kFetch, kPush, kPurge, kDone };
   Kind kind = Kind::kDone;
   // kChildren: the children (at level - 1) of these nodes of `level`.
   std::size_t level = 0;
   std::vector<std::uint64_t> nodes;
-  // kEntries: these sub-ranges (each one leaf's part of the range). kFetch: these sub-ranges,
-  // with the entry hashes wanted from each (`wanted`, parallel to `ranges`).
+  // kSplit: the XOR of the entry hashes in each of the kSplitWays equal parts of each of these
+  // sub-ranges. kEntries: the sorted entry hashes of each of these sub-ranges. kFetch: these
+  // sub-ranges, with the entry hashes wanted from each (`wanted`, parallel to `ranges`).
   std::vector<ring::TokenRange> ranges;
   std::vector<std::vector<std::uint64_t>> wanted;
   // kOffer: these keys with the initiator's causal context of each (parallel); with
@@ -92,7 +104,7 @@ struct OfferAnswer {
 
 struct Reply {
   std::size_t depth = 0;                         // kRoot: the responder's tree depth
-  std::vector<std::uint64_t> hashes;             // kRoot: {root}; kChildren: every child, in order
+  std::vector<std::uint64_t> hashes;  // kRoot: {root}; kChildren: every child; kSplit: 16 per range
   std::vector<std::vector<std::uint64_t>> entries;  // kEntries: sorted entry hashes per range
   std::vector<OfferAnswer> offers;               // kOffer, per key
   std::vector<std::pair<std::string, storage::Record>> records;  // kFetch
@@ -101,7 +113,8 @@ struct Reply {
 
 struct ExchangeStats {
   std::uint64_t nodes_compared = 0;    // tree node hashes that came over
-  std::uint64_t leaves_differing = 0;  // segments whose entries were compared
+  std::uint64_t leaves_differing = 0;  // segments that differed
+  std::uint64_t buckets_split = 0;     // differing buckets split below the stored tree
   std::uint64_t keys_compared = 0;     // entry hashes received
   std::uint64_t keys_differing = 0;
   std::uint64_t records_pulled = 0, records_pushed = 0;
@@ -126,13 +139,14 @@ class Initiator {
   Request Fail(Status s);
   Request AskChildren();
   Request AskEntries();
+  Request AskWork();  // the next split or entries request, else the offers
   Request Offer();
   Request Fetch();
   Request Push();
   Request Finish();
   void Pulled(const std::string& key, const storage::Record& theirs);
 
-  enum class Phase { kStart, kRoot, kChildren, kEntries, kOffer, kFetch, kPush, kDone };
+  enum class Phase { kStart, kRoot, kChildren, kSplit, kEntries, kOffer, kFetch, kPush, kDone };
   RangeReader* const local_;
   HashTree shape_;  // segment arithmetic only
   const ring::TokenRange range_;
@@ -146,12 +160,15 @@ class Initiator {
   std::vector<std::uint64_t> asked_;            // parents whose children were last asked for
   std::vector<std::uint64_t> pending_;          // parents still to ask about
   std::vector<std::uint64_t> differing_nodes_;  // children found differing at this level
-  std::vector<std::uint64_t> leaves_;           // differing leaves still to compare
-  std::vector<std::uint64_t> leaves_asked_;
+  // Differing buckets (sub-ranges of the range) to split, and to compare entry by entry.
+  void AddBucket(const ring::TokenRange& r);
+  std::vector<ring::TokenRange> to_split_;
+  std::vector<ring::TokenRange> to_compare_;
+  std::vector<ring::TokenRange> asked_ranges_;
   // Keys of mine whose entries the responder lacks; and per leaf, entry hashes only they hold.
   std::vector<std::string> to_offer_;
   std::vector<std::string> offered_;
-  std::vector<std::pair<std::uint64_t, std::vector<std::uint64_t>>> theirs_only_;  // leaf, hashes
+  std::vector<std::pair<ring::TokenRange, std::vector<std::uint64_t>>> theirs_only_;
   std::vector<std::string> to_push_;
 };
 

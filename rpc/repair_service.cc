@@ -71,6 +71,25 @@ kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
   return kj::READY_NOW;
 }
 
+kj::Promise<void> RepairSessionServer::split(SplitContext context) {
+  auto params = context.getParams();
+  if (params.getRanges().size() > repair::kMaxLeavesPerRequest) {
+    return Refuse(context.getResults(), Status::InvalidArgument("too many ranges in one request"));
+  }
+  repair::Request req;
+  req.kind = repair::Request::Kind::kSplit;
+  for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
+  repair::Reply reply;
+  Status s = responder_.Answer(req, &reply);
+  auto results = context.getResults();
+  if (s.ok()) {
+    auto hashes = results.initHashes(reply.hashes.size());
+    for (std::size_t i = 0; i < reply.hashes.size(); ++i) hashes.set(i, reply.hashes[i]);
+  }
+  ToWire(s, results.initStatus());
+  return kj::READY_NOW;
+}
+
 kj::Promise<void> RepairSessionServer::offer(OfferContext context) {
   auto params = context.getParams();
   if (params.getKeys().size() > repair::kMaxKeysPerRequest ||
@@ -228,6 +247,21 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
           .then([reply, bytes](capnp::Response<wire::RepairSession::ChildrenResults>&& resp) {
+            Count(resp, bytes);
+            for (auto h : resp.getHashes()) reply->hashes.push_back(h);
+            return FromWire(resp.getStatus());
+          });
+    }
+    case K::kSplit: {
+      auto r = session.splitRequest();
+      auto ranges = r.initRanges(req.ranges.size());
+      for (std::size_t i = 0; i < req.ranges.size(); ++i) {
+        ranges[i].setBegin(req.ranges[i].begin);
+        ranges[i].setEnd(req.ranges[i].end);
+      }
+      Count(r, bytes);
+      return timer.timeoutAfter(timeout, r.send())
+          .then([reply, bytes](capnp::Response<wire::RepairSession::SplitResults>&& resp) {
             Count(resp, bytes);
             for (auto h : resp.getHashes()) reply->hashes.push_back(h);
             return FromWire(resp.getStatus());

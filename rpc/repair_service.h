@@ -23,6 +23,7 @@ class RepairSessionServer final : public wire::RepairSession::Server {
   kj::Promise<void> root(RootContext context) override;
   kj::Promise<void> children(ChildrenContext context) override;
   kj::Promise<void> entries(EntriesContext context) override;
+  kj::Promise<void> split(SplitContext context) override;
   kj::Promise<void> offer(OfferContext context) override;
   kj::Promise<void> fetch(FetchContext context) override;
   kj::Promise<void> push(PushContext context) override;

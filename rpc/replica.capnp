@@ -55,6 +55,8 @@ interface RepairSession {
   fetch @4 (leaves :List(LeafWant)) -> (status :Status, records :List(KeyRecord));
   # Records to join into the stored ones.
   push @5 (records :List(KeyRecord)) -> (status :Status);
+  # The XOR of the entry hashes in each of the 16 equal parts of each range, 16 per range.
+  split @7 (ranges :List(TokenRange)) -> (status :Status, hashes :List(UInt64));
   # Tombstone GC once every replica of the range was confirmed to agree: removes each key whose
   # record still has the given version digest and holds only tombstones.
   purge @6 (keys :List(Data), digests :List(UInt64)) -> (status :Status, purged :UInt64);

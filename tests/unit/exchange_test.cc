@@ -19,7 +19,7 @@
 namespace kv::repair {
 namespace {
 
-constexpr int kBits = 12;
+int kBits = 12;  // the tree size the replicas and exchanges use (a test may change it)
 
 class Replica {
  public:
@@ -94,7 +94,10 @@ void RandomWrites(storage::LocalStore& s, const std::string& key, std::mt19937_6
 }
 
 TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
-  for (std::uint64_t seed : {1, 2, 3}) {
+  // 12 bits: about one key per segment; 4 bits: about 125, so dense buckets are split below the
+  // stored tree.
+  for (auto [bits, seed] : std::vector<std::pair<int, std::uint64_t>>{{12, 1}, {12, 2}, {4, 3}, {4, 4}}) {
+    kBits = bits;
     std::mt19937_64 rng(seed);
     Replica a(101), b(102);
     std::set<std::string> expected;
@@ -140,12 +143,16 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
     }
 
     // A dry run counts exactly the differing keys and moves nothing.
-    std::uint64_t found = 0;
+    std::uint64_t found = 0, split = 0;
     for (const auto& r : ranges) {
       Outcome o = RunExchange(a, b, r, /*dry_run=*/true);
       ASSERT_TRUE(o.status.ok()) << o.status.ToString();
       EXPECT_EQ(o.stats.records_pulled + o.stats.records_pushed, 0u);
       found += o.stats.keys_differing;
+      split += o.stats.buckets_split;
+    }
+    if (bits == 4) {
+      EXPECT_GT(split, 0u);
     }
     EXPECT_EQ(found, expected.size()) << "seed " << seed;
     EXPECT_TRUE(a.All() == before_a);
@@ -177,6 +184,11 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
     }
     EXPECT_EQ(moved, expected.size() + both_ways);
 
+    if (bits == 4) {
+      std::uint64_t split = 0;
+      for (const auto& r : ranges) split += RunExchange(a, b, r, true).stats.buckets_split;
+      EXPECT_EQ(split, 0u);  // nothing differs any more, so nothing is split
+    }
     // Consistent now: a second pass compares only the roots and moves nothing.
     for (const auto& r : ranges) {
       Outcome o = RunExchange(a, b, r);
