@@ -83,6 +83,13 @@ struct GossipAgent::Impl {
         sock->close(ignored);
       }
     });
+    // From the gossip address, as the datagrams: peers see one address per node.
+    if (opts.gossip.ip != 0) {
+      boost::system::error_code ec;
+      sock->open(tcp::v4(), ec);
+      if (!ec) sock->bind(tcp::endpoint(Addr(opts.gossip), 0), ec);
+      if (ec) return;  // a push-pull is retried at the next interval
+    }
     sock->async_connect(
         tcp::endpoint(Addr(o.to), o.to.port),
         [sock, data, deadline](const boost::system::error_code& ec) {

@@ -4,6 +4,7 @@
 
 #include "rpc/bytes.h"
 #include "rpc/client.capnp.h"
+#include "rpc/connect.h"
 #include "rpc/session.h"
 #include "rpc/wire_status.h"
 
@@ -58,16 +59,15 @@ BlockingClient::BlockingClient(std::unique_ptr<Impl> impl) : impl_(std::move(imp
 BlockingClient::~BlockingClient() = default;
 
 Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(const std::string& host_port,
-                                                                std::chrono::milliseconds timeout) {
+                                                                std::chrono::milliseconds timeout,
+                                                                const std::string& source_host) {
   std::string host;
   int port = 0;
   if (Status s = ParseHostPort(host_port, false, &host, &port); !s.ok()) return s;
   auto impl = std::make_unique<Impl>();
   impl->timeout = timeout.count() * kj::MILLISECONDS;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
-    auto& network = impl->io.provider->getNetwork();
-    auto connect = network.parseAddress(host_port).then(
-        [](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); });
+    auto connect = Dial(*impl->io.provider, *impl->io.lowLevelProvider, host_port, source_host);
     auto stream = impl->Bound(kj::mv(connect)).wait(impl->io.waitScope);
     impl->session = kj::heap<RpcSession>(kj::mv(stream), capnp::ReaderOptions());
   });

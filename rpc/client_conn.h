@@ -88,8 +88,10 @@ struct RepairProgressInfo {
 class BlockingClient {
  public:
   // `host_port` is "HOST:PORT". Fails with Unavailable if the node cannot be reached in time.
+  // A non-empty `source_host` (an IPv4 literal) is the address the connection leaves from.
   static Result<std::unique_ptr<BlockingClient>> Connect(const std::string& host_port,
-                                                         std::chrono::milliseconds timeout);
+                                                         std::chrono::milliseconds timeout,
+                                                         const std::string& source_host = "");
   ~BlockingClient();
 
   // `local`: the node's own record, with no coordination.

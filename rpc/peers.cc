@@ -1,5 +1,7 @@
 #include "rpc/peers.h"
 
+#include "rpc/connect.h"
+
 namespace kv::rpc {
 
 struct PeerPool::Peer {
@@ -13,9 +15,13 @@ struct PeerPool::Peer {
   explicit Peer(wire::KvReplica::Client r) : replica(kj::mv(r)) {}
 };
 
-PeerPool::PeerPool(kj::Network& network, kj::Timer& timer, std::size_t max_message_bytes,
+PeerPool::PeerPool(kj::AsyncIoContext& io, std::string source_host, std::size_t max_message_bytes,
                    kj::Duration retry_after)
-    : network_(network), timer_(timer), retry_after_(retry_after), tasks_(*this) {
+    : io_(io),
+      source_host_(std::move(source_host)),
+      timer_(io.provider->getTimer()),
+      retry_after_(retry_after),
+      tasks_(*this) {
   reader_options_.traversalLimitInWords = max_message_bytes / sizeof(capnp::word) + 1;
 }
 
@@ -37,8 +43,7 @@ wire::KvReplica::Client PeerPool::Get(std::uint64_t id, const std::string& addre
     peers_.erase(it);
   }
   const std::uint64_t serial = next_serial_++;
-  auto connected = network_.parseAddress(address).then(
-      [](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); });
+  auto connected = Dial(*io_.provider, *io_.lowLevelProvider, address, source_host_);
   auto fork = connected
                   .then([this, id, serial](kj::Own<kj::AsyncIoStream> stream)
                             -> wire::KvReplica::Client {

@@ -24,8 +24,9 @@ namespace kv::rpc {
 
 class PeerPool final : private kj::TaskSet::ErrorHandler {
  public:
-  // `network` and `timer` must outlive the pool. `max_message_bytes` bounds one incoming reply.
-  PeerPool(kj::Network& network, kj::Timer& timer, std::size_t max_message_bytes,
+  // `io` must outlive the pool. Connections are opened from `source_host` (see rpc/connect.h;
+  // empty: any address). `max_message_bytes` bounds one incoming reply.
+  PeerPool(kj::AsyncIoContext& io, std::string source_host, std::size_t max_message_bytes,
            kj::Duration retry_after = 500 * kj::MILLISECONDS);
   ~PeerPool();
 
@@ -43,7 +44,8 @@ class PeerPool final : private kj::TaskSet::ErrorHandler {
   void Drop(std::uint64_t id, std::uint64_t serial);
   void taskFailed(kj::Exception&& exception) override {}
 
-  kj::Network& network_;
+  kj::AsyncIoContext& io_;
+  std::string source_host_;
   kj::Timer& timer_;
   capnp::ReaderOptions reader_options_;
   kj::Duration retry_after_;

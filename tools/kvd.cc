@@ -30,6 +30,7 @@
 #include "rpc/node_services.h"
 #include "rpc/repair_runner.h"
 #include "rpc/coordinator.h"
+#include "rpc/connect.h"
 #include "rpc/peers.h"
 #include "rpc/write_batcher.h"
 #include "storage/local_store.h"
@@ -225,7 +226,8 @@ int Run(const Flags& flags) {
   // A message may hold a key and a value at their limits, plus envelope.
   const std::size_t max_message = limits.max_key_bytes + limits.max_value_bytes + 64 * 1024;
   rpc::WriteBatcher batcher(&store);
-  rpc::PeerPool peers(io.provider->getNetwork(), io.provider->getTimer(), max_message);
+  // Outgoing connections leave from the listen address, so peers see this node's own address.
+  rpc::PeerPool peers(io, rpc::SourceHostOf(flags.listen), max_message);
   rpc::CoordinatorOptions co;
   co.replication = flags.replication;
   co.request_timeout = flags.request_timeout_ms * kj::MILLISECONDS;
