@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages the project needs, only those missing.
 set -euo pipefail
 PKGS=(cmake ninja-build g++ pkg-config librocksdb-dev libxxhash-dev libboost-dev capnproto
-      libcapnp-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev)
+      libcapnp-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev
+      iproute2 iptables)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,22 @@
+# The Jepsen-style partition suite (tests/partition/): the pure history checker, nemesis planner
+# and timeline in kv_partition; the driver that tests/partition/run starts inside a network
+# namespace; and the short run that CI makes (skipped, with its reason, where namespaces cannot
+# be made).
+add_library(kv_partition partition/history.cc partition/nemesis.cc partition/timeline.cc)
+target_include_directories(kv_partition PUBLIC ${CMAKE_SOURCE_DIR})
+
+add_executable(partition_driver partition/driver.cc)
+target_link_libraries(partition_driver PRIVATE kv_partition kv::rpc kv::ring CLI11::CLI11
+                                               nlohmann_json::nlohmann_json Threads::Threads)
+
+add_executable(partition_tests unit/partition_test.cc)
+target_link_libraries(partition_tests PRIVATE kv_partition GTest::gtest_main)
+gtest_discover_tests(partition_tests DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")
+
+# About two minutes: 75 s of workload under every nemesis, then heal, repair and check.
+add_test(NAME partition_suite_short
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/partition/run --build-dir ${CMAKE_BINARY_DIR}
+                 --nodes 5 --time 75 --nemesis halves,isolate,bridge,random,loss,kill,pause
+                 --seed 1 --report ${CMAKE_BINARY_DIR}/partition-ci)
+set_tests_properties(partition_suite_short PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
+                     ENVIRONMENT "${KV_TEST_ENV}")

@@ -1,0 +1,718 @@
+// partition_driver: the Jepsen-style partition suite's driver. Run it through tests/partition/run,
+// which creates the network namespace it needs and runs this inside it.
+//
+// Starts N real kvd processes on 127.0.0.1..N, runs concurrent clients through different
+// coordinators while nemeses cut links, drop packets, kill and pause nodes on a schedule drawn
+// from the seed, then heals everything, waits for hinted handoff, repairs every node, reads every
+// key at consistency ALL and checks the history (tests/partition/history.h). Writes a report
+// folder: history.jsonl, timeline.svg, findings.txt and findings.json, and the nodes' logs.
+//
+// Exit: 0 when nothing acknowledged was lost and every replica agrees; 1 when the check fails;
+// 2 when the run could not be carried out (bad flags, iptables, nodes that never formed).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ring/token.h"
+#include "rpc/client_conn.h"
+#include "tests/partition/history.h"
+#include "tests/partition/nemesis.h"
+#include "tests/partition/timeline.h"
+
+namespace kv::partition {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+struct Options {
+  int nodes = 5;
+  double time_s = 120;
+  std::string nemesis = "halves,isolate,kill,pause";
+  std::uint64_t seed = 0;
+  int clients = 0;  // 0: two per node
+  double rate = 40;  // operations per second over all clients
+  std::string workload = "set,put";
+  int set_keys = 8, put_keys = 40;
+  double quiet_s = 5, min_fault_s = 8, max_fault_s = 14, loss = 0.3;
+  int client_timeout_ms = 5000;
+  std::string kvd;
+  std::string report;       // the report folder; default under --report-root
+  std::string report_root = "partition-reports";
+  double heal_deadline_s = 120;
+};
+
+Clock::time_point g_start;
+double Now() { return std::chrono::duration<double>(Clock::now() - g_start).count(); }
+
+std::string Ip(int node) { return "127.0.0." + std::to_string(node); }
+std::string Rpc(int node) { return Ip(node) + ":7701"; }
+// Clients and the checker connect from 127.0.1.x: outside every node's address, so faults
+// (rules between node addresses) never cut them.
+std::string ClientIp(int client) { return "127.0.1." + std::to_string(1 + client % 250); }
+const std::string kCheckerIp = "127.0.1.254";
+
+// ---- kvd processes ---------------------------------------------------------------------------
+
+struct Node {
+  int index = 0;
+  pid_t pid = -1;
+  bool paused = false;
+};
+
+class Cluster {
+ public:
+  Cluster(const Options& o, std::string dir) : o_(o), dir_(std::move(dir)), nodes_(o.nodes) {
+    for (int i = 0; i < o.nodes; ++i) nodes_[i].index = i + 1;
+  }
+  ~Cluster() { StopAll(); }
+
+  bool Start(int i) {
+    Node& n = nodes_[i - 1];
+    const std::string data = dir_ + "/n" + std::to_string(i);
+    const std::string log = dir_ + "/n" + std::to_string(i) + ".log";
+    std::vector<std::string> args = {o_.kvd,    "--data-dir", data,
+                                     "--listen", Rpc(i),       "--gossip",
+                                     Ip(i) + ":7946"};
+    if (i != 1) {
+      args.push_back("--seeds");
+      args.push_back(Ip(1) + ":7946");
+    }
+    const pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    n.pid = pid;
+    n.paused = false;
+    return true;
+  }
+
+  void Kill(int i) {
+    Node& n = nodes_[i - 1];
+    if (n.pid <= 0) return;
+    ::kill(n.pid, SIGKILL);
+    waitpid(n.pid, nullptr, 0);
+    n.pid = -1;
+    n.paused = false;
+  }
+
+  void Pause(int i, bool pause) {
+    Node& n = nodes_[i - 1];
+    if (n.pid <= 0) return;
+    ::kill(n.pid, pause ? SIGSTOP : SIGCONT);
+    n.paused = pause;
+  }
+
+  // Whether node i's process exited by itself (a crash), reaping it.
+  bool Exited(int i) {
+    Node& n = nodes_[i - 1];
+    if (n.pid <= 0) return true;
+    if (waitpid(n.pid, nullptr, WNOHANG) == n.pid) {
+      n.pid = -1;
+      return true;
+    }
+    return false;
+  }
+
+  void StopAll() {
+    for (Node& n : nodes_) {
+      if (n.pid <= 0) continue;
+      ::kill(n.pid, SIGCONT);
+      ::kill(n.pid, SIGTERM);
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    for (Node& n : nodes_) {
+      while (n.pid > 0) {
+        if (waitpid(n.pid, nullptr, WNOHANG) == n.pid) {
+          n.pid = -1;
+        } else if (Clock::now() > deadline) {
+          ::kill(n.pid, SIGKILL);
+          waitpid(n.pid, nullptr, 0);
+          n.pid = -1;
+        } else {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling for exit
+        }
+      }
+    }
+  }
+
+  int size() const { return o_.nodes; }
+
+ private:
+  const Options& o_;
+  std::string dir_;
+  std::vector<Node> nodes_;
+};
+
+bool ApplyRules(const Fault* f, int nodes, std::string* error) {
+  FILE* p = popen("iptables-restore -w 5 2>&1", "w");
+  if (p == nullptr) {
+    *error = "cannot run iptables-restore";
+    return false;
+  }
+  const std::string rules = IptablesRules(f, nodes);
+  fwrite(rules.data(), 1, rules.size(), p);
+  const int rc = pclose(p);
+  if (rc != 0) {
+    *error = "iptables-restore failed (exit " + std::to_string(rc) + ") on:\n" + rules;
+    return false;
+  }
+  return true;
+}
+
+// ---- status polling (one client at a time on this thread) ------------------------------------
+
+std::unique_ptr<rpc::BlockingClient> ConnectChecker(int node, int timeout_ms = 2000) {
+  auto c = rpc::BlockingClient::Connect(Rpc(node), std::chrono::milliseconds(timeout_ms),
+                                        kCheckerIp);
+  if (!c.ok()) return nullptr;
+  return std::move(c.value());
+}
+
+// Members node `node` sees UP (and the hints it holds in all), or nullopt if it cannot answer.
+struct Seen {
+  int up = 0;
+  std::uint64_t hints = 0;
+};
+std::optional<Seen> Look(int node) {
+  auto c = ConnectChecker(node);
+  if (!c) return std::nullopt;
+  auto s = c->ClusterStatus();
+  if (!s.status.ok()) return std::nullopt;
+  Seen seen;
+  for (const auto& m : s.members) {
+    if (m.status == "UP" && m.state == "normal") ++seen.up;
+    seen.hints += m.hints;
+  }
+  return seen;
+}
+
+bool AllUp(int nodes) {
+  for (int i = 1; i <= nodes; ++i) {
+    auto s = Look(i);
+    if (!s || s->up != nodes) return false;
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> TotalHints(int nodes) {
+  std::uint64_t total = 0;
+  for (int i = 1; i <= nodes; ++i) {
+    auto s = Look(i);
+    if (!s) return std::nullopt;
+    total += s->hints;
+  }
+  return total;
+}
+
+// ---- clients -------------------------------------------------------------------------------
+
+// Whether a failed write certainly changed nothing: the coordinator refused before writing, or
+// no connection was made. Anything else (a timeout, a partial acknowledgement, a connection
+// lost mid-request) may have been applied: unknown.
+Outcome Classify(const Status& s) {
+  if (s.ok()) return Outcome::kOk;
+  const std::string& m = s.message();
+  for (const char* definite : {"required replicas are up", "every owner of the key is DOWN",
+                               "no node owns ring tokens", "no address for the key"}) {
+    if (m.find(definite) != std::string::npos) return Outcome::kFail;
+  }
+  if (s.code() == Status::Code::kInvalidArgument) return Outcome::kFail;
+  return Outcome::kUnknown;
+}
+
+struct Progress {
+  std::atomic<std::uint64_t> ok{0}, fail{0}, unknown{0};
+};
+
+void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
+               std::vector<Op>* out, Progress* progress) {
+  Rng rng(o.seed * 0x100000001b3ull + static_cast<std::uint64_t>(client) + 1);
+  const int node = client % o.nodes + 1;
+  const double every_s = o.clients / o.rate;
+  double next_s = Now() + every_s * rng.Unit();
+  std::unique_ptr<rpc::BlockingClient> conn;
+  std::uint64_t seq = 0;
+  while (true) {
+    if (next_s >= end_s) break;
+    // Pacing: operations are issued on a schedule, not in response to an event.
+    const double wait = next_s - Now();
+    if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    next_s += every_s;
+    if (Now() >= end_s) break;
+
+    Op op;
+    op.client = client;
+    op.node = node;
+    const bool set = sets && (!puts || rng.Below(2) == 0);
+    op.kind = set ? OpKind::kSetAdd : OpKind::kPut;
+    op.key = set ? "set-" + std::to_string(rng.Below(o.set_keys))
+                 : "put-" + std::to_string(rng.Below(o.put_keys));
+    op.element = "c" + std::to_string(client) + "-" + std::to_string(seq++);
+    op.invoke_s = Now();
+    Status st;
+    bool sent = false;
+    if (!conn) {
+      auto c = rpc::BlockingClient::Connect(Rpc(node), std::chrono::milliseconds(1000),
+                                            ClientIp(client));
+      if (c.ok()) conn = std::move(c.value());
+      else st = c.status();
+    }
+    if (conn) {
+      if (set) {
+        auto r = conn->Get(op.key);
+        if (r.status.ok() || r.status.IsNotFound()) {
+          std::set<std::string> elements;
+          for (const auto& s : r.siblings) {
+            for (const auto& e : DecodeSet(s)) elements.insert(e);
+          }
+          elements.insert(op.element);
+          sent = true;
+          st = conn->Put(op.key, EncodeSet(elements), r.context).status;
+        } else {
+          st = r.status;  // nothing was written
+        }
+      } else {
+        sent = true;
+        st = conn->Put(op.key, op.element, "").status;
+      }
+    }
+    op.complete_s = Now();
+    op.outcome = sent ? Classify(st) : (st.ok() ? Outcome::kOk : Outcome::kFail);
+    if (!st.ok()) op.error = st.ToString();
+    // After a failure the connection is replaced before the next operation: it may be broken
+    // (a killed node) or hold a late reply.
+    if (!st.ok()) conn.reset();
+    next_s = std::max(next_s, Now());  // no burst to catch up after slow operations
+    (op.outcome == Outcome::kOk     ? progress->ok
+     : op.outcome == Outcome::kFail ? progress->fail
+                                    : progress->unknown)++;
+    out->push_back(std::move(op));
+  }
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+std::string Counts(const Progress& p) {
+  char buf[128];
+  std::snprintf(buf, sizeof(buf), "ops ok %llu, failed %llu, unknown %llu",
+                static_cast<unsigned long long>(p.ok.load()),
+                static_cast<unsigned long long>(p.fail.load()),
+                static_cast<unsigned long long>(p.unknown.load()));
+  return buf;
+}
+
+void Line(const char* fmt, const std::string& text) {
+  std::printf("[%7.1fs] ", Now());
+  std::printf(fmt, text.c_str());
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+// Runs `f` until it returns true or `deadline_s` passes; polls every `every`.
+template <typename F>
+bool PollUntil(double deadline_s, F&& f, std::chrono::milliseconds every = std::chrono::milliseconds(250)) {
+  while (Now() < deadline_s) {
+    if (f()) return true;
+    std::this_thread::sleep_for(every);  // polling with a deadline
+  }
+  return f();
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"Jepsen-style partition suite driver (run it through tests/partition/run)"};
+  app.add_option("--nodes", o.nodes, "Number of kvd nodes (127.0.0.1..N)")->check(CLI::Range(3, 50));
+  app.add_option("--time", o.time_s, "Seconds of workload under nemeses")->check(CLI::Range(10.0, 3600.0));
+  app.add_option("--nemesis", o.nemesis, "Comma list: halves,isolate,bridge,random,loss,kill,pause");
+  app.add_option("--seed", o.seed, "Seed of the schedule and the clients (default: from the clock)");
+  app.add_option("--clients", o.clients, "Concurrent clients (default: two per node)")->check(CLI::Range(1, 250));
+  app.add_option("--rate", o.rate, "Operations per second over all clients")->check(CLI::Range(1.0, 2000.0));
+  app.add_option("--workload", o.workload, "Comma list: set (read-modify-write adds), put (blind unique puts)");
+  app.add_option("--loss", o.loss, "Share of packets the loss nemesis drops")->check(CLI::Range(0.01, 0.9));
+  app.add_option("--quiet", o.quiet_s, "Seconds of quiet between faults")->check(CLI::Range(1.0, 600.0));
+  app.add_option("--fault-min", o.min_fault_s, "Shortest fault, seconds")->check(CLI::Range(1.0, 600.0));
+  app.add_option("--fault-max", o.max_fault_s, "Longest fault, seconds")->check(CLI::Range(1.0, 600.0));
+  app.add_option("--kvd", o.kvd, "Path of the kvd binary")->required()->check(CLI::ExistingFile);
+  app.add_option("--report", o.report, "Report folder (default: REPORT_ROOT/DATE-seedS)");
+  app.add_option("--report-root", o.report_root, "Where default report folders go");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (o.min_fault_s > o.max_fault_s) {
+    std::fprintf(stderr, "partition: --fault-min exceeds --fault-max\n");
+    return 2;
+  }
+  std::string error;
+  auto kinds = ParseNemeses(o.nemesis, &error);
+  if (!kinds) {
+    std::fprintf(stderr, "partition: %s\n", error.c_str());
+    return 2;
+  }
+  const bool sets = o.workload.find("set") != std::string::npos;
+  const bool puts = o.workload.find("put") != std::string::npos;
+  if (!sets && !puts) {
+    std::fprintf(stderr, "partition: --workload must name set and/or put\n");
+    return 2;
+  }
+  if (o.seed == 0) o.seed = static_cast<std::uint64_t>(std::time(nullptr));
+  if (o.clients == 0) o.clients = 2 * o.nodes;
+  if (o.report.empty()) {
+    char stamp[32];
+    const std::time_t t = std::time(nullptr);
+    std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&t));
+    o.report = o.report_root + "/" + stamp + "-seed" + std::to_string(o.seed);
+  }
+  fs::create_directories(o.report + "/nodes");
+  std::printf("partition suite: seed %llu, %d nodes, %d clients, %.0f s, nemeses %s, workload %s\n"
+              "replay: tests/partition/run --nodes %d --time %.0f --nemesis %s --seed %llu\n"
+              "report: %s\n",
+              static_cast<unsigned long long>(o.seed), o.nodes, o.clients, o.time_s,
+              o.nemesis.c_str(), o.workload.c_str(), o.nodes, o.time_s, o.nemesis.c_str(),
+              static_cast<unsigned long long>(o.seed), o.report.c_str());
+  std::fflush(stdout);
+
+  g_start = Clock::now();
+  if (!ApplyRules(nullptr, o.nodes, &error)) {
+    std::fprintf(stderr, "partition: %s\n", error.c_str());
+    return 2;
+  }
+  Cluster cluster(o, o.report + "/nodes");
+  for (int i = 1; i <= o.nodes; ++i) {
+    if (!cluster.Start(i)) {
+      std::fprintf(stderr, "partition: cannot start kvd %d\n", i);
+      return 2;
+    }
+  }
+  if (!PollUntil(Now() + 60, [&] { return AllUp(o.nodes); })) {
+    std::fprintf(stderr, "partition: the %d nodes did not all see each other UP within 60 s; "
+                         "logs in %s/nodes\n", o.nodes, o.report.c_str());
+    return 2;
+  }
+  Line("cluster of %s formed", std::to_string(o.nodes) + " nodes");
+
+  // Workload and nemeses, on the run's own clock from here.
+  const double t0 = Now();
+  const auto schedule = PlanSchedule(*kinds, o.nodes, o.time_s, o.quiet_s, o.min_fault_s,
+                                     o.max_fault_s, o.seed, o.loss);
+  Progress progress;
+  std::vector<std::vector<Op>> per_client(o.clients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < o.clients; ++c) {
+    threads.emplace_back(RunClient, std::cref(o), c, t0 + o.time_s, sets, puts, &per_client[c],
+                         &progress);
+  }
+  std::vector<Period> periods;
+  auto wait_until = [](double t) {
+    const double w = t - Now();
+    if (w > 0) std::this_thread::sleep_for(std::chrono::duration<double>(w));  // the schedule
+  };
+  bool setup_failed = false;
+  for (const Step& step : schedule) {
+    wait_until(t0 + step.start_s);
+    const Fault& f = step.fault;
+    Period p{NemesisName(f.kind), f.Describe(), Now(), 0};
+    if (f.IsNetwork()) {
+      if (!ApplyRules(&f, o.nodes, &error)) {
+        setup_failed = true;
+        break;
+      }
+    } else {
+      for (int v : f.victims) {
+        if (f.kind == NemesisKind::kKill) cluster.Kill(v);
+        else cluster.Pause(v, true);
+      }
+    }
+    Line("%s", std::string(NemesisName(f.kind)) + ": " + f.Describe() + "   (" + Counts(progress) + ")");
+    wait_until(t0 + step.end_s);
+    if (f.IsNetwork()) {
+      if (!ApplyRules(nullptr, o.nodes, &error)) {
+        setup_failed = true;
+        break;
+      }
+    } else {
+      for (int v : f.victims) {
+        if (f.kind == NemesisKind::kKill) cluster.Start(v);
+        else cluster.Pause(v, false);
+      }
+    }
+    p.end_s = Now();
+    periods.push_back(p);
+    Line("heal %s", std::string(NemesisName(f.kind)) + "   (" + Counts(progress) + ")");
+  }
+  for (auto& t : threads) t.join();
+  // The final heal: no rule, every node running.
+  (void)ApplyRules(nullptr, o.nodes, &error);
+  for (int i = 1; i <= o.nodes; ++i) {
+    cluster.Pause(i, false);
+    if (cluster.Exited(i)) cluster.Start(i);
+  }
+  const double heal_s = Now();
+  Line("final heal; workload done (%s)", Counts(progress));
+  if (setup_failed) {
+    std::fprintf(stderr, "partition: %s\n", error.c_str());
+    return 2;
+  }
+
+  std::vector<Op> history;
+  for (auto& v : per_client) history.insert(history.end(), v.begin(), v.end());
+  std::sort(history.begin(), history.end(),
+            [](const Op& a, const Op& b) { return a.invoke_s < b.invoke_s; });
+
+  // After the heal: every node UP, hints delivered, every node repaired.
+  const bool up = PollUntil(heal_s + o.heal_deadline_s, [&] { return AllUp(o.nodes); });
+  const double up_s = Now() - heal_s;
+  Line("%s", up ? "every node sees every node UP" : "NOT every node UP within the deadline");
+  std::uint64_t hints_left = 0;
+  const bool handed_off = PollUntil(Now() + 60, [&] {
+    auto h = TotalHints(o.nodes);
+    if (h) hints_left = *h;
+    return h && *h == 0;
+  });
+  const double handoff_s = Now() - heal_s;
+  Line("%s", handed_off ? "hinted handoff done" : "hints still held: " + std::to_string(hints_left));
+  Json repairs = Json::array();
+  for (int i = 1; i <= o.nodes; ++i) {
+    rpc::RepairReply r;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto c = ConnectChecker(i, 5000);
+      if (!c) continue;
+      r = c->Repair(false, std::chrono::milliseconds(500), [](const rpc::RepairProgressInfo&) {});
+      if (r.status.ok() && r.outcome.ok()) break;
+    }
+    std::uint64_t moved = 0;
+    for (const auto& p : r.peers) moved += p.keys_sent + p.keys_received;
+    repairs.push_back({{"node", i},
+                       {"outcome", r.status.ok() ? r.outcome.ToString() : r.status.ToString()},
+                       {"keys_moved", moved},
+                       {"keys_differing", r.keys_differing}});
+    Line("%s", "repair node " + std::to_string(i) + ": " +
+                   (r.status.ok() ? r.outcome.ToString() : r.status.ToString()) + ", " +
+                   std::to_string(moved) + " keys moved");
+  }
+
+  // Final reads at ALL, through any node that answers.
+  std::set<std::string> keys;
+  for (const Op& op : history) keys.insert(op.key);
+  FinalState final;
+  for (int node = 1; node <= o.nodes && final.size() < keys.size(); ++node) {
+    auto c = ConnectChecker(node, 5000);
+    if (!c) continue;
+    for (const auto& k : keys) {
+      if (final.count(k)) continue;
+      auto r = c->Get(k, rpc::Consistency::kAll);
+      if (r.status.ok()) final[k] = r.siblings;
+      else if (r.status.IsNotFound()) final[k] = {};
+    }
+  }
+
+  // Convergence: every replica's own record of every key, and the trees (a dry-run repair on
+  // every node finds nothing differing).
+  std::map<std::string, std::vector<std::string>> replica_views;  // key -> one text per replica
+  std::vector<std::string> divergent;
+  std::map<std::uint64_t, int> node_of_id;
+  rpc::RingReply ring;
+  if (auto c = ConnectChecker(1, 5000)) ring = c->Ring(3);
+  for (const auto& m : ring.members) {
+    for (int i = 1; i <= o.nodes; ++i) {
+      if (m.rpc == Rpc(i)) node_of_id[m.id] = i;
+    }
+  }
+  std::map<int, std::vector<std::string>> keys_of_node;
+  for (const auto& k : keys) {
+    const auto t = ring::TokenOf(k);
+    for (const auto& r : ring.ranges) {
+      if (ring::TokenRange{r.begin, r.end}.Contains(t)) {
+        for (auto id : r.replicas) keys_of_node[node_of_id[id]].push_back(k);
+        break;
+      }
+    }
+  }
+  for (const auto& [node, ks] : keys_of_node) {
+    auto c = node > 0 ? ConnectChecker(node, 5000) : nullptr;
+    for (const auto& k : ks) {
+      std::string view = "(unreadable)";
+      if (c) {
+        auto r = c->Get(k, rpc::Consistency::kDefault, /*local=*/true);
+        if (r.status.ok() || r.status.IsNotFound()) {
+          auto s = r.siblings;
+          std::sort(s.begin(), s.end());
+          view.clear();
+          for (const auto& v : s) view += v + "\n";
+          view += "ctx " + r.context;
+        }
+      }
+      replica_views[k].push_back(view);
+    }
+  }
+  for (const auto& k : keys) {
+    const auto& views = replica_views[k];
+    const bool same = views.size() == 3 &&
+                      std::all_of(views.begin(), views.end(),
+                                  [&](const std::string& v) { return v == views[0] && v != "(unreadable)"; });
+    if (!same) divergent.push_back(k);
+  }
+  std::uint64_t tree_differing = 0;
+  for (int i = 1; i <= o.nodes; ++i) {
+    auto c = ConnectChecker(i, 5000);
+    if (!c) {
+      ++tree_differing;
+      continue;
+    }
+    auto r = c->Repair(true, std::chrono::milliseconds(500), [](const rpc::RepairProgressInfo&) {});
+    if (!r.status.ok() || !r.outcome.ok()) ++tree_differing;
+    tree_differing += r.keys_differing;
+  }
+  const bool converged = divergent.empty() && tree_differing == 0;
+  const double converged_s = Now() - heal_s;
+  Line("%s", converged ? "every replica of every key agrees, trees included"
+                       : std::to_string(divergent.size()) + " divergent keys, " +
+                             std::to_string(tree_differing) + " differing in the trees");
+
+  Findings f = Check(history, final, periods);
+  const bool pass = f.lost == 0 && f.phantoms == 0 && f.unreadable_keys == 0 && converged;
+
+  // The report.
+  {
+    std::ofstream h(o.report + "/history.jsonl");
+    for (const Op& op : history) {
+      h << Json{{"client", op.client},         {"node", op.node},
+                {"kind", OpKindName(op.kind)}, {"key", op.key},
+                {"element", op.element},       {"invoke", op.invoke_s - t0},
+                {"complete", op.complete_s - t0}, {"outcome", OutcomeName(op.outcome)},
+                {"error", op.error}}
+               .dump()
+        << "\n";
+    }
+  }
+  {
+    std::vector<Op> shifted = history;
+    for (Op& op : shifted) {
+      op.invoke_s -= t0;
+      op.complete_s -= t0;
+    }
+    std::vector<Period> ps = periods;
+    for (Period& p : ps) {
+      p.start_s -= t0;
+      p.end_s -= t0;
+    }
+    TimelineMarks marks{Now() - t0, heal_s - t0, converged ? heal_s + converged_s - t0 : -1};
+    std::ofstream(o.report + "/timeline.svg") << TimelineSvg(shifted, ps, o.clients, marks);
+  }
+  Json avail = Json::array();
+  std::string avail_text;
+  for (const auto& a : f.availability) {
+    const double share = a.ops ? static_cast<double>(a.ok) / a.ops : 0;
+    avail.push_back({{"during", a.during}, {"ops", a.ops}, {"ok", a.ok}, {"share", share}});
+    char buf[128];
+    std::snprintf(buf, sizeof(buf), "  %-8s %6llu ops, %5.1f%% ok\n", a.during.c_str(),
+                  static_cast<unsigned long long>(a.ops), 100 * share);
+    avail_text += buf;
+  }
+  Json findings = {
+      {"seed", o.seed},
+      {"nodes", o.nodes},
+      {"clients", o.clients},
+      {"time_s", o.time_s},
+      {"nemesis", o.nemesis},
+      {"workload", o.workload},
+      {"attempted", f.attempted},
+      {"acknowledged", f.acknowledged},
+      {"failed", f.failed},
+      {"unknown", f.unknown},
+      {"lost", f.lost},
+      {"lost_examples", f.lost_examples},
+      {"failed_present", f.failed_present},
+      {"unknown_present", f.unknown_present},
+      {"phantoms", f.phantoms},
+      {"phantom_examples", f.phantom_examples},
+      {"unreadable_keys", f.unreadable_keys},
+      {"keys", keys.size()},
+      {"divergent_keys", divergent.size()},
+      {"divergent_examples", Json(std::vector<std::string>(
+                                 divergent.begin(),
+                                 divergent.begin() + std::min<std::size_t>(20, divergent.size())))},
+      {"tree_keys_differing", tree_differing},
+      {"availability", avail},
+      {"heal_to_all_up_s", up_s},
+      {"heal_to_handoff_done_s", handed_off ? Json(handoff_s) : Json(nullptr)},
+      {"heal_to_converged_s", converged ? Json(converged_s) : Json(nullptr)},
+      {"repairs", repairs},
+      {"faults", [&] {
+         Json a = Json::array();
+         for (const auto& p : periods)
+           a.push_back({{"nemesis", p.nemesis}, {"detail", p.detail}, {"start", p.start_s - t0},
+                        {"end", p.end_s - t0}});
+         return a;
+       }()},
+      {"verdict", pass ? "pass" : "FAIL"}};
+  std::ofstream(o.report + "/findings.json") << findings.dump(2) << "\n";
+  char text[2048];
+  std::snprintf(
+      text, sizeof(text),
+      "seed %llu: %llu attempted, %llu acknowledged, %llu failed, %llu unknown\n"
+      "lost %llu, phantoms %llu, unreadable keys %llu, divergent keys %zu of %zu "
+      "(trees: %llu keys differing)\n"
+      "failed writes present anyway %llu, unknown present %llu\n"
+      "heal -> all UP %.1f s, -> handoff done %s, -> converged %s\n"
+      "availability by nemesis:\n%s"
+      "verdict: %s\n",
+      static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(f.attempted),
+      static_cast<unsigned long long>(f.acknowledged), static_cast<unsigned long long>(f.failed),
+      static_cast<unsigned long long>(f.unknown), static_cast<unsigned long long>(f.lost),
+      static_cast<unsigned long long>(f.phantoms),
+      static_cast<unsigned long long>(f.unreadable_keys), divergent.size(), keys.size(),
+      static_cast<unsigned long long>(tree_differing),
+      static_cast<unsigned long long>(f.failed_present),
+      static_cast<unsigned long long>(f.unknown_present), up_s,
+      handed_off ? (std::to_string(handoff_s).substr(0, 5) + " s").c_str() : "not within 60 s",
+      converged ? (std::to_string(converged_s).substr(0, 5) + " s").c_str() : "NO",
+      avail_text.c_str(), pass ? "pass" : "FAIL");
+  std::string out = text;
+  for (const auto& e : f.lost_examples) out += "lost: " + e + "\n";
+  for (const auto& e : f.phantom_examples) out += "phantom: " + e + "\n";
+  for (std::size_t i = 0; i < divergent.size() && i < 20; ++i) out += "divergent: " + divergent[i] + "\n";
+  out += "report: " + o.report + "\n";
+  std::ofstream(o.report + "/findings.txt") << out;
+  std::printf("%s", out.c_str());
+  cluster.StopAll();
+  return pass ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace kv::partition
+
+int main(int argc, char** argv) { return kv::partition::Main(argc, argv); }

@@ -1,0 +1,231 @@
+// The partition suite's pure parts: the history checker, the nemesis planner and the timeline.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "tests/partition/history.h"
+#include "tests/partition/nemesis.h"
+#include "tests/partition/timeline.h"
+
+namespace kv::partition {
+namespace {
+
+Op Write(OpKind kind, std::string key, std::string element, Outcome outcome, double at = 1) {
+  Op op;
+  op.kind = kind;
+  op.key = std::move(key);
+  op.element = std::move(element);
+  op.outcome = outcome;
+  op.invoke_s = at;
+  op.complete_s = at + 0.1;
+  return op;
+}
+
+TEST(PartitionChecker, AcknowledgedSetElementsMustSurviveInSomeSibling) {
+  std::vector<Op> h = {Write(OpKind::kSetAdd, "s", "a", Outcome::kOk),
+                       Write(OpKind::kSetAdd, "s", "b", Outcome::kOk),
+                       Write(OpKind::kSetAdd, "s", "c", Outcome::kOk)};
+  // Siblings {a} and {b, c}: all three survive.
+  Findings f = Check(h, {{"s", {"a", "b c"}}}, {});
+  EXPECT_EQ(f.acknowledged, 3u);
+  EXPECT_EQ(f.lost, 0u);
+  EXPECT_EQ(f.phantoms, 0u);
+  // Only {a, c}: b was lost, and is named.
+  f = Check(h, {{"s", {"a c"}}}, {});
+  EXPECT_EQ(f.lost, 1u);
+  ASSERT_EQ(f.lost_examples.size(), 1u);
+  EXPECT_EQ(f.lost_examples[0], "s: b");
+}
+
+TEST(PartitionChecker, FailedAndUnknownWritesMayGoEitherWay) {
+  std::vector<Op> h = {Write(OpKind::kPut, "p", "x", Outcome::kFail),
+                       Write(OpKind::kPut, "p", "y", Outcome::kUnknown),
+                       Write(OpKind::kPut, "p", "z", Outcome::kUnknown),
+                       Write(OpKind::kPut, "p", "w", Outcome::kOk)};
+  Findings f = Check(h, {{"p", {"x", "y", "w"}}}, {});
+  EXPECT_EQ(f.lost, 0u);
+  EXPECT_EQ(f.failed, 1u);
+  EXPECT_EQ(f.unknown, 2u);
+  EXPECT_EQ(f.failed_present, 1u);
+  EXPECT_EQ(f.unknown_present, 1u);
+  // A put value is a whole sibling, not split as a set: "w" inside "w v" is not "w".
+  f = Check(h, {{"p", {"w v"}}}, {});
+  EXPECT_EQ(f.lost, 1u);
+}
+
+TEST(PartitionChecker, PhantomsAndUnreadableKeysAreFound) {
+  std::vector<Op> h = {Write(OpKind::kSetAdd, "s", "a", Outcome::kOk),
+                       Write(OpKind::kPut, "p", "v", Outcome::kOk)};
+  Findings f = Check(h, {{"s", {"a zz"}}}, {});
+  EXPECT_EQ(f.phantoms, 1u);
+  EXPECT_EQ(f.phantom_examples, std::vector<std::string>{"s: zz"});
+  EXPECT_EQ(f.unreadable_keys, 1u);  // "p" could not be read
+  EXPECT_EQ(f.lost, 1u);             // so its acknowledged value counts as lost
+  // A key read as not found (no siblings) is readable: its acknowledged writes are lost.
+  f = Check(h, {{"s", {"a"}}, {"p", {}}}, {});
+  EXPECT_EQ(f.unreadable_keys, 0u);
+  EXPECT_EQ(f.lost, 1u);
+}
+
+TEST(PartitionChecker, AvailabilityIsCountedByTheNemesisAtInvocation) {
+  std::vector<Op> h = {Write(OpKind::kPut, "p", "1", Outcome::kOk, 1),
+                       Write(OpKind::kPut, "p", "2", Outcome::kFail, 11),
+                       Write(OpKind::kPut, "p", "3", Outcome::kOk, 12),
+                       Write(OpKind::kPut, "p", "4", Outcome::kUnknown, 25),
+                       Write(OpKind::kPut, "p", "5", Outcome::kOk, 40)};
+  std::vector<Period> periods = {{"halves", "", 10, 20}, {"kill", "", 24, 30}};
+  Findings f = Check(h, {{"p", {"1", "3", "5"}}}, periods);
+  ASSERT_EQ(f.availability.size(), 3u);
+  EXPECT_EQ(f.availability[0].during, "halves");
+  EXPECT_EQ(f.availability[0].ops, 2u);
+  EXPECT_EQ(f.availability[0].ok, 1u);
+  EXPECT_EQ(f.availability[1].during, "kill");
+  EXPECT_EQ(f.availability[1].ops, 1u);
+  EXPECT_EQ(f.availability[1].ok, 0u);
+  EXPECT_EQ(f.availability[2].during, "none");
+  EXPECT_EQ(f.availability[2].ops, 2u);
+  EXPECT_EQ(f.availability[2].ok, 2u);
+}
+
+TEST(PartitionChecker, SetEncodingRoundTrips) {
+  std::set<std::string> s = {"c1-2", "c0-10", "c3-0"};
+  EXPECT_EQ(DecodeSet(EncodeSet(s)), s);
+  EXPECT_TRUE(DecodeSet("").empty());
+}
+
+TEST(Nemesis, ParsesCommaListsAndRejectsUnknownNames) {
+  std::string error;
+  auto k = ParseNemeses("halves,kill,halves", &error);
+  ASSERT_TRUE(k);
+  EXPECT_EQ(*k, (std::vector<NemesisKind>{NemesisKind::kHalves, NemesisKind::kKill}));
+  EXPECT_FALSE(ParseNemeses("halves,split", &error));
+  EXPECT_NE(error.find("unknown nemesis 'split'"), std::string::npos);
+  EXPECT_FALSE(ParseNemeses("", &error));
+}
+
+// Two nodes can talk iff some group holds both: checked against each fault's intent.
+bool Cut(const std::vector<std::pair<int, int>>& cuts, int a, int b) {
+  return std::count(cuts.begin(), cuts.end(), std::make_pair(a, b)) > 0;
+}
+
+TEST(Nemesis, PartitionsCutExactlyTheLinksBetweenSides) {
+  for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+    Rng rng(seed);
+    for (int n : {3, 5, 7}) {
+      Fault halves = PlanFault(NemesisKind::kHalves, n, rng);
+      ASSERT_EQ(halves.groups.size(), 2u);
+      EXPECT_EQ(halves.groups[0].size(), static_cast<std::size_t>(n / 2));
+      auto cuts = CutPairs(halves, n);
+      EXPECT_EQ(cuts.size(), 2 * halves.groups[0].size() * halves.groups[1].size());
+      for (int a : halves.groups[0]) {
+        for (int b : halves.groups[1]) {
+          EXPECT_TRUE(Cut(cuts, a, b) && Cut(cuts, b, a));
+        }
+      }
+
+      Fault iso = PlanFault(NemesisKind::kIsolate, n, rng);
+      EXPECT_EQ(CutPairs(iso, n).size(), 2u * (n - 1));
+
+      Fault bridge = PlanFault(NemesisKind::kBridge, n, rng);
+      ASSERT_EQ(bridge.groups.size(), 2u);
+      int shared = 0;
+      for (int x : bridge.groups[0]) shared += std::count(bridge.groups[1].begin(), bridge.groups[1].end(), x);
+      EXPECT_EQ(shared, 1);
+      cuts = CutPairs(bridge, n);
+      for (int b = 1; b <= n; ++b) {
+        const bool is_bridge = std::count(bridge.groups[0].begin(), bridge.groups[0].end(), b) &&
+                               std::count(bridge.groups[1].begin(), bridge.groups[1].end(), b);
+        for (int o = 1; o <= n; ++o) {
+          if (is_bridge && o != b) {
+            EXPECT_FALSE(Cut(cuts, b, o) || Cut(cuts, o, b));
+          }
+        }
+      }
+
+      Fault random = PlanFault(NemesisKind::kRandom, n, rng);
+      std::set<int> all;
+      for (const auto& g : random.groups) {
+        EXPECT_FALSE(g.empty());
+        all.insert(g.begin(), g.end());
+      }
+      EXPECT_EQ(all.size(), static_cast<std::size_t>(n));
+      EXPECT_GE(random.groups.size(), 2u);
+      EXPECT_FALSE(CutPairs(random, n).empty());
+
+      for (NemesisKind k : {NemesisKind::kKill, NemesisKind::kPause}) {
+        Fault f = PlanFault(k, n, rng);
+        EXPECT_GE(f.victims.size(), 1u);
+        EXPECT_LE(f.victims.size(), static_cast<std::size_t>((n - 1) / 2)) << "a majority stays";
+        EXPECT_TRUE(CutPairs(f, n).empty());
+      }
+    }
+  }
+}
+
+TEST(Nemesis, RulesDropBothDirectionsOfEveryCutLinkAndHealEmptiesTheTable) {
+  Fault f;
+  f.kind = NemesisKind::kIsolate;
+  f.groups = {{2}, {1, 3}};
+  const std::string rules = IptablesRules(&f, 3);
+  EXPECT_NE(rules.find("-A INPUT -s 127.0.0.2/32 -d 127.0.0.1/32 -j DROP"), std::string::npos);
+  EXPECT_NE(rules.find("-A INPUT -s 127.0.0.1/32 -d 127.0.0.2/32 -j DROP"), std::string::npos);
+  EXPECT_EQ(rules.find("127.0.0.1/32 -d 127.0.0.3/32"), std::string::npos);
+  EXPECT_EQ(rules.substr(rules.size() - 7), "COMMIT\n");
+  const std::string healed = IptablesRules(nullptr, 3);
+  EXPECT_EQ(healed.find("-A "), std::string::npos);
+  EXPECT_EQ(healed.rfind("*filter", 0), 0u);
+
+  Fault loss;
+  loss.kind = NemesisKind::kLoss;
+  loss.loss = 0.3;
+  const std::string lossy = IptablesRules(&loss, 3);
+  EXPECT_NE(lossy.find("-s 127.0.0.3/32 -d 127.0.0.1/32 -m statistic --mode random "
+                       "--probability 0.3000 -j DROP"),
+            std::string::npos);
+  EXPECT_EQ(std::count(lossy.begin(), lossy.end(), '\n'), 4 + 6 + 1);
+}
+
+TEST(Nemesis, ScheduleReplaysFromItsSeedAndHealsInTime) {
+  const std::vector<NemesisKind> kinds = {NemesisKind::kHalves, NemesisKind::kKill,
+                                          NemesisKind::kLoss};
+  auto a = PlanSchedule(kinds, 5, 120, 5, 8, 14, 7);
+  auto b = PlanSchedule(kinds, 5, 120, 5, 8, 14, 7);
+  auto c = PlanSchedule(kinds, 5, 120, 5, 8, 14, 8);
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  bool differs = a.size() != c.size();
+  std::set<NemesisKind> used;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].start_s, b[i].start_s);
+    EXPECT_EQ(a[i].fault.Describe(), b[i].fault.Describe());
+    EXPECT_LE(a[i].end_s, 120);
+    EXPECT_GE(a[i].end_s - a[i].start_s, 8 - 1e-9);
+    if (i > 0) {
+      EXPECT_GE(a[i].start_s - a[i - 1].end_s, 5 - 1e-9);
+    }
+    if (i < c.size()) differs |= a[i].fault.Describe() != c[i].fault.Describe();
+    used.insert(a[i].fault.kind);
+  }
+  EXPECT_TRUE(differs);
+  EXPECT_EQ(used.size(), 3u);
+}
+
+TEST(Timeline, DrawsEveryOperationAndEveryPeriod) {
+  std::vector<Op> h = {Write(OpKind::kPut, "p", "1", Outcome::kOk, 1),
+                       Write(OpKind::kPut, "p", "2", Outcome::kFail, 2),
+                       Write(OpKind::kPut, "p", "3", Outcome::kUnknown, 3)};
+  std::vector<Period> periods = {{"halves", "{1} | {2,3}", 1.5, 2.5}};
+  const std::string svg = TimelineSvg(h, periods, 2, {5, 4, 4.5});
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("#2ca02c"), std::string::npos);
+  EXPECT_NE(svg.find("#d62728"), std::string::npos);
+  EXPECT_NE(svg.find("#ff7f0e"), std::string::npos);
+  EXPECT_NE(svg.find("halves {1} | {2,3}"), std::string::npos);
+  EXPECT_NE(svg.find("final heal"), std::string::npos);
+  EXPECT_NE(svg.find("converged"), std::string::npos);
+  EXPECT_EQ(svg.substr(svg.size() - 7), "</svg>\n");
+}
+
+}  // namespace
+}  // namespace kv::partition
