@@ -62,6 +62,7 @@ struct GossipAgent::Impl {
     if (!force && now - last_publish < kPublishEvery) return;
     last_publish = now;
     auto v = std::make_shared<const ClusterView>(m->View(Now()));
+    if (opts.on_view) opts.on_view(*v);
     std::lock_guard<std::mutex> lock(mu);
     view = std::move(v);
     counters = m->counters();
@@ -258,6 +259,7 @@ bool GossipAgent::Start(std::string* error) {
   d.m = std::make_unique<Membership>(d.opts.config, d.opts.self, bound_, d.opts.generation,
                                      d.opts.app, d.opts.seed, Now());
   d.m->RestoreRemoved(d.opts.removed);
+  d.m->RestoreMembers(d.opts.restored, Now());
   d.last_removed = d.m->Removed();
   if (!d.opts.seeds.empty()) d.m->Join(d.opts.seeds, Now());
   d.Publish(true);

@@ -31,11 +31,15 @@ struct AgentOptions {
   AppState app;
   std::vector<Endpoint> seeds;
   std::vector<NodeId> removed;  // tombstones known from a previous run
+  std::vector<MemberView> restored;  // members known from a previous run (saved_peers.h)
   std::uint64_t seed = 0;       // randomness of the state machine
   // Called on the membership thread when the set of removed ids changes (to persist it), and
   // when the cluster says this node itself was removed.
   std::function<void(const std::vector<NodeId>&)> on_removed_changed;
   std::function<void()> on_refused;
+  // Called on the membership thread with each new view before readers can see it (to save the
+  // peers, saved_peers.h): whatever a reader sees has been handed to it first. Keep it short.
+  std::function<void(const ClusterView&)> on_view;
 };
 
 class GossipAgent {

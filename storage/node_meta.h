@@ -5,6 +5,7 @@
 //   tokens         8*n bytes ring tokens chosen at first start and kept
 //   removed_ids    8*n bytes ids removed from the cluster (tombstones this node must keep)
 //   removed_self   1 byte    present once the cluster told this node it was removed
+//   peers          bytes     the members this node knew (membership/saved_peers.h)
 // Integers are big-endian. Malformed metadata is Corruption, never guessed at.
 //
 // Thread-safety: as Engine.

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "membership/asio_transport.h"
+#include "membership/saved_peers.h"
 #include "ring/ring.h"
 #include "rpc/client_conn.h"
 #include "rpc/client_server.h"
@@ -192,11 +193,32 @@ int Run(const Flags& flags) {
       ao.seeds.push_back(e);
     }
     ao.removed = removed.value();
+    // The peers known before this restart: the whole ring from the first request on.
+    std::string saved;
+    if (Status s = engine.GetMeta("peers", &saved); s.ok()) {
+      std::string why;
+      if (!mb::DecodeSavedPeers(saved, flags.config.cluster_name, &ao.restored, &why)) {
+        std::fprintf(stderr, "kvd: ignoring the saved peers: they %s\n", why.c_str());
+        ao.restored.clear();
+      }
+    } else if (!s.IsNotFound()) {
+      return Fail("cannot read the saved peers: " + s.ToString());
+    }
     ao.seed = id ^ (generation.value() * 0x9e3779b97f4a7c15ull);
     ao.on_removed_changed = [&engine](const std::vector<mb::NodeId>& ids) {
       Status s = storage::StoreU64List(engine, "removed_ids", ids);
       if (!s.ok())
         std::fprintf(stderr, "kvd: cannot persist removed ids: %s\n", s.ToString().c_str());
+    };
+    // Saves the peers when who they are changes (not their liveness), before any request can
+    // have seen the new view: a node that crashes right after learning a peer still knows it.
+    ao.on_view = [&engine, cluster = flags.config.cluster_name,
+                  saved_sig = std::uint64_t{0}](const mb::ClusterView& view) mutable {
+      const std::uint64_t sig = mb::SavedPeersSignature(view);
+      if (sig == saved_sig) return;
+      Status s = engine.PutMeta("peers", mb::EncodeSavedPeers(view, cluster));
+      if (s.ok()) saved_sig = sig;
+      else std::fprintf(stderr, "kvd: cannot save the peers: %s\n", s.ToString().c_str());
     };
     ao.on_refused = [&engine, id]() {
       (void)storage::StoreFlag(engine, "removed_self");

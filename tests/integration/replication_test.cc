@@ -292,5 +292,24 @@ TEST_F(Replication, TwoOfFiveDownWritesSucceedThroughHintsAndReachBothOnReturn) 
   EXPECT_GT(owned_by_returned, 10);
 }
 
+// Found by the partition suite (seed 101): a node restarted while its peers were unreachable
+// knew only itself, took itself for the whole ring, and acknowledged writes that no replica of
+// the key held. A node now keeps the peers it knew, and a restart starts from that ring.
+TEST_F(Replication, NodeRestartedAloneKnowsTheRingAndAcknowledgesNothingWithoutQuorum) {
+  StartAll(3);
+  for (int i = 0; i < 3; ++i) Kill(i);
+  ASSERT_TRUE(nodes_[2]->Start()) << nodes_[2]->stderr_text();
+  // Every member is known at once (the two others, unreachable, are found DOWN later)...
+  EXPECT_EQ(StatusOf(2).size(), 3u);
+  // ...so a write at W=2 cannot be acknowledged by this node alone.
+  auto r = Put(2, "alone", "v");
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  r = Put(2, "alone", "v", {"--consistency", "one"});
+  EXPECT_EQ(r.exit_code, 0) << "ONE is still available: the node owns the key or holds a hint "
+                            << r.err;
+  EXPECT_TRUE(SeeStatus({2}, {0, 1}, "DOWN"))
+      << Kvtool({"--host", nodes_[2]->address(), "status"}).out << nodes_[2]->stderr_text();
+}
+
 }  // namespace
 }  // namespace kv::test
