@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +58,7 @@ struct Options {
   double quiet_s = 5, min_fault_s = 8, max_fault_s = 14, loss = 0.3;
   int client_timeout_ms = 5000;
   std::string kvd;
+  std::string kvd_args;
   std::string report;       // the report folder; default under --report-root
   std::string report_root = "partition-reports";
   double heal_deadline_s = 120;
@@ -98,6 +100,8 @@ class Cluster {
       args.push_back("--seeds");
       args.push_back(Ip(1) + ":7946");
     }
+    std::istringstream extra(o_.kvd_args);
+    for (std::string a; extra >> a;) args.push_back(a);
     const pid_t pid = fork();
     if (pid < 0) return false;
     if (pid == 0) {
@@ -283,8 +287,10 @@ void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
     Status st;
     bool sent = false;
     if (!conn) {
-      auto c = rpc::BlockingClient::Connect(Rpc(node), std::chrono::milliseconds(1000),
-                                            ClientIp(client));
+      // The bound covers connecting and each request: longer than a coordinator takes to give
+      // its own verdict (a forwarded write waits up to twice kvd's --request-timeout-ms).
+      auto c = rpc::BlockingClient::Connect(
+          Rpc(node), std::chrono::milliseconds(o.client_timeout_ms), ClientIp(client));
       if (c.ok()) conn = std::move(c.value());
       else st = c.status();
     }
@@ -364,6 +370,9 @@ int Main(int argc, char** argv) {
   app.add_option("--fault-min", o.min_fault_s, "Shortest fault, seconds")->check(CLI::Range(1.0, 600.0));
   app.add_option("--fault-max", o.max_fault_s, "Longest fault, seconds")->check(CLI::Range(1.0, 600.0));
   app.add_option("--kvd", o.kvd, "Path of the kvd binary")->required()->check(CLI::ExistingFile);
+  app.add_option("--kvd-args", o.kvd_args, "Extra kvd flags, space-separated (e.g. \"--hinted-handoff off\")");
+  app.add_option("--client-timeout-ms", o.client_timeout_ms, "Clients' bound on each request")
+      ->check(CLI::Range(100, 60000));
   app.add_option("--report", o.report, "Report folder (default: REPORT_ROOT/DATE-seedS)");
   app.add_option("--report-root", o.report_root, "Where default report folders go");
   try {
@@ -629,7 +638,8 @@ int Main(int argc, char** argv) {
       p.start_s -= t0;
       p.end_s -= t0;
     }
-    TimelineMarks marks{Now() - t0, heal_s - t0, converged ? heal_s + converged_s - t0 : -1};
+    TimelineMarks marks{(Now() - t0) * 1.06, heal_s - t0,
+                        converged ? heal_s + converged_s - t0 : -1};
     std::ofstream(o.report + "/timeline.svg") << TimelineSvg(shifted, ps, o.clients, marks);
   }
   Json avail = Json::array();

@@ -41,7 +41,7 @@ std::string TimelineSvg(const std::vector<Op>& history, const std::vector<Period
          Num(clients * kLane + 12) + "\" fill=\"" + Shade(p.nemesis) + "\"><title>" +
          p.nemesis + " " + p.detail + "</title></rect>\n";
     s += "<text x=\"" + Num(x(p.start_s) + 2) + "\" y=\"" + Num(kTop - 3) + "\">" + p.nemesis +
-         "</text>\n";
+         " " + p.detail + "</text>\n";
   }
   for (int c = 0; c < clients; ++c) {
     s += "<text x=\"4\" y=\"" + Num(kTop + c * kLane + 10) + "\">client " + std::to_string(c) +
