@@ -137,16 +137,23 @@ class Cluster {
     n.paused = pause;
   }
 
-  // Whether node i's process exited by itself (a crash), reaping it.
+  // Whether node i is not running, reaping it. A node that exited without being killed by the
+  // nemesis crashed (or a sanitizer stopped it): that is recorded in crashes().
   bool Exited(int i) {
     Node& n = nodes_[i - 1];
     if (n.pid <= 0) return true;
-    if (waitpid(n.pid, nullptr, WNOHANG) == n.pid) {
+    int status = 0;
+    if (waitpid(n.pid, &status, WNOHANG) == n.pid) {
       n.pid = -1;
+      crashes_.push_back("node " + std::to_string(i) + " exited by itself (" +
+                         (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                              : "status " + std::to_string(WEXITSTATUS(status))) +
+                         "); see n" + std::to_string(i) + ".log");
       return true;
     }
     return false;
   }
+  const std::vector<std::string>& crashes() const { return crashes_; }
 
   void StopAll() {
     for (Node& n : nodes_) {
@@ -176,6 +183,7 @@ class Cluster {
   const Options& o_;
   std::string dir_;
   std::vector<Node> nodes_;
+  std::vector<std::string> crashes_;
 };
 
 bool ApplyRules(const Fault* f, int nodes, std::string* error) {
@@ -480,6 +488,9 @@ int Main(int argc, char** argv) {
     }
     p.end_s = Now();
     periods.push_back(p);
+    for (int i = 1; i <= o.nodes; ++i) {
+      if (cluster.Exited(i)) cluster.Start(i);  // a crash: recorded, and the node restarted
+    }
     Line("heal %s", std::string(NemesisName(f.kind)) + "   (" + Counts(progress) + ")");
   }
   for (auto& t : threads) t.join();
@@ -612,7 +623,9 @@ int Main(int argc, char** argv) {
                              std::to_string(tree_differing) + " differing in the trees");
 
   Findings f = Check(history, final, periods);
-  const bool pass = f.lost == 0 && f.phantoms == 0 && f.unreadable_keys == 0 && converged;
+  for (int i = 1; i <= o.nodes; ++i) (void)cluster.Exited(i);
+  const bool pass = f.lost == 0 && f.phantoms == 0 && f.unreadable_keys == 0 && converged &&
+                    cluster.crashes().empty();
 
   // The report.
   {
@@ -688,6 +701,7 @@ int Main(int argc, char** argv) {
                         {"end", p.end_s - t0}});
          return a;
        }()},
+      {"crashes", cluster.crashes()},
       {"verdict", pass ? "pass" : "FAIL"}};
   std::ofstream(o.report + "/findings.json") << findings.dump(2) << "\n";
   char text[2048];
@@ -714,6 +728,7 @@ int Main(int argc, char** argv) {
   std::string out = text;
   for (const auto& e : f.lost_examples) out += "lost: " + e + "\n";
   for (const auto& e : f.phantom_examples) out += "phantom: " + e + "\n";
+  for (const auto& e : cluster.crashes()) out += "crash: " + e + "\n";
   for (std::size_t i = 0; i < divergent.size() && i < 20; ++i) out += "divergent: " + divergent[i] + "\n";
   out += "report: " + o.report + "\n";
   std::ofstream(o.report + "/findings.txt") << out;
