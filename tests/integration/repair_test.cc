@@ -214,6 +214,10 @@ TEST_F(Repair, TombstonesArePurgedOnlyOnceEveryReplicaHoldsThemAndDeletedDataSta
   const int kKeys = 50;
   StartAll(3, {"--repair-interval-s", "0", "--tombstone-grace-s", "1"});
   Load(0, kKeys);
+  // Writes are acknowledged at quorum: the third replica's copies may still be on their way.
+  // Node 2 must hold every value before it is killed, or it would miss writes as well as deletes.
+  ASSERT_TRUE(Eventually([&] { return HeldLocally(2, kKeys) == kKeys; }, std::chrono::seconds(30)))
+      << "node 2 holds " << HeldLocally(2, kKeys) << " of " << kKeys;
   // One replica misses the deletes: it still holds every value.
   nodes_[2]->Stop(SIGKILL);
   ASSERT_TRUE(AllSee(1, "DOWN", {0, 1}));
