@@ -1,8 +1,12 @@
 #include "repair/exchange.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
+#include "repair/iblt.h"
 #include "storage/codec.h"
 
 namespace kv::repair {
@@ -40,6 +44,21 @@ Result<std::vector<std::uint64_t>> SplitHashes(RangeReader* reader, const ring::
     out[part] ^= EntryHash(e.key, e.digest);
   }
   return out;
+}
+
+// The token range below node `node` of `level` of a RangeTree over `span`'s leaves: leaves
+// [node * 16^level, (node + 1) * 16^level), clipped to the range.
+ring::TokenRange NodeTokens(const HashTree& shape, const ring::TokenRange& range,
+                            const SegmentSpan& span, std::size_t level, std::uint64_t node) {
+  const std::size_t width = std::size_t{1} << (4 * level);  // RangeTree::kFanout == 16
+  const std::size_t first = static_cast<std::size_t>(node) * width;
+  const std::size_t last = std::min(first + width, span.count()) - 1;
+  return {ClipSegment(shape, span.first + first, range).begin,
+          ClipSegment(shape, span.first + last, range).end};
+}
+
+std::uint64_t Mix(std::uint64_t x, std::uint64_t seed) {
+  return XXH3_64bits_withSeed(&x, sizeof x, seed);
 }
 
 bool Splittable(const ring::TokenRange& r) {
@@ -121,6 +140,7 @@ Request Initiator::Offer() {
     if (!dry_run_) return Fetch();
     // Entries they hold that matched none of my keys are keys only they hold.
     for (const auto& l : theirs_only_) stats_.keys_differing += l.second.size();
+    stats_.keys_differing += theirs_items_.size();
     return Finish();
   }
   Request r;
@@ -142,7 +162,7 @@ Request Initiator::Offer() {
 Request Initiator::Fetch() {
   // Drop leaves whose every wanted entry turned out to belong to an offered key.
   std::erase_if(theirs_only_, [](const auto& l) { return l.second.empty(); });
-  if (theirs_only_.empty()) return Push();
+  if (theirs_only_.empty()) return theirs_items_.empty() ? Push() : FetchItems();
   Request r;
   r.kind = Request::Kind::kFetch;
   std::size_t keys = 0;
@@ -180,6 +200,93 @@ void Initiator::Pulled(const std::string& key, const storage::Record& theirs) {
   stats_.bytes_pulled += storage::EncodeRecord(theirs).size();
 }
 
+Request Initiator::AskEstimate(std::size_t level, std::vector<std::uint64_t> nodes) {
+  Request r;
+  r.kind = Request::Kind::kChildren;
+  r.level = level;
+  r.nodes = std::move(nodes);
+  asked_ = r.nodes;
+  level_ = level;
+  phase_ = Phase::kEstimate;
+  return r;
+}
+
+Request Initiator::Sample(const std::vector<std::uint64_t>& nodes, std::size_t level) {
+  // A deterministic sample (the salt follows both roots), by a partial Fisher-Yates shuffle.
+  std::vector<std::uint64_t> pool = nodes;
+  const std::size_t n = std::min(pool.size(), kSampleNodes);
+  std::uint64_t x = salt_;
+  for (std::size_t i = 0; i < n; ++i) {
+    x = Mix(x, i);
+    std::swap(pool[i], pool[i + static_cast<std::size_t>(x % (pool.size() - i))]);
+  }
+  pool.resize(n);
+  scale_ *= static_cast<double>(nodes.size()) / static_cast<double>(n);
+  sampling_ = true;
+  return AskEstimate(level, std::move(pool));
+}
+
+Request Initiator::Estimated(std::size_t children, double share_differing) {
+  // Every child differs: the difference is too dense to estimate (a replica that lost most of
+  // its data), and key lists cost less than a table would.
+  if (share_differing >= 1) return Fallback();
+  const double keys = scale_ * static_cast<double>(children) * -std::log1p(-share_differing);
+  // A key held in two versions is an item on each side.
+  const double items = std::ceil(2 * keys);
+  if (items > static_cast<double>(kMaxSketchCells) || union_.size() > kMaxSketchNodes) {
+    return Fallback();
+  }
+  cells_ = Iblt::CellsFor(static_cast<std::size_t>(items));
+  if (cells_ > kMaxSketchCells) return Fallback();
+  return AskSketch();
+}
+
+Request Initiator::AskSketch() {
+  Request r;
+  r.kind = Request::Kind::kSketch;
+  r.level = union_level_;
+  r.nodes = union_;
+  r.salt = salt_;
+  r.cells = cells_;
+  phase_ = Phase::kSketch;
+  return r;
+}
+
+Request Initiator::Fallback() {
+  ++stats_.sketch_fallbacks;
+  sampling_ = false;
+  if (union_level_ == 0) {
+    stats_.leaves_differing = union_.size();
+    for (std::uint64_t leaf : union_) AddBucket(ClipSegment(shape_, span_.first + leaf, range_));
+    return AskWork();
+  }
+  level_ = union_level_;
+  pending_ = union_;
+  return AskChildren();
+}
+
+Status Initiator::ScanUnion(const std::function<void(const KeyDigest&)>& fn) {
+  for (std::uint64_t node : union_) {
+    auto entries = local_->Entries(NodeTokens(shape_, range_, span_, union_level_, node));
+    if (!entries.ok()) return entries.status();
+    for (const auto& e : entries.value()) fn(e);
+  }
+  return Status::Ok();
+}
+
+Request Initiator::FetchItems() {
+  Request r;
+  r.kind = Request::Kind::kFetchItems;
+  r.level = union_level_;
+  r.nodes = union_;
+  r.salt = salt_;
+  const std::size_t n = std::min(theirs_items_.size(), kMaxKeysPerRequest);
+  r.items.assign(theirs_items_.end() - static_cast<std::ptrdiff_t>(n), theirs_items_.end());
+  theirs_items_.resize(theirs_items_.size() - n);
+  phase_ = Phase::kFetch;
+  return r;
+}
+
 Request Initiator::Next(const Reply* reply) {
   switch (phase_) {
     case Phase::kStart: {
@@ -201,14 +308,92 @@ Request Initiator::Next(const Reply* reply) {
       }
       stats_.nodes_compared += 1;
       if (reply->hashes[0] == mine_->root()) return Finish();
+      their_root_ = reply->hashes[0];
+      // A salt of its own for every pair of trees: a collision of table items never repeats.
+      salt_ = Mix(mine_->root() ^ Mix(their_root_, 1), 0);
       level_ = mine_->depth() - 1;
       if (level_ == 0) {  // a one-leaf tree: the root is the leaf
         stats_.leaves_differing = 1;
         AddBucket(ClipSegment(shape_, span_.first, range_));
         return AskWork();
       }
-      pending_ = {0};
-      return AskChildren();
+      union_level_ = level_;
+      union_ = {0};
+      return AskEstimate(level_, union_);
+    }
+    case Phase::kEstimate: {
+      std::size_t expected = 0;
+      for (std::uint64_t p : asked_) {
+        auto [b, e] = mine_->Children(level_, p);
+        expected += e - b;
+      }
+      if (reply == nullptr || reply->hashes.size() != expected || expected == 0) {
+        return Fail(Status::InvalidArgument("peer's tree does not match this range"));
+      }
+      stats_.nodes_compared += expected;
+      const auto& below = mine_->level(level_ - 1);
+      std::vector<std::uint64_t> differing;
+      std::size_t i = 0;
+      for (std::uint64_t p : asked_) {
+        auto [b, e] = mine_->Children(level_, p);
+        for (std::size_t c = b; c < e; ++c, ++i) {
+          if (reply->hashes[i] != below[c]) differing.push_back(c);
+        }
+      }
+      const std::size_t child_level = level_ - 1;
+      const double share = static_cast<double>(differing.size()) / static_cast<double>(expected);
+      if (sampling_) {
+        if (share < 0.5 || child_level == 0 || differing.empty()) return Estimated(expected, share);
+        return Sample(differing, child_level);  // still dense: look one level further down
+      }
+      // Exact so far: these are all the differing nodes of child_level.
+      if (differing.empty()) return Finish();  // (the parents' hashes came from these children)
+      union_level_ = child_level;
+      union_ = differing;
+      if (child_level == 0) return Estimated(expected, share);
+      if (differing.size() <= kSampleNodes) return AskEstimate(child_level, union_);
+      return Sample(union_, child_level);
+    }
+    case Phase::kSketch: {
+      Iblt theirs(cells_, salt_);
+      if (reply == nullptr || !theirs.Decode(reply->sketch)) {
+        return Fail(Status::InvalidArgument("peer's table has the wrong size"));
+      }
+      stats_.sketch_cells += theirs.cells();
+      Iblt diff(cells_, salt_);
+      if (Status s = ScanUnion([&](const KeyDigest& e) {
+            diff.Add(Iblt::ItemOf(EntryHash(e.key, e.digest), salt_));
+          });
+          !s.ok()) {
+        return Fail(s);
+      }
+      diff.Subtract(theirs);
+      std::vector<std::uint32_t> only_mine, only_theirs;
+      if (!diff.Peel(&only_mine, &only_theirs)) {
+        // Too small for the difference: again, twice as large, under a new salt.
+        if (++attempts_ < kMaxSketchAttempts && cells_ * 2 <= kMaxSketchCells) {
+          cells_ *= 2;
+          salt_ = Mix(salt_, attempts_);
+          return AskSketch();
+        }
+        return Fallback();
+      }
+      std::sort(only_mine.begin(), only_mine.end());
+      std::sort(only_theirs.begin(), only_theirs.end());
+      if (!only_mine.empty()) {
+        if (Status s = ScanUnion([&](const KeyDigest& e) {
+              const std::uint32_t item = Iblt::ItemOf(EntryHash(e.key, e.digest), salt_);
+              if (std::binary_search(only_mine.begin(), only_mine.end(), item)) {
+                to_offer_.push_back(e.key);
+                ++stats_.keys_differing;
+              }
+            });
+            !s.ok()) {
+          return Fail(s);
+        }
+      }
+      theirs_items_ = std::move(only_theirs);
+      return Offer();
     }
     case Phase::kChildren: {
       // The children of each asked parent, in order.
@@ -288,7 +473,8 @@ Request Initiator::Next(const Reply* reply) {
             ++b;
           }
         }
-        if (!only_theirs.empty()) theirs_only_.emplace_back(asked_ranges_[i], std::move(only_theirs));
+        if (!only_theirs.empty())
+          theirs_only_.emplace_back(asked_ranges_[i], std::move(only_theirs));
       }
       return AskWork();
     }
@@ -306,6 +492,9 @@ Request Initiator::Next(const Reply* reply) {
         if (a.entry != 0) {
           // Their version of this key is not a key only they hold.
           for (auto& [bucket, hashes] : theirs_only_) std::erase(hashes, a.entry);
+          const std::uint32_t item = Iblt::ItemOf(a.entry, salt_);
+          auto [b, e] = std::equal_range(theirs_items_.begin(), theirs_items_.end(), item);
+          theirs_items_.erase(b, e);
         }
       }
       return Offer();
@@ -338,7 +527,29 @@ Status Responder::EnsureTree() {
   auto leaves = local_->Leaves(range_);
   if (!leaves.ok()) return leaves.status();
   if (leaves->empty()) return Status::Corruption("no leaves for the range");
+  span_ = SpanOf(shape_, range_);
   tree_.emplace(std::move(leaves.value()));
+  return Status::Ok();
+}
+
+Status Responder::CheckNodes(const Request& request) const {
+  if (request.level >= tree_->depth() || request.nodes.size() > kMaxSketchNodes) {
+    return Status::InvalidArgument("table request out of bounds");
+  }
+  const std::size_t size = tree_->level(request.level).size();
+  for (std::uint64_t n : request.nodes) {
+    if (n >= size) return Status::InvalidArgument("tree node out of bounds");
+  }
+  return Status::Ok();
+}
+
+Status Responder::ScanNodes(std::size_t level, const std::vector<std::uint64_t>& nodes,
+                            const std::function<void(const KeyDigest&)>& fn) {
+  for (std::uint64_t node : nodes) {
+    auto entries = local_->Entries(NodeTokens(shape_, range_, span_, level, node));
+    if (!entries.ok()) return entries.status();
+    for (const auto& e : entries.value()) fn(e);
+  }
   return Status::Ok();
 }
 
@@ -393,13 +604,62 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         reply->entries.push_back(std::move(hashes));
       }
       return Status::Ok();
+    case Request::Kind::kSketch: {
+      if (Status s = EnsureTree(); !s.ok()) return s;
+      if (Status s = CheckNodes(request); !s.ok()) return s;
+      if (request.cells == 0 || request.cells > kMaxSketchCells) {
+        return Status::InvalidArgument("table size out of bounds");
+      }
+      Iblt table(request.cells, request.salt);
+      if (Status s = ScanNodes(request.level, request.nodes,
+                               [&](const KeyDigest& e) {
+                                 table.Add(Iblt::ItemOf(EntryHash(e.key, e.digest), request.salt));
+                               });
+          !s.ok()) {
+        return s;
+      }
+      reply->sketch = table.Encode();
+      return Status::Ok();
+    }
+    case Request::Kind::kFetchItems: {
+      if (Status s = EnsureTree(); !s.ok()) return s;
+      if (Status s = CheckNodes(request); !s.ok()) return s;
+      if (request.items.size() > kMaxKeysPerRequest) {
+        return Status::InvalidArgument("too many items in one fetch");
+      }
+      std::vector<std::uint32_t> want = request.items;
+      std::sort(want.begin(), want.end());
+      std::vector<std::string> keys;
+      if (Status s = ScanNodes(request.level, request.nodes,
+                               [&](const KeyDigest& e) {
+                                 // Items are 32 bits: two keys may share one, so the reply is
+                                 // bounded apart.
+                                 if (keys.size() < 2 * kMaxKeysPerRequest &&
+                                     std::binary_search(
+                                         want.begin(), want.end(),
+                                         Iblt::ItemOf(EntryHash(e.key, e.digest), request.salt))) {
+                                   keys.push_back(e.key);
+                                 }
+                               });
+          !s.ok()) {
+        return s;
+      }
+      for (const auto& k : keys) {
+        auto rec = local_->Get(k);
+        if (!rec.ok()) return rec.status();
+        reply->records.emplace_back(k, std::move(rec.value()));
+      }
+      return Status::Ok();
+    }
     case Request::Kind::kOffer:
-      if (request.keys.size() > kMaxKeysPerRequest || request.contexts.size() != request.keys.size()) {
+      if (request.keys.size() > kMaxKeysPerRequest ||
+          request.contexts.size() != request.keys.size()) {
         return Status::InvalidArgument("bad offer");
       }
       for (std::size_t i = 0; i < request.keys.size(); ++i) {
         const std::string& k = request.keys[i];
-        if (!range_.Contains(ring::TokenOf(k))) return Status::InvalidArgument("key outside the range");
+        if (!range_.Contains(ring::TokenOf(k)))
+          return Status::InvalidArgument("key outside the range");
         auto rec = local_->Get(k);
         if (!rec.ok()) return rec.status();
         OfferAnswer a;
@@ -407,12 +667,14 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         // DVV: one record holds nothing the other lacks exactly when its context is included.
         a.need = !mine.Includes(request.contexts[i]);
         if (!request.dry_run && !request.contexts[i].Includes(mine)) a.record = rec.value();
-        if (!rec->empty()) a.entry = EntryHash(k, storage::VersionDigest(storage::EncodeRecord(rec.value())));
+        if (!rec->empty())
+          a.entry = EntryHash(k, storage::VersionDigest(storage::EncodeRecord(rec.value())));
         reply->offers.push_back(std::move(a));
       }
       return Status::Ok();
     case Request::Kind::kFetch: {
-      if (request.ranges.size() > kMaxLeavesPerRequest || request.wanted.size() != request.ranges.size()) {
+      if (request.ranges.size() > kMaxLeavesPerRequest ||
+          request.wanted.size() != request.ranges.size()) {
         return Status::InvalidArgument("bad fetch");
       }
       std::size_t total = 0;
@@ -421,7 +683,8 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         return Status::InvalidArgument("too many keys in one fetch");
       }
       for (std::size_t i = 0; i < request.ranges.size(); ++i) {
-        if (!Inside(range_, request.ranges[i])) return Status::InvalidArgument("leaf outside the range");
+        if (!Inside(range_, request.ranges[i]))
+          return Status::InvalidArgument("leaf outside the range");
         auto hashed = Hashed(local_, request.ranges[i]);
         if (!hashed.ok()) return hashed.status();
         const auto& want = request.wanted[i];
@@ -439,12 +702,14 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         return Status::InvalidArgument("too many records in one request");
       }
       for (const auto& [k, rec] : request.records) {
-        if (!range_.Contains(ring::TokenOf(k))) return Status::InvalidArgument("key outside the range");
+        if (!range_.Contains(ring::TokenOf(k)))
+          return Status::InvalidArgument("key outside the range");
         if (Status s = local_->Merge(k, rec); !s.ok()) return s;
       }
       return Status::Ok();
     case Request::Kind::kPurge:
-      if (request.keys.size() > kMaxKeysPerRequest || request.digests.size() != request.keys.size()) {
+      if (request.keys.size() > kMaxKeysPerRequest ||
+          request.digests.size() != request.keys.size()) {
         return Status::InvalidArgument("bad purge");
       }
       for (std::size_t i = 0; i < request.keys.size(); ++i) {

@@ -4,8 +4,19 @@
 // RangeReader. The initiator:
 //   1. asks for the root of the responder's RangeTree over the range; equal roots end the
 //      exchange with nothing moved;
-//   2. descends level by level, asking for the children of the nodes that differ only;
-//   3. for each differing leaf holding many keys, goes on below the stored tree: both sides hash
+//   2. descends level by level, asking for the children of the nodes that differ only, while
+//      few differ; once many nodes of a level differ, it asks about a sample of them only, to
+//      estimate how many keys differ below them all (Poisson: a node whose share of differing
+//      children is p holds about -ln(1 - p) differing keys per child);
+//   3. reconciles the entries below the differing nodes with one invertible Bloom lookup table
+//      (repair/iblt.h) sized for that estimate: the responder sends its table, the initiator
+//      subtracts its own and peels the difference into the entries only it holds and those
+//      only the responder holds, in bytes proportional to the difference. A table that does not
+//      peel is sent again twice as large under a new salt;
+//   then goes on at 4 (offers) and 5 (fetch by table item). Where nearly every leaf differs (a
+//   replica that lost most of its data), or the estimate is too large for a table, it falls
+//   back to the full descent:
+//   3'. for each differing leaf holding many keys, goes on below the stored tree: both sides hash
 //      the leaf's 16 equal token sub-ranges from a scan, and only differing ones are looked at,
 //      until a bucket holds few keys (so the cost per difference grows with the log of the data,
 //      not with the keys per segment); then asks for the sorted entry hashes (EntryHash(key,
@@ -25,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +80,12 @@ inline constexpr std::size_t kSplitWays = 16;
 // A differing bucket with more of the initiator's keys than this is split before its entries
 // are compared.
 inline constexpr std::size_t kDenseBucket = 24;
+// Estimating a large difference: differing nodes asked about per level.
+inline constexpr std::size_t kSampleNodes = 16;
+// Bounds of one table request: the nodes whose keys it covers, and its cells.
+inline constexpr std::size_t kMaxSketchNodes = 4096;
+inline constexpr std::size_t kMaxSketchCells = std::size_t{1} << 17;
+inline constexpr int kMaxSketchAttempts = 3;
 
 // Part `i` of `r` cut into kSplitWays equal token ranges. REQUIRES: r does not wrap and is at
 // least kSplitWays tokens wide.
@@ -75,11 +93,29 @@ ring::TokenRange SplitPart(const ring::TokenRange& r, std::size_t i);
 
 // What the initiator asks of the responder next.
 struct Request {
-  enum class Kind { kRoot, kChildren, kSplit, kEntries, kOffer, kFetch, kPush, kPurge, kDone };
+  enum class Kind {
+    kRoot,
+    kChildren,
+    kSplit,
+    kEntries,
+    kSketch,
+    kOffer,
+    kFetch,
+    kFetchItems,
+    kPush,
+    kPurge,
+    kDone
+  };
   Kind kind = Kind::kDone;
-  // kChildren: the children (at level - 1) of these nodes of `level`.
+  // kChildren: the children (at level - 1) of these nodes of `level`. kSketch and kFetchItems:
+  // the keys below these nodes of `level`.
   std::size_t level = 0;
   std::vector<std::uint64_t> nodes;
+  // kSketch: an Iblt of `cells` cells under `salt` of Iblt::ItemOf(entry hash, salt) of each
+  // key. kFetchItems: the records of the keys whose item is one of `items`.
+  std::uint64_t salt = 0;
+  std::size_t cells = 0;
+  std::vector<std::uint32_t> items;
   // kSplit: the XOR of the entry hashes in each of the kSplitWays equal parts of each of these
   // sub-ranges. kEntries: the sorted entry hashes of each of these sub-ranges. kFetch: these
   // sub-ranges, with the entry hashes wanted from each (`wanted`, parallel to `ranges`).
@@ -103,12 +139,13 @@ struct OfferAnswer {
 };
 
 struct Reply {
-  std::size_t depth = 0;                         // kRoot: the responder's tree depth
+  std::size_t depth = 0;              // kRoot: the responder's tree depth
   std::vector<std::uint64_t> hashes;  // kRoot: {root}; kChildren: every child; kSplit: 16 per range
   std::vector<std::vector<std::uint64_t>> entries;  // kEntries: sorted entry hashes per range
-  std::vector<OfferAnswer> offers;               // kOffer, per key
-  std::vector<std::pair<std::string, storage::Record>> records;  // kFetch
-  std::uint64_t purged = 0;                                       // kPurge
+  std::string sketch;                               // kSketch: Iblt::Encode
+  std::vector<OfferAnswer> offers;                  // kOffer, per key
+  std::vector<std::pair<std::string, storage::Record>> records;  // kFetch, kFetchItems
+  std::uint64_t purged = 0;                                      // kPurge
 };
 
 struct ExchangeStats {
@@ -116,6 +153,8 @@ struct ExchangeStats {
   std::uint64_t leaves_differing = 0;  // segments that differed
   std::uint64_t buckets_split = 0;     // differing buckets split below the stored tree
   std::uint64_t keys_compared = 0;     // entry hashes received
+  std::uint64_t sketch_cells = 0;      // table cells received
+  std::uint64_t sketch_fallbacks = 0;  // estimates that went to the full descent instead
   std::uint64_t keys_differing = 0;
   std::uint64_t records_pulled = 0, records_pushed = 0;
   std::uint64_t bytes_pulled = 0, bytes_pushed = 0;  // encoded record bytes
@@ -138,6 +177,13 @@ class Initiator {
  private:
   Request Fail(Status s);
   Request AskChildren();
+  Request AskEstimate(std::size_t level, std::vector<std::uint64_t> nodes);
+  Request Sample(const std::vector<std::uint64_t>& nodes, std::size_t level);
+  Request Estimated(std::size_t children, double share_differing);
+  Request AskSketch();
+  Request Fallback();
+  Request FetchItems();
+  Status ScanUnion(const std::function<void(const KeyDigest&)>& fn);
   Request AskEntries();
   Request AskWork();  // the next split or entries request, else the offers
   Request Offer();
@@ -146,7 +192,19 @@ class Initiator {
   Request Finish();
   void Pulled(const std::string& key, const storage::Record& theirs);
 
-  enum class Phase { kStart, kRoot, kChildren, kSplit, kEntries, kOffer, kFetch, kPush, kDone };
+  enum class Phase {
+    kStart,
+    kRoot,
+    kChildren,
+    kEstimate,
+    kSketch,
+    kSplit,
+    kEntries,
+    kOffer,
+    kFetch,
+    kPush,
+    kDone
+  };
   RangeReader* const local_;
   HashTree shape_;  // segment arithmetic only
   const ring::TokenRange range_;
@@ -160,6 +218,17 @@ class Initiator {
   std::vector<std::uint64_t> asked_;            // parents whose children were last asked for
   std::vector<std::uint64_t> pending_;          // parents still to ask about
   std::vector<std::uint64_t> differing_nodes_;  // children found differing at this level
+  // Estimating (Phase::kEstimate): the differing nodes of union_level_, known exactly, that the
+  // table will cover; while sampling, each node last asked about stands for scale_ of them.
+  std::uint64_t their_root_ = 0;
+  std::size_t union_level_ = 0;
+  std::vector<std::uint64_t> union_;
+  bool sampling_ = false;
+  double scale_ = 1;
+  std::uint64_t salt_ = 0;
+  std::size_t cells_ = 0;
+  int attempts_ = 0;
+  std::vector<std::uint32_t> theirs_items_;  // table items only the responder holds, sorted
   // Differing buckets (sub-ranges of the range) to split, and to compare entry by entry.
   void AddBucket(const ring::TokenRange& r);
   std::vector<ring::TokenRange> to_split_;
@@ -182,10 +251,15 @@ class Responder {
 
  private:
   Status EnsureTree();
+  // Calls `fn` for every key below `nodes` of `level` (REQUIRES: EnsureTree, nodes checked).
+  Status ScanNodes(std::size_t level, const std::vector<std::uint64_t>& nodes,
+                   const std::function<void(const KeyDigest&)>& fn);
+  Status CheckNodes(const Request& request) const;
 
   RangeReader* const local_;
   HashTree shape_;
   const ring::TokenRange range_;
+  SegmentSpan span_;
   std::optional<RangeTree> tree_;
 };
 

@@ -149,6 +149,51 @@ kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
   return kj::READY_NOW;
 }
 
+kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
+  auto params = context.getParams();
+  if (params.getNodes().size() > repair::kMaxSketchNodes) {
+    return Refuse(context.getResults(), Status::InvalidArgument("too many nodes in one request"));
+  }
+  repair::Request req;
+  req.kind = repair::Request::Kind::kSketch;
+  req.level = params.getLevel();
+  for (auto n : params.getNodes()) req.nodes.push_back(n);
+  req.salt = params.getSalt();
+  req.cells = params.getCells();
+  repair::Reply reply;
+  Status s = responder_.Answer(req, &reply);
+  auto results = context.getResults();
+  if (s.ok()) results.setTable(Bytes(reply.sketch));
+  ToWire(s, results.initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
+  auto params = context.getParams();
+  if (params.getNodes().size() > repair::kMaxSketchNodes ||
+      params.getItems().size() > repair::kMaxKeysPerRequest) {
+    return Refuse(context.getResults(), Status::InvalidArgument("fetch out of bounds"));
+  }
+  repair::Request req;
+  req.kind = repair::Request::Kind::kFetchItems;
+  req.level = params.getLevel();
+  for (auto n : params.getNodes()) req.nodes.push_back(n);
+  req.salt = params.getSalt();
+  for (auto i : params.getItems()) req.items.push_back(i);
+  repair::Reply reply;
+  Status s = responder_.Answer(req, &reply);
+  auto results = context.getResults();
+  if (s.ok()) {
+    auto recs = results.initRecords(reply.records.size());
+    for (std::size_t i = 0; i < reply.records.size(); ++i) {
+      recs[i].setKey(Bytes(reply.records[i].first));
+      recs[i].setRecord(Bytes(storage::EncodeRecord(reply.records[i].second)));
+    }
+  }
+  ToWire(s, results.initStatus());
+  return kj::READY_NOW;
+}
+
 kj::Promise<void> RepairSessionServer::push(PushContext context) {
   auto params = context.getParams();
   if (params.getRecords().size() > repair::kMaxKeysPerRequest) {
@@ -336,6 +381,43 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
             return Status::Ok();
           });
     }
+    case K::kSketch: {
+      auto r = session.sketchRequest();
+      r.setLevel(static_cast<std::uint32_t>(req.level));
+      auto nodes = r.initNodes(req.nodes.size());
+      for (std::size_t i = 0; i < req.nodes.size(); ++i) nodes.set(i, req.nodes[i]);
+      r.setSalt(req.salt);
+      r.setCells(static_cast<std::uint32_t>(req.cells));
+      Count(r, bytes);
+      return timer.timeoutAfter(timeout, r.send())
+          .then([reply, bytes](capnp::Response<wire::RepairSession::SketchResults>&& resp) {
+            Count(resp, bytes);
+            reply->sketch = std::string(Str(resp.getTable()));
+            return FromWire(resp.getStatus());
+          });
+    }
+    case K::kFetchItems: {
+      auto r = session.fetchItemsRequest();
+      r.setLevel(static_cast<std::uint32_t>(req.level));
+      auto nodes = r.initNodes(req.nodes.size());
+      for (std::size_t i = 0; i < req.nodes.size(); ++i) nodes.set(i, req.nodes[i]);
+      r.setSalt(req.salt);
+      auto items = r.initItems(req.items.size());
+      for (std::size_t i = 0; i < req.items.size(); ++i) items.set(i, req.items[i]);
+      Count(r, bytes);
+      return timer.timeoutAfter(timeout, r.send())
+          .then([reply, bytes](capnp::Response<wire::RepairSession::FetchItemsResults>&& resp) {
+            Count(resp, bytes);
+            Status st = FromWire(resp.getStatus());
+            if (!st.ok()) return st;
+            for (auto kr : resp.getRecords()) {
+              auto rec = DecodeRecordFromPeer(kr.getRecord());
+              if (!rec.ok()) return rec.status();
+              reply->records.emplace_back(Str(kr.getKey()), std::move(rec.value()));
+            }
+            return Status::Ok();
+          });
+    }
     case K::kPush: {
       auto r = session.pushRequest();
       auto recs = r.initRecords(req.records.size());
@@ -384,8 +466,7 @@ kj::Promise<Status> Step(repair::Initiator& initiator, wire::RepairSession::Clie
 kj::Promise<Status> RunExchange(repair::Initiator& initiator, wire::RepairSession::Client session,
                                 kj::Timer& timer, kj::Duration timeout,
                                 std::uint64_t* bytes_on_wire) {
-  return Step(initiator, kj::mv(session), kj::Own<repair::Reply>(), timer, timeout,
-              bytes_on_wire);
+  return Step(initiator, kj::mv(session), kj::Own<repair::Reply>(), timer, timeout, bytes_on_wire);
 }
 
 }  // namespace kv::rpc

@@ -24,6 +24,8 @@ class RepairSessionServer final : public wire::RepairSession::Server {
   kj::Promise<void> children(ChildrenContext context) override;
   kj::Promise<void> entries(EntriesContext context) override;
   kj::Promise<void> split(SplitContext context) override;
+  kj::Promise<void> sketch(SketchContext context) override;
+  kj::Promise<void> fetchItems(FetchItemsContext context) override;
   kj::Promise<void> offer(OfferContext context) override;
   kj::Promise<void> fetch(FetchContext context) override;
   kj::Promise<void> push(PushContext context) override;

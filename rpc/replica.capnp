@@ -57,6 +57,14 @@ interface RepairSession {
   push @5 (records :List(KeyRecord)) -> (status :Status);
   # The XOR of the entry hashes in each of the 16 equal parts of each range, 16 per range.
   split @7 (ranges :List(TokenRange)) -> (status :Status, hashes :List(UInt64));
+  # An invertible Bloom lookup table (repair/iblt.h) of `cells` cells under `salt`, of the
+  # entries of every key below these nodes of `level`.
+  sketch @8 (level :UInt32, nodes :List(UInt64), salt :UInt64, cells :UInt32)
+      -> (status :Status, table :Data);
+  # The records of the keys below these nodes of `level` whose table item under `salt` is one of
+  # `items`.
+  fetchItems @9 (level :UInt32, nodes :List(UInt64), salt :UInt64, items :List(UInt32))
+      -> (status :Status, records :List(KeyRecord));
   # Tombstone GC once every replica of the range was confirmed to agree: removes each key whose
   # record still has the given version digest and holds only tombstones.
   purge @6 (keys :List(Data), digests :List(UInt64)) -> (status :Status, purged :UInt64);

@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 
+#include "repair/iblt.h"
 #include "repair/store_reader.h"
 #include "storage/codec.h"
 #include "storage/rocksdb_engine.h"
@@ -93,20 +94,36 @@ void RandomWrites(storage::LocalStore& s, const std::string& key, std::mt19937_6
   }
 }
 
-TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
-  // 12 bits: about one key per segment; 4 bits: about 125, so dense buckets are split below the
-  // stored tree.
-  for (auto [bits, seed] : std::vector<std::pair<int, std::uint64_t>>{{12, 1}, {12, 2}, {4, 3}, {4, 4}}) {
+// How the exchange is expected to find the differences.
+enum class Path { kAny, kTable, kFullDescent };
+
+struct Case {
+  int bits;
+  std::uint64_t seed;
+  int keys;       // keys both sides hold a version of
+  int differ_in;  // one key in this many (about) differs, in one of three ways
+  int only_keys;  // keys only one side holds
+  bool b_empty;   // b holds nothing at all (a wiped replica)
+  Path path;
+};
+
+// The model test: two real stores with random histories; the exchange must find exactly the
+// keys whose records differ and leave both holding the merge.
+void CheckCase(const Case& c) {
+  {
+    const int bits = c.bits;
+    const std::uint64_t seed = c.seed;
     kBits = bits;
     std::mt19937_64 rng(seed);
     Replica a(101), b(102);
     std::set<std::string> expected;
-    for (int k = 0; k < 2000; ++k) {
+    for (int k = 0; k < c.keys; ++k) {
       const std::string key = "key" + std::to_string(k);
       // Common history: written on a, copied to b.
       RandomWrites(a.store(), key, rng, 1 + rng() % 2);
+      if (c.b_empty) continue;
       ASSERT_TRUE(b.store().Merge(key, a.store().Read(key).value()).ok());
-      switch (rng() % 20) {
+      switch (rng() % c.differ_in) {
         case 0:  // newer on a only
           RandomWrites(a.store(), key, rng, 1);
           break;
@@ -121,8 +138,9 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
           break;
       }
     }
-    for (int k = 0; k < 40; ++k) {  // keys only one side holds
-      RandomWrites(rng() % 2 ? a.store() : b.store(), "only" + std::to_string(k), rng, 1);
+    for (int k = 0; k < c.only_keys; ++k) {  // keys only one side holds
+      RandomWrites(rng() % 2 || c.b_empty ? a.store() : b.store(), "only" + std::to_string(k), rng,
+                   1);
     }
     auto before_a = a.All(), before_b = b.All();
     for (const auto& [k, r] : before_a) {
@@ -131,7 +149,7 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
     for (const auto& [k, r] : before_b) {
       if (!before_a.count(k)) expected.insert(k);
     }
-    ASSERT_GT(expected.size(), 100u);
+    ASSERT_GT(expected.size(), 10u);
 
     // Cover the ring with ranges of varied shapes, one ending at the top.
     std::vector<ring::Token> cuts = {0};
@@ -143,16 +161,28 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
     }
 
     // A dry run counts exactly the differing keys and moves nothing.
-    std::uint64_t found = 0, split = 0;
+    std::uint64_t found = 0, split = 0, cells = 0, fallbacks = 0;
     for (const auto& r : ranges) {
       Outcome o = RunExchange(a, b, r, /*dry_run=*/true);
       ASSERT_TRUE(o.status.ok()) << o.status.ToString();
       EXPECT_EQ(o.stats.records_pulled + o.stats.records_pushed, 0u);
       found += o.stats.keys_differing;
       split += o.stats.buckets_split;
+      cells += o.stats.sketch_cells;
+      fallbacks += o.stats.sketch_fallbacks;
     }
-    if (bits == 4) {
-      EXPECT_GT(split, 0u);
+    if (c.path == Path::kTable) {
+      EXPECT_GT(cells, 0u) << "seed " << seed;
+      EXPECT_EQ(fallbacks, 0u) << "seed " << seed;
+      // Bytes in proportion to the difference: far fewer cells than keys (the full descent
+      // would compare an entry hash for every key of every differing leaf).
+      EXPECT_LT(cells, static_cast<std::uint64_t>(c.keys) / 4) << "seed " << seed;
+    }
+    if (c.path == Path::kFullDescent) {
+      EXPECT_GT(fallbacks, 0u) << "seed " << seed;
+      if (bits == 4) {
+        EXPECT_GT(split, 0u);
+      }
     }
     EXPECT_EQ(found, expected.size()) << "seed " << seed;
     EXPECT_TRUE(a.All() == before_a);
@@ -169,9 +199,9 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
     auto after_a = a.All(), after_b = b.All();
     EXPECT_TRUE(after_a == after_b) << "seed " << seed;
     for (const auto& k : expected) {
-      const storage::Record want = storage::Record::Merge(
-          before_a.count(k) ? before_a[k] : storage::Record(),
-          before_b.count(k) ? before_b[k] : storage::Record());
+      const storage::Record want =
+          storage::Record::Merge(before_a.count(k) ? before_a[k] : storage::Record(),
+                                 before_b.count(k) ? before_b[k] : storage::Record());
       EXPECT_TRUE(after_a[k] == want) << k;
     }
     // Each differing key moves once, twice only when both sides had something the other
@@ -184,7 +214,7 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
     }
     EXPECT_EQ(moved, expected.size() + both_ways);
 
-    if (bits == 4) {
+    if (c.path == Path::kFullDescent && bits == 4) {
       std::uint64_t split = 0;
       for (const auto& r : ranges) split += RunExchange(a, b, r, true).stats.buckets_split;
       EXPECT_EQ(split, 0u);  // nothing differs any more, so nothing is split
@@ -196,6 +226,25 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
       EXPECT_EQ(o.stats.records_pulled + o.stats.records_pushed, 0u);
     }
   }
+}
+
+TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
+  // 12 bits: about one key per segment; 4 bits: about 125, so dense buckets are split below the
+  // stored tree when it falls back to the full descent. A sixth of the keys differing: the table.
+  for (std::uint64_t seed : {1, 2}) CheckCase({12, seed, 2000, 20, 40, false, Path::kAny});
+  for (std::uint64_t seed : {3, 4}) CheckCase({4, seed, 2000, 20, 40, false, Path::kAny});
+}
+
+TEST(Exchange, AFewDifferencesCostATableSizedForThem) {
+  for (std::uint64_t seed : {5, 6, 7}) CheckCase({12, seed, 6000, 300, 8, false, Path::kTable});
+  CheckCase({8, 8, 6000, 300, 8, false, Path::kTable});
+}
+
+TEST(Exchange, AWipedReplicaIsRebuiltByTheFullDescent) {
+  // Every leaf differs (about 90 keys each): key lists cost less than a table.
+  CheckCase({4, 10, 1500, 20, 10, true, Path::kFullDescent});
+  // Sparse leaves (a key in a third of them): a table, whichever way, still converges.
+  CheckCase({12, 9, 1500, 20, 10, true, Path::kAny});
 }
 
 TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
@@ -221,6 +270,32 @@ TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   req.contexts.resize(req.keys.size());
   EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
   req.keys.resize(2);  // contexts no longer parallel
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  // Tables: bounded in cells and nodes, and only over nodes of the range's tree.
+  req = Request();
+  req.kind = Request::Kind::kSketch;
+  req.level = 0;
+  req.nodes = {0};
+  req.cells = kMaxSketchCells + 1;
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req.cells = 0;
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req.cells = 100;
+  reply = Reply();
+  EXPECT_TRUE(resp.Answer(req, &reply).ok());
+  EXPECT_EQ(reply.sketch.size(), Iblt(100, 0).cells() * Iblt::kCellBytes);
+  req.nodes = {12345};
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req.nodes = {0};
+  req.level = 99;
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req.level = 0;
+  req.nodes.assign(kMaxSketchNodes + 1, 0);
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req = Request();
+  req.kind = Request::Kind::kFetchItems;
+  req.nodes = {0};
+  req.items.assign(kMaxKeysPerRequest + 1, 1);
   EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
 }
 
