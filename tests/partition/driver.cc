@@ -413,6 +413,15 @@ int Main(int argc, char** argv) {
     std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&t));
     o.report = o.report_root + "/" + stamp + "-seed" + std::to_string(o.seed);
   }
+  // A report folder used before keeps nothing of that run: its nodes' data would come back as
+  // values no client of this run wrote.
+  std::error_code ec;
+  fs::remove_all(o.report + "/nodes", ec);
+  if (ec) {
+    std::fprintf(stderr, "partition: cannot clear %s/nodes: %s\n", o.report.c_str(),
+                 ec.message().c_str());
+    return 2;
+  }
   fs::create_directories(o.report + "/nodes");
   std::printf("partition suite: seed %llu, %d nodes, %d clients, %.0f s, nemeses %s, workload %s\n"
               "replay: tests/partition/run --nodes %d --time %.0f --nemesis %s --seed %llu\n"
