@@ -74,8 +74,13 @@ ring::TokenRange SplitPart(const ring::TokenRange& r, std::size_t i) {
   return {b, e};
 }
 
-Initiator::Initiator(RangeReader* local, int tree_bits, ring::TokenRange range, bool dry_run)
-    : local_(local), shape_(tree_bits), range_(range), dry_run_(dry_run) {}
+Initiator::Initiator(RangeReader* local, int tree_bits, ring::TokenRange range, bool dry_run,
+                     double scan_per_difference)
+    : local_(local),
+      shape_(tree_bits),
+      range_(range),
+      dry_run_(dry_run),
+      scan_per_difference_(scan_per_difference) {}
 
 Request Initiator::Fail(Status s) {
   status_ = std::move(s);
@@ -235,6 +240,26 @@ Request Initiator::Estimated(std::size_t children, double share_differing) {
   const double items = std::ceil(2 * keys);
   if (items > static_cast<double>(kMaxSketchCells) || union_.size() > kMaxSketchNodes) {
     return Fallback();
+  }
+  // Both sides scan every key below the union to build their tables. Where that is many keys
+  // for each differing one (the differences are spread thin over a large range), narrow the
+  // union by one exact level first: more tree hashes on the wire, much less to scan.
+  if (union_level_ > 0 && union_.size() <= kMaxNodesPerRequest) {
+    const std::size_t probe = std::min(union_.size(), kSampleNodes);
+    std::size_t probed_keys = 0;
+    for (std::size_t i = 0; i < probe; ++i) {
+      auto entries = local_->Entries(NodeTokens(shape_, range_, span_, union_level_, union_[i]));
+      if (!entries.ok()) return Fail(entries.status());
+      probed_keys += entries->size();
+    }
+    const double union_keys = static_cast<double>(probed_keys) *
+                              static_cast<double>(union_.size()) / static_cast<double>(probe);
+    if (union_keys > scan_per_difference_ * std::max(keys, 1.0)) {
+      sampling_ = false;
+      scale_ = 1;
+      ++stats_.unions_narrowed;
+      return AskEstimate(union_level_, union_);
+    }
   }
   cells_ = Iblt::CellsFor(static_cast<std::size_t>(items));
   if (cells_ > kMaxSketchCells) return Fallback();

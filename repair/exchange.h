@@ -86,6 +86,9 @@ inline constexpr std::size_t kSampleNodes = 16;
 inline constexpr std::size_t kMaxSketchNodes = 4096;
 inline constexpr std::size_t kMaxSketchCells = std::size_t{1} << 17;
 inline constexpr int kMaxSketchAttempts = 3;
+// A table is built over a union of differing nodes holding at most about this many keys per
+// differing key; a larger union is first narrowed by an exact level of the tree.
+inline constexpr double kScanPerDifference = 1024;
 
 // Part `i` of `r` cut into kSplitWays equal token ranges. REQUIRES: r does not wrap and is at
 // least kSplitWays tokens wide.
@@ -155,6 +158,7 @@ struct ExchangeStats {
   std::uint64_t keys_compared = 0;     // entry hashes received
   std::uint64_t sketch_cells = 0;      // table cells received
   std::uint64_t sketch_fallbacks = 0;  // estimates that went to the full descent instead
+  std::uint64_t unions_narrowed = 0;   // exact levels descended to scan less
   std::uint64_t keys_differing = 0;
   std::uint64_t records_pulled = 0, records_pushed = 0;
   std::uint64_t bytes_pulled = 0, bytes_pushed = 0;  // encoded record bytes
@@ -164,7 +168,10 @@ class Initiator {
  public:
   // `tree_bits`: both sides' HashTree segment bits (they must agree).
   // `dry_run`: find the differences, move nothing.
-  Initiator(RangeReader* local, int tree_bits, ring::TokenRange range, bool dry_run = false);
+  // `scan_per_difference`: see kScanPerDifference (tests lower it to reach the narrowing with
+  // little data).
+  Initiator(RangeReader* local, int tree_bits, ring::TokenRange range, bool dry_run = false,
+            double scan_per_difference = kScanPerDifference);
 
   // The next request, given the reply to the previous one (none for the first call). Returns a
   // kDone request when finished; `status()` tells how it ended.
@@ -209,6 +216,7 @@ class Initiator {
   HashTree shape_;  // segment arithmetic only
   const ring::TokenRange range_;
   const bool dry_run_;
+  const double scan_per_difference_;
   Phase phase_ = Phase::kStart;
   Status status_;
   ExchangeStats stats_;

@@ -63,8 +63,10 @@ struct Outcome {
   ExchangeStats stats;
 };
 
+double kScan = kScanPerDifference;  // the Initiator's scan_per_difference (a test may change it)
+
 Outcome RunExchange(Replica& a, Replica& b, ring::TokenRange range, bool dry_run = false) {
-  Initiator init(&a.reader(), kBits, range, dry_run);
+  Initiator init(&a.reader(), kBits, range, dry_run, kScan);
   Responder resp(&b.reader(), kBits, range);
   Reply reply;
   Request req = init.Next(nullptr);
@@ -105,6 +107,7 @@ struct Case {
   int only_keys;  // keys only one side holds
   bool b_empty;   // b holds nothing at all (a wiped replica)
   Path path;
+  bool narrowed = false;  // so few differences that the table's union is narrowed first
 };
 
 // The model test: two real stores with random histories; the exchange must find exactly the
@@ -114,6 +117,7 @@ void CheckCase(const Case& c) {
     const int bits = c.bits;
     const std::uint64_t seed = c.seed;
     kBits = bits;
+    kScan = c.narrowed ? 2 : kScanPerDifference;
     std::mt19937_64 rng(seed);
     Replica a(101), b(102);
     std::set<std::string> expected;
@@ -149,7 +153,7 @@ void CheckCase(const Case& c) {
     for (const auto& [k, r] : before_b) {
       if (!before_a.count(k)) expected.insert(k);
     }
-    ASSERT_GT(expected.size(), 10u);
+    ASSERT_GT(expected.size(), 2u);
 
     // Cover the ring with ranges of varied shapes, one ending at the top.
     std::vector<ring::Token> cuts = {0};
@@ -161,7 +165,7 @@ void CheckCase(const Case& c) {
     }
 
     // A dry run counts exactly the differing keys and moves nothing.
-    std::uint64_t found = 0, split = 0, cells = 0, fallbacks = 0;
+    std::uint64_t found = 0, split = 0, cells = 0, fallbacks = 0, narrowed = 0;
     for (const auto& r : ranges) {
       Outcome o = RunExchange(a, b, r, /*dry_run=*/true);
       ASSERT_TRUE(o.status.ok()) << o.status.ToString();
@@ -170,6 +174,10 @@ void CheckCase(const Case& c) {
       split += o.stats.buckets_split;
       cells += o.stats.sketch_cells;
       fallbacks += o.stats.sketch_fallbacks;
+      narrowed += o.stats.unions_narrowed;
+    }
+    if (c.narrowed) {
+      EXPECT_GT(narrowed, 0u) << "seed " << seed;
     }
     if (c.path == Path::kTable) {
       EXPECT_GT(cells, 0u) << "seed " << seed;
@@ -238,6 +246,11 @@ TEST(Exchange, FindsExactlyTheDifferencesAndConverges) {
 TEST(Exchange, AFewDifferencesCostATableSizedForThem) {
   for (std::uint64_t seed : {5, 6, 7}) CheckCase({12, seed, 6000, 300, 8, false, Path::kTable});
   CheckCase({8, 8, 6000, 300, 8, false, Path::kTable});
+  // Many keys below the differing nodes for each differing key: rather than scan them all for
+  // its table, the exchange first descends exact levels of the tree (here told to at only two
+  // keys per difference, so that it happens with little data).
+  for (std::uint64_t seed : {11, 12})
+    CheckCase({12, seed, 6000, 100, 8, false, Path::kTable, true});
 }
 
 TEST(Exchange, AWipedReplicaIsRebuiltByTheFullDescent) {
