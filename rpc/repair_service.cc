@@ -1,6 +1,7 @@
 #include "rpc/repair_service.h"
 
 #include "rpc/bytes.h"
+#include "rpc/repair_batch.h"
 #include "rpc/wire_status.h"
 #include "storage/codec.h"
 
@@ -92,32 +93,18 @@ kj::Promise<void> RepairSessionServer::split(SplitContext context) {
 
 kj::Promise<void> RepairSessionServer::offer(OfferContext context) {
   auto params = context.getParams();
-  if (params.getKeys().size() > repair::kMaxKeysPerRequest ||
-      params.getContexts().size() != params.getKeys().size()) {
-    return Refuse(context.getResults(), Status::InvalidArgument("bad offer"));
-  }
   repair::Request req;
   req.kind = repair::Request::Kind::kOffer;
   req.dry_run = params.getDryRun();
-  for (auto k : params.getKeys()) req.keys.push_back(Str(k));
-  for (auto c : params.getContexts()) {
-    auto ctx = storage::DecodeContext(Str(c));
-    if (!ctx.ok()) return Refuse(context.getResults(), ctx.status());
-    req.contexts.push_back(std::move(ctx.value()));
+  if (Status s = DecodeOffers(View(params.getBatch()), repair::kMaxKeysPerRequest, &req.keys,
+                              &req.contexts);
+      !s.ok()) {
+    return Refuse(context.getResults(), s);
   }
   repair::Reply reply;
   Status s = responder_.Answer(req, &reply);
   auto results = context.getResults();
-  if (s.ok()) {
-    auto answers = results.initAnswers(reply.offers.size());
-    for (std::size_t i = 0; i < reply.offers.size(); ++i) {
-      answers[i].setNeed(reply.offers[i].need);
-      answers[i].setEntry(reply.offers[i].entry);
-      if (!reply.offers[i].record.empty()) {
-        answers[i].setRecord(Bytes(storage::EncodeRecord(reply.offers[i].record)));
-      }
-    }
-  }
+  if (s.ok()) results.setAnswers(Bytes(EncodeAnswers(reply.offers)));
   ToWire(s, results.initStatus());
   return kj::READY_NOW;
 }
@@ -138,13 +125,7 @@ kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
   repair::Reply reply;
   Status s = responder_.Answer(req, &reply);
   auto results = context.getResults();
-  if (s.ok()) {
-    auto recs = results.initRecords(reply.records.size());
-    for (std::size_t i = 0; i < reply.records.size(); ++i) {
-      recs[i].setKey(Bytes(reply.records[i].first));
-      recs[i].setRecord(Bytes(storage::EncodeRecord(reply.records[i].second)));
-    }
-  }
+  if (s.ok()) results.setRecords(Bytes(EncodeRecords(reply.records)));
   ToWire(s, results.initStatus());
   return kj::READY_NOW;
 }
@@ -183,32 +164,20 @@ kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
   repair::Reply reply;
   Status s = responder_.Answer(req, &reply);
   auto results = context.getResults();
-  if (s.ok()) {
-    auto recs = results.initRecords(reply.records.size());
-    for (std::size_t i = 0; i < reply.records.size(); ++i) {
-      recs[i].setKey(Bytes(reply.records[i].first));
-      recs[i].setRecord(Bytes(storage::EncodeRecord(reply.records[i].second)));
-    }
-  }
+  if (s.ok()) results.setRecords(Bytes(EncodeRecords(reply.records)));
   ToWire(s, results.initStatus());
   return kj::READY_NOW;
 }
 
 kj::Promise<void> RepairSessionServer::push(PushContext context) {
-  auto params = context.getParams();
-  if (params.getRecords().size() > repair::kMaxKeysPerRequest) {
-    return Refuse(context.getResults(), Status::InvalidArgument("too many records in one request"));
-  }
   repair::Request req;
   req.kind = repair::Request::Kind::kPush;
-  for (auto kr : params.getRecords()) {
-    auto rec = storage::DecodeRecord(Str(kr.getRecord()));
-    if (!rec.ok()) {
-      return Refuse(context.getResults(),
-                    Status::InvalidArgument("repair push: " + rec.status().message()));
-    }
-    req.records.emplace_back(Str(kr.getKey()), std::move(rec.value()));
+  auto records = DecodeRecords(View(context.getParams().getRecords()), repair::kMaxKeysPerRequest);
+  if (!records.ok()) {
+    return Refuse(context.getResults(),
+                  Status::InvalidArgument("repair push: " + records.status().message()));
   }
+  req.records = std::move(records.value());
   repair::Reply reply;
   ToWire(responder_.Answer(req, &reply), context.getResults().initStatus());
   return kj::READY_NOW;
@@ -255,16 +224,13 @@ kj::Promise<Result<std::uint64_t>> PurgeRemote(wire::RepairSession::Client sessi
 
 namespace {
 
+// A fetch reply may hold more records than keys were asked for (32-bit table items can be shared).
+constexpr std::size_t kMaxFetchedRecords =
+    2 * repair::kMaxKeysPerRequest + repair::kMaxLeavesPerRequest * 64;
+
 template <typename Message>
 void Count(Message& m, std::uint64_t* bytes) {
   *bytes += m.totalSize().wordCount * sizeof(capnp::word);
-}
-
-Result<storage::Record> DecodeRecordFromPeer(capnp::Data::Reader d) {
-  if (d.size() == 0) return storage::Record();
-  auto rec = storage::DecodeRecord(Str(d));
-  if (!rec.ok()) return Status::Corruption("peer sent a bad record: " + rec.status().message());
-  return rec;
 }
 
 // One step: sends `req`, fills `reply`. Returns the peer's status.
@@ -333,28 +299,19 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
     }
     case K::kOffer: {
       auto r = session.offerRequest();
-      auto keys = r.initKeys(req.keys.size());
-      auto contexts = r.initContexts(req.contexts.size());
-      for (std::size_t i = 0; i < req.keys.size(); ++i) {
-        keys.set(i, Bytes(req.keys[i]));
-        contexts.set(i, Bytes(storage::EncodeContext(req.contexts[i])));
-      }
+      r.setBatch(Bytes(EncodeOffers(req.keys, req.contexts)));
       r.setDryRun(req.dry_run);
       Count(r, bytes);
+      const std::size_t offered = req.keys.size();
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, bytes](capnp::Response<wire::RepairSession::OfferResults>&& resp) {
+          .then([reply, bytes,
+                 offered](capnp::Response<wire::RepairSession::OfferResults>&& resp) -> Status {
             Count(resp, bytes);
             Status st = FromWire(resp.getStatus());
             if (!st.ok()) return st;
-            for (auto a : resp.getAnswers()) {
-              repair::OfferAnswer out;
-              out.need = a.getNeed();
-              out.entry = a.getEntry();
-              auto rec = DecodeRecordFromPeer(a.getRecord());
-              if (!rec.ok()) return rec.status();
-              out.record = std::move(rec.value());
-              reply->offers.push_back(std::move(out));
-            }
+            auto answers = DecodeAnswers(View(resp.getAnswers()), offered);
+            if (!answers.ok()) return answers.status();
+            reply->offers = std::move(answers.value());
             return Status::Ok();
           });
     }
@@ -369,17 +326,16 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       }
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, bytes](capnp::Response<wire::RepairSession::FetchResults>&& resp) {
-            Count(resp, bytes);
-            Status st = FromWire(resp.getStatus());
-            if (!st.ok()) return st;
-            for (auto kr : resp.getRecords()) {
-              auto rec = DecodeRecordFromPeer(kr.getRecord());
-              if (!rec.ok()) return rec.status();
-              reply->records.emplace_back(Str(kr.getKey()), std::move(rec.value()));
-            }
-            return Status::Ok();
-          });
+          .then(
+              [reply, bytes](capnp::Response<wire::RepairSession::FetchResults>&& resp) -> Status {
+                Count(resp, bytes);
+                Status st = FromWire(resp.getStatus());
+                if (!st.ok()) return st;
+                auto records = DecodeRecords(View(resp.getRecords()), kMaxFetchedRecords);
+                if (!records.ok()) return records.status();
+                reply->records = std::move(records.value());
+                return Status::Ok();
+              });
     }
     case K::kSketch: {
       auto r = session.sketchRequest();
@@ -406,25 +362,20 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       for (std::size_t i = 0; i < req.items.size(); ++i) items.set(i, req.items[i]);
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, bytes](capnp::Response<wire::RepairSession::FetchItemsResults>&& resp) {
+          .then([reply,
+                 bytes](capnp::Response<wire::RepairSession::FetchItemsResults>&& resp) -> Status {
             Count(resp, bytes);
             Status st = FromWire(resp.getStatus());
             if (!st.ok()) return st;
-            for (auto kr : resp.getRecords()) {
-              auto rec = DecodeRecordFromPeer(kr.getRecord());
-              if (!rec.ok()) return rec.status();
-              reply->records.emplace_back(Str(kr.getKey()), std::move(rec.value()));
-            }
+            auto records = DecodeRecords(View(resp.getRecords()), kMaxFetchedRecords);
+            if (!records.ok()) return records.status();
+            reply->records = std::move(records.value());
             return Status::Ok();
           });
     }
     case K::kPush: {
       auto r = session.pushRequest();
-      auto recs = r.initRecords(req.records.size());
-      for (std::size_t i = 0; i < req.records.size(); ++i) {
-        recs[i].setKey(Bytes(req.records[i].first));
-        recs[i].setRecord(Bytes(storage::EncodeRecord(req.records[i].second)));
-      }
+      r.setRecords(Bytes(EncodeRecords(req.records)));
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
           .then([bytes](capnp::Response<wire::RepairSession::PushResults>&& resp) {

@@ -29,16 +29,6 @@ struct LeafWant {
   hashes @1 :List(UInt64);   # the entry hashes wanted from it
 }
 
-struct KeyRecord {
-  key @0 :Data;
-  record @1 :Data;
-}
-
-struct OfferAnswer {
-  need @0 :Bool;       # the answering replica lacks something of the offered record
-  record @1 :Data;     # its own record, when it holds what the offered context lacks
-  entry @2 :UInt64;    # its entry hash for the key, 0 if it holds none
-}
 
 # One anti-entropy exchange of one token range, answered by the replica that was asked
 # (repair/exchange.h: this is the Responder's side). Every request is bounded in size; the
@@ -49,12 +39,15 @@ interface RepairSession {
   children @1 (level :UInt32, nodes :List(UInt64)) -> (status :Status, hashes :List(UInt64));
   entries @2 (ranges :List(TokenRange)) -> (status :Status, leaves :List(LeafHashes));
   # Keys the asker holds in versions this replica may lack, with the asker's causal contexts.
-  offer @3 (keys :List(Data), contexts :List(Data), dryRun :Bool)
-      -> (status :Status, answers :List(OfferAnswer));
+  # `batch` and `answers` are batches of rpc/repair_batch.h (offers; answers, one per offer: need
+  # = this replica lacks something of the offered record; its own record when it holds what the
+  # offered context lacks; its entry hash for the key, when it holds one).
+  offer @3 (batch :Data, dryRun :Bool) -> (status :Status, answers :Data);
   # The records whose entry hashes are wanted.
-  fetch @4 (leaves :List(LeafWant)) -> (status :Status, records :List(KeyRecord));
+  # `records` (here and below) is a records batch of rpc/repair_batch.h.
+  fetch @4 (leaves :List(LeafWant)) -> (status :Status, records :Data);
   # Records to join into the stored ones.
-  push @5 (records :List(KeyRecord)) -> (status :Status);
+  push @5 (records :Data) -> (status :Status);
   # The XOR of the entry hashes in each of the 16 equal parts of each range, 16 per range.
   split @7 (ranges :List(TokenRange)) -> (status :Status, hashes :List(UInt64));
   # An invertible Bloom lookup table (repair/iblt.h) of `cells` cells under `salt`, of the
@@ -64,7 +57,7 @@ interface RepairSession {
   # The records of the keys below these nodes of `level` whose table item under `salt` is one of
   # `items`.
   fetchItems @9 (level :UInt32, nodes :List(UInt64), salt :UInt64, items :List(UInt32))
-      -> (status :Status, records :List(KeyRecord));
+      -> (status :Status, records :Data);
   # Tombstone GC once every replica of the range was confirmed to agree: removes each key whose
   # record still has the given version digest and holds only tombstones.
   purge @6 (keys :List(Data), digests :List(UInt64)) -> (status :Status, purged :UInt64);
