@@ -187,13 +187,18 @@ Request Initiator::Push() {
   if (to_push_.empty()) return Finish();
   Request r;
   r.kind = Request::Kind::kPush;
-  const std::size_t n = std::min(to_push_.size(), kMaxKeysPerRequest);
-  for (std::size_t i = 0; i < n; ++i) {
-    Result<storage::Record> rec = local_->Get(to_push_[i]);
+  const std::size_t most = std::min(to_push_.size(), kMaxKeysPerRequest);
+  std::size_t n = 0, batch_bytes = 0;
+  // Bounded in bytes too (large values), but never empty.
+  while (n < most && (n == 0 || batch_bytes < kMaxPushBytes)) {
+    Result<storage::Record> rec = local_->Get(to_push_[n]);
     if (!rec.ok()) return Fail(rec.status());
-    stats_.bytes_pushed += storage::EncodeRecord(rec.value()).size();
+    const std::size_t size = storage::EncodeRecord(rec.value()).size();
+    stats_.bytes_pushed += size;
+    batch_bytes += size + to_push_[n].size();
     ++stats_.records_pushed;
-    r.records.emplace_back(to_push_[i], std::move(rec.value()));
+    r.records.emplace_back(to_push_[n], std::move(rec.value()));
+    ++n;
   }
   to_push_.erase(to_push_.begin(), to_push_.begin() + static_cast<std::ptrdiff_t>(n));
   phase_ = Phase::kPush;

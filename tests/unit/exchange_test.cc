@@ -260,6 +260,38 @@ TEST(Exchange, AWipedReplicaIsRebuiltByTheFullDescent) {
   CheckCase({12, 9, 1500, 20, 10, true, Path::kAny});
 }
 
+TEST(Exchange, PushesOfLargeRecordsAreBoundedInBytes) {
+  kBits = 8;
+  Replica a(1), b(2);
+  const std::string big(1 << 20, 'v');
+  for (int k = 0; k < 12; ++k) {
+    ASSERT_TRUE(a.store().Write("big" + std::to_string(k), {}, false, big).ok());
+  }
+  Initiator init(&a.reader(), kBits, {});
+  Responder resp(&b.reader(), kBits, {});
+  Reply reply;
+  Request req = init.Next(nullptr);
+  int pushes = 0;
+  std::size_t pushed = 0;
+  while (req.kind != Request::Kind::kDone) {
+    if (req.kind == Request::Kind::kPush) {
+      ++pushes;
+      std::size_t bytes = 0;
+      for (const auto& [k, r] : req.records) bytes += storage::EncodeRecord(r).size();
+      // At most one record past the bound.
+      EXPECT_LT(bytes, kMaxPushBytes + big.size() + 1024);
+      pushed += req.records.size();
+    }
+    reply = Reply();
+    ASSERT_TRUE(resp.Answer(req, &reply).ok());
+    req = init.Next(&reply);
+  }
+  ASSERT_TRUE(init.status().ok()) << init.status().ToString();
+  EXPECT_EQ(pushed, 12u);
+  EXPECT_GE(pushes, 3);
+  EXPECT_TRUE(a.All() == b.All());
+}
+
 TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   Replica a(1);
   const ring::TokenRange range{1000, 5000};
