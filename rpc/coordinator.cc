@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 
+#include <ctime>
 #include <optional>
 
 #include "rpc/bytes.h"
@@ -41,8 +42,8 @@ wire::WriteKind ToWireKind(storage::WriteOp::Kind k) {
 
 std::string Shortfall(const char* verb, int got, int required, bool timed_out,
                       kj::Duration timeout) {
-  std::string msg = std::to_string(got) + " of " + std::to_string(required) +
-                    " required replicas " + verb;
+  std::string msg =
+      std::to_string(got) + " of " + std::to_string(required) + " required replicas " + verb;
   if (timed_out) msg += " within " + std::to_string(timeout / kj::MILLISECONDS) + " ms";
   return msg;
 }
@@ -79,12 +80,10 @@ struct Coordinator::WriteState : public kj::Refcounted {
       fulfiller->fulfill(WriteOutcome(local));
     } else if (acks + pending < required) {
       answered = true;
-      const std::string msg = Shortfall("acknowledged", acks + local_acks,
-                                        required + local_acks, timed_out, timeout);
+      const std::string msg =
+          Shortfall("acknowledged", acks + local_acks, required + local_acks, timed_out, timeout);
       fulfiller->fulfill(
-          WriteOutcome{timed_out ? Status::Timeout(msg)
-                                 : Status::Unavailable(msg),
-                       ""});
+          WriteOutcome{timed_out ? Status::Timeout(msg) : Status::Unavailable(msg), ""});
     }
   }
 };
@@ -105,8 +104,8 @@ struct Coordinator::ReadState : public kj::Refcounted {
   kj::Duration timeout;
 };
 
-Coordinator::Coordinator(storage::LocalStore* store, WriteBatcher* batcher,
-                         ClusterControl* cluster, PeerPool* peers, CoordinatorOptions options)
+Coordinator::Coordinator(storage::LocalStore* store, WriteBatcher* batcher, ClusterControl* cluster,
+                         PeerPool* peers, CoordinatorOptions options)
     : store_(store),
       batcher_(batcher),
       cluster_(cluster),
@@ -156,9 +155,9 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Write(WriteRequest request, 
   const int reachable = plan.Reachable(request.consistency);
   if (reachable < required) {
     return WriteOutcome{
-        Status::Unavailable("" + std::to_string(reachable) + " of " +
-                            std::to_string(required) + " required replicas are up (" +
-                            std::to_string(plan.down.size()) + " DOWN)"),
+        Status::Unavailable("" + std::to_string(reachable) + " of " + std::to_string(required) +
+                            " required replicas are up (" + std::to_string(plan.down.size()) +
+                            " DOWN)"),
         ""};
   }
   const std::uint64_t self = store_->self();
@@ -194,12 +193,9 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Write(WriteRequest request, 
   });
 }
 
-kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(const Snapshot& s, ReplicaPlan plan,
-                                                              int required, int local_acks,
-                                                              Consistency consistency,
-                                                              std::string key,
-                                                              storage::Record record,
-                                                              WriteOutcome local) {
+kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(
+    const Snapshot& s, ReplicaPlan plan, int required, int local_acks, Consistency consistency,
+    std::string key, storage::Record record, WriteOutcome local) {
   auto paf = kj::newPromiseAndFulfiller<WriteOutcome>();
   auto state = kj::refcounted<WriteState>();
   state->required = required - local_acks;
@@ -221,8 +217,8 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(const Snapshot& s,
       req.setHintFor(t.hint_for);
       auto call = peers_->timer().timeoutAfter(options_.request_timeout, req.send());
       tasks_.add(call.then(
-          [this, state = kj::addRef(*state), t, counts](
-              capnp::Response<wire::KvReplica::WriteResults>&& r) mutable {
+          [this, state = kj::addRef(*state), t,
+           counts](capnp::Response<wire::KvReplica::WriteResults>&& r) mutable {
             if (FromWire(r.getStatus()).ok()) {
               state->Ack(counts);
             } else {
@@ -268,8 +264,7 @@ void Coordinator::KeepHint(std::uint64_t target, const std::string& key,
   }));
 }
 
-kj::Promise<Coordinator::WriteOutcome> Coordinator::Forward(const Snapshot& s,
-                                                            std::uint64_t leader,
+kj::Promise<Coordinator::WriteOutcome> Coordinator::Forward(const Snapshot& s, std::uint64_t leader,
                                                             WriteRequest request) {
   KJ_IF_MAYBE (peer, Peer(s, leader)) {
     ++counters_.forwarded;
@@ -289,8 +284,7 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Forward(const Snapshot& s,
             [](kj::Exception&& e) {
               if (e.getType() == kj::Exception::Type::OVERLOADED) {
                 return WriteOutcome{
-                    Status::Timeout("the owner the write was forwarded to did not answer"),
-                    ""};
+                    Status::Timeout("the owner the write was forwarded to did not answer"), ""};
               }
               return WriteOutcome{Status::Unavailable(std::string("forwarding to the "
                                                                   "key's owner failed: ") +
@@ -310,11 +304,11 @@ kj::Promise<Coordinator::ReadOutcome> Coordinator::Read(std::string key, Consist
   const int required = plan.Required(consistency, options_.replication.r);
   const int reachable = plan.Reachable(consistency);
   if (reachable < required) {
-    return ReadOutcome{Status::Unavailable("" + std::to_string(reachable) + " of " +
-                                           std::to_string(required) +
-                                           " required replicas are up (" +
-                                           std::to_string(plan.down.size()) + " DOWN)"),
-                       {}};
+    return ReadOutcome{
+        Status::Unavailable("" + std::to_string(reachable) + " of " + std::to_string(required) +
+                            " required replicas are up (" + std::to_string(plan.down.size()) +
+                            " DOWN)"),
+        {}};
   }
   auto paf = kj::newPromiseAndFulfiller<ReadOutcome>();
   auto state = kj::refcounted<ReadState>();
@@ -344,9 +338,8 @@ kj::Promise<Coordinator::ReadOutcome> Coordinator::Read(std::string key, Consist
     } else if (!st.answered && st.pending == 0) {
       st.answered = true;
       const std::string msg = Shortfall("answered", st.acks, st.required, st.timed_out, st.timeout);
-      st.fulfiller->fulfill(ReadOutcome{st.timed_out ? Status::Timeout(msg)
-                                                     : Status::Unavailable(msg),
-                                        {}});
+      st.fulfiller->fulfill(
+          ReadOutcome{st.timed_out ? Status::Timeout(msg) : Status::Unavailable(msg), {}});
     }
     if (st.pending == 0) {
       // Read repair: whoever returned less than everything seen gets the merge.
@@ -377,18 +370,16 @@ kj::Promise<Coordinator::ReadOutcome> Coordinator::Read(std::string key, Consist
       req.setHintFor(t.hint_for);
       auto call = peers_->timer().timeoutAfter(options_.request_timeout, req.send());
       tasks_.add(call.then(
-          [state = kj::addRef(*state), i, reply](
-              capnp::Response<wire::KvReplica::ReadResults>&& r) mutable {
+          [state = kj::addRef(*state), i,
+           reply](capnp::Response<wire::KvReplica::ReadResults>&& r) mutable {
             std::optional<storage::Record> record;
             if (FromWire(r.getStatus()).ok()) {
               if (r.getRecord().size() == 0) {
                 record = storage::Record();
-              } else if (auto decoded = storage::DecodeRecord(View(r.getRecord()));
-                         decoded.ok()) {
+              } else if (auto decoded = storage::DecodeRecord(View(r.getRecord())); decoded.ok()) {
                 record = std::move(decoded.value());
               } else {
-                KJ_LOG(WARNING, "replica sent an undecodable record",
-                       decoded.status().ToString());
+                KJ_LOG(WARNING, "replica sent an undecodable record", decoded.status().ToString());
               }
             }
             reply(*state, i, std::move(record), false);
@@ -445,12 +436,12 @@ void Coordinator::DeliverHints() {
       continue;
     }
     delivering_.insert(target);
-    tasks_.add(DeliverTo(target, m->app.rpc_address).then([this, target = target]() {
-      delivering_.erase(target);
-    }, [this, target = target](kj::Exception&& e) {
-      delivering_.erase(target);
-      KJ_LOG(WARNING, "hint handoff failed", e);
-    }));
+    tasks_.add(DeliverTo(target, m->app.rpc_address)
+                   .then([this, target = target]() { delivering_.erase(target); },
+                         [this, target = target](kj::Exception&& e) {
+                           delivering_.erase(target);
+                           KJ_LOG(WARNING, "hint handoff failed", e);
+                         }));
   }
 }
 
@@ -465,7 +456,15 @@ kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string addre
   auto peer = peers_->Get(target, address);
   auto all_ok = std::make_shared<bool>(true);
   kj::Vector<kj::Promise<void>> calls;
+  const std::uint64_t now_s =
+      options_.clock_s ? options_.clock_s() : static_cast<std::uint64_t>(std::time(nullptr));
   for (storage::Hint& h : hints.value()) {
+    if (options_.hint_ttl_s != 0 && h.created_s != 0 && now_s > h.created_s &&
+        now_s - h.created_s > options_.hint_ttl_s) {
+      Result<bool> deleted = store_->DeleteHintIfUnchanged(target, h.key, h.record);
+      if (deleted.ok() && deleted.value()) ++counters_.hints_expired;
+      continue;
+    }
     auto req = peer.writeRequest();
     req.setKey(Bytes(h.key));
     req.setRecord(Bytes(storage::EncodeRecord(h.record)));
@@ -473,14 +472,15 @@ kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string addre
     calls.add(peers_->timer()
                   .timeoutAfter(options_.request_timeout, req.send())
                   .then(
-                      [this, target, all_ok, h = kj::mv(h)](
-                          capnp::Response<wire::KvReplica::WriteResults>&& r) {
+                      [this, target, all_ok,
+                       h = kj::mv(h)](capnp::Response<wire::KvReplica::WriteResults>&& r) {
                         if (!FromWire(r.getStatus()).ok()) {
                           *all_ok = false;
                           return;
                         }
                         // Acknowledged: now it may go, unless it grew meanwhile.
-                        Result<bool> deleted = store_->DeleteHintIfUnchanged(target, h.key, h.record);
+                        Result<bool> deleted =
+                            store_->DeleteHintIfUnchanged(target, h.key, h.record);
                         if (deleted.ok() && deleted.value()) ++counters_.hints_delivered;
                       },
                       [all_ok](kj::Exception&&) { *all_ok = false; }));

@@ -21,6 +21,7 @@
 #include <kj/async.h>
 #include <kj/timer.h>
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -38,13 +39,21 @@ struct CoordinatorOptions {
   kj::Duration request_timeout = 2 * kj::SECONDS;  // each replica call, and a whole request
   kj::Duration handoff_interval = 1 * kj::SECONDS;
   std::size_t handoff_batch = 256;  // hints read and sent at once per target
+  // A hint whose first write is older than this is dropped instead of delivered (0: never). kvd
+  // sets it to the tombstone grace period: a hint from before a delete must not outlive the
+  // tombstone, or it would bring the deleted value back once the tombstone is purged
+  // (Cassandra bounds hints by gc_grace_seconds for the same reason). Repair restores what the
+  // dropped hint held from the other replicas.
+  std::uint64_t hint_ttl_s = 0;
+  std::function<std::uint64_t()> clock_s;  // Unix seconds; the system clock when empty
 };
 
 struct CoordinatorCounters {
-  std::uint64_t forwarded = 0;       // client writes sent on to an owner
-  std::uint64_t read_repairs = 0;    // replica records sent by read repair
-  std::uint64_t hints_stored = 0;    // hints kept here for replicas that did not acknowledge
-  std::uint64_t hints_delivered = 0; // hints handed off and deleted
+  std::uint64_t forwarded = 0;        // client writes sent on to an owner
+  std::uint64_t read_repairs = 0;     // replica records sent by read repair
+  std::uint64_t hints_stored = 0;     // hints kept here for replicas that did not acknowledge
+  std::uint64_t hints_delivered = 0;  // hints handed off and deleted
+  std::uint64_t hints_expired = 0;    // hints dropped undelivered, older than hint_ttl_s
 };
 
 class Coordinator final : private kj::TaskSet::ErrorHandler {

@@ -172,6 +172,28 @@ std::string EncodeRecord(const Record& record) {
   return out;
 }
 
+std::string EncodeHint(std::uint64_t created_s, const Record& record) {
+  std::string out = {'H', 0x01};
+  PutVarint(created_s, &out);
+  out += EncodeRecord(record);
+  return out;
+}
+
+Result<StoredHint> DecodeHint(std::string_view bytes) {
+  StoredHint h;
+  if (!bytes.empty() && bytes[0] == 'H') {
+    Reader r(bytes);
+    if (!ReadHeader(r, 'H') || !r.Varint(&h.created_s) || h.created_s == 0) {
+      return Status::Corruption("hint: bad header");
+    }
+    bytes.remove_prefix(bytes.size() - r.remaining());
+  }
+  auto rec = DecodeRecord(bytes);
+  if (!rec.ok()) return rec.status();
+  h.record = std::move(rec.value());
+  return h;
+}
+
 Result<Record> DecodeRecord(std::string_view bytes) {
   Reader r(bytes);
   if (!ReadHeader(r, kRecordTag)) return Status::Corruption("record: bad header");

@@ -39,6 +39,16 @@ std::string EncodeRecord(const Record& record);
 std::uint64_t VersionDigest(std::string_view encoded_record);
 Result<Record> DecodeRecord(std::string_view bytes);  // Corruption on bad input
 
+// Hints are stored as  hint := 'H' 0x01 created_s record : the record held for another node,
+// and when (Unix seconds) the first write in it was kept. A value that is a bare record (hints
+// written before hints had an age) decodes with created_s 0: age unknown.
+struct StoredHint {
+  std::uint64_t created_s = 0;
+  Record record;
+};
+std::string EncodeHint(std::uint64_t created_s, const Record& record);
+Result<StoredHint> DecodeHint(std::string_view bytes);  // Corruption on bad input
+
 // Storage keys: be64(token) ‖ key, so RocksDB's byte order is token order and a token range is
 // one contiguous scan.
 std::string EncodeStorageKey(std::string_view key);

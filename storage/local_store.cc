@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <shared_mutex>
 #include <random>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include "ring/token.h"
@@ -51,10 +51,7 @@ Result<NodeId> LoadOrCreateNodeId(Engine& engine) {
 }
 
 LocalStore::LocalStore(Engine* engine, NodeId self, Limits limits)
-    : engine_(engine),
-      self_(self),
-      limits_(limits),
-      clock_([] {
+    : engine_(engine), self_(self), limits_(limits), clock_([] {
         return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                               std::chrono::system_clock::now().time_since_epoch())
                                               .count());
@@ -143,6 +140,7 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
     Record* record;
     bool existed;                         // whether a record was stored before the batch
     std::optional<std::uint64_t> before;  // for data: its digest then
+    std::uint64_t created_s = 0;          // for a hint: when its first write was kept
   };
   std::map<std::pair<NodeId, std::string_view>, Latest> latest;
   std::vector<WriteOp*> applied;
@@ -163,19 +161,34 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
     auto it = latest.find(slot);
     bool existed = true;
     std::optional<std::uint64_t> before;
+    // A hint keeps the time of its first write however much is merged into it later: a hint
+    // older than the tombstone grace period is never delivered (the coordinator's handoff), so
+    // it cannot bring back a value whose tombstone was purged meanwhile.
+    std::uint64_t created_s = std::max<std::uint64_t>(now, 1);
     if (it != latest.end()) {
       op->record = *it->second.record;
       existed = it->second.existed;
       before = it->second.before;
-    } else {
-      Result<Record> current = space == 0 ? ReadLocked(op->key) : ReadHint(space, op->key);
+      created_s = it->second.created_s;
+    } else if (space == 0) {
+      Result<Record> current = ReadLocked(op->key);
       if (!current.ok()) {
         op->status = current.status();
         continue;
       }
       op->record = std::move(current.value());
       existed = !op->record.empty();
-      if (space == 0 && listener_ != nullptr) before = DigestOf(op->record);
+      if (listener_ != nullptr) before = DigestOf(op->record);
+    } else {
+      Result<StoredHint> current = ReadStoredHint(space, op->key);
+      if (!current.ok()) {
+        op->status = current.status();
+        continue;
+      }
+      op->record = std::move(current->record);
+      existed = !op->record.empty();
+      // A hint stored before hints had an age is aged from now.
+      if (existed && current->created_s != 0) created_s = current->created_s;
     }
     op->had_value = op->record.HasLiveValue();
     if (merge) {
@@ -185,10 +198,10 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
       op->record.Write(self_, all, true, std::string(), now);
     } else {
       const bool tombstone = op->kind != WriteOp::Kind::kPut;
-      op->record.Write(self_, op->seen, tombstone,
-                       tombstone ? std::string() : std::move(op->value), now);
+      op->record.Write(self_, op->seen, tombstone, tombstone ? std::string() : std::move(op->value),
+                       now);
     }
-    latest[slot] = Latest{&op->record, existed, before};
+    latest[slot] = Latest{&op->record, existed, before, created_s};
     applied.push_back(op);
   }
   if (applied.empty()) return;
@@ -199,7 +212,8 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   encoded.reserve(latest.size());
   pairs.reserve(latest.size());
   for (const auto& [slot, last] : latest) {
-    encoded.push_back(EncodeRecord(*last.record));
+    encoded.push_back(slot.first == 0 ? EncodeRecord(*last.record)
+                                      : EncodeHint(last.created_s, *last.record));
     pairs.push_back({slot.second, encoded.back(), slot.first});
     if (slot.first != 0 && !last.existed) ++new_hints[slot.first];
   }
@@ -243,26 +257,32 @@ Result<bool> LocalStore::PurgeIfUnchanged(std::string_view key, std::uint64_t di
   return true;
 }
 
-Result<Record> LocalStore::ReadHint(NodeId target, std::string_view key) {
+Result<StoredHint> LocalStore::ReadStoredHint(NodeId target, std::string_view key) {
   std::string bytes;
   Status s = engine_->GetHint(target, key, &bytes);
-  if (s.IsNotFound()) return Record();
+  if (s.IsNotFound()) return StoredHint();
   if (!s.ok()) return s;
-  return DecodeRecord(bytes);
+  return DecodeHint(bytes);
+}
+
+Result<Record> LocalStore::ReadHint(NodeId target, std::string_view key) {
+  Result<StoredHint> h = ReadStoredHint(target, key);
+  if (!h.ok()) return h.status();
+  return std::move(h->record);
 }
 
 Result<std::vector<Hint>> LocalStore::ScanHints(NodeId target, std::size_t limit) {
   std::vector<Hint> out;
   Status decode_error;
-  Status s = engine_->ScanHints(
-      target, [&](NodeId t, std::string_view key, std::string_view value) {
+  Status s =
+      engine_->ScanHints(target, [&](NodeId t, std::string_view key, std::string_view value) {
         if (out.size() >= limit) return false;
-        Result<Record> r = DecodeRecord(value);
+        Result<StoredHint> r = DecodeHint(value);
         if (!r.ok()) {
           decode_error = r.status();
           return false;
         }
-        out.push_back(Hint{t, std::string(key), std::move(r.value())});
+        out.push_back(Hint{t, std::string(key), std::move(r->record), r->created_s});
         return true;
       });
   if (!s.ok()) return s;

@@ -8,16 +8,17 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <functional>
 #include <map>
-#include <vector>
-#include <cstddef>
 #include <mutex>
-#include <shared_mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "storage/codec.h"
 #include "storage/engine.h"
 #include "storage/record.h"
 
@@ -51,8 +52,8 @@ struct WriteOp {
   std::string key;
   CausalContext seen;
   std::string value;
-  Record remote;             // kMerge, kHint
-  NodeId hint_for = 0;       // kHint
+  Record remote;        // kMerge, kHint
+  NodeId hint_for = 0;  // kHint
 
   // Outcome.
   Status status;
@@ -65,6 +66,7 @@ struct Hint {
   NodeId target = 0;
   std::string key;
   Record record;
+  std::uint64_t created_s = 0;  // when its first write was kept (Unix seconds); 0: unknown
 };
 
 // Told of every change to a key's record in the data keyspace (hints are not data), while the
@@ -126,12 +128,13 @@ class LocalStore {
   //
   // The hint held for (target, key); an empty record if none.
   Result<Record> ReadHint(NodeId target, std::string_view key);
+  // The same with when its first write was kept (created_s 0: none held, or age unknown).
+  Result<StoredHint> ReadStoredHint(NodeId target, std::string_view key);
   // Up to `limit` hints for `target` (every target when 0), in key order from the start.
   Result<std::vector<Hint>> ScanHints(NodeId target, std::size_t limit);
   // Deletes the hint for (target, key) if it still equals `delivered`; a hint that grew since
   // it was read stays, to be delivered again. Returns whether it was deleted.
-  Result<bool> DeleteHintIfUnchanged(NodeId target, std::string_view key,
-                                     const Record& delivered);
+  Result<bool> DeleteHintIfUnchanged(NodeId target, std::string_view key, const Record& delivered);
   // How many hints are held per target node (targets with none are left out).
   std::map<NodeId, std::uint64_t> HintCounts() const;
 

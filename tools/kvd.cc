@@ -254,6 +254,7 @@ int Run(const Flags& flags) {
   co.replication = flags.replication;
   co.request_timeout = flags.request_timeout_ms * kj::MILLISECONDS;
   co.handoff_interval = flags.handoff_interval_ms * kj::MILLISECONDS;
+  co.hint_ttl_s = flags.tombstone_grace_s;  // see CoordinatorOptions::hint_ttl_s
   rpc::Coordinator coordinator(&store, &batcher, control.get(), &peers, co);
   auto handoff = coordinator.RunHandoff().eagerlyEvaluate([](kj::Exception&& e) {
     std::fprintf(stderr, "kvd: hinted handoff stopped: %s\n", e.getDescription().cStr());
@@ -480,7 +481,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 365 * 86400.0));
   ae->add_option("--tombstone-grace-s", flags.tombstone_grace_s,
                  "Tombstones older than this are purged after a repair confirmed every replica "
-                 "of their range holds them (0: never)")
+                 "of their range holds them; hints older than this are dropped undelivered "
+                 "(0: never)")
       ->capture_default_str();
   try {
     app.parse(argc, argv);

@@ -23,9 +23,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kFast = {
-    "--probe-interval-ms",     "200",  "--probe-timeout-ms", "100", "--gossip-interval-ms", "50",
-    "--push-pull-interval-ms", "2000", "--cluster-name",     "rt",  "--handoff-interval-ms",
-    "200"};
+    "--probe-interval-ms",     "200",  "--probe-timeout-ms", "100", "--gossip-interval-ms",  "50",
+    "--push-pull-interval-ms", "2000", "--cluster-name",     "rt",  "--handoff-interval-ms", "200"};
 
 // Polls `pred` every 50 ms until it holds or `deadline` passes.
 bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline) {
@@ -169,11 +168,40 @@ TEST_F(Replication, KilledReplicaIsRoutedAroundThenCaughtUpByHints) {
 
   ASSERT_TRUE(nodes_[2]->Start()) << nodes_[2]->stderr_text();
   ASSERT_TRUE(SeeStatus({0, 1, 2}, {0, 1, 2}, "UP"));
-  EXPECT_TRUE(Eventually([&] { return HintsHeld(0) + HintsHeld(1) == 0; },
-                         std::chrono::seconds(30)))
+  EXPECT_TRUE(
+      Eventually([&] { return HintsHeld(0) + HintsHeld(1) == 0; }, std::chrono::seconds(30)))
       << "hints still held: " << HintsHeld(0) << " + " << HintsHeld(1);
   for (int k = 0; k < kKeys; ++k) {
     EXPECT_TRUE(HoldsLocally(2, "h" + std::to_string(k), "v" + std::to_string(k))) << k;
+  }
+}
+
+// A hint may hold a value from before a delete; once the tombstone is older than the grace
+// period it may be purged, so a hint that old must never be delivered: it is dropped instead,
+// and repair (not run here) restores from the other replicas what it held.
+TEST_F(Replication, HintsOlderThanTheTombstoneGraceAreDroppedNotDelivered) {
+  StartAll(3, {"--tombstone-grace-s", "1", "--repair-interval-s", "0"});
+  Kill(2);
+  ASSERT_TRUE(SeeStatus({0, 1}, {2}, "DOWN"));
+  const int kKeys = 10;
+  for (int k = 0; k < kKeys; ++k) {
+    ASSERT_EQ(Put(k % 2, "old" + std::to_string(k), "v").exit_code, 0);
+  }
+  ASSERT_GT(HintsHeld(0) + HintsHeld(1), 0u);
+  // The event waited for is the clock passing the grace period (whole seconds, so 3 s).
+  const auto aged = std::chrono::system_clock::now() + std::chrono::seconds(3);
+  ASSERT_TRUE(Eventually([&] { return std::chrono::system_clock::now() >= aged; },
+                         std::chrono::seconds(10)));
+  ASSERT_TRUE(nodes_[2]->Start()) << nodes_[2]->stderr_text();
+  ASSERT_TRUE(SeeStatus({0, 1, 2}, {0, 1, 2}, "UP"));
+  EXPECT_TRUE(
+      Eventually([&] { return HintsHeld(0) + HintsHeld(1) == 0; }, std::chrono::seconds(30)));
+  for (int k = 0; k < kKeys; ++k) {
+    EXPECT_FALSE(HoldsLocally(2, "old" + std::to_string(k), "v")) << k;
+    // Still on the two replicas that took the write.
+    auto got = Get(0, "old" + std::to_string(k), {"--consistency", "quorum"});
+    ASSERT_TRUE(got.has_value()) << k;
+    EXPECT_EQ(got->count("v"), 1u) << k;
   }
 }
 
@@ -186,12 +214,12 @@ TEST_F(Replication, ReplicaThatTimesOutGetsAHintDeliveredWhenItWakes) {
     auto r = Put(k % 2, "t" + std::to_string(k), "v" + std::to_string(k));
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
-  EXPECT_TRUE(Eventually([&] { return HintsHeld(0) + HintsHeld(1) >= 10; },
-                         std::chrono::seconds(10)));
+  EXPECT_TRUE(
+      Eventually([&] { return HintsHeld(0) + HintsHeld(1) >= 10; }, std::chrono::seconds(10)));
   for (const auto& [id, s] : StatusOf(0)) EXPECT_NE(s.first, "DOWN") << id;
   nodes_[2]->Signal(SIGCONT);
-  EXPECT_TRUE(Eventually([&] { return HintsHeld(0) + HintsHeld(1) == 0; },
-                         std::chrono::seconds(30)));
+  EXPECT_TRUE(
+      Eventually([&] { return HintsHeld(0) + HintsHeld(1) == 0; }, std::chrono::seconds(30)));
   for (int k = 0; k < 10; ++k) {
     EXPECT_TRUE(HoldsLocally(2, "t" + std::to_string(k), "v" + std::to_string(k))) << k;
   }
@@ -213,8 +241,8 @@ TEST_F(Replication, StaleReplicaIsRepairedByARead) {
   auto got = Get(0, "stale");
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(*got, std::set<std::string>{"fresh"});
-  EXPECT_TRUE(Eventually([&] { return HoldsLocally(2, "stale", "fresh"); },
-                         std::chrono::seconds(10)));
+  EXPECT_TRUE(
+      Eventually([&] { return HoldsLocally(2, "stale", "fresh"); }, std::chrono::seconds(10)));
 }
 
 TEST_F(Replication, ConcurrentWritersWithoutContextKeepEverySibling) {
@@ -223,7 +251,8 @@ TEST_F(Replication, ConcurrentWritersWithoutContextKeepEverySibling) {
   std::vector<std::thread> writers;
   std::vector<int> codes(kWriters, -1);
   for (int w = 0; w < kWriters; ++w) {
-    writers.emplace_back([&, w] { codes[w] = Put(w % 3, "shared", "w" + std::to_string(w)).exit_code; });
+    writers.emplace_back(
+        [&, w] { codes[w] = Put(w % 3, "shared", "w" + std::to_string(w)).exit_code; });
   }
   for (auto& t : writers) t.join();
   std::set<std::string> expected;

@@ -75,6 +75,26 @@ TEST(Codec, SurvivesTruncationAndBitFlips) {
   }
 }
 
+TEST(Codec, HintsCarryTheirAgeAndBareRecordsStillDecode) {
+  Record r;
+  r.Write(7, {}, false, "v");
+  auto h = DecodeHint(EncodeHint(1234567, r));
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->created_s, 1234567u);
+  EXPECT_TRUE(h->record == r);
+  auto bare = DecodeHint(EncodeRecord(r));
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->created_s, 0u);
+  EXPECT_TRUE(bare->record == r);
+  const std::string good = EncodeHint(99, r);
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    EXPECT_FALSE(DecodeHint(good.substr(0, n)).ok()) << n;
+  }
+  EXPECT_FALSE(DecodeHint(EncodeHint(0, r)).ok());                       // no age of 0
+  EXPECT_FALSE(DecodeHint(std::string("H\x02") + good.substr(2)).ok());  // another version
+  EXPECT_FALSE(DecodeHint(good + "x").ok());
+}
+
 TEST(Codec, StorageKeyOrderIsTokenOrder) {
   std::vector<std::string> keys;
   for (int i = 0; i < 2000; ++i) keys.push_back("key:" + std::to_string(i));

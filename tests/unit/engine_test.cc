@@ -279,7 +279,8 @@ TEST(Engine, ApproximateBytesGrowsWithData) {
   TempDir dir;
   auto e = OpenOrDie(dir.path());
   const std::uint64_t before = e->ApproximateBytes();
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(e->Put("k" + std::to_string(i), std::string(1000, 'v')).ok());
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_TRUE(e->Put("k" + std::to_string(i), std::string(1000, 'v')).ok());
   EXPECT_GT(e->ApproximateBytes(), before + 500000);
 }
 
@@ -369,6 +370,55 @@ TEST(Hints, DeletedOnlyWhenUnchangedSinceDelivery) {
   EXPECT_TRUE(store.ReadHint(7, "a")->empty());
   EXPECT_TRUE(store.HintCounts().empty());
   EXPECT_FALSE(store.DeleteHintIfUnchanged(7, "a", grown).value());  // already gone
+}
+
+TEST(Hints, KeepTheTimeOfTheirFirstWriteAcrossMergesAndRestarts) {
+  TempDir dir;
+  std::uint64_t now = 1000;
+  {
+    auto e = OpenOrDie(dir.path());
+    LocalStore store(e.get(), 1, Limits());
+    store.SetClock([&] { return now; });
+    std::vector<WriteOp> ops;
+    ops.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(7, "x"), 7));
+    auto ptrs = Ptrs(ops);
+    store.ApplyBatch(ptrs);
+    now = 5000;  // a later write merges into the hint: it stays as old as its first write
+    std::vector<WriteOp> later;
+    later.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(8, "y"), 7));
+    later.push_back(MergeOp(WriteOp::Kind::kHint, "b", RemoteWrite(8, "z"), 7));
+    auto later_ptrs = Ptrs(later);
+    store.ApplyBatch(later_ptrs);
+    EXPECT_EQ(store.ReadStoredHint(7, "a")->created_s, 1000u);
+    EXPECT_EQ(store.ReadStoredHint(7, "a")->record.siblings().size(), 2u);
+    EXPECT_EQ(store.ReadStoredHint(7, "b")->created_s, 5000u);
+    EXPECT_EQ(store.ReadStoredHint(7, "none")->created_s, 0u);
+  }
+  auto e = OpenOrDie(dir.path());
+  LocalStore store(e.get(), 1, Limits());
+  auto hints = store.ScanHints(7, 10);
+  ASSERT_TRUE(hints.ok());
+  ASSERT_EQ(hints->size(), 2u);
+  std::map<std::string, std::uint64_t> created;  // (scans go in token order)
+  for (const auto& h : hints.value()) created[h.key] = h.created_s;
+  EXPECT_EQ(created, (std::map<std::string, std::uint64_t>{{"a", 1000}, {"b", 5000}}));
+}
+
+TEST(Hints, AHintStoredWithoutAnAgeIsReadAndAgedFromItsNextWrite) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  // As hints were stored before they had an age: the bare record.
+  ASSERT_TRUE(e->PutBatch({{"a", EncodeRecord(RemoteWrite(7, "x")), 7}}).ok());
+  LocalStore store(e.get(), 1, Limits());
+  store.SetClock([] { return std::uint64_t{777}; });
+  EXPECT_EQ(store.ScanHints(7, 10)->at(0).created_s, 0u);  // age unknown
+  EXPECT_EQ(store.ReadHint(7, "a")->siblings().size(), 1u);
+  std::vector<WriteOp> ops;
+  ops.push_back(MergeOp(WriteOp::Kind::kHint, "a", RemoteWrite(8, "y"), 7));
+  auto ptrs = Ptrs(ops);
+  store.ApplyBatch(ptrs);
+  EXPECT_EQ(store.ReadStoredHint(7, "a")->created_s, 777u);
+  EXPECT_EQ(store.ReadStoredHint(7, "a")->record.siblings().size(), 2u);
 }
 
 TEST(LocalStore, MergeOpJoinsRemoteRecords) {
