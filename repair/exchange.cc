@@ -88,7 +88,11 @@ Request Initiator::Fail(Status s) {
   return Request{};
 }
 
-Request Initiator::Finish() { return Fail(Status::Ok()); }
+Request Initiator::Finish() {
+  // Through a table, the differing segments are those of the differing keys found.
+  if (via_table_) stats_.leaves_differing = table_segments_.size();
+  return Fail(Status::Ok());
+}
 
 Request Initiator::AskChildren() {
   Request r;
@@ -408,6 +412,7 @@ Request Initiator::Next(const Reply* reply) {
         }
         return Fallback();
       }
+      via_table_ = true;
       std::sort(only_mine.begin(), only_mine.end());
       std::sort(only_theirs.begin(), only_theirs.end());
       if (!only_mine.empty()) {
@@ -415,6 +420,7 @@ Request Initiator::Next(const Reply* reply) {
               const std::uint32_t item = Iblt::ItemOf(EntryHash(e.key, e.digest), salt_);
               if (std::binary_search(only_mine.begin(), only_mine.end(), item)) {
                 to_offer_.push_back(e.key);
+                table_segments_.insert(shape_.SegmentOf(ring::TokenOf(e.key)));
                 ++stats_.keys_differing;
               }
             });
@@ -536,6 +542,7 @@ Request Initiator::Next(const Reply* reply) {
           return Fail(Status::InvalidArgument("peer sent a key outside the range"));
         }
         Pulled(key, rec);
+        if (via_table_) table_segments_.insert(shape_.SegmentOf(ring::TokenOf(key)));
         ++stats_.keys_differing;
         if (Status s = local_->Merge(key, rec); !s.ok()) return Fail(s);
       }

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -239,6 +240,8 @@ class Initiator {
   std::size_t cells_ = 0;
   int attempts_ = 0;
   std::vector<std::uint32_t> theirs_items_;  // table items only the responder holds, sorted
+  bool via_table_ = false;                   // a table listed the differences
+  std::set<std::size_t> table_segments_;     // segments of the differing keys it found
   // Differing buckets (sub-ranges of the range) to split, and to compare entry by entry.
   void AddBucket(const ring::TokenRange& r);
   std::vector<ring::TokenRange> to_split_;

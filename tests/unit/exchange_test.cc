@@ -165,7 +165,7 @@ void CheckCase(const Case& c) {
     }
 
     // A dry run counts exactly the differing keys and moves nothing.
-    std::uint64_t found = 0, split = 0, cells = 0, fallbacks = 0, narrowed = 0;
+    std::uint64_t found = 0, split = 0, cells = 0, fallbacks = 0, narrowed = 0, segments = 0;
     for (const auto& r : ranges) {
       Outcome o = RunExchange(a, b, r, /*dry_run=*/true);
       ASSERT_TRUE(o.status.ok()) << o.status.ToString();
@@ -175,12 +175,15 @@ void CheckCase(const Case& c) {
       cells += o.stats.sketch_cells;
       fallbacks += o.stats.sketch_fallbacks;
       narrowed += o.stats.unions_narrowed;
+      segments += o.stats.leaves_differing;
     }
     if (c.narrowed) {
       EXPECT_GT(narrowed, 0u) << "seed " << seed;
     }
     if (c.path == Path::kTable) {
       EXPECT_GT(cells, 0u) << "seed " << seed;
+      EXPECT_GT(segments, 0u) << "seed " << seed;
+      EXPECT_LE(segments, expected.size()) << "seed " << seed;
       EXPECT_EQ(fallbacks, 0u) << "seed " << seed;
       // Bytes in proportion to the difference: far fewer cells than keys (the full descent
       // would compare an entry hash for every key of every differing leaf).
