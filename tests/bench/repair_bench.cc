@@ -25,6 +25,7 @@
 
 #include "repair/exchange.h"
 #include "repair/hash_tree.h"
+#include "repair/iblt.h"
 #include "repair/store_reader.h"
 #include "rpc/repair_service.h"
 #include "rpc/session.h"
@@ -220,6 +221,10 @@ int main(int argc, char** argv) {
         {"tree_nodes", ours.stats.nodes_compared},
         {"leaves_differing", ours.stats.leaves_differing},
         {"keys_compared", ours.stats.keys_compared},
+        {"table_cells", ours.stats.sketch_cells},
+        {"table_bytes", ours.stats.sketch_cells * repair::Iblt::kCellBytes},
+        {"table_fallbacks", ours.stats.sketch_fallbacks},
+        {"unions_narrowed", ours.stats.unions_narrowed},
         {"bytes_per_differing_record_byte",
          diff_bytes ? static_cast<double>(ours.bytes) / static_cast<double>(diff_bytes) : 0.0}}},
       {"baseline",
