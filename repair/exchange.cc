@@ -314,9 +314,10 @@ Request Initiator::FetchItems() {
   r.level = union_level_;
   r.nodes = union_;
   r.salt = salt_;
-  const std::size_t n = std::min(theirs_items_.size(), kMaxKeysPerRequest);
+  const std::size_t n = std::min(theirs_items_.size(), kMaxItemsPerFetch);
   r.items.assign(theirs_items_.end() - static_cast<std::ptrdiff_t>(n), theirs_items_.end());
   theirs_items_.resize(theirs_items_.size() - n);
+  fetching_items_ = r.items;
   phase_ = Phase::kFetch;
   return r;
 }
@@ -543,9 +544,22 @@ Request Initiator::Next(const Reply* reply) {
         }
         Pulled(key, rec);
         if (via_table_) table_segments_.insert(shape_.SegmentOf(ring::TokenOf(key)));
+        if (reply->truncated) {
+          const std::uint32_t item = Iblt::ItemOf(
+              EntryHash(key, storage::VersionDigest(storage::EncodeRecord(rec))), salt_);
+          auto [b, e] = std::equal_range(fetching_items_.begin(), fetching_items_.end(), item);
+          fetching_items_.erase(b, e);
+        }
         ++stats_.keys_differing;
         if (Status s = local_->Merge(key, rec); !s.ok()) return Fail(s);
       }
+      // A reply cut short: the items it did not serve go again (unless it served none of them,
+      // when they changed on the peer meanwhile and are left to the next repair).
+      if (reply->truncated && !reply->records.empty()) {
+        theirs_items_.insert(theirs_items_.end(), fetching_items_.begin(), fetching_items_.end());
+        std::sort(theirs_items_.begin(), theirs_items_.end());
+      }
+      fetching_items_.clear();
       return Fetch();
     }
     case Phase::kPush:
@@ -661,7 +675,7 @@ Status Responder::Answer(const Request& request, Reply* reply) {
     case Request::Kind::kFetchItems: {
       if (Status s = EnsureTree(); !s.ok()) return s;
       if (Status s = CheckNodes(request); !s.ok()) return s;
-      if (request.items.size() > kMaxKeysPerRequest) {
+      if (request.items.size() > kMaxItemsPerFetch) {
         return Status::InvalidArgument("too many items in one fetch");
       }
       std::vector<std::uint32_t> want = request.items;
@@ -671,7 +685,7 @@ Status Responder::Answer(const Request& request, Reply* reply) {
                                [&](const KeyDigest& e) {
                                  // Items are 32 bits: two keys may share one, so the reply is
                                  // bounded apart.
-                                 if (keys.size() < 2 * kMaxKeysPerRequest &&
+                                 if (keys.size() < 2 * kMaxItemsPerFetch &&
                                      std::binary_search(
                                          want.begin(), want.end(),
                                          Iblt::ItemOf(EntryHash(e.key, e.digest), request.salt))) {
@@ -681,9 +695,15 @@ Status Responder::Answer(const Request& request, Reply* reply) {
           !s.ok()) {
         return s;
       }
+      std::size_t bytes = 0;
       for (const auto& k : keys) {
+        if (bytes >= kMaxPushBytes) {
+          reply->truncated = true;
+          break;
+        }
         auto rec = local_->Get(k);
         if (!rec.ok()) return rec.status();
+        bytes += k.size() + storage::EncodeRecord(rec.value()).size();
         reply->records.emplace_back(k, std::move(rec.value()));
       }
       return Status::Ok();

@@ -89,6 +89,9 @@ inline constexpr std::size_t kSampleNodes = 16;
 inline constexpr std::size_t kMaxSketchNodes = 4096;
 inline constexpr std::size_t kMaxSketchCells = std::size_t{1} << 17;
 inline constexpr int kMaxSketchAttempts = 3;
+// Items asked for in one fetch by table item; the reply stops at kMaxPushBytes of records and
+// says so (each such fetch costs the responder a scan of the union).
+inline constexpr std::size_t kMaxItemsPerFetch = 4096;
 // A table is built over a union of differing nodes holding at most about this many keys per
 // differing key; a larger union is first narrowed by an exact level of the tree.
 inline constexpr double kScanPerDifference = 1024;
@@ -151,7 +154,8 @@ struct Reply {
   std::string sketch;                               // kSketch: Iblt::Encode
   std::vector<OfferAnswer> offers;                  // kOffer, per key
   std::vector<std::pair<std::string, storage::Record>> records;  // kFetch, kFetchItems
-  std::uint64_t purged = 0;                                      // kPurge
+  bool truncated = false;    // kFetchItems: more records matched than fit in the reply
+  std::uint64_t purged = 0;  // kPurge
 };
 
 struct ExchangeStats {
@@ -239,9 +243,10 @@ class Initiator {
   std::uint64_t salt_ = 0;
   std::size_t cells_ = 0;
   int attempts_ = 0;
-  std::vector<std::uint32_t> theirs_items_;  // table items only the responder holds, sorted
-  bool via_table_ = false;                   // a table listed the differences
-  std::set<std::size_t> table_segments_;     // segments of the differing keys it found
+  std::vector<std::uint32_t> theirs_items_;    // table items only the responder holds, sorted
+  std::vector<std::uint32_t> fetching_items_;  // the items of the fetch under way, sorted
+  bool via_table_ = false;                     // a table listed the differences
+  std::set<std::size_t> table_segments_;       // segments of the differing keys it found
   // Differing buckets (sub-ranges of the range) to split, and to compare entry by entry.
   void AddBucket(const ring::TokenRange& r);
   std::vector<ring::TokenRange> to_split_;

@@ -152,7 +152,7 @@ kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
 kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
   auto params = context.getParams();
   if (params.getNodes().size() > repair::kMaxSketchNodes ||
-      params.getItems().size() > repair::kMaxKeysPerRequest) {
+      params.getItems().size() > repair::kMaxItemsPerFetch) {
     return Refuse(context.getResults(), Status::InvalidArgument("fetch out of bounds"));
   }
   repair::Request req;
@@ -164,7 +164,10 @@ kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
   repair::Reply reply;
   Status s = responder_.Answer(req, &reply);
   auto results = context.getResults();
-  if (s.ok()) results.setRecords(Bytes(EncodeRecords(reply.records)));
+  if (s.ok()) {
+    results.setRecords(Bytes(EncodeRecords(reply.records)));
+    results.setTruncated(reply.truncated);
+  }
   ToWire(s, results.initStatus());
   return kj::READY_NOW;
 }
@@ -225,8 +228,7 @@ kj::Promise<Result<std::uint64_t>> PurgeRemote(wire::RepairSession::Client sessi
 namespace {
 
 // A fetch reply may hold more records than keys were asked for (32-bit table items can be shared).
-constexpr std::size_t kMaxFetchedRecords =
-    2 * repair::kMaxKeysPerRequest + repair::kMaxLeavesPerRequest * 64;
+constexpr std::size_t kMaxFetchedRecords = 2 * repair::kMaxItemsPerFetch;
 
 template <typename Message>
 void Count(Message& m, std::uint64_t* bytes) {
@@ -370,6 +372,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
             auto records = DecodeRecords(View(resp.getRecords()), kMaxFetchedRecords);
             if (!records.ok()) return records.status();
             reply->records = std::move(records.value());
+            reply->truncated = resp.getTruncated();
             return Status::Ok();
           });
     }

@@ -56,8 +56,9 @@ interface RepairSession {
       -> (status :Status, table :Data);
   # The records of the keys below these nodes of `level` whose table item under `salt` is one of
   # `items`.
+  # `truncated`: more keys matched than fit in one reply (repair::kMaxPushBytes); ask again.
   fetchItems @9 (level :UInt32, nodes :List(UInt64), salt :UInt64, items :List(UInt32))
-      -> (status :Status, records :Data);
+      -> (status :Status, records :Data, truncated :Bool);
   # Tombstone GC once every replica of the range was confirmed to agree: removes each key whose
   # record still has the given version digest and holds only tombstones.
   purge @6 (keys :List(Data), digests :List(UInt64)) -> (status :Status, purged :UInt64);

@@ -295,6 +295,40 @@ TEST(Exchange, PushesOfLargeRecordsAreBoundedInBytes) {
   EXPECT_TRUE(a.All() == b.All());
 }
 
+TEST(Exchange, FetchesByTableItemAreCutAtTheByteBoundAndResumed) {
+  kBits = 12;
+  Replica a(1), b(2);
+  for (int k = 0; k < 3000; ++k) {
+    const std::string key = "common" + std::to_string(k);
+    ASSERT_TRUE(a.store().Write(key, {}, false, "v").ok());
+    ASSERT_TRUE(b.store().Merge(key, a.store().Read(key).value()).ok());
+  }
+  const std::string big(300 << 10, 'b');
+  for (int k = 0; k < 40; ++k) {
+    ASSERT_TRUE(b.store().Write("theirs" + std::to_string(k), {}, false, big).ok());
+  }
+  Initiator init(&a.reader(), kBits, {});
+  Responder resp(&b.reader(), kBits, {});
+  Reply reply;
+  Request req = init.Next(nullptr);
+  int fetches = 0, truncated = 0;
+  while (req.kind != Request::Kind::kDone) {
+    reply = Reply();
+    ASSERT_TRUE(resp.Answer(req, &reply).ok());
+    if (req.kind == Request::Kind::kFetchItems) {
+      ++fetches;
+      truncated += reply.truncated;
+    }
+    req = init.Next(&reply);
+  }
+  ASSERT_TRUE(init.status().ok()) << init.status().ToString();
+  EXPECT_GT(init.stats().sketch_cells, 0u);  // found through a table
+  EXPECT_GE(truncated, 2);
+  EXPECT_EQ(fetches, truncated + 1);
+  EXPECT_EQ(init.stats().records_pulled, 40u);
+  EXPECT_TRUE(a.All() == b.All());
+}
+
 TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   Replica a(1);
   const ring::TokenRange range{1000, 5000};
@@ -343,7 +377,7 @@ TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   req = Request();
   req.kind = Request::Kind::kFetchItems;
   req.nodes = {0};
-  req.items.assign(kMaxKeysPerRequest + 1, 1);
+  req.items.assign(kMaxItemsPerFetch + 1, 1);
   EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
 }
 
