@@ -194,12 +194,15 @@ Request Initiator::Push() {
   const std::size_t most = std::min(to_push_.size(), kMaxKeysPerRequest);
   std::size_t n = 0, batch_bytes = 0;
   // Bounded in bytes too (large values), but never empty.
-  while (n < most && (n == 0 || batch_bytes < kMaxPushBytes)) {
+  while (n < most) {
     Result<storage::Record> rec = local_->Get(to_push_[n]);
     if (!rec.ok()) return Fail(rec.status());
-    const std::size_t size = storage::EncodeRecord(rec.value()).size();
-    stats_.bytes_pushed += size;
-    batch_bytes += size + to_push_[n].size();
+    const std::size_t size = storage::EncodeRecord(rec.value()).size() + to_push_[n].size();
+    // A record that would take the batch past the bound goes in the next one (alone if need
+    // be), so no message is larger than the bound or one record.
+    if (n > 0 && batch_bytes + size > kMaxPushBytes) break;
+    stats_.bytes_pushed += size - to_push_[n].size();
+    batch_bytes += size;
     ++stats_.records_pushed;
     r.records.emplace_back(to_push_[n], std::move(rec.value()));
     ++n;
@@ -697,13 +700,15 @@ Status Responder::Answer(const Request& request, Reply* reply) {
       }
       std::size_t bytes = 0;
       for (const auto& k : keys) {
-        if (bytes >= kMaxPushBytes) {
+        auto rec = local_->Get(k);
+        if (!rec.ok()) return rec.status();
+        const std::size_t size = k.size() + storage::EncodeRecord(rec.value()).size();
+        // As a push: never past the bound, except by a record alone.
+        if (!reply->records.empty() && bytes + size > kMaxPushBytes) {
           reply->truncated = true;
           break;
         }
-        auto rec = local_->Get(k);
-        if (!rec.ok()) return rec.status();
-        bytes += k.size() + storage::EncodeRecord(rec.value()).size();
+        bytes += size;
         reply->records.emplace_back(k, std::move(rec.value()));
       }
       return Status::Ok();

@@ -78,7 +78,8 @@ inline constexpr std::size_t kMaxNodesPerRequest = 4096;  // parents per childre
 inline constexpr std::size_t kMaxLeavesPerRequest = 64;
 inline constexpr std::size_t kMaxKeysPerRequest = 256;
 inline constexpr std::size_t kSplitWays = 16;
-// A push stops taking records once it holds this many bytes (it always holds one).
+// A push (and a fetch reply by table item) holds at most this many bytes of records, or one
+// record alone.
 inline constexpr std::size_t kMaxPushBytes = std::size_t{4} << 20;
 // A differing bucket with more of the initiator's keys than this is split before its entries
 // are compared.

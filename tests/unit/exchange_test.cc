@@ -281,8 +281,8 @@ TEST(Exchange, PushesOfLargeRecordsAreBoundedInBytes) {
       ++pushes;
       std::size_t bytes = 0;
       for (const auto& [k, r] : req.records) bytes += storage::EncodeRecord(r).size();
-      // At most one record past the bound.
-      EXPECT_LT(bytes, kMaxPushBytes + big.size() + 1024);
+      // Within the bound, or one record alone.
+      EXPECT_TRUE(bytes <= kMaxPushBytes || req.records.size() == 1) << bytes;
       pushed += req.records.size();
     }
     reply = Reply();
