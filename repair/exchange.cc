@@ -266,7 +266,12 @@ Request Initiator::Estimated(std::size_t children, double share_differing) {
     }
     const double union_keys = static_cast<double>(probed_keys) *
                               static_cast<double>(union_.size()) / static_cast<double>(probe);
-    if (union_keys > scan_per_difference_ * std::max(keys, 1.0)) {
+    // ... unless the level's hashes would cost more than twice the table itself.
+    const double narrowing_bytes = static_cast<double>(union_.size() * RangeTree::kFanout * 8);
+    const double table_bytes =
+        static_cast<double>(Iblt::CellsFor(static_cast<std::size_t>(items)) * Iblt::kCellBytes);
+    if (union_keys > scan_per_difference_ * std::max(keys, 1.0) &&
+        narrowing_bytes <= 2 * table_bytes) {
       sampling_ = false;
       scale_ = 1;
       ++stats_.unions_narrowed;

@@ -93,8 +93,10 @@ inline constexpr int kMaxSketchAttempts = 3;
 // Items asked for in one fetch by table item; the reply stops at kMaxPushBytes of records and
 // says so (each such fetch costs the responder a scan of the union).
 inline constexpr std::size_t kMaxItemsPerFetch = 4096;
+
 // A table is built over a union of differing nodes holding at most about this many keys per
-// differing key; a larger union is first narrowed by an exact level of the tree.
+// differing key; a larger union is first narrowed by an exact level of the tree, as long as that
+// level's hashes cost at most twice the table.
 inline constexpr double kScanPerDifference = 1024;
 
 // Part `i` of `r` cut into kSplitWays equal token ranges. REQUIRES: r does not wrap and is at
