@@ -399,7 +399,12 @@ kj::Promise<Status> Step(repair::Initiator& initiator, wire::RepairSession::Clie
   repair::Request req = initiator.Next(last.get());
   if (req.kind == repair::Request::Kind::kDone) return initiator.status();
   auto reply = kj::heap<repair::Reply>();
-  auto sent = Send(req, session, reply.get(), timer, timeout, bytes);
+  // Next() may have kept this thread busy for long (a scan of a large range). The timer's clock
+  // moves only when the event loop polls, so a timeout set now would be measured from a stale
+  // time and could expire at once: let the loop turn first.
+  auto sent = timer.afterDelay(0 * kj::NANOSECONDS)
+                  .then([req = kj::mv(req), session, r = reply.get(), &timer, timeout,
+                         bytes]() mutable { return Send(req, session, r, timer, timeout, bytes); });
   return sent.then(
       [&initiator, session, reply = kj::mv(reply), &timer, timeout,
        bytes](Status s) mutable -> kj::Promise<Status> {
