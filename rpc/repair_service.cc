@@ -14,20 +14,40 @@ kj::Promise<void> Refuse(Results results, const Status& s) {
   return kj::READY_NOW;
 }
 
+// Answers `req`; on success `fill(results, reply)` writes the reply. The status goes out either
+// way.
+template <typename Context, typename Fill>
+kj::Promise<void> Serve(repair::Responder& responder, Context& context, const repair::Request& req,
+                        Fill&& fill) {
+  repair::Reply reply;
+  Status s = responder.Answer(req, &reply);
+  auto results = context.getResults();
+  if (s.ok()) fill(results, reply);
+  ToWire(s, results.initStatus());
+  return kj::READY_NOW;
+}
+
+// The (level, nodes) of a request about nodes of the range's tree.
+template <typename Params>
+void ReadNodes(Params params, repair::Request* req) {
+  req->level = params.getLevel();
+  for (auto n : params.getNodes()) req->nodes.push_back(n);
+}
+
+template <typename List>
+void SetHashes(List list, const std::vector<std::uint64_t>& hashes) {
+  for (std::size_t i = 0; i < hashes.size(); ++i) list.set(i, hashes[i]);
+}
+
 }  // namespace
 
 kj::Promise<void> RepairSessionServer::root(RootContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kRoot;
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) {
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
     results.setRoot(reply.hashes.at(0));
     results.setDepth(static_cast<std::uint32_t>(reply.depth));
-  }
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  });
 }
 
 kj::Promise<void> RepairSessionServer::children(ChildrenContext context) {
@@ -37,17 +57,10 @@ kj::Promise<void> RepairSessionServer::children(ChildrenContext context) {
   }
   repair::Request req;
   req.kind = repair::Request::Kind::kChildren;
-  req.level = params.getLevel();
-  for (auto n : params.getNodes()) req.nodes.push_back(n);
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) {
-    auto hashes = results.initHashes(reply.hashes.size());
-    for (std::size_t i = 0; i < reply.hashes.size(); ++i) hashes.set(i, reply.hashes[i]);
-  }
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  ReadNodes(params, &req);
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+    SetHashes(results.initHashes(reply.hashes.size()), reply.hashes);
+  });
 }
 
 kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
@@ -58,18 +71,13 @@ kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kEntries;
   for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) {
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
     auto leaves = results.initLeaves(reply.entries.size());
     for (std::size_t i = 0; i < reply.entries.size(); ++i) {
       auto list = leaves[i].initHashes(reply.entries[i].size());
       for (std::size_t j = 0; j < reply.entries[i].size(); ++j) list.set(j, reply.entries[i][j]);
     }
-  }
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  });
 }
 
 kj::Promise<void> RepairSessionServer::split(SplitContext context) {
@@ -80,15 +88,9 @@ kj::Promise<void> RepairSessionServer::split(SplitContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kSplit;
   for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) {
-    auto hashes = results.initHashes(reply.hashes.size());
-    for (std::size_t i = 0; i < reply.hashes.size(); ++i) hashes.set(i, reply.hashes[i]);
-  }
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+    SetHashes(results.initHashes(reply.hashes.size()), reply.hashes);
+  });
 }
 
 kj::Promise<void> RepairSessionServer::offer(OfferContext context) {
@@ -101,12 +103,9 @@ kj::Promise<void> RepairSessionServer::offer(OfferContext context) {
       !s.ok()) {
     return Refuse(context.getResults(), s);
   }
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) results.setAnswers(Bytes(EncodeAnswers(reply.offers)));
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+    results.setAnswers(Bytes(EncodeAnswers(reply.offers)));
+  });
 }
 
 kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
@@ -122,12 +121,9 @@ kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
     for (auto h : l.getHashes()) want.push_back(h);
     req.wanted.push_back(std::move(want));
   }
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) results.setRecords(Bytes(EncodeRecords(reply.records)));
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+    results.setRecords(Bytes(EncodeRecords(reply.records)));
+  });
 }
 
 kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
@@ -137,16 +133,12 @@ kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
   }
   repair::Request req;
   req.kind = repair::Request::Kind::kSketch;
-  req.level = params.getLevel();
-  for (auto n : params.getNodes()) req.nodes.push_back(n);
+  ReadNodes(params, &req);
   req.salt = params.getSalt();
   req.cells = params.getCells();
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) results.setTable(Bytes(reply.sketch));
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+    results.setTable(Bytes(reply.sketch));
+  });
 }
 
 kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
@@ -157,19 +149,13 @@ kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
   }
   repair::Request req;
   req.kind = repair::Request::Kind::kFetchItems;
-  req.level = params.getLevel();
-  for (auto n : params.getNodes()) req.nodes.push_back(n);
+  ReadNodes(params, &req);
   req.salt = params.getSalt();
   for (auto i : params.getItems()) req.items.push_back(i);
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) {
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
     results.setRecords(Bytes(EncodeRecords(reply.records)));
     results.setTruncated(reply.truncated);
-  }
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+  });
 }
 
 kj::Promise<void> RepairSessionServer::push(PushContext context) {
@@ -255,8 +241,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
     case K::kChildren: {
       auto r = session.childrenRequest();
       r.setLevel(static_cast<std::uint32_t>(req.level));
-      auto nodes = r.initNodes(req.nodes.size());
-      for (std::size_t i = 0; i < req.nodes.size(); ++i) nodes.set(i, req.nodes[i]);
+      SetHashes(r.initNodes(req.nodes.size()), req.nodes);
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
           .then([reply, bytes](capnp::Response<wire::RepairSession::ChildrenResults>&& resp) {
@@ -342,8 +327,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
     case K::kSketch: {
       auto r = session.sketchRequest();
       r.setLevel(static_cast<std::uint32_t>(req.level));
-      auto nodes = r.initNodes(req.nodes.size());
-      for (std::size_t i = 0; i < req.nodes.size(); ++i) nodes.set(i, req.nodes[i]);
+      SetHashes(r.initNodes(req.nodes.size()), req.nodes);
       r.setSalt(req.salt);
       r.setCells(static_cast<std::uint32_t>(req.cells));
       Count(r, bytes);
@@ -357,8 +341,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
     case K::kFetchItems: {
       auto r = session.fetchItemsRequest();
       r.setLevel(static_cast<std::uint32_t>(req.level));
-      auto nodes = r.initNodes(req.nodes.size());
-      for (std::size_t i = 0; i < req.nodes.size(); ++i) nodes.set(i, req.nodes[i]);
+      SetHashes(r.initNodes(req.nodes.size()), req.nodes);
       r.setSalt(req.salt);
       auto items = r.initItems(req.items.size());
       for (std::size_t i = 0; i < req.items.size(); ++i) items.set(i, req.items[i]);
