@@ -249,6 +249,7 @@ struct Membership::Impl {
   // Queue keys: (transmits, newest first) as transmits << 48 | (kOrderMask - order).
   static constexpr int kOrderBits = 48;
   static constexpr std::uint64_t kOrderMask = (std::uint64_t{1} << kOrderBits) - 1;
+  static std::uint64_t TransmitsOf(std::uint64_t key) { return key >> kOrderBits; }
 
   struct Probe {
     bool active = false;
@@ -570,9 +571,14 @@ void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now)
     s.initiator = from;
     s.deadline = now + lifeguard::SuspicionTimeout(s.min, s.max, s.expected, 0);
     suspicion_deadlines_.Insert(Deadline{s.deadline, m.id});
+    ++counters_.suspicions_started;
     ExtraOf(m).suspicion = std::make_unique<Suspicion>(std::move(s));
   } else if (Suspicion* s = SuspicionOf(m)) {
     suspicion_deadlines_.Erase(Deadline{s->deadline, m.id});
+    if (l == Liveness::kUp) {
+      ++counters_.suspicions_refuted;
+      counters_.refuted_after_us += static_cast<std::uint64_t>((now - s->start).count());
+    }
     ExtraIf(m)->suspicion.reset();
   }
   if (l == Liveness::kSuspect || l == Liveness::kDown) ExtraOf(m).accuser = from;
@@ -743,11 +749,13 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   if (require_piggyback && picked.empty() && forced_count == 0) return false;
 
   const int limit = lifeguard::RetransmitLimit(config_.retransmit_mult, N());
+  counters_.piggybacked += picked.size();
   for (const QueuedBroadcast& e : picked) {
     queue_.Erase(e);
-    const auto transmits = static_cast<int>(e.key >> kOrderBits) + 1;
+    const auto transmits = static_cast<int>(TransmitsOf(e.key)) + 1;
     Member* m = (e.ref & kRemovalRef) != 0 ? nullptr : &slots_[e.ref];
     if (transmits >= limit) {
+      ++counters_.news_retired;
       if (m != nullptr) m->queued = false;
     } else {
       KV_MEMBERSHIP_CHECK(transmits < (1 << (64 - kOrderBits)));
@@ -826,7 +834,9 @@ std::size_t Membership::Impl::Cost(const wire::Update* u, NodeId removal) const 
 void Membership::Impl::EnqueueMember(Member& m, bool with_app) {
   // News that replaces a queued application state must carry it on: not everyone has it yet.
   if (m.queued && m.bcast_with_app) with_app = true;
+  if (m.queued) ++counters_.news_superseded;
   EraseBroadcast(m);
+  ++counters_.news_queued;
   const std::uint64_t order = ++broadcast_order_;
   KV_MEMBERSHIP_CHECK(order < kOrderMask);
   wire::Update u = StateOf(m, with_app);
@@ -852,6 +862,7 @@ void Membership::Impl::EnqueueRemoval(NodeId id) {
   KV_MEMBERSHIP_CHECK(order < kOrderMask && removal_ids_.size() < kRemovalRef);
   const auto ref = static_cast<std::uint32_t>(removal_ids_.size()) | kRemovalRef;
   removal_ids_.push_back(id);
+  ++counters_.news_queued;
   queue_.Insert(
       QueuedBroadcast{kOrderMask - order, ref, static_cast<std::uint32_t>(Cost(nullptr, id))});
 }
@@ -1065,7 +1076,10 @@ void Membership::Impl::Refute(std::uint64_t at_least, bool accused, const wire::
   Member& me = Self();
   me.incarnation = std::max(me.incarnation, at_least) + 1;
   // Lifeguard: being suspected is a hint that this node is the slow one.
-  if (accused) health_ = lifeguard::ApplyHealthDelta(health_, 1, config_.awareness_max);
+  if (accused) {
+    health_ = lifeguard::ApplyHealthDelta(health_, 1, config_.awareness_max);
+    ++counters_.refutations;
+  }
   EnqueueMember(me, false);
   // Answer the accuser directly: it learns at once, and spreads the refutation with its own.
   SendDatagram(via.endpoint, via.sender, Header(wire::Kind::kGossip), {StateOf(me, false)});
@@ -1212,6 +1226,7 @@ void Membership::Impl::Tick(Time now) {
   // Unrefuted suspicions become DOWN (each removes its own entry from the set).
   while (!suspicion_deadlines_.empty() && suspicion_deadlines_.front().at <= now) {
     Member& m = At(suspicion_deadlines_.front().id);
+    ++counters_.suspicions_expired;
     SetLiveness(m, Liveness::kDown, self_id_, now);
     EnqueueMember(m, false);
   }
@@ -1498,5 +1513,17 @@ void Membership::ForEachMember(Time now, const std::function<bool(const MemberVi
 }
 
 const Counters& Membership::counters() const { return impl_->counters_; }
+
+QueueStats Membership::queue_stats() const {
+  QueueStats q;
+  q.depth = impl_->queue_.size();
+  impl_->queue_.ForEach([&](const QueuedBroadcast& e) {
+    const std::uint64_t transmits = Impl::TransmitsOf(e.key);
+    q.unsent += transmits == 0;
+    q.transmits += transmits;
+    return true;
+  });
+  return q;
+}
 
 }  // namespace kv::membership

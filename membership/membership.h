@@ -35,6 +35,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -102,7 +103,7 @@ struct Config {
   Duration probe_interval = std::chrono::milliseconds(1000);
   Duration probe_timeout = std::chrono::milliseconds(500);
   int indirect_probes = 3;  // k members asked to ping-req
-  int gossip_fanout = 3;    // members each gossip round sends to
+  int gossip_fanout = 3;  // members each gossip round sends to
   Duration gossip_interval = std::chrono::milliseconds(200);
   int retransmit_mult = 4;     // lambda: each update is sent about lambda*log(N+1) times
   int suspicion_mult = 4;      // suspicion timeout floor = mult * log10(max(N,10)) * interval
@@ -132,6 +133,24 @@ struct Counters {
   std::uint64_t dropped_cluster = 0;    // another cluster's name
   std::uint64_t dropped_removed = 0;    // from a removed id
   std::uint64_t dropped_stale = 0;      // from an older generation of a member, or own id
+  // Dissemination: what went through the piggyback queue.
+  std::uint64_t news_queued = 0;      // news of a member or a tombstone queued to piggyback
+  std::uint64_t news_superseded = 0;  // queued news replaced by newer news of the same member
+  std::uint64_t news_retired = 0;     // sent as often as the retransmit limit, then dropped
+  std::uint64_t piggybacked = 0;      // updates and tombstones carried by datagrams sent
+  // Failure detection, as seen by this node.
+  std::uint64_t suspicions_started = 0;  // members this node began to hold SUSPECT
+  std::uint64_t suspicions_refuted = 0;  // ... that were UP again (refuted, or a new life)
+  std::uint64_t suspicions_expired = 0;  // ... whose timeout ran out here (declared DOWN)
+  std::uint64_t refuted_after_us = 0;    // summed over suspicions_refuted: how long each ran
+  std::uint64_t refutations = 0;         // own incarnation bumps answering an accusation
+};
+
+// The piggyback queue at one instant (a gauge, unlike Counters).
+struct QueueStats {
+  std::size_t depth = 0;        // queued news
+  std::size_t unsent = 0;       // ... not sent even once yet
+  std::uint64_t transmits = 0;  // times the queued news was sent so far, summed
 };
 
 class Membership {
@@ -183,6 +202,7 @@ class Membership {
   // each member's application state would be most of the cost.
   void ForEachMember(Time now, const std::function<bool(const MemberView&)>& f) const;
   const Counters& counters() const;
+  QueueStats queue_stats() const;
 
  private:
   struct Impl;

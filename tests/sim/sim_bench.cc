@@ -11,7 +11,8 @@
 // Dissemination is compared with log3(N) + 2 rounds. Rounds are probe intervals (1 s by
 // default); gossip rounds are gossip intervals (200 ms).
 //
-//   sim_bench [--sizes 10,100,1000] [--seed S] [--long-seconds T] [--wave W]
+//   sim_bench [--sizes 10,100,1000] [--seed S] [--long-seconds T] [--wave W] [--form]
+//             [--phases 0,10,30,slow]
 //
 // Real time and memory are printed per size; bound runs with `timeout`.
 #include <sys/resource.h>
@@ -147,10 +148,80 @@ struct BenchOptions {
   // A size that grows past this while building is abandoned; a long run past it stops early.
   double max_rss_mib = 12 * 1024;
   bool long_runs = true;  // the false-suspicion runs (the costly part at large N)
+  std::vector<std::string> phases = {"0", "10", "30", "slow"};  // which long runs
   // Start the N nodes as a formed cluster (Simulator::FormCluster) instead of joining them
   // through node 1: the join news of N nodes is N^2 * 4 log10(N) piggybacked updates.
   bool form = false;
 };
+
+// Cluster-wide sums of the cores' counters and queue gauges, for the diagnostic lines.
+struct CoreTotals {
+  kv::membership::Counters c;
+  double depth_mean = 0, unsent_mean = 0, transmits_mean = 0;
+  kv::sim::DetectorStats det;
+  std::size_t depth_max = 0, unsent_max = 0;
+};
+
+CoreTotals SumCores(const Simulator& sim) {
+  CoreTotals t;
+  std::size_t n = 0;
+  for (NodeId id : sim.Live()) {
+    const kv::membership::Membership* core = sim.Core(id);
+    const kv::membership::Counters& c = core->counters();
+    t.c.datagrams_out += c.datagrams_out;
+    t.c.bytes_out += c.bytes_out;
+    t.c.news_queued += c.news_queued;
+    t.c.news_superseded += c.news_superseded;
+    t.c.news_retired += c.news_retired;
+    t.c.piggybacked += c.piggybacked;
+    t.c.suspicions_started += c.suspicions_started;
+    t.c.suspicions_refuted += c.suspicions_refuted;
+    t.c.suspicions_expired += c.suspicions_expired;
+    t.c.refuted_after_us += c.refuted_after_us;
+    t.c.refutations += c.refutations;
+    const kv::membership::QueueStats q = core->queue_stats();
+    t.depth_mean += static_cast<double>(q.depth);
+    t.unsent_mean += static_cast<double>(q.unsent);
+    t.transmits_mean += static_cast<double>(q.transmits);
+    t.depth_max = std::max(t.depth_max, q.depth);
+    t.unsent_max = std::max(t.unsent_max, q.unsent);
+    ++n;
+  }
+  t.det = sim.detector_stats();
+  if (t.depth_mean > 0) t.transmits_mean /= t.depth_mean;
+  if (n > 0) {
+    t.depth_mean /= static_cast<double>(n);
+    t.unsent_mean /= static_cast<double>(n);
+  }
+  return t;
+}
+
+// One diagnostic line on stderr: what the cores did between `a` and `b` (`secs` apart).
+void PrintStep(const char* name, double at_s, double secs, std::size_t n, const CoreTotals& a,
+               const CoreTotals& b) {
+  auto d = [](std::uint64_t x, std::uint64_t y) { return static_cast<double>(y - x); };
+  const double per = static_cast<double>(n) * secs;
+  const double refuted = d(a.c.suspicions_refuted, b.c.suspicions_refuted);
+  std::fprintf(
+      stderr,
+      "    [%s t=%.0fs] per node/s: dgrams %.2f bytes %.0f piggybacked %.1f queued %.1f "
+      "superseded %.1f retired %.1f | cluster/s: refutations %.1f; per node/s: "
+      "susp started %.2f refuted %.2f (mean %.2fs) expired %.3f | queue depth mean %.0f "
+      "max %zu, unsent mean %.0f max %zu, sent so far mean %.1f | stale checks: suspect %llu (8s+ "
+      "%llu) down %llu\n",
+      name, at_s, d(a.c.datagrams_out, b.c.datagrams_out) / per,
+      d(a.c.bytes_out, b.c.bytes_out) / per, d(a.c.piggybacked, b.c.piggybacked) / per,
+      d(a.c.news_queued, b.c.news_queued) / per, d(a.c.news_superseded, b.c.news_superseded) / per,
+      d(a.c.news_retired, b.c.news_retired) / per, d(a.c.refutations, b.c.refutations) / secs,
+      d(a.c.suspicions_started, b.c.suspicions_started) / per, refuted / per,
+      refuted > 0 ? d(a.c.refuted_after_us, b.c.refuted_after_us) / refuted / 1e6 : 0.0,
+      d(a.c.suspicions_expired, b.c.suspicions_expired) / per, b.depth_mean, b.depth_max,
+      b.unsent_mean, b.unsent_max, b.transmits_mean,
+      static_cast<unsigned long long>(b.det.stale_suspect_checks - a.det.stale_suspect_checks),
+      static_cast<unsigned long long>(b.det.stale_suspect_checks_over_8s -
+                                      a.det.stale_suspect_checks_over_8s),
+      static_cast<unsigned long long>(b.det.stale_down_checks - a.det.stale_down_checks));
+}
 
 // The run with the counts of the detector before it: the long run reports the difference.
 // Runs one long run of up to `length`, in 10 s steps, stopping early once `out_of_time()`.
@@ -167,8 +238,13 @@ LongRun Measure(Simulator& sim, const std::string& name, Duration length, double
   sim.SetLoss(loss);
   for (NodeId id : slow) sim.SetSlow(id, slow_by);
   const Time start = sim.now();
+  CoreTotals before = SumCores(sim);
   while (sim.now() - start < length && sim.ok() && !out_of_time()) {
-    sim.RunFor(std::min<Duration>(10s, length - (sim.now() - start)));
+    const Duration step = std::min<Duration>(10s, length - (sim.now() - start));
+    sim.RunFor(step);
+    CoreTotals after = SumCores(sim);
+    PrintStep(name.c_str(), Secs(sim.now() - start), Secs(step), sim.Live().size(), before, after);
+    before = after;
   }
   LongRun r;
   r.name = name;
@@ -349,11 +425,18 @@ Result RunSize(int n, const BenchOptions& bo) {
   };
   const std::vector<Phase> phases = {Phase{"0% loss", 0.0, false}, Phase{"10% loss", 0.10, false},
                                      Phase{"30% loss", 0.30, false}, Phase{"1% slow", 0.0, true}};
-  for (std::size_t i = 0; i < (bo.long_runs ? phases.size() : 0); ++i) {
-    const Phase& p = phases[i];
+  std::vector<Phase> chosen;
+  for (const Phase& p : phases) {
+    const std::string key = p.slow ? "slow" : std::to_string(static_cast<int>(p.loss * 100));
+    if (std::find(bo.phases.begin(), bo.phases.end(), key) != bo.phases.end()) {
+      chosen.push_back(p);
+    }
+  }
+  for (std::size_t i = 0; i < (bo.long_runs ? chosen.size() : 0); ++i) {
+    const Phase& p = chosen[i];
     // Each remaining phase gets an equal share of the real time left.
     const double phase_end =
-        real() + (bo.max_real_seconds - real()) / static_cast<double>(phases.size() - i);
+        real() + (bo.max_real_seconds - real()) / static_cast<double>(chosen.size() - i);
     LongRun r = Measure(sim, p.name, length, p.loss, p.slow ? slow : std::vector<NodeId>{}, slow_by,
                         [&] { return real() > phase_end || RssMiB() > bo.max_rss_mib; });
     if (RssMiB() > bo.max_rss_mib) {
@@ -440,6 +523,9 @@ int main(int argc, char** argv) {
   app.add_flag("--form", bo.form,
                "Start each cluster formed (every node knows every other) instead of by joins");
   app.add_flag("--no-long-runs", no_long_runs, "Only dissemination and steady-state traffic");
+  app.add_option("--phases", bo.phases,
+                 "Long runs to do, of 0, 10, 30 (percent loss) and slow (1% of nodes slow)")
+      ->delimiter(',');
   app.add_option("--max-rss-mib", bo.max_rss_mib,
                  "Abandon a size, or stop a long run, past this resident memory");
   app.add_option("--max-real-seconds", bo.max_real_seconds,

@@ -319,6 +319,24 @@ void Simulator::Observe(std::size_t oi) {
         m.liveness != Liveness::kRemoved) {
       return fail("REMOVED became " + std::string(Name(m.liveness)));
     }
+    if (current && si != oi && !s.leaving &&
+        (m.liveness == Liveness::kSuspect || m.liveness == Liveness::kDown)) {
+      const std::optional<membership::MemberView> own = s.core->Lookup(s.id, now_);
+      if (own && own->incarnation > m.incarnation) {
+        if (m.liveness == Liveness::kDown) {
+          ++detector_.stale_down_checks;
+        } else {
+          ++detector_.stale_suspect_checks;
+          auto open = std::lower_bound(o.open_suspicions.begin(), o.open_suspicions.end(),
+                                       static_cast<std::uint32_t>(si),
+                                       [](const auto& e, std::uint32_t x) { return e.first < x; });
+          if (open != o.open_suspicions.end() && open->first == si &&
+              now_ - open->second >= std::chrono::seconds(8)) {
+            ++detector_.stale_suspect_checks_over_8s;
+          }
+        }
+      }
+    }
     const auto now_liveness = static_cast<std::uint8_t>(m.liveness);
     if (now_liveness == before) return true;
     o.seen[si] = now_liveness;

@@ -107,6 +107,11 @@ struct DetectorStats {
   std::uint64_t false_suspicions = 0;  // (observer, subject) transitions into SUSPECT
   std::uint64_t false_deaths = 0;      // (observer, subject) transitions into DOWN
   Duration longest_suspicion{0};       // longest closed SUSPECT episode of a running node
+  // Checks that found an observer holding a running node SUSPECT or DOWN at an incarnation the
+  // node has already refuted (it is further on): the refutation exists but has not arrived.
+  std::uint64_t stale_suspect_checks = 0;
+  std::uint64_t stale_suspect_checks_over_8s = 0;  // ... SUSPECT here for 8 s or more already
+  std::uint64_t stale_down_checks = 0;
 };
 
 class Simulator {
