@@ -1289,6 +1289,8 @@ void Membership::Impl::SendPingReqs() {
     req.target_endpoint = target.endpoint();
     SendDatagram(At(id).endpoint(), id, std::move(req));
   }
+  // Same seq: an ack to either ping ends the probe.
+  if (config_.retry_direct_probe) SendPing(target, probe_.seq);
 }
 
 void Membership::Impl::FinishProbe(Time now) {

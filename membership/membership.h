@@ -103,6 +103,12 @@ struct Config {
   Duration probe_interval = std::chrono::milliseconds(1000);
   Duration probe_timeout = std::chrono::milliseconds(500);
   int indirect_probes = 3;  // k members asked to ping-req
+  // With the ping-reqs, ping the target directly once more (memberlist sends a TCP ping
+  // alongside its indirect probes). With independent loss p per datagram, the direct path then
+  // fails with (1-(1-p)^2)^2 instead of 1-(1-p)^2: at p = 10% about five times fewer false
+  // suspicions, each of which costs every node of the cluster a suspicion and a refutation to
+  // piggyback, for one more datagram per failed first ping.
+  bool retry_direct_probe = true;
   int gossip_fanout = 3;  // members each gossip round sends to
   Duration gossip_interval = std::chrono::milliseconds(200);
   int retransmit_mult = 4;     // lambda: each update is sent about lambda*log(N+1) times

@@ -908,12 +908,12 @@ TEST(MembershipCluster, UnhealthyNodeSlowsItsOwnProbes) {
   Cluster c(config);
   StartAll(c, 5);
   ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
-  int pings = 0;
+  std::set<std::uint64_t> probes;  // by seq: a probe's retried ping is the same probe
   bool counting = false;
   c.on_send = [&](NodeId from, const Outgoing& o) {
     if (counting && from == 1 && !o.stream) {
       auto m = DecodeOut(o);
-      if (m && m->kind == wire::Kind::kPing) ++pings;
+      if (m && m->kind == wire::Kind::kPing) probes.insert(m->seq_no);
     }
     return true;
   };
@@ -922,8 +922,8 @@ TEST(MembershipCluster, UnhealthyNodeSlowsItsOwnProbes) {
   counting = true;
   c.RunFor(seconds(60));
   // At full health it would send 60 probes; at the worst score, one every 9 s.
-  EXPECT_LE(pings, 12);
-  EXPECT_GE(pings, 3);
+  EXPECT_LE(probes.size(), 12u);
+  EXPECT_GE(probes.size(), 3u);
 }
 
 // Nacks from ping-req intermediaries tell a prober that its own network is fine: a dead target
@@ -934,11 +934,11 @@ TEST(MembershipCluster, NacksKeepAHealthyProberAtFullSpeed) {
   Cluster c(config);
   StartAll(c, 6);
   ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
-  int pings = 0;
+  std::set<std::uint64_t> probes;  // by seq: a probe's retried ping is the same probe
   int nacks = 0;
   c.on_send = [&](NodeId from, const Outgoing& o) {
     auto m = DecodeOut(o);
-    if (m && from == 1 && m->kind == wire::Kind::kPing) ++pings;
+    if (m && from == 1 && m->kind == wire::Kind::kPing) probes.insert(m->seq_no);
     if (m && o.to == EndpointOf(1) && m->kind == wire::Kind::kNack) ++nacks;
     return true;
   };
@@ -946,7 +946,48 @@ TEST(MembershipCluster, NacksKeepAHealthyProberAtFullSpeed) {
   c.RunFor(seconds(30));
   EXPECT_TRUE(c.AllSee(6, Liveness::kSuspect));
   EXPECT_GT(nacks, 0);
-  EXPECT_GE(pings, 25);
+  EXPECT_GE(probes.size(), 25u);
+}
+
+// A failed first ping is retried directly alongside the ping-reqs: here every first ping from
+// node 1 to node 2 is lost and every ping-req from node 1 too, so only the retry can reach 2.
+// Without it node 1 suspects node 2 at its first probe of it.
+void ProbeThroughLostFirstPings(bool retry, bool* suspected, std::size_t* probes, int* retries) {
+  Config config;
+  config.retry_direct_probe = retry;
+  Cluster c(config);
+  StartAll(c, 5);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  std::set<std::uint64_t> first_pings;  // seqs of node 1's pings to node 2 already dropped
+  c.on_send = [&](NodeId from, const Outgoing& o) {
+    if (from != 1 || o.stream) return true;
+    auto m = DecodeOut(o);
+    if (!m) return true;
+    if (m->kind == wire::Kind::kPingReq) return false;
+    if (m->kind != wire::Kind::kPing || o.to != EndpointOf(2)) return true;
+    if (first_pings.insert(m->seq_no).second) return false;
+    ++*retries;
+    return true;
+  };
+  c.on_step = [&] { *suspected |= c.LivenessOf(1, 2) != Liveness::kUp; };
+  c.RunFor(seconds(40));  // node 1 probes each of 4 members every 4 s or so
+  *probes = first_pings.size();
+}
+
+TEST(MembershipCluster, LostFirstPingIsRetriedDirectly) {
+  bool suspected = false;
+  std::size_t probes = 0;
+  int retries = 0;
+  ProbeThroughLostFirstPings(true, &suspected, &probes, &retries);
+  EXPECT_FALSE(suspected);
+  EXPECT_GE(probes, 5u);
+  EXPECT_EQ(retries, static_cast<int>(probes));
+  // The same run without the retry: the lost first ping alone makes node 1 suspect node 2.
+  suspected = false;
+  retries = 0;
+  ProbeThroughLostFirstPings(false, &suspected, &probes, &retries);
+  EXPECT_TRUE(suspected);
+  EXPECT_EQ(retries, 0);
 }
 
 // Loss, crashes and restarts for a while, checking as it goes that no view ever moves a member
