@@ -246,10 +246,22 @@ struct Membership::Impl {
 
   // A queued piggyback refers to a member slot, or (with this bit) to removal_ids_.
   static constexpr std::uint32_t kRemovalRef = 0x80000000u;
-  // Queue keys: (transmits, newest first) as transmits << 48 | (kOrderMask - order).
+  // Queue keys: refutations first, then least sent, then newest, as
+  //   (refutation ? 0 : kOrdinary) | transmits << kOrderBits | (kOrderMask - order).
+  // Why refutations go first: a suspicion starts a timer of several seconds everywhere it
+  // arrives, and its refutation must reach each of those nodes before that timer runs out, or
+  // a live member is declared DOWN there. Late suspicion news costs little (its timer starts
+  // late); a late or missing refutation costs a false death. When more news arrives than
+  // datagrams can carry (a large cluster with loss: every failed probe is news for every node),
+  // least-sent-first alone gives each update fewer sends than the retransmit limit, and a node
+  // that missed every copy of a refutation keeps its suspicion until the timer fires. Giving
+  // refutations precedence keeps their full count of sends; there are never more of them than
+  // suspicions, so the rest of the news still gets what is left.
   static constexpr int kOrderBits = 48;
   static constexpr std::uint64_t kOrderMask = (std::uint64_t{1} << kOrderBits) - 1;
-  static std::uint64_t TransmitsOf(std::uint64_t key) { return key >> kOrderBits; }
+  static constexpr std::uint64_t kOrdinary = std::uint64_t{1} << 63;
+  static constexpr std::uint64_t kMaxTransmits = (kOrdinary >> kOrderBits) - 1;
+  static std::uint64_t TransmitsOf(std::uint64_t key) { return (key & ~kOrdinary) >> kOrderBits; }
 
   struct Probe {
     bool active = false;
@@ -322,7 +334,9 @@ struct Membership::Impl {
 
   // ---- Dissemination.
   std::size_t Cost(const wire::Update* u, NodeId removal) const;
-  void EnqueueMember(Member& m, bool with_app);
+  // Queues news of m's current state. `refutation`: it is an UP claim at an incarnation higher
+  // than one accused (see the queue keys).
+  void EnqueueMember(Member& m, bool with_app, bool refutation = false);
   void EnqueueRemoval(NodeId id);
   void EraseBroadcast(Member& m);
 
@@ -758,7 +772,7 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
       ++counters_.news_retired;
       if (m != nullptr) m->queued = false;
     } else {
-      KV_MEMBERSHIP_CHECK(transmits < (1 << (64 - kOrderBits)));
+      KV_MEMBERSHIP_CHECK(static_cast<std::uint64_t>(transmits) < kMaxTransmits);
       const std::uint64_t key = e.key + (std::uint64_t{1} << kOrderBits);
       queue_.Insert(QueuedBroadcast{key, e.ref, e.cost});
       if (m != nullptr) m->bcast_key = key;
@@ -831,9 +845,11 @@ std::size_t Membership::Impl::Cost(const wire::Update* u, NodeId removal) const 
   return size > base_bytes_ ? size - base_bytes_ : 1;
 }
 
-void Membership::Impl::EnqueueMember(Member& m, bool with_app) {
+void Membership::Impl::EnqueueMember(Member& m, bool with_app, bool refutation) {
   // News that replaces a queued application state must carry it on: not everyone has it yet.
   if (m.queued && m.bcast_with_app) with_app = true;
+  // Likewise a refutation replaced by news that still says UP (an application change).
+  if (m.queued && (m.bcast_key & kOrdinary) == 0 && m.liveness == Liveness::kUp) refutation = true;
   if (m.queued) ++counters_.news_superseded;
   EraseBroadcast(m);
   ++counters_.news_queued;
@@ -850,7 +866,7 @@ void Membership::Impl::EnqueueMember(Member& m, bool with_app) {
   }
   m.queued = true;
   m.bcast_with_app = b_with_app;
-  m.bcast_key = kOrderMask - order;  // transmits 0
+  m.bcast_key = (refutation ? 0 : kOrdinary) | (kOrderMask - order);  // transmits 0
   queue_.Insert(QueuedBroadcast{m.bcast_key, SlotOf(m.id),
                                 static_cast<std::uint32_t>(std::min<std::size_t>(
                                     cost, std::numeric_limits<std::uint32_t>::max()))});
@@ -863,8 +879,8 @@ void Membership::Impl::EnqueueRemoval(NodeId id) {
   const auto ref = static_cast<std::uint32_t>(removal_ids_.size()) | kRemovalRef;
   removal_ids_.push_back(id);
   ++counters_.news_queued;
-  queue_.Insert(
-      QueuedBroadcast{kOrderMask - order, ref, static_cast<std::uint32_t>(Cost(nullptr, id))});
+  queue_.Insert(QueuedBroadcast{kOrdinary | (kOrderMask - order), ref,
+                                static_cast<std::uint32_t>(Cost(nullptr, id))});
 }
 
 void Membership::Impl::EraseBroadcast(Member& m) {
@@ -1013,6 +1029,7 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
   if (u.generation < m.generation) return;       // a previous life
   bool changed = false;
   bool app_changed = false;
+  bool refutation = false;
   if (u.generation > m.generation) {
     // A restart: a new life replaces the old one whatever state that was in. The old
     // application state stays on show (so the ring does not lose the node's tokens while the
@@ -1040,6 +1057,10 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
       Confirm(m, u.from);
       ExtraIf(m)->accuser = u.from;
     } else {
+      // Within a life only an accusation makes a member bump its incarnation: an UP claim at a
+      // higher one is a refutation, wherever it finds us (we may not have heard the accusation,
+      // others have).
+      refutation = u.liveness == Liveness::kUp && u.incarnation > m.incarnation;
       m.incarnation = u.incarnation;
       SetLiveness(m, u.liveness, u.from, now);
     }
@@ -1059,7 +1080,7 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
   } else if (!u.has_app && u.app_version > m.app_version) {
     RequestPull(via.endpoint, now);
   }
-  if (changed) EnqueueMember(m, app_changed);
+  if (changed) EnqueueMember(m, app_changed, refutation);
 }
 
 // Claims about this node: an accusation at the current incarnation or later is refuted by
@@ -1080,7 +1101,7 @@ void Membership::Impl::Refute(std::uint64_t at_least, bool accused, const wire::
     health_ = lifeguard::ApplyHealthDelta(health_, 1, config_.awareness_max);
     ++counters_.refutations;
   }
-  EnqueueMember(me, false);
+  EnqueueMember(me, false, /*refutation=*/accused);
   // Answer the accuser directly: it learns at once, and spreads the refutation with its own.
   SendDatagram(via.endpoint, via.sender, Header(wire::Kind::kGossip), {StateOf(me, false)});
 }

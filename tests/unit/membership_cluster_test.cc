@@ -990,6 +990,78 @@ TEST(MembershipCluster, LostFirstPingIsRetriedDirectly) {
   EXPECT_EQ(retries, 0);
 }
 
+// When more news is queued than one datagram carries, refutations go out first: the refutation
+// of a relayed accusation, and the node's own, both ride on the next datagram although many
+// accusations were queued after them (least sent, then newest first, would put those ahead).
+TEST(MembershipCluster, RefutationsGoBeforeAccusationsInAFullQueue) {
+  const Time t0 = seconds(1000);
+  Membership a(Config{}, 1, EndpointOf(1), 1, AppOf(1), 7, t0);
+  std::vector<MemberView> others;
+  for (NodeId id = 2; id <= 400; ++id) {
+    MemberView v;
+    v.id = id;
+    v.gossip = EndpointOf(id);
+    v.generation = 1;
+    others.push_back(v);
+  }
+  a.RestoreMembers(others, t0);
+  auto gossip_from_2 = [&](std::vector<wire::Update> updates) {
+    wire::Message m;
+    m.cluster = Config{}.cluster_name;
+    m.sender = 2;
+    m.generation = 1;
+    m.endpoint = EndpointOf(2);
+    m.kind = wire::Kind::kGossip;
+    m.updates = std::move(updates);
+    const std::string bytes = wire::Encode(m);
+    ASSERT_LE(bytes.size(), Config{}.max_datagram_bytes);
+    a.Receive(EndpointOf(2), bytes, false, t0);
+  };
+  auto claim = [](NodeId id, std::uint64_t incarnation, Liveness l) {
+    wire::Update u;
+    u.id = id;
+    u.endpoint = EndpointOf(id);
+    u.generation = 1;
+    u.incarnation = incarnation;
+    u.liveness = l;
+    u.from = l == Liveness::kUp ? id : 2;
+    return u;
+  };
+  // Member 3 is accused, then refutes; node 1 itself is accused and refutes.
+  gossip_from_2({claim(3, 0, Liveness::kSuspect)});
+  gossip_from_2({claim(3, 1, Liveness::kUp)});
+  gossip_from_2({claim(1, 0, Liveness::kSuspect)});
+  ASSERT_EQ(a.Lookup(1, t0)->incarnation, 1u);
+  a.TakeOutgoing();  // the direct answer to the accuser
+  // Then 300 accusations of others: several datagrams' worth, all newer.
+  for (NodeId first = 100; first < 400; first += 30) {
+    std::vector<wire::Update> batch;
+    for (NodeId id = first; id < first + 30; ++id)
+      batch.push_back(claim(id, 0, Liveness::kSuspect));
+    gossip_from_2(batch);
+  }
+  ASSERT_GE(a.queue_stats().unsent, 300u);
+  // The next datagram that carries news (a gossip round, or a probe).
+  std::optional<wire::Message> sent;
+  for (Time now = t0; !sent && now < t0 + seconds(2); now = std::max(now, a.NextDeadline())) {
+    a.Tick(now);
+    for (const Outgoing& o : a.TakeOutgoing()) {
+      auto m = DecodeOut(o);
+      ASSERT_TRUE(m.has_value());
+      if (!sent && !o.stream && m->updates.size() > 2) sent = m;
+    }
+  }
+  ASSERT_TRUE(sent.has_value());
+  ASSERT_LT(sent->updates.size(), 300u);  // the queue did not all fit
+  auto carries = [&](NodeId id, std::uint64_t incarnation) {
+    return std::any_of(sent->updates.begin(), sent->updates.end(), [&](const wire::Update& u) {
+      return u.id == id && u.incarnation == incarnation && u.liveness == Liveness::kUp;
+    });
+  };
+  EXPECT_TRUE(carries(3, 1));
+  EXPECT_TRUE(carries(1, 1));
+}
+
 // Loss, crashes and restarts for a while, checking as it goes that no view ever moves a member
 // back to an older (generation, incarnation); then a clean network must converge.
 TEST(MembershipCluster, SurvivesLossAndChurn) {
