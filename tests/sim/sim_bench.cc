@@ -205,18 +205,18 @@ void PrintStep(const char* name, double at_s, double secs, std::size_t n, const 
   std::fprintf(
       stderr,
       "    [%s t=%.0fs] per node/s: dgrams %.2f bytes %.0f piggybacked %.1f queued %.1f "
-      "superseded %.1f retired %.1f | cluster/s: refutations %.1f; per node/s: "
-      "susp started %.2f refuted %.2f (mean %.2fs) expired %.3f | queue depth mean %.0f "
+      "superseded %.1f retired %.1f | cluster/s: refutations %.1f, suspicions expired %.1f; per "
+      "node/s: susp started %.2f refuted %.2f (mean %.2fs) | queue depth mean %.0f "
       "max %zu, unsent mean %.0f max %zu, sent so far mean %.1f | stale checks: suspect %llu (8s+ "
       "%llu) down %llu\n",
       name, at_s, d(a.c.datagrams_out, b.c.datagrams_out) / per,
       d(a.c.bytes_out, b.c.bytes_out) / per, d(a.c.piggybacked, b.c.piggybacked) / per,
       d(a.c.news_queued, b.c.news_queued) / per, d(a.c.news_superseded, b.c.news_superseded) / per,
       d(a.c.news_retired, b.c.news_retired) / per, d(a.c.refutations, b.c.refutations) / secs,
+      d(a.c.suspicions_expired, b.c.suspicions_expired) / secs,
       d(a.c.suspicions_started, b.c.suspicions_started) / per, refuted / per,
       refuted > 0 ? d(a.c.refuted_after_us, b.c.refuted_after_us) / refuted / 1e6 : 0.0,
-      d(a.c.suspicions_expired, b.c.suspicions_expired) / per, b.depth_mean, b.depth_max,
-      b.unsent_mean, b.unsent_max, b.transmits_mean,
+      b.depth_mean, b.depth_max, b.unsent_mean, b.unsent_max, b.transmits_mean,
       static_cast<unsigned long long>(b.det.stale_suspect_checks - a.det.stale_suspect_checks),
       static_cast<unsigned long long>(b.det.stale_suspect_checks_over_8s -
                                       a.det.stale_suspect_checks_over_8s),
