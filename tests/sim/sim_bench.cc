@@ -149,6 +149,7 @@ struct BenchOptions {
   double max_rss_mib = 12 * 1024;
   bool long_runs = true;  // the false-suspicion runs (the costly part at large N)
   std::vector<std::string> phases = {"0", "10", "30", "slow"};  // which long runs
+  double recover_seconds = 600;  // simulated limit to converge again after a long run
   // Start the N nodes as a formed cluster (Simulator::FormCluster) instead of joining them
   // through node 1: the join news of N nodes is N^2 * 4 log10(N) piggybacked updates.
   bool form = false;
@@ -442,8 +443,17 @@ Result RunSize(int n, const BenchOptions& bo) {
     if (RssMiB() > bo.max_rss_mib) {
       res.note += std::string(p.name) + " stopped at the memory limit; ";
     }
+    std::fprintf(stderr,
+                 "  n=%d %s: %llu false suspicions of %zu nodes, %llu false deaths of %zu nodes, "
+                 "%llu refutations\n",
+                 n, p.name, static_cast<unsigned long long>(r.suspicions), r.suspected_nodes,
+                 static_cast<unsigned long long>(r.deaths), r.dead_nodes,
+                 static_cast<unsigned long long>(r.refutations));
     // Back to a converged cluster before the next phase.
-    r.recovered = sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
+    r.recovered = sim.RunUntil(
+        [&] { return sim.Converged(); },
+        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(bo.recover_seconds)),
+        n <= 1000 ? 1s : 10s);
     res.runs.push_back(r);
     std::fprintf(stderr, "  n=%d %s done at %.0fs real (%.0f s simulated), %.0f MiB resident\n", n,
                  p.name, real(), r.sim_s, RssMiB());
@@ -523,6 +533,8 @@ int main(int argc, char** argv) {
   app.add_flag("--form", bo.form,
                "Start each cluster formed (every node knows every other) instead of by joins");
   app.add_flag("--no-long-runs", no_long_runs, "Only dissemination and steady-state traffic");
+  app.add_option("--recover-seconds", bo.recover_seconds,
+                 "Simulated time allowed to converge again after each long run");
   app.add_option("--phases", bo.phases,
                  "Long runs to do, of 0, 10, 30 (percent loss) and slow (1% of nodes slow)")
       ->delimiter(',');
