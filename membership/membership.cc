@@ -1333,6 +1333,10 @@ void Membership::Impl::SuspectLocally(Member& m, Time now) {
   if (m.liveness == Liveness::kUp) {
     SetLiveness(m, Liveness::kSuspect, self_id_, now);
     EnqueueMember(m, false);
+    // Tell the suspect at once (a datagram to a suspect carries its suspicion first): if it is
+    // alive it refutes straight back to us, without waiting for the news to reach it through
+    // piggyback queues that may be full.
+    SendDatagram(m.endpoint(), m.id, Header(wire::Kind::kGossip));
   } else if (m.liveness == Liveness::kSuspect && Confirm(m, self_id_)) {
     ExtraIf(m)->accuser = self_id_;
     EnqueueMember(m, false);

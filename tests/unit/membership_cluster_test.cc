@@ -990,6 +990,49 @@ TEST(MembershipCluster, LostFirstPingIsRetriedDirectly) {
   EXPECT_EQ(retries, 0);
 }
 
+// A node that starts to suspect a member tells it at once, in a datagram that carries the
+// suspicion, rather than leaving it to hear the news from piggyback queues that may be full.
+TEST(MembershipCluster, SuspectIsToldAtOnce) {
+  Config config;
+  config.gossip_interval = Duration(0);  // no gossip rounds: only probes and what they cause
+  const Time t0 = seconds(1000);
+  Membership a(config, 1, EndpointOf(1), 1, AppOf(1), 7, t0);
+  std::vector<MemberView> others;
+  for (NodeId id = 2; id <= 10; ++id) {
+    MemberView v;
+    v.id = id;
+    v.gossip = EndpointOf(id);
+    v.generation = 1;
+    others.push_back(v);
+  }
+  a.RestoreMembers(others, t0);
+  // Nothing is delivered: the first probe fails, and its target becomes SUSPECT.
+  std::optional<NodeId> target;
+  bool told = false;
+  for (Time now = t0; now < t0 + seconds(5); now = std::max(now, a.NextDeadline())) {
+    a.Tick(now);
+    const std::vector<Outgoing> out = a.TakeOutgoing();
+    for (const Outgoing& o : out) {
+      auto m = DecodeOut(o);
+      ASSERT_TRUE(m.has_value());
+      if (!target && m->kind == wire::Kind::kPing) target = m->target;
+    }
+    if (target && a.Lookup(*target, now)->liveness == Liveness::kSuspect) {
+      for (const Outgoing& o : out) {
+        auto m = DecodeOut(o);
+        if (o.to != EndpointOf(*target)) continue;
+        for (const wire::Update& u : m->updates) {
+          told |= u.id == *target && u.liveness == Liveness::kSuspect;
+        }
+      }
+      break;
+    }
+  }
+  ASSERT_TRUE(target.has_value());
+  EXPECT_EQ(a.Lookup(*target, t0 + seconds(5))->liveness, Liveness::kSuspect);
+  EXPECT_TRUE(told);
+}
+
 // When more news is queued than one datagram carries, refutations go out first: the refutation
 // of a relayed accusation, and the node's own, both ride on the next datagram although many
 // accusations were queued after them (least sent, then newest first, would put those ahead).
