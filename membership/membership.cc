@@ -44,6 +44,10 @@ int Rank(Liveness l) {
 // ends (the requester sends ping-reqs at probe_timeout and decides at probe_interval).
 Duration NackDelay(const Config& c) { return c.probe_timeout * 4 / 5; }
 
+// How many times a node pings a member it has held SUSPECT, unrefuted, for half and for three
+// quarters of the suspicion's floor (see suspicion_checks_).
+constexpr int kSuspicionChecks = 2;
+
 // Bounds the ping-req relays one node keeps, so a flood of ping-reqs cannot grow memory.
 constexpr std::size_t kMaxRelays = 1024;
 
@@ -207,6 +211,9 @@ struct Membership::Impl {
     NodeId initiator = 0;            // who raised it first; does not count as a confirmation
     std::vector<NodeId> confirmers;  // sorted, distinct, never the initiator, size <= expected
     Time deadline{0};
+    // The next check (a ping to the suspect, see suspicion_checks_), if one is due.
+    Time check_at{0};
+    int checks_left = 0;
   };
 
   // What a member record needs only sometimes: taken from extras_ when the member stops being UP
@@ -390,6 +397,13 @@ struct Membership::Impl {
   std::vector<std::uint32_t> free_extras_;  // indexes of extras_ not in use
   std::size_t n_ = 1;                       // members that are not removed, self included
   SortedBlocks<Deadline, ByDeadline> suspicion_deadlines_;  // one per member with a suspicion
+  // Checks of suspicions still open: at kSuspicionChecks points before the suspicion's floor,
+  // this node pings the suspect itself. A live suspect's answer carries its incarnation and
+  // ends a suspicion whose refutation never reached this node (a suspicion and its refutation
+  // spread by the same epidemic, and a node can miss every copy of the second); a ping to a
+  // suspect also carries the suspicion, so one that had not heard of it refutes. A dead suspect
+  // costs each node kSuspicionChecks datagrams and delays nothing.
+  SortedBlocks<Deadline, ByDeadline> suspicion_checks_;
   std::set<NodeId> tombstones_;
   bool left_ = false;
   bool refused_ = false;
@@ -585,10 +599,14 @@ void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now)
     s.initiator = from;
     s.deadline = now + lifeguard::SuspicionTimeout(s.min, s.max, s.expected, 0);
     suspicion_deadlines_.Insert(Deadline{s.deadline, m.id});
+    s.checks_left = kSuspicionChecks;
+    s.check_at = now + s.min / 2;
+    suspicion_checks_.Insert(Deadline{s.check_at, m.id});
     ++counters_.suspicions_started;
     ExtraOf(m).suspicion = std::make_unique<Suspicion>(std::move(s));
   } else if (Suspicion* s = SuspicionOf(m)) {
     suspicion_deadlines_.Erase(Deadline{s->deadline, m.id});
+    if (s->checks_left > 0) suspicion_checks_.Erase(Deadline{s->check_at, m.id});
     if (l == Liveness::kUp) {
       ++counters_.suspicions_refuted;
       counters_.refuted_after_us += static_cast<std::uint64_t>((now - s->start).count());
@@ -1244,6 +1262,21 @@ void Membership::Impl::Tick(Time now) {
   if (probe_.active && now >= probe_.end_at) FinishProbe(now);
   if (!probe_.active && now >= next_probe_at_) StartProbe(now);
 
+  // Suspicions open for long: ask the suspect itself (suspicion_checks_).
+  while (!suspicion_checks_.empty() && suspicion_checks_.front().at <= now) {
+    const Deadline due = suspicion_checks_.front();
+    suspicion_checks_.Erase(due);
+    Member& m = At(due.id);
+    Suspicion& s = *SuspicionOf(m);
+    if (--s.checks_left > 0) {
+      s.check_at =
+          s.start + s.min * (kSuspicionChecks + 2 - s.checks_left) / (2 * kSuspicionChecks);
+      suspicion_checks_.Insert(Deadline{s.check_at, m.id});
+    }
+    ++counters_.suspicion_checks;
+    SendPing(m, next_seq_++);  // no probe waits for its ack: its header is the answer
+  }
+
   // Unrefuted suspicions become DOWN (each removes its own entry from the set).
   while (!suspicion_deadlines_.empty() && suspicion_deadlines_.front().at <= now) {
     Member& m = At(suspicion_deadlines_.front().id);
@@ -1375,6 +1408,7 @@ Time Membership::Impl::NextDeadline() const {
     if (!probe_.acked && !probe_.indirect_sent) t = std::min(t, probe_.indirect_at);
   }
   if (!suspicion_deadlines_.empty()) t = std::min(t, suspicion_deadlines_.front().at);
+  if (!suspicion_checks_.empty()) t = std::min(t, suspicion_checks_.front().at);
   if (config_.gossip_interval > Duration(0)) t = std::min(t, next_gossip_at_);
   if (config_.push_pull_interval > Duration(0)) t = std::min(t, next_push_pull_at_);
   if (joining_) t = std::min(t, next_join_at_);

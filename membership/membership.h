@@ -150,6 +150,7 @@ struct Counters {
   std::uint64_t suspicions_expired = 0;  // ... whose timeout ran out here (declared DOWN)
   std::uint64_t refuted_after_us = 0;    // summed over suspicions_refuted: how long each ran
   std::uint64_t refutations = 0;         // own incarnation bumps answering an accusation
+  std::uint64_t suspicion_checks = 0;    // pings to members held SUSPECT for long here
 };
 
 // The piggyback queue at one instant (a gauge, unlike Counters).

@@ -180,6 +180,7 @@ CoreTotals SumCores(const Simulator& sim) {
     t.c.suspicions_expired += c.suspicions_expired;
     t.c.refuted_after_us += c.refuted_after_us;
     t.c.refutations += c.refutations;
+    t.c.suspicion_checks += c.suspicion_checks;
     const kv::membership::QueueStats q = core->queue_stats();
     t.depth_mean += static_cast<double>(q.depth);
     t.unsent_mean += static_cast<double>(q.unsent);
@@ -209,7 +210,7 @@ void PrintStep(const char* name, double at_s, double secs, std::size_t n, const 
       "superseded %.1f retired %.1f | cluster/s: refutations %.1f, suspicions expired %.1f; per "
       "node/s: susp started %.2f refuted %.2f (mean %.2fs) | queue depth mean %.0f "
       "max %zu, unsent mean %.0f max %zu, sent so far mean %.1f | stale checks: suspect %llu (8s+ "
-      "%llu) down %llu\n",
+      "%llu) down %llu | suspicion checks %.2f per node/s\n",
       name, at_s, d(a.c.datagrams_out, b.c.datagrams_out) / per,
       d(a.c.bytes_out, b.c.bytes_out) / per, d(a.c.piggybacked, b.c.piggybacked) / per,
       d(a.c.news_queued, b.c.news_queued) / per, d(a.c.news_superseded, b.c.news_superseded) / per,
@@ -221,7 +222,8 @@ void PrintStep(const char* name, double at_s, double secs, std::size_t n, const 
       static_cast<unsigned long long>(b.det.stale_suspect_checks - a.det.stale_suspect_checks),
       static_cast<unsigned long long>(b.det.stale_suspect_checks_over_8s -
                                       a.det.stale_suspect_checks_over_8s),
-      static_cast<unsigned long long>(b.det.stale_down_checks - a.det.stale_down_checks));
+      static_cast<unsigned long long>(b.det.stale_down_checks - a.det.stale_down_checks),
+      d(a.c.suspicion_checks, b.c.suspicion_checks) / per);
 }
 
 // The run with the counts of the detector before it: the long run reports the difference.

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "membership/lifeguard.h"
 #include "membership/membership.h"
 #include "membership/wire.h"
 
@@ -1031,6 +1032,71 @@ TEST(MembershipCluster, SuspectIsToldAtOnce) {
   ASSERT_TRUE(target.has_value());
   EXPECT_EQ(a.Lookup(*target, t0 + seconds(5))->liveness, Liveness::kSuspect);
   EXPECT_TRUE(told);
+}
+
+// A node that holds a member SUSPECT for half, then three quarters, of the suspicion's floor
+// pings it itself: a live suspect's answer carries the incarnation that refuted the suspicion,
+// for a node that missed every copy of the refutation.
+TEST(MembershipCluster, LongSuspicionIsCheckedWithTheSuspect) {
+  Config config;
+  config.gossip_interval = Duration(0);  // no gossip rounds: only probes and checks send
+  const Time t0 = seconds(1000);
+  Membership a(config, 1, EndpointOf(1), 1, AppOf(1), 7, t0);
+  std::vector<MemberView> others;
+  for (NodeId id = 2; id <= 10; ++id) {
+    MemberView v;
+    v.id = id;
+    v.gossip = EndpointOf(id);
+    v.generation = 1;
+    others.push_back(v);
+  }
+  a.RestoreMembers(others, t0);
+  auto message_from = [](NodeId sender, std::uint64_t incarnation, wire::Kind kind) {
+    wire::Message m;
+    m.cluster = Config{}.cluster_name;
+    m.sender = sender;
+    m.generation = 1;
+    m.incarnation = incarnation;
+    m.endpoint = EndpointOf(sender);
+    m.kind = kind;
+    return m;
+  };
+  // Node 2 says 3 is suspect; 3 refutes, but the refutation never reaches node 1.
+  wire::Message accusation = message_from(2, 0, wire::Kind::kGossip);
+  wire::Update u;
+  u.id = 3;
+  u.endpoint = EndpointOf(3);
+  u.generation = 1;
+  u.liveness = Liveness::kSuspect;
+  u.from = 2;
+  accusation.updates = {u};
+  a.Receive(EndpointOf(2), wire::Encode(accusation), false, t0);
+  ASSERT_EQ(a.Lookup(3, t0)->liveness, Liveness::kSuspect);
+  const Duration min =
+      lifeguard::SuspicionMinTimeout(config.suspicion_mult, 10, config.probe_interval);
+  std::vector<Time> checks;  // pings to 3 that no probe sent
+  std::set<std::uint64_t> probe_seqs;
+  for (Time now = t0; now < t0 + min; now = std::max(now, a.NextDeadline())) {
+    a.Tick(now);
+    for (const Outgoing& o : a.TakeOutgoing()) {
+      auto m = DecodeOut(o);
+      ASSERT_TRUE(m.has_value());
+      if (m->kind == wire::Kind::kPingReq) probe_seqs.insert(m->seq_no);
+      if (m->kind == wire::Kind::kPing && o.to == EndpointOf(3) && !probe_seqs.count(m->seq_no)) {
+        checks.push_back(now);
+      }
+    }
+    ASSERT_EQ(a.Lookup(3, now)->liveness, Liveness::kSuspect);
+  }
+  // (A round-robin probe of 3, if any, would not land on these exact instants.)
+  EXPECT_NE(std::find(checks.begin(), checks.end(), t0 + min / 2), checks.end());
+  EXPECT_NE(std::find(checks.begin(), checks.end(), t0 + min * 3 / 4), checks.end());
+  EXPECT_GE(a.counters().suspicion_checks, 2u);  // more if its own failed probes suspect others
+  // The suspect's ack carries its refuting incarnation: node 1 holds it UP again.
+  wire::Message ack = message_from(3, 1, wire::Kind::kAck);
+  a.Receive(EndpointOf(3), wire::Encode(ack), false, t0 + min);
+  EXPECT_EQ(a.Lookup(3, t0 + min)->liveness, Liveness::kUp);
+  EXPECT_EQ(a.Lookup(3, t0 + min)->incarnation, 1u);
 }
 
 // When more news is queued than one datagram carries, refutations go out first: the refutation
