@@ -396,6 +396,12 @@ Result RunSize(int n, const BenchOptions& bo) {
     res.crash_detect_s = Secs(s.first());
     res.crash_all_s = Secs(s.last());
     if (!res.crash_ok) res.note += "crash: " + std::to_string(s.remaining()) + " never saw it; ";
+    std::fprintf(
+        stderr,
+        "  n=%d steady state %.2f msgs/node/s, %.0f bytes/node/s; join %.2fs; crash: first "
+        "DOWN %.2fs, all DOWN %.2fs\n",
+        n, res.msgs_per_node_s, res.bytes_per_node_s, res.join_s, res.crash_detect_s,
+        res.crash_all_s);
     sim.Restart(victim, seed);  // back to N + 1 live nodes for the long runs
     sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
   }
