@@ -60,6 +60,7 @@ struct Flags {
   // Replication.
   rpc::ReplicationSettings replication;
   std::string hinted_handoff = "on";
+  std::string retry_direct_probe = "on";
   int request_timeout_ms = 2000;
   int handoff_interval_ms = 1000;
   // Anti-entropy.
@@ -424,6 +425,10 @@ int main(int argc, char** argv) {
   g->add_option("--indirect-probes", flags.config.indirect_probes, "k members asked to ping-req")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
+  g->add_option("--retry-direct-probe", flags.retry_direct_probe,
+                "on: a ping left unanswered is sent once more with the ping-reqs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   g->add_option("--gossip-fanout", flags.config.gossip_fanout)
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
@@ -523,6 +528,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   flags.replication.hinted_handoff = flags.hinted_handoff == "on";
+  flags.config.retry_direct_probe = flags.retry_direct_probe == "on";
   flags.config.probe_interval = std::chrono::milliseconds(flags.probe_interval_ms);
   flags.config.probe_timeout = std::chrono::milliseconds(flags.probe_timeout_ms);
   flags.config.gossip_interval = std::chrono::milliseconds(flags.gossip_interval_ms);
