@@ -188,7 +188,11 @@ kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> item
     ++progress_.ranges_done;
     return RunItems(items, next + 1, summary, start);
   };
-  if (m == nullptr || m->liveness != membership::Liveness::kUp || m->app.rpc_address.empty()) {
+  // A SUSPECT peer is not known to be down (a slow or briefly cut-off node is suspected first):
+  // it is asked like an UP one, and skipped only if it does not answer in time.
+  const bool reachable = m != nullptr && (m->liveness == membership::Liveness::kUp ||
+                                          m->liveness == membership::Liveness::kSuspect);
+  if (!reachable || m->app.rpc_address.empty()) {
     skip(m == nullptr ? "unknown peer" : std::string("peer is ") + membership::Name(m->liveness));
     return advance();
   }

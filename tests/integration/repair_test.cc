@@ -254,7 +254,7 @@ TEST_F(Repair, TombstonesArePurgedOnlyOnceEveryReplicaHoldsThemAndDeletedDataSta
   // Deleted data never comes back: more repairs from every node, then reads at ALL.
   for (int i = 0; i < 3; ++i) {
     auto again = RepairOn(i, &code);
-    EXPECT_EQ(code, 0);
+    EXPECT_EQ(code, 0) << "node " << i << ": " << again.dump();
     EXPECT_EQ(again["keys_moved"].get<int>(), 0) << again.dump();
   }
   for (int k = 0; k < kKeys; ++k) {
