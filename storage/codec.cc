@@ -263,6 +263,21 @@ bool DecodeStorageKey(std::string_view storage_key, DecodedKey* out) {
   return true;
 }
 
+std::uint64_t ContextDots(std::string_view encoded_record) {
+  Reader r(encoded_record);
+  if (!ReadHeader(r, kRecordTag)) return 0;
+  std::uint64_t nvv = 0, dots = 0;
+  if (!r.Varint(&nvv)) return 0;
+  for (std::uint64_t i = 0; i < nvv; ++i) {
+    std::uint64_t node = 0, n = 0;
+    if (!r.Varint(&node) || !r.Varint(&n)) return 0;
+    dots = n > UINT64_MAX - dots ? UINT64_MAX : dots + n;
+  }
+  std::uint64_t ncloud = 0;
+  if (!r.Varint(&ncloud)) return 0;
+  return ncloud > UINT64_MAX - dots ? UINT64_MAX : dots + ncloud;
+}
+
 std::uint64_t VersionDigest(std::string_view encoded_record) {
   return XXH3_64bits(encoded_record.data(), encoded_record.size());
 }

@@ -37,6 +37,10 @@ std::string EncodeRecord(const Record& record);
 // The digest of one stored version: XXH3-64 of its encoding. The encoding is canonical (the
 // decoder refuses anything else), so equal records have equal digests on every node.
 std::uint64_t VersionDigest(std::string_view encoded_record);
+// The number of dots in an encoded record's causal context, read without decoding the rest (a
+// record whose context includes another's has strictly more). 0 for bytes that do not start
+// like a record; saturates at UINT64_MAX.
+std::uint64_t ContextDots(std::string_view encoded_record);
 Result<Record> DecodeRecord(std::string_view bytes);  // Corruption on bad input
 
 // Hints are stored as  hint := 'H' 0x01 created_s record : the record held for another node,

@@ -31,6 +31,33 @@ TEST(Codec, RecordRoundTripWithBinaryValues) {
   EXPECT_EQ(d.value(), r);
 }
 
+TEST(Codec, ContextDotsCountsTheDotsOfARecordsContext) {
+  Record r;
+  EXPECT_EQ(ContextDots(EncodeRecord(r)), 0u);
+  r.Write(3, {}, false, "a");  // (3,1)
+  r.Write(3, {}, false, "b");  // (3,2)
+  r.Write(9, {}, false, "c");  // (9,1)
+  EXPECT_EQ(ContextDots(EncodeRecord(r)), 3u);
+  // A record that includes another has more dots.
+  Record later = r;
+  later.Write(9, r.context(), false, "d");
+  EXPECT_GT(ContextDots(EncodeRecord(later)), ContextDots(EncodeRecord(r)));
+  // Dots above a gap (the cloud) count too.
+  CausalContext gap;
+  gap.Add({5, 1});
+  gap.Add({5, 4});
+  Record with_gap;
+  with_gap.Write(7, gap, false, "e");
+  EXPECT_EQ(ContextDots(EncodeRecord(with_gap)), with_gap.context().vv().at(5) +
+                                                     with_gap.context().cloud().size() +
+                                                     with_gap.context().vv().at(7));
+  // Not a record: 0.
+  EXPECT_EQ(ContextDots(""), 0u);
+  EXPECT_EQ(ContextDots("xyz"), 0u);
+  const std::string enc = EncodeRecord(r);
+  EXPECT_EQ(ContextDots(enc.substr(0, 4)), 0u);
+}
+
 TEST(Codec, RejectsMalformedContexts) {
   EXPECT_FALSE(DecodeContext("").ok());
   EXPECT_FALSE(DecodeContext("R\x01").ok());                        // a record header
