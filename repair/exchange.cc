@@ -90,8 +90,46 @@ Request Initiator::Fail(Status s) {
 
 Request Initiator::Finish() {
   // Through a table, the differing segments are those of the differing keys found.
-  if (via_table_) stats_.leaves_differing = table_segments_.size();
+  used_table_ = used_table_ || via_table_;
+  if (used_table_) stats_.leaves_differing = table_segments_.size();
+  // A table can hide a difference (ids or version values that collide under this exchange's
+  // salt): compare the roots again, and go on with a new salt (it follows the roots) while they
+  // differ, for a bounded number of rounds.
+  if (via_table_ && !dry_run_ && ++rounds_ < kMaxRounds) {
+    ++stats_.rounds;
+    NewRound();
+    return Next(nullptr);
+  }
   return Fail(Status::Ok());
+}
+
+void Initiator::NewRound() {
+  phase_ = Phase::kStart;
+  mine_.reset();
+  level_ = 0;
+  asked_.clear();
+  pending_.clear();
+  differing_nodes_.clear();
+  their_root_ = 0;
+  union_level_ = 0;
+  union_.clear();
+  sampling_ = false;
+  scale_ = 1;
+  salt_ = 0;
+  cells_ = 0;
+  attempts_ = 0;
+  theirs_items_.clear();
+  fetching_items_.clear();
+  via_table_ = false;
+  check_pushes_ = false;
+  pushing_.clear();
+  to_split_.clear();
+  to_compare_.clear();
+  asked_ranges_.clear();
+  to_offer_.clear();
+  offered_.clear();
+  theirs_only_.clear();
+  to_push_.clear();
 }
 
 Request Initiator::AskChildren() {
@@ -188,7 +226,7 @@ Request Initiator::Fetch() {
 }
 
 Request Initiator::Push() {
-  if (to_push_.empty()) return Finish();
+  if (to_push_.empty()) return theirs_items_.empty() ? Finish() : FetchItems();
   Request r;
   r.kind = Request::Kind::kPush;
   const std::size_t most = std::min(to_push_.size(), kMaxKeysPerRequest);
@@ -207,6 +245,7 @@ Request Initiator::Push() {
     r.records.emplace_back(to_push_[n], std::move(rec.value()));
     ++n;
   }
+  pushing_.assign(to_push_.begin(), to_push_.begin() + static_cast<std::ptrdiff_t>(n));
   to_push_.erase(to_push_.begin(), to_push_.begin() + static_cast<std::ptrdiff_t>(n));
   phase_ = Phase::kPush;
   return r;
@@ -248,8 +287,7 @@ Request Initiator::Estimated(std::size_t children, double share_differing) {
   // its data), and key lists cost less than a table would.
   if (share_differing >= 1) return Fallback();
   const double keys = scale_ * static_cast<double>(children) * -std::log1p(-share_differing);
-  // A key held in two versions is an item on each side.
-  const double items = std::ceil(2 * keys);
+  const double items = std::ceil(keys);  // one table entry per differing key
   if (items > static_cast<double>(kMaxSketchCells) || union_.size() > kMaxSketchNodes) {
     return Fallback();
   }
@@ -317,6 +355,11 @@ Status Initiator::ScanUnion(const std::function<void(const KeyDigest&)>& fn) {
 }
 
 Request Initiator::FetchItems() {
+  // Pushes after this are of records joined with what came back: their answers are not checked.
+  check_pushes_ = false;
+  std::sort(theirs_items_.begin(), theirs_items_.end());
+  theirs_items_.erase(std::unique(theirs_items_.begin(), theirs_items_.end()),
+                      theirs_items_.end());
   Request r;
   r.kind = Request::Kind::kFetchItems;
   r.level = union_level_;
@@ -328,6 +371,61 @@ Request Initiator::FetchItems() {
   fetching_items_ = r.items;
   phase_ = Phase::kFetch;
   return r;
+}
+
+Request Initiator::Reconcile(std::vector<Iblt::Entry> found) {
+  stats_.keys_differing += found.size();
+  if (found.empty()) return Finish();
+  std::sort(found.begin(), found.end(),
+            [](const Iblt::Entry& a, const Iblt::Entry& b) { return a.key < b.key; });
+  // My keys among the differing ids, with their version values.
+  struct Mine {
+    std::uint32_t id;
+    std::uint64_t value;
+    std::string key;
+  };
+  std::vector<Mine> mine;
+  if (Status s = ScanUnion([&](const KeyDigest& e) {
+        const std::uint32_t id = Iblt::KeyOf(e.key, salt_);
+        auto it = std::lower_bound(found.begin(), found.end(), id,
+                                   [](const Iblt::Entry& a, std::uint32_t k) { return a.key < k; });
+        if (it != found.end() && it->key == id) {
+          mine.push_back({id, Iblt::ValueOf(e.key, e.digest, e.dots, salt_), e.key});
+          table_segments_.insert(shape_.SegmentOf(ring::TokenOf(e.key)));
+        }
+      });
+      !s.ok()) {
+    return Fail(s);
+  }
+  if (dry_run_) return Finish();
+  std::sort(mine.begin(), mine.end(), [](const Mine& a, const Mine& b) { return a.id < b.id; });
+  check_pushes_ = true;
+  std::size_t m = 0;
+  for (const Iblt::Entry& f : found) {
+    while (m < mine.size() && mine[m].id < f.key) ++m;
+    std::size_t end = m;
+    while (end < mine.size() && mine[end].id == f.key) ++end;
+    if (end == m) {  // a key only they hold
+      theirs_items_.push_back(f.key);
+      continue;
+    }
+    if (end - m > 1) {
+      // Two of my keys share the id (one of them differs, the others were in the table on both
+      // sides alike): each goes over, and the answers say which to fetch.
+      for (std::size_t i = m; i < end; ++i) to_push_.push_back(mine[i].key);
+      m = end;
+      continue;
+    }
+    const std::uint64_t theirs = Iblt::Other(mine[m].value, f.difference);
+    // Absent there, or with more dots here: mine goes over, and its answer says whether their
+    // join still holds something mine lacked. Fewer dots here: theirs comes back (and the join
+    // goes over if mine held something theirs lacked). As many: concurrent versions, both ways.
+    const int more = theirs == 0 ? 1 : Iblt::MoreDots(mine[m].value, theirs);
+    if (more >= 0) to_push_.push_back(mine[m].key);
+    if (more <= 0) theirs_items_.push_back(f.key);
+    m = end;
+  }
+  return Push();
 }
 
 Request Initiator::Next(const Reply* reply) {
@@ -403,16 +501,17 @@ Request Initiator::Next(const Reply* reply) {
         return Fail(Status::InvalidArgument("peer's table has the wrong size"));
       }
       stats_.sketch_cells += theirs.cells();
+      ++stats_.sketches;
       Iblt diff(cells_, salt_);
       if (Status s = ScanUnion([&](const KeyDigest& e) {
-            diff.Add(Iblt::ItemOf(EntryHash(e.key, e.digest), salt_));
+            diff.Add(Iblt::KeyOf(e.key, salt_), Iblt::ValueOf(e.key, e.digest, e.dots, salt_));
           });
           !s.ok()) {
         return Fail(s);
       }
       diff.Subtract(theirs);
-      std::vector<std::uint32_t> only_mine, only_theirs;
-      if (!diff.Peel(&only_mine, &only_theirs)) {
+      std::vector<Iblt::Entry> found;
+      if (!diff.Peel(&found)) {
         // Too small for the difference: again, twice as large, under a new salt.
         if (++attempts_ < kMaxSketchAttempts && cells_ * 2 <= kMaxSketchCells) {
           cells_ *= 2;
@@ -422,23 +521,7 @@ Request Initiator::Next(const Reply* reply) {
         return Fallback();
       }
       via_table_ = true;
-      std::sort(only_mine.begin(), only_mine.end());
-      std::sort(only_theirs.begin(), only_theirs.end());
-      if (!only_mine.empty()) {
-        if (Status s = ScanUnion([&](const KeyDigest& e) {
-              const std::uint32_t item = Iblt::ItemOf(EntryHash(e.key, e.digest), salt_);
-              if (std::binary_search(only_mine.begin(), only_mine.end(), item)) {
-                to_offer_.push_back(e.key);
-                table_segments_.insert(shape_.SegmentOf(ring::TokenOf(e.key)));
-                ++stats_.keys_differing;
-              }
-            });
-            !s.ok()) {
-          return Fail(s);
-        }
-      }
-      theirs_items_ = std::move(only_theirs);
-      return Offer();
+      return Reconcile(std::move(found));
     }
     case Phase::kChildren: {
       // The children of each asked parent, in order.
@@ -531,15 +614,12 @@ Request Initiator::Next(const Reply* reply) {
         const OfferAnswer& a = reply->offers[i];
         if (!a.record.empty() && !dry_run_) {
           Pulled(offered_[i], a.record);
-          if (Status s = local_->Merge(offered_[i], a.record); !s.ok()) return Fail(s);
+          if (auto m = local_->Merge(offered_[i], a.record); !m.ok()) return Fail(m.status());
         }
         if (a.need) to_push_.push_back(offered_[i]);
         if (a.entry != 0) {
           // Their version of this key is not a key only they hold.
           for (auto& [bucket, hashes] : theirs_only_) std::erase(hashes, a.entry);
-          const std::uint32_t item = Iblt::ItemOf(a.entry, salt_);
-          auto [b, e] = std::equal_range(theirs_items_.begin(), theirs_items_.end(), item);
-          theirs_items_.erase(b, e);
         }
       }
       return Offer();
@@ -553,13 +633,15 @@ Request Initiator::Next(const Reply* reply) {
         Pulled(key, rec);
         if (via_table_) table_segments_.insert(shape_.SegmentOf(ring::TokenOf(key)));
         if (reply->truncated) {
-          const std::uint32_t item = Iblt::ItemOf(
-              EntryHash(key, storage::VersionDigest(storage::EncodeRecord(rec))), salt_);
+          const std::uint32_t item = Iblt::KeyOf(key, salt_);
           auto [b, e] = std::equal_range(fetching_items_.begin(), fetching_items_.end(), item);
           fetching_items_.erase(b, e);
         }
-        ++stats_.keys_differing;
-        if (Status s = local_->Merge(key, rec); !s.ok()) return Fail(s);
+        if (!via_table_) ++stats_.keys_differing;  // (through a table, counted when peeled)
+        auto merged = local_->Merge(key, rec);
+        if (!merged.ok()) return Fail(merged.status());
+        // Mine held something theirs lacked (concurrent versions): the join goes back.
+        if (via_table_ && merged.value() != rec) to_push_.push_back(key);
       }
       // A reply cut short: the items it did not serve go again (unless it served none of them,
       // when they changed on the peer meanwhile and are left to the next repair).
@@ -571,6 +653,15 @@ Request Initiator::Next(const Reply* reply) {
       return Fetch();
     }
     case Phase::kPush:
+      if (reply == nullptr) return Fail(Status::InvalidArgument("no reply to a push"));
+      if (check_pushes_) {
+        // Keys whose joined record there holds more than mine: fetched afterwards. (A peer that
+        // does not say is taken to hold nothing more.)
+        for (std::size_t i = 0; i < pushing_.size() && i < reply->holds_more.size(); ++i) {
+          if (reply->holds_more[i]) theirs_items_.push_back(Iblt::KeyOf(pushing_[i], salt_));
+        }
+      }
+      pushing_.clear();
       return Push();
     case Phase::kDone:
       return Request{};
@@ -615,6 +706,8 @@ Status Responder::ScanNodes(std::size_t level, const std::vector<std::uint64_t>&
 Status Responder::Answer(const Request& request, Reply* reply) {
   switch (request.kind) {
     case Request::Kind::kRoot: {
+      // Each round of an exchange starts here, after the last round's pushes: a fresh tree.
+      tree_.reset();
       if (Status s = EnsureTree(); !s.ok()) return s;
       reply->depth = tree_->depth();
       reply->hashes.push_back(tree_->root());
@@ -672,7 +765,8 @@ Status Responder::Answer(const Request& request, Reply* reply) {
       Iblt table(request.cells, request.salt);
       if (Status s = ScanNodes(request.level, request.nodes,
                                [&](const KeyDigest& e) {
-                                 table.Add(Iblt::ItemOf(EntryHash(e.key, e.digest), request.salt));
+                                 table.Add(Iblt::KeyOf(e.key, request.salt),
+                                           Iblt::ValueOf(e.key, e.digest, e.dots, request.salt));
                                });
           !s.ok()) {
         return s;
@@ -691,12 +785,11 @@ Status Responder::Answer(const Request& request, Reply* reply) {
       std::vector<std::string> keys;
       if (Status s = ScanNodes(request.level, request.nodes,
                                [&](const KeyDigest& e) {
-                                 // Items are 32 bits: two keys may share one, so the reply is
+                                 // Ids are 28 bits: two keys may share one, so the reply is
                                  // bounded apart.
                                  if (keys.size() < 2 * kMaxItemsPerFetch &&
-                                     std::binary_search(
-                                         want.begin(), want.end(),
-                                         Iblt::ItemOf(EntryHash(e.key, e.digest), request.salt))) {
+                                     std::binary_search(want.begin(), want.end(),
+                                                        Iblt::KeyOf(e.key, request.salt))) {
                                    keys.push_back(e.key);
                                  }
                                });
@@ -771,7 +864,9 @@ Status Responder::Answer(const Request& request, Reply* reply) {
       for (const auto& [k, rec] : request.records) {
         if (!range_.Contains(ring::TokenOf(k)))
           return Status::InvalidArgument("key outside the range");
-        if (Status s = local_->Merge(k, rec); !s.ok()) return s;
+        auto merged = local_->Merge(k, rec);
+        if (!merged.ok()) return merged.status();
+        reply->holds_more.push_back(merged.value() != rec);
       }
       return Status::Ok();
     case Request::Kind::kPurge:

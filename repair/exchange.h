@@ -8,12 +8,18 @@
 //      few differ; once many nodes of a level differ, it asks about a sample of them only, to
 //      estimate how many keys differ below them all (Poisson: a node whose share of differing
 //      children is p holds about -ln(1 - p) differing keys per child);
-//   3. reconciles the entries below the differing nodes with one invertible Bloom lookup table
+//   3. reconciles the keys below the differing nodes with one invertible Bloom lookup table
 //      (repair/iblt.h) sized for that estimate: the responder sends its table, the initiator
-//      subtracts its own and peels the difference into the entries only it holds and those
-//      only the responder holds, in bytes proportional to the difference. A table that does not
-//      peel is sent again twice as large under a new salt;
-//   then goes on at 4 (offers) and 5 (fetch by table item). Where nearly every leaf differs (a
+//      subtracts its own and peels the difference into one entry per differing key (its id,
+//      and the difference of the two versions' values), in bytes proportional to the
+//      difference. A table that does not peel is sent again twice as large under a new salt.
+//      From each entry and its own version the initiator learns whether the responder lacks the
+//      key and which version has more dots (a version that includes the other has more), so no
+//      contexts cross: it pushes its record where the responder lacks the key or holds fewer
+//      dots (the push's answer says, per record, whether the responder's join still holds more,
+//      and those keys are fetched); fetches by id the keys only the responder holds or holds
+//      with more dots, and pushes back the join of any fetched record that its own held
+//      something more than (concurrent versions). Where nearly every leaf differs (a
 //   replica that lost most of its data), or the estimate is too large for a table, it falls
 //   back to the full descent:
 //   3'. for each differing leaf holding many keys, goes on below the stored tree: both sides hash
@@ -28,8 +34,9 @@
 //      dominated exactly when its context is contained in the other's), with its entry hash;
 //   5. fetches, by entry hash, the records of keys only the responder holds;
 //   6. pushes the (merged) records the responder asked for.
-// So a key one side holds strictly older moves once, in one direction; concurrent versions move
-// both ways once. Every request is bounded (the kMax... constants), so memory stays bounded
+// After a table round, the roots are compared again (a table may miss a key whose id or version
+// value collided under its salt; the next round's salt differs). So a key one side holds strictly
+// older moves once, in one direction; concurrent versions move both ways once. Every request is bounded (the kMax... constants), so memory stays bounded
 // whatever the data size; a range that fails midway can be run again from the start.
 //
 // Pure (no I/O beyond the RangeReader); single-threaded.
@@ -43,6 +50,7 @@
 #include <vector>
 
 #include "repair/hash_tree.h"
+#include "repair/iblt.h"
 #include "storage/record.h"
 #include "storage/status.h"
 
@@ -51,6 +59,7 @@ namespace kv::repair {
 struct KeyDigest {
   std::string key;
   std::uint64_t digest = 0;
+  std::uint64_t dots = 0;  // storage::ContextDots of the record
   bool operator==(const KeyDigest&) const = default;
 };
 
@@ -64,8 +73,8 @@ class RangeReader {
   virtual Result<std::vector<KeyDigest>> Entries(const ring::TokenRange& range) = 0;
   // The stored record of `key` (empty when absent).
   virtual Result<storage::Record> Get(const std::string& key) = 0;
-  // Joins `record` into the stored one.
-  virtual Status Merge(const std::string& key, const storage::Record& record) = 0;
+  // Joins `record` into the stored one; returns the join.
+  virtual Result<storage::Record> Merge(const std::string& key, const storage::Record& record) = 0;
   // Tombstone GC: keys in `range` whose records hold only tombstones written at or before
   // `cutoff_s`, with their version digests.
   virtual Result<std::vector<KeyDigest>> PurgeCandidates(const ring::TokenRange& range,
@@ -90,6 +99,9 @@ inline constexpr std::size_t kSampleNodes = 16;
 inline constexpr std::size_t kMaxSketchNodes = 4096;
 inline constexpr std::size_t kMaxSketchCells = std::size_t{1} << 17;
 inline constexpr int kMaxSketchAttempts = 3;
+// An exchange that went through a table compares the roots again afterwards and runs again (with
+// a new salt) while they differ, at most this many rounds in all.
+inline constexpr int kMaxRounds = 3;
 // Items asked for in one fetch by table item; the reply stops at kMaxPushBytes of records and
 // says so (each such fetch costs the responder a scan of the union).
 inline constexpr std::size_t kMaxItemsPerFetch = 4096;
@@ -123,8 +135,8 @@ struct Request {
   // the keys below these nodes of `level`.
   std::size_t level = 0;
   std::vector<std::uint64_t> nodes;
-  // kSketch: an Iblt of `cells` cells under `salt` of Iblt::ItemOf(entry hash, salt) of each
-  // key. kFetchItems: the records of the keys whose item is one of `items`.
+  // kSketch: an Iblt of `cells` cells under `salt` of every key (Iblt::KeyOf, Iblt::ValueOf).
+  // kFetchItems: the records of the keys whose Iblt::KeyOf under `salt` is one of `items`.
   std::uint64_t salt = 0;
   std::size_t cells = 0;
   std::vector<std::uint32_t> items;
@@ -158,6 +170,8 @@ struct Reply {
   std::vector<OfferAnswer> offers;                  // kOffer, per key
   std::vector<std::pair<std::string, storage::Record>> records;  // kFetch, kFetchItems
   bool truncated = false;    // kFetchItems: more records matched than fit in the reply
+  // kPush, per record: the responder's join holds something the pushed record lacks.
+  std::vector<bool> holds_more;
   std::uint64_t purged = 0;  // kPurge
 };
 
@@ -167,6 +181,8 @@ struct ExchangeStats {
   std::uint64_t buckets_split = 0;     // differing buckets split below the stored tree
   std::uint64_t keys_compared = 0;     // entry hashes received
   std::uint64_t sketch_cells = 0;      // table cells received
+  std::uint64_t sketches = 0;          // tables received
+  std::uint64_t rounds = 0;            // rounds after the first: roots compared again after a table
   std::uint64_t sketch_fallbacks = 0;  // estimates that went to the full descent instead
   std::uint64_t unions_narrowed = 0;   // exact levels descended to scan less
   std::uint64_t keys_differing = 0;
@@ -200,6 +216,7 @@ class Initiator {
   Request AskSketch();
   Request Fallback();
   Request FetchItems();
+  Request Reconcile(std::vector<Iblt::Entry> found);
   Status ScanUnion(const std::function<void(const KeyDigest&)>& fn);
   Request AskEntries();
   Request AskWork();  // the next split or entries request, else the offers
@@ -207,6 +224,7 @@ class Initiator {
   Request Fetch();
   Request Push();
   Request Finish();
+  void NewRound();  // forgets all but the stats
   void Pulled(const std::string& key, const storage::Record& theirs);
 
   enum class Phase {
@@ -246,9 +264,13 @@ class Initiator {
   std::uint64_t salt_ = 0;
   std::size_t cells_ = 0;
   int attempts_ = 0;
-  std::vector<std::uint32_t> theirs_items_;    // table items only the responder holds, sorted
-  std::vector<std::uint32_t> fetching_items_;  // the items of the fetch under way, sorted
-  bool via_table_ = false;                     // a table listed the differences
+  std::vector<std::uint32_t> theirs_items_;    // ids of keys to fetch from the responder
+  std::vector<std::uint32_t> fetching_items_;  // the ids of the fetch under way, sorted
+  bool check_pushes_ = false;                  // push answers name keys to fetch
+  std::vector<std::string> pushing_;           // the keys of the push under way
+  bool via_table_ = false;                     // a table listed the differences (this round)
+  bool used_table_ = false;                    // ... in some round
+  int rounds_ = 0;
   std::set<std::size_t> table_segments_;       // segments of the differing keys it found
   // Differing buckets (sub-ranges of the range) to split, and to compare entry by entry.
   void AddBucket(const ring::TokenRange& r);
@@ -263,7 +285,7 @@ class Initiator {
 };
 
 // Answers an Initiator's requests from one replica. Keeps the RangeTree of the range between
-// requests of one session.
+// requests of one session, from one root request to the next.
 class Responder {
  public:
   Responder(RangeReader* local, int tree_bits, ring::TokenRange range);

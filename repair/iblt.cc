@@ -7,10 +7,33 @@
 namespace kv::repair {
 namespace {
 
-constexpr std::uint32_t kCheckMask = 0xFFFFFF;
+constexpr std::uint64_t kP = Iblt::kPrime;
+constexpr std::uint64_t kKeyMask = (std::uint64_t{1} << Iblt::kKeyBits) - 1;
+constexpr std::uint64_t kDotMask = (std::uint64_t{1} << Iblt::kDotBits) - 1;
 
 std::uint64_t Mix(std::uint64_t x, std::uint64_t seed) {
   return XXH3_64bits_withSeed(&x, sizeof x, seed);
+}
+
+std::uint64_t AddMod(std::uint64_t a, std::uint64_t b) {
+  const std::uint64_t s = a + b;  // both below 2^40: no overflow
+  return s >= kP ? s - kP : s;
+}
+
+std::uint64_t SubMod(std::uint64_t a, std::uint64_t b) { return a >= b ? a - b : a + kP - b; }
+
+std::uint64_t MulMod(std::uint64_t a, std::uint64_t b) {
+  return static_cast<std::uint64_t>(static_cast<unsigned __int128>(a) * b % kP);
+}
+
+std::uint64_t Inverse(std::uint64_t a) {  // a^(p-2), Fermat; REQUIRES: 0 < a < p
+  std::uint64_t result = 1, base = a, e = kP - 2;
+  while (e > 0) {
+    if (e & 1) result = MulMod(result, base);
+    base = MulMod(base, base);
+    e >>= 1;
+  }
+  return result;
 }
 
 }  // namespace
@@ -19,105 +42,134 @@ Iblt::Iblt(std::size_t cells, std::uint64_t salt) : salt_(salt) {
   KV_CHECK(cells <= kMaxCells);
   if (cells < kMinCells) cells = kMinCells;
   part_ = (cells + kHashes - 1) / kHashes;
-  counts_.assign(part_ * kHashes, 0);
-  items_.assign(part_ * kHashes, 0);
-  checks_.assign(part_ * kHashes, 0);
+  s_.assign(part_ * kHashes, 0);
+  t_.assign(part_ * kHashes, 0);
 }
 
-std::size_t Iblt::CellsFor(std::size_t items) {
-  // Peeling with three hashes empties a table of about 1.23 cells per item for large
-  // differences; small ones need proportionally more room (measured in iblt_test: under 1 in
-  // 1,000 tables fails at these sizes).
-  const std::size_t cells = items + items / 2 + 2 * kMinCells;
+std::size_t Iblt::CellsFor(std::size_t keys) {
+  // Peeling with three hashes empties a table of about 1.23 cells per key for large
+  // differences; small ones need proportionally more room (measured in iblt_test: about 1 table
+  // in 1,000 fails at these sizes, and the exchange then retries with a larger one).
+  const std::size_t cells = keys + keys * 2 / 5 + 2 * kMinCells;
   return cells > kMaxCells ? kMaxCells : cells;
 }
 
-std::uint32_t Iblt::ItemOf(std::uint64_t entry_hash, std::uint64_t salt) {
-  return static_cast<std::uint32_t>(Mix(entry_hash, salt));
+std::uint32_t Iblt::KeyOf(std::string_view key, std::uint64_t salt) {
+  return static_cast<std::uint32_t>(XXH3_64bits_withSeed(key.data(), key.size(), salt) &
+                                    kKeyMask);
 }
 
-std::uint32_t Iblt::Check(std::uint32_t item) const {
-  return static_cast<std::uint32_t>(Mix(item, salt_ ^ 0x9E3779B97F4A7C15ull)) & kCheckMask;
+std::uint64_t Iblt::ValueOf(std::string_view key, std::uint64_t digest, std::uint64_t dots,
+                            std::uint64_t salt) {
+  const std::uint64_t k = XXH3_64bits_withSeed(key.data(), key.size(), ~salt);
+  return 1 + ((dots & kDotMask) << kKeyBits | (Mix(k ^ digest, salt) & kKeyMask));
 }
 
-std::size_t Iblt::Cell(std::uint32_t item, std::size_t hash) const {
-  const std::uint64_t h = Mix(item, salt_ + 1 + hash);
+int Iblt::MoreDots(std::uint64_t a, std::uint64_t b) {
+  const std::uint64_t da = ((a - 1) >> kKeyBits) & kDotMask;
+  const std::uint64_t db = ((b - 1) >> kKeyBits) & kDotMask;
+  // The difference mod 2^kDotBits, read as signed.
+  const std::uint64_t d = (da - db) & kDotMask;
+  if (d == 0) return 0;
+  return d < (kDotMask + 1) / 2 ? 1 : -1;
+}
+
+std::uint64_t Iblt::Other(std::uint64_t mine, std::uint64_t difference) {
+  return SubMod(mine % kP, difference % kP);
+}
+
+std::size_t Iblt::Cell(std::uint32_t key, std::size_t hash) const {
+  const std::uint64_t h = Mix(key, salt_ + 1 + hash);
   return hash * part_ + static_cast<std::size_t>(h % part_);
 }
 
-void Iblt::Toggle(std::size_t cell, std::uint32_t item, std::uint32_t check, std::int8_t sign) {
-  counts_[cell] = static_cast<std::uint8_t>(counts_[cell] + static_cast<std::uint8_t>(sign));
-  items_[cell] ^= item;
-  checks_[cell] ^= check;
+void Iblt::Toggle(std::size_t cell, std::uint32_t key, std::uint64_t value, bool add) {
+  const std::uint64_t kv = MulMod(key, value);
+  if (add) {
+    s_[cell] = AddMod(s_[cell], kv);
+    t_[cell] = AddMod(t_[cell], value);
+  } else {
+    s_[cell] = SubMod(s_[cell], kv);
+    t_[cell] = SubMod(t_[cell], value);
+  }
 }
 
-void Iblt::Add(std::uint32_t item) {
-  const std::uint32_t check = Check(item);
-  for (std::size_t h = 0; h < kHashes; ++h) Toggle(Cell(item, h), item, check, 1);
+void Iblt::Add(std::uint32_t key, std::uint64_t value) {
+  KV_CHECK(key <= kKeyMask && value > 0 && value < kP);
+  for (std::size_t h = 0; h < kHashes; ++h) Toggle(Cell(key, h), key, value, true);
 }
 
 std::string Iblt::Encode() const {
   std::string out;
   out.reserve(cells() * kCellBytes);
   for (std::size_t c = 0; c < cells(); ++c) {
-    out.push_back(static_cast<char>(counts_[c]));
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(items_[c] >> (8 * i)));
-    for (int i = 0; i < 3; ++i) out.push_back(static_cast<char>(checks_[c] >> (8 * i)));
+    for (int i = 0; i < 5; ++i) out.push_back(static_cast<char>(s_[c] >> (8 * i)));
+    for (int i = 0; i < 5; ++i) out.push_back(static_cast<char>(t_[c] >> (8 * i)));
   }
   return out;
 }
 
 bool Iblt::Decode(std::string_view bytes) {
   if (bytes.size() != cells() * kCellBytes) return false;
-  auto byte = [&](std::size_t i) {
-    return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i]));
+  auto field = [&](std::size_t o) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 5; ++i) {
+      v |= std::uint64_t{static_cast<unsigned char>(bytes[o + static_cast<std::size_t>(i)])}
+           << (8 * i);
+    }
+    return v;
   };
+  std::vector<std::uint64_t> s(cells()), t(cells());
   for (std::size_t c = 0; c < cells(); ++c) {
-    const std::size_t o = c * kCellBytes;
-    counts_[c] = static_cast<std::uint8_t>(byte(o));
-    items_[c] = byte(o + 1) | byte(o + 2) << 8 | byte(o + 3) << 16 | byte(o + 4) << 24;
-    checks_[c] = byte(o + 5) | byte(o + 6) << 8 | byte(o + 7) << 16;
+    s[c] = field(c * kCellBytes);
+    t[c] = field(c * kCellBytes + 5);
+    if (s[c] >= kP || t[c] >= kP) return false;  // not a residue: not a table
   }
+  s_ = std::move(s);
+  t_ = std::move(t);
   return true;
 }
 
 void Iblt::Subtract(const Iblt& other) {
   KV_CHECK(other.cells() == cells() && other.salt_ == salt_);
   for (std::size_t c = 0; c < cells(); ++c) {
-    counts_[c] = static_cast<std::uint8_t>(counts_[c] - other.counts_[c]);
-    items_[c] ^= other.items_[c];
-    checks_[c] ^= other.checks_[c];
+    s_[c] = SubMod(s_[c], other.s_[c]);
+    t_[c] = SubMod(t_[c], other.t_[c]);
   }
 }
 
-bool Iblt::Pure(std::size_t cell) const {
-  return (counts_[cell] == 1 || counts_[cell] == 0xFF) && checks_[cell] == Check(items_[cell]);
+bool Iblt::Pure(std::size_t cell, std::uint32_t* key) const {
+  if (t_[cell] == 0) return false;
+  const std::uint64_t k = MulMod(s_[cell], Inverse(t_[cell]));
+  if (k > kKeyMask) return false;
+  *key = static_cast<std::uint32_t>(k);
+  return Cell(*key, cell / part_) == cell;
 }
 
-bool Iblt::Peel(std::vector<std::uint32_t>* mine, std::vector<std::uint32_t>* theirs) {
+bool Iblt::Peel(std::vector<Entry>* out) {
   std::vector<std::size_t> queue;
+  std::uint32_t key = 0;
   for (std::size_t c = 0; c < cells(); ++c) {
-    if (Pure(c)) queue.push_back(c);
+    if (Pure(c, &key)) queue.push_back(c);
   }
-  // Every peel removes one item from kHashes cells; a table cannot hold more items than this
-  // without one being listed twice, which only a false pure cell can cause.
+  // Every peel empties a cell for good unless a false pure cell put something back: a table
+  // cannot list more keys than this honestly.
   std::size_t budget = cells() * kHashes;
   while (!queue.empty() && budget-- > 0) {
     const std::size_t c = queue.back();
     queue.pop_back();
-    if (!Pure(c)) continue;
-    const std::uint32_t item = items_[c];
-    const std::int8_t sign = counts_[c] == 1 ? 1 : -1;
-    (sign > 0 ? mine : theirs)->push_back(item);
-    const std::uint32_t check = Check(item);
+    if (!Pure(c, &key)) continue;
+    const std::uint64_t d = t_[c];
+    out->push_back(Entry{key, d});
     for (std::size_t h = 0; h < kHashes; ++h) {
-      const std::size_t d = Cell(item, h);
-      Toggle(d, item, check, static_cast<std::int8_t>(-sign));
-      if (Pure(d)) queue.push_back(d);
+      const std::size_t e = Cell(key, h);
+      Toggle(e, key, d, false);
+      std::uint32_t other = 0;
+      if (e != c && Pure(e, &other)) queue.push_back(e);
     }
   }
   for (std::size_t c = 0; c < cells(); ++c) {
-    if (counts_[c] != 0 || items_[c] != 0 || checks_[c] != 0) return false;
+    if (s_[c] != 0 || t_[c] != 0) return false;
   }
   return true;
 }

@@ -25,7 +25,8 @@ Result<std::vector<std::uint64_t>> StoreReader::Leaves(const ring::TokenRange& r
 Result<std::vector<KeyDigest>> StoreReader::Entries(const ring::TokenRange& range) {
   std::vector<KeyDigest> out;
   Status st = engine_->Scan(range, [&](ring::Token, std::string_view key, std::string_view value) {
-    out.push_back(KeyDigest{std::string(key), storage::VersionDigest(value)});
+    out.push_back(KeyDigest{std::string(key), storage::VersionDigest(value),
+                            storage::ContextDots(value)});
     return true;
   });
   if (!st.ok()) return st;
@@ -34,8 +35,8 @@ Result<std::vector<KeyDigest>> StoreReader::Entries(const ring::TokenRange& rang
 
 Result<storage::Record> StoreReader::Get(const std::string& key) { return store_->Read(key); }
 
-Status StoreReader::Merge(const std::string& key, const storage::Record& record) {
-  return store_->Merge(key, record).status();
+Result<storage::Record> StoreReader::Merge(const std::string& key, const storage::Record& record) {
+  return store_->Merge(key, record);
 }
 
 Result<std::vector<KeyDigest>> StoreReader::PurgeCandidates(const ring::TokenRange& range,

@@ -21,7 +21,7 @@ class StoreReader final : public RangeReader {
   Result<std::vector<std::uint64_t>> Leaves(const ring::TokenRange& range) override;
   Result<std::vector<KeyDigest>> Entries(const ring::TokenRange& range) override;
   Result<storage::Record> Get(const std::string& key) override;
-  Status Merge(const std::string& key, const storage::Record& record) override;
+  Result<storage::Record> Merge(const std::string& key, const storage::Record& record) override;
   Result<std::vector<KeyDigest>> PurgeCandidates(const ring::TokenRange& range,
                                                  std::uint64_t cutoff_s) override;
   Result<bool> PurgeIfUnchanged(const std::string& key, std::uint64_t digest) override;

@@ -171,4 +171,34 @@ Result<std::vector<repair::OfferAnswer>> DecodeAnswers(std::string_view bytes,
   return out;
 }
 
+std::string EncodeNodes(const std::vector<std::uint64_t>& nodes) {
+  std::string out;
+  PutVarint(nodes.size(), &out);
+  std::uint64_t prev = 0;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    KV_CHECK(i == 0 || nodes[i] > prev);
+    PutVarint(nodes[i] - prev, &out);
+    prev = nodes[i];
+  }
+  return out;
+}
+
+Result<std::vector<std::uint64_t>> DecodeNodes(std::string_view bytes, std::size_t max_count) {
+  Reader r(bytes);
+  std::size_t n = 0;
+  if (!r.Count(max_count, &n)) return Bad("node count");
+  std::vector<std::uint64_t> out;
+  out.reserve(n);
+  std::uint64_t prev = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t delta = 0;
+    if (!r.Varint(&delta)) return Bad("truncated nodes");
+    if ((i > 0 && delta == 0) || delta > UINT64_MAX - prev) return Bad("nodes not ascending");
+    prev += delta;
+    out.push_back(prev);
+  }
+  if (!r.done()) return Bad("trailing bytes");
+  return out;
+}
+
 }  // namespace kv::rpc

@@ -6,6 +6,7 @@
 //   records := n { klen key rlen record }*                 (record: storage/codec.h)
 //   offers  := n { klen key clen context }*                (context: storage/codec.h)
 //   answers := n { flags:u8 [entry:u64 LE] [rlen record] }* (flags: 1 need, 2 entry, 4 record)
+//   nodes   := n { delta }*   (tree nodes in ascending order, each the difference from the last)
 //
 // Decoders treat the bytes as hostile: counts are bounded by the caller, every length by what is
 // left, records and contexts go through the storage decoders, and trailing bytes are refused
@@ -38,5 +39,9 @@ Status DecodeOffers(std::string_view bytes, std::size_t max_count, std::vector<s
 std::string EncodeAnswers(const std::vector<repair::OfferAnswer>& answers);
 Result<std::vector<repair::OfferAnswer>> DecodeAnswers(std::string_view bytes,
                                                        std::size_t max_count);
+
+// REQUIRES: `nodes` strictly ascending.
+std::string EncodeNodes(const std::vector<std::uint64_t>& nodes);
+Result<std::vector<std::uint64_t>> DecodeNodes(std::string_view bytes, std::size_t max_count);
 
 }  // namespace kv::rpc

@@ -34,6 +34,16 @@ void ReadNodes(Params params, repair::Request* req) {
   for (auto n : params.getNodes()) req->nodes.push_back(n);
 }
 
+// The (level, nodes batch) of a table request or a fetch by table id.
+template <typename Params>
+Status ReadNodeSet(Params params, repair::Request* req) {
+  req->level = params.getLevel();
+  auto nodes = DecodeNodes(View(params.getNodes()), repair::kMaxSketchNodes);
+  if (!nodes.ok()) return nodes.status();
+  req->nodes = std::move(nodes.value());
+  return Status::Ok();
+}
+
 template <typename List>
 void SetHashes(List list, const std::vector<std::uint64_t>& hashes) {
   for (std::size_t i = 0; i < hashes.size(); ++i) list.set(i, hashes[i]);
@@ -128,12 +138,9 @@ kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
 
 kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
   auto params = context.getParams();
-  if (params.getNodes().size() > repair::kMaxSketchNodes) {
-    return Refuse(context.getResults(), Status::InvalidArgument("too many nodes in one request"));
-  }
   repair::Request req;
   req.kind = repair::Request::Kind::kSketch;
-  ReadNodes(params, &req);
+  if (Status s = ReadNodeSet(params, &req); !s.ok()) return Refuse(context.getResults(), s);
   req.salt = params.getSalt();
   req.cells = params.getCells();
   return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
@@ -143,13 +150,12 @@ kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
 
 kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
   auto params = context.getParams();
-  if (params.getNodes().size() > repair::kMaxSketchNodes ||
-      params.getItems().size() > repair::kMaxItemsPerFetch) {
+  if (params.getItems().size() > repair::kMaxItemsPerFetch) {
     return Refuse(context.getResults(), Status::InvalidArgument("fetch out of bounds"));
   }
   repair::Request req;
   req.kind = repair::Request::Kind::kFetchItems;
-  ReadNodes(params, &req);
+  if (Status s = ReadNodeSet(params, &req); !s.ok()) return Refuse(context.getResults(), s);
   req.salt = params.getSalt();
   for (auto i : params.getItems()) req.items.push_back(i);
   return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
@@ -167,9 +173,10 @@ kj::Promise<void> RepairSessionServer::push(PushContext context) {
                   Status::InvalidArgument("repair push: " + records.status().message()));
   }
   req.records = std::move(records.value());
-  repair::Reply reply;
-  ToWire(responder_.Answer(req, &reply), context.getResults().initStatus());
-  return kj::READY_NOW;
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+    auto flags = results.initHoldsMore(static_cast<unsigned>(reply.holds_more.size()));
+    for (unsigned i = 0; i < flags.size(); ++i) flags.set(i, reply.holds_more[i]);
+  });
 }
 
 kj::Promise<void> RepairSessionServer::purge(PurgeContext context) {
@@ -219,6 +226,12 @@ constexpr std::size_t kMaxFetchedRecords = 2 * repair::kMaxItemsPerFetch;
 template <typename Message>
 void Count(Message& m, std::uint64_t* bytes) {
   *bytes += m.totalSize().wordCount * sizeof(capnp::word);
+}
+
+std::vector<std::uint64_t> Ascending(std::vector<std::uint64_t> nodes) {
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  return nodes;
 }
 
 // One step: sends `req`, fills `reply`. Returns the peer's status.
@@ -327,7 +340,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
     case K::kSketch: {
       auto r = session.sketchRequest();
       r.setLevel(static_cast<std::uint32_t>(req.level));
-      SetHashes(r.initNodes(req.nodes.size()), req.nodes);
+      r.setNodes(Bytes(EncodeNodes(Ascending(req.nodes))));
       r.setSalt(req.salt);
       r.setCells(static_cast<std::uint32_t>(req.cells));
       Count(r, bytes);
@@ -341,7 +354,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
     case K::kFetchItems: {
       auto r = session.fetchItemsRequest();
       r.setLevel(static_cast<std::uint32_t>(req.level));
-      SetHashes(r.initNodes(req.nodes.size()), req.nodes);
+      r.setNodes(Bytes(EncodeNodes(Ascending(req.nodes))));
       r.setSalt(req.salt);
       auto items = r.initItems(req.items.size());
       for (std::size_t i = 0; i < req.items.size(); ++i) items.set(i, req.items[i]);
@@ -364,8 +377,9 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       r.setRecords(Bytes(EncodeRecords(req.records)));
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([bytes](capnp::Response<wire::RepairSession::PushResults>&& resp) {
+          .then([bytes, reply](capnp::Response<wire::RepairSession::PushResults>&& resp) {
             Count(resp, bytes);
+            for (bool f : resp.getHoldsMore()) reply->holds_more.push_back(f);
             return FromWire(resp.getStatus());
           });
     }

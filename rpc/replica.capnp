@@ -46,18 +46,20 @@ interface RepairSession {
   # The records whose entry hashes are wanted.
   # `records` (here and below) is a records batch of rpc/repair_batch.h.
   fetch @4 (leaves :List(LeafWant)) -> (status :Status, records :Data);
-  # Records to join into the stored ones.
-  push @5 (records :Data) -> (status :Status);
+  # Records to join into the stored ones. `holdsMore`, per record: this replica's join holds
+  # something the pushed record lacks (the asker may fetch it).
+  push @5 (records :Data) -> (status :Status, holdsMore :List(Bool));
   # The XOR of the entry hashes in each of the 16 equal parts of each range, 16 per range.
   split @7 (ranges :List(TokenRange)) -> (status :Status, hashes :List(UInt64));
-  # An invertible Bloom lookup table (repair/iblt.h) of `cells` cells under `salt`, of the
-  # entries of every key below these nodes of `level`.
-  sketch @8 (level :UInt32, nodes :List(UInt64), salt :UInt64, cells :UInt32)
+  # An invertible Bloom lookup table (repair/iblt.h) of `cells` cells under `salt`, of every
+  # key below these nodes of `level` (its id and version value).
+  # `nodes` (here and below): a nodes batch of rpc/repair_batch.h, ascending.
+  sketch @8 (level :UInt32, nodes :Data, salt :UInt64, cells :UInt32)
       -> (status :Status, table :Data);
-  # The records of the keys below these nodes of `level` whose table item under `salt` is one of
-  # `items`.
+  # The records of the keys below these nodes of `level` whose table id (repair::Iblt::KeyOf)
+  # under `salt` is one of `items`.
   # `truncated`: more keys matched than fit in one reply (repair::kMaxPushBytes); ask again.
-  fetchItems @9 (level :UInt32, nodes :List(UInt64), salt :UInt64, items :List(UInt32))
+  fetchItems @9 (level :UInt32, nodes :Data, salt :UInt64, items :List(UInt32))
       -> (status :Status, records :Data, truncated :Bool);
   # Tombstone GC once every replica of the range was confirmed to agree: removes each key whose
   # record still has the given version digest and holds only tombstones.

@@ -329,6 +329,79 @@ TEST(Exchange, FetchesByTableItemAreCutAtTheByteBoundAndResumed) {
   EXPECT_TRUE(a.All() == b.All());
 }
 
+// The case repair exists for: a replica missed the same kind of write on many keys, so every
+// key's old record is the same bytes and so is every new one. One table lists them all, and
+// each record moves once, towards the replica that lacks it, whichever side starts.
+TEST(Exchange, MissedWritesOfAlikeRecordsMoveOnceThroughOneTable) {
+  kBits = 12;
+  for (bool initiator_behind : {false, true}) {
+    Replica a(1), b(2);
+    for (int k = 0; k < 20000; ++k) {
+      const std::string key = "key" + std::to_string(k);
+      ASSERT_TRUE(a.store().Write(key, {}, false, "same").ok());
+      ASSERT_TRUE(b.store().Merge(key, a.store().Read(key).value()).ok());
+    }
+    Replica& ahead = initiator_behind ? b : a;
+    for (int k = 0; k < 20000; k += 20) {  // 1,000 keys
+      const std::string key = "key" + std::to_string(k);
+      auto ctx = ahead.store().Read(key).value().context();
+      ASSERT_TRUE(ahead.store().Write(key, ctx, false, "newer").ok());
+    }
+    for (int k = 0; k < 50; ++k) {  // and some keys the other side never saw
+      ASSERT_TRUE(ahead.store().Write("new" + std::to_string(k), {}, false, "x").ok());
+    }
+    Outcome o = RunExchange(a, b, {});
+    ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+    EXPECT_EQ(o.stats.sketches, 1u) << initiator_behind;
+    EXPECT_EQ(o.stats.sketch_fallbacks, 0u);
+    EXPECT_EQ(o.stats.keys_differing, 1050u);
+    // Once each, in the right direction (up to a few keys that share a table id with another).
+    const std::uint64_t right = initiator_behind ? o.stats.records_pulled : o.stats.records_pushed;
+    const std::uint64_t wrong = initiator_behind ? o.stats.records_pushed : o.stats.records_pulled;
+    EXPECT_GE(right, 1050u);
+    EXPECT_LE(right + wrong, 1060u) << initiator_behind;
+    EXPECT_TRUE(a.All() == b.All());
+  }
+}
+
+// A table lists what differed when it was built; a write that lands on the responder after its
+// table is caught by the next round, which starts from the roots again.
+TEST(Exchange, AWriteDuringTheExchangeIsCaughtByTheNextRound) {
+  kBits = 12;
+  Replica a(1), b(2);
+  for (int k = 0; k < 5000; ++k) {
+    const std::string key = "key" + std::to_string(k);
+    ASSERT_TRUE(a.store().Write(key, {}, false, "v").ok());
+    ASSERT_TRUE(b.store().Merge(key, a.store().Read(key).value()).ok());
+  }
+  for (int k = 0; k < 30; ++k) {
+    ASSERT_TRUE(a.store().Write("more" + std::to_string(k), {}, false, "m").ok());
+  }
+  Initiator init(&a.reader(), kBits, {});
+  Responder resp(&b.reader(), kBits, {});
+  Reply reply;
+  Request req = init.Next(nullptr);
+  bool wrote = false;
+  while (req.kind != Request::Kind::kDone) {
+    reply = Reply();
+    ASSERT_TRUE(resp.Answer(req, &reply).ok());
+    if (req.kind == Request::Kind::kSketch && !wrote) {
+      ASSERT_TRUE(b.store().Write("late", {}, false, "l").ok());
+      wrote = true;
+    }
+    req = init.Next(&reply);
+  }
+  ASSERT_TRUE(init.status().ok()) << init.status().ToString();
+  EXPECT_TRUE(wrote);
+  // The first round's table, the second's (which finds the late write), and a third round that
+  // finds the roots equal.
+  EXPECT_EQ(init.stats().sketches, 2u);
+  EXPECT_EQ(init.stats().rounds, 2u);
+  EXPECT_EQ(init.stats().keys_differing, 31u);
+  EXPECT_TRUE(a.All() == b.All());
+  EXPECT_TRUE(a.store().Read("late").value().HasLiveValue());
+}
+
 TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   Replica a(1);
   const ring::TokenRange range{1000, 5000};

@@ -96,5 +96,26 @@ TEST(RepairBatch, MalformedBatchesAreRefused) {
   }
 }
 
+TEST(RepairBatch, NodesRoundTripAndOnlyAscendingDecode) {
+  const std::vector<std::uint64_t> nodes = {0, 1, 17, 300, 4095, UINT64_MAX};
+  const std::string bytes = EncodeNodes(nodes);
+  auto out = DecodeNodes(bytes, 10);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out.value(), nodes);
+  // Small gaps take a byte each: 250 nodes of 4,096 in a few hundred bytes, not 2,000.
+  std::vector<std::uint64_t> dense;
+  for (std::uint64_t n = 0; n < 4096; n += 16) dense.push_back(n);
+  EXPECT_LE(EncodeNodes(dense).size(), dense.size() + 3);
+  EXPECT_TRUE(DecodeNodes(EncodeNodes({}), 0).ok());
+  EXPECT_FALSE(DecodeNodes(bytes, 5).ok());  // more than the bound
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(DecodeNodes(bytes.substr(0, n), 10).ok()) << n;
+  }
+  EXPECT_FALSE(DecodeNodes(bytes + "x", 10).ok());
+  EXPECT_FALSE(DecodeNodes(std::string("\x02\x05\x00", 3), 10).ok());  // a repeated node
+  EXPECT_FALSE(DecodeNodes(std::string("\x02\x01", 2) + std::string(9, '\xff') + "\x01", 10)
+                   .ok());  // past 2^64
+}
+
 }  // namespace
 }  // namespace kv::rpc

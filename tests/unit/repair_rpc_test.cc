@@ -37,7 +37,9 @@ class MapReader final : public repair::RangeReader {
     std::vector<std::pair<ring::Token, repair::KeyDigest>> in;
     for (const auto& [k, r] : data) {
       if (range.Contains(ring::TokenOf(k))) {
-        in.push_back({ring::TokenOf(k), {k, storage::VersionDigest(storage::EncodeRecord(r))}});
+        const std::string enc = storage::EncodeRecord(r);
+        in.push_back(
+            {ring::TokenOf(k), {k, storage::VersionDigest(enc), storage::ContextDots(enc)}});
       }
     }
     std::sort(in.begin(), in.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -49,9 +51,9 @@ class MapReader final : public repair::RangeReader {
     auto it = data.find(key);
     return it == data.end() ? storage::Record() : it->second;
   }
-  Status Merge(const std::string& key, const storage::Record& record) override {
+  Result<storage::Record> Merge(const std::string& key, const storage::Record& record) override {
     data[key] = storage::Record::Merge(data[key], record);
-    return Status::Ok();
+    return data[key];
   }
   Result<std::vector<repair::KeyDigest>> PurgeCandidates(const ring::TokenRange&,
                                                          std::uint64_t) override {
