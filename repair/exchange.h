@@ -19,9 +19,11 @@
 //      dots (the push's answer says, per record, whether the responder's join still holds more,
 //      and those keys are fetched); fetches by id the keys only the responder holds or holds
 //      with more dots, and pushes back the join of any fetched record that its own held
-//      something more than (concurrent versions). Where nearly every leaf differs (a
-//   replica that lost most of its data), or the estimate is too large for a table, it falls
-//   back to the full descent:
+//      something more than (concurrent versions). After a table round the roots are
+//      compared again, and a new round (its salt follows the new roots) runs while they differ:
+//      a table may miss a key whose id or version value collided under its salt.
+//   Where nearly every leaf differs (a replica that lost most of its data), or the estimate is
+//   too large for a table, it falls back to the full descent:
 //   3'. for each differing leaf holding many keys, goes on below the stored tree: both sides hash
 //      the leaf's 16 equal token sub-ranges from a scan, and only differing ones are looked at,
 //      until a bucket holds few keys (so the cost per difference grows with the log of the data,
@@ -34,10 +36,10 @@
 //      dominated exactly when its context is contained in the other's), with its entry hash;
 //   5. fetches, by entry hash, the records of keys only the responder holds;
 //   6. pushes the (merged) records the responder asked for.
-// After a table round, the roots are compared again (a table may miss a key whose id or version
-// value collided under its salt; the next round's salt differs). So a key one side holds strictly
-// older moves once, in one direction; concurrent versions move both ways once. Every request is bounded (the kMax... constants), so memory stays bounded
-// whatever the data size; a range that fails midway can be run again from the start.
+// Either way, a key one side holds strictly older moves once, in one direction; concurrent
+// versions move both ways once. Every request is bounded (the kMax... constants), so memory
+// stays bounded whatever the data size; a range that fails midway can be run again from the
+// start.
 //
 // Pure (no I/O beyond the RangeReader); single-threaded.
 #pragma once
