@@ -264,6 +264,9 @@ struct Membership::Impl {
   // that missed every copy of a refutation keeps its suspicion until the timer fires. Giving
   // refutations precedence keeps their full count of sends; there are never more of them than
   // suspicions, so the rest of the news still gets what is left.
+  // Deaths and departures go first too: they are rare and final, and behind a stream of
+  // refutations (30% loss) a crashed member's DOWN reached the last nodes of 1,000 only 41 s
+  // after the first declared it, and each node waited out its own suspicion timer instead.
   static constexpr int kOrderBits = 48;
   static constexpr std::uint64_t kOrderMask = (std::uint64_t{1} << kOrderBits) - 1;
   static constexpr std::uint64_t kOrdinary = std::uint64_t{1} << 63;
@@ -884,7 +887,9 @@ void Membership::Impl::EnqueueMember(Member& m, bool with_app, bool refutation) 
   }
   m.queued = true;
   m.bcast_with_app = b_with_app;
-  m.bcast_key = (refutation ? 0 : kOrdinary) | (kOrderMask - order);  // transmits 0
+  const bool urgent =
+      refutation || m.liveness == Liveness::kDown || m.liveness == Liveness::kLeft;
+  m.bcast_key = (urgent ? 0 : kOrdinary) | (kOrderMask - order);  // transmits 0
   queue_.Insert(QueuedBroadcast{m.bcast_key, SlotOf(m.id),
                                 static_cast<std::uint32_t>(std::min<std::size_t>(
                                     cost, std::numeric_limits<std::uint32_t>::max()))});

@@ -1099,10 +1099,11 @@ TEST(MembershipCluster, LongSuspicionIsCheckedWithTheSuspect) {
   EXPECT_EQ(a.Lookup(3, t0 + min)->incarnation, 1u);
 }
 
-// When more news is queued than one datagram carries, refutations go out first: the refutation
-// of a relayed accusation, and the node's own, both ride on the next datagram although many
-// accusations were queued after them (least sent, then newest first, would put those ahead).
-TEST(MembershipCluster, RefutationsGoBeforeAccusationsInAFullQueue) {
+// When more news is queued than one datagram carries, refutations and deaths go out first: the
+// refutation of a relayed accusation, the node's own, and a member's DOWN all ride on the next
+// datagram although many accusations were queued after them (least sent, then newest first,
+// would put those ahead).
+TEST(MembershipCluster, RefutationsAndDeathsGoBeforeAccusationsInAFullQueue) {
   const Time t0 = seconds(1000);
   Membership a(Config{}, 1, EndpointOf(1), 1, AppOf(1), 7, t0);
   std::vector<MemberView> others;
@@ -1142,6 +1143,9 @@ TEST(MembershipCluster, RefutationsGoBeforeAccusationsInAFullQueue) {
   gossip_from_2({claim(1, 0, Liveness::kSuspect)});
   ASSERT_EQ(a.Lookup(1, t0)->incarnation, 1u);
   a.TakeOutgoing();  // the direct answer to the accuser
+  // Member 5 is declared DOWN by another.
+  gossip_from_2({claim(5, 0, Liveness::kDown)});
+  ASSERT_EQ(a.Lookup(5, t0)->liveness, Liveness::kDown);
   // Then 300 accusations of others: several datagrams' worth, all newer.
   for (NodeId first = 100; first < 400; first += 30) {
     std::vector<wire::Update> batch;
@@ -1169,6 +1173,9 @@ TEST(MembershipCluster, RefutationsGoBeforeAccusationsInAFullQueue) {
   };
   EXPECT_TRUE(carries(3, 1));
   EXPECT_TRUE(carries(1, 1));
+  EXPECT_TRUE(std::any_of(sent->updates.begin(), sent->updates.end(), [](const wire::Update& u) {
+    return u.id == 5 && u.liveness == Liveness::kDown;
+  }));
 }
 
 // Loss, crashes and restarts for a while, checking as it goes that no view ever moves a member
