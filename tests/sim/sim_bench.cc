@@ -130,6 +130,12 @@ struct Result {
   double build_sim_s = 0, build_real_s = 0;
   bool join_ok = false, crash_ok = false;
   double join_s = 0, crash_detect_s = 0, crash_all_s = 0;
+  struct LossyCrash {
+    double loss = 0;
+    bool ok = false;
+    double first_s = 0, all_s = 0;
+  };
+  std::vector<LossyCrash> lossy_crashes;
   double settle_s = 0;  // after convergence, until the join traffic died down
   bool settled = false;
   double msgs_per_node_s = 0, bytes_per_node_s = 0, stream_bytes_per_node_s = 0;
@@ -153,6 +159,8 @@ struct BenchOptions {
   // Start the N nodes as a formed cluster (Simulator::FormCluster) instead of joining them
   // through node 1: the join news of N nodes is N^2 * 4 log10(N) piggybacked updates.
   bool form = false;
+  // Percent losses at which crash detection is measured again (a fresh victim each).
+  std::vector<double> crash_loss;
 };
 
 // Cluster-wide sums of the cores' counters and queue gauges, for the diagnostic lines.
@@ -406,6 +414,25 @@ Result RunSize(int n, const BenchOptions& bo) {
     sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
   }
 
+  // Crashes under loss: detection must not wait on suspicions that loss keeps refuting.
+  for (std::size_t i = 0; i < bo.crash_loss.size(); ++i) {
+    Result::LossyCrash c;
+    c.loss = bo.crash_loss[i];
+    const NodeId victim = static_cast<NodeId>(2 + kv::sim::Mix(bo.seed + 1 + i) % (n - 1));
+    sim.SetLoss(c.loss / 100);
+    sim.Crash(victim);
+    Spread s(sim, victim, Liveness::kDown);
+    c.ok = s.Run(600s, poll);
+    c.first_s = Secs(s.first());
+    c.all_s = Secs(s.last());
+    std::fprintf(stderr, "  n=%d crash at %.0f%% loss: first DOWN %.2fs, all DOWN %s%.2fs\n", n,
+                 c.loss, c.first_s, c.ok ? "" : ">", c.all_s);
+    res.lossy_crashes.push_back(c);
+    sim.SetLoss(0);
+    sim.Restart(victim, seed);
+    sim.RunUntil([&] { return sim.Converged(); }, 600s, n <= 1000 ? 1s : 10s);
+  }
+
   // Long runs. Exact checks on every call for small clusters; sampled views for large ones
   // (a suspicion shorter than the sample interval can be missed there).
   const Duration length =
@@ -496,6 +523,18 @@ void Print(const std::vector<Result>& results, const kv::membership::Config& cfg
                 r.join_s / gossip, target, r.crash_detect_s, r.crash_ok ? "" : ">", r.crash_all_s,
                 (r.crash_all_s - r.crash_detect_s) / probe);
   }
+  bool lossy = false;
+  for (const Result& r : results) lossy = lossy || !r.lossy_crashes.empty();
+  if (lossy) {
+    std::printf("\n## Crash detection under loss\n\n| N | loss %% | first DOWN s | all DOWN s |\n"
+                "|---|---|---|---|\n");
+    for (const Result& r : results) {
+      for (const auto& c : r.lossy_crashes) {
+        std::printf("| %d | %.0f | %.2f | %s%.2f |\n", r.n, c.loss, c.first_s, c.ok ? "" : ">",
+                    c.all_s);
+      }
+    }
+  }
   std::printf(
       "\n## Steady-state traffic at 0%% loss (after the join traffic settled)\n\n| N | settled "
       "after s | msgs/node/s | bytes/node/s | of which push-pull | avg datagram B |\n"
@@ -546,6 +585,10 @@ int main(int argc, char** argv) {
   app.add_option("--phases", bo.phases,
                  "Long runs to do, of 0, 10, 30 (percent loss) and slow (1% of nodes slow)")
       ->delimiter(',');
+  app.add_option("--crash-loss", bo.crash_loss,
+                 "Percent losses at which to measure crash detection again")
+      ->delimiter(',')
+      ->check(CLI::Range(0.0, 90.0));
   app.add_option("--max-rss-mib", bo.max_rss_mib,
                  "Abandon a size, or stop a long run, past this resident memory");
   app.add_option("--max-real-seconds", bo.max_real_seconds,
