@@ -22,8 +22,15 @@ std::uint64_t AddMod(std::uint64_t a, std::uint64_t b) {
 
 std::uint64_t SubMod(std::uint64_t a, std::uint64_t b) { return a >= b ? a - b : a + kP - b; }
 
+// a * b mod p for a, b < p, by folding: 2^40 = 87 (mod p), so x = hi * 2^40 + lo = hi * 87 + lo.
 std::uint64_t MulMod(std::uint64_t a, std::uint64_t b) {
-  return static_cast<std::uint64_t>(static_cast<unsigned __int128>(a) * b % kP);
+  constexpr std::uint64_t kLow = (std::uint64_t{1} << 40) - 1;
+  constexpr std::uint64_t kFold = (std::uint64_t{1} << 40) - kP;  // 87
+  const unsigned __int128 x = static_cast<unsigned __int128>(a) * b;  // < 2^80
+  std::uint64_t y = static_cast<std::uint64_t>(x >> 40) * kFold +
+                    (static_cast<std::uint64_t>(x) & kLow);  // < 2^47 + 2^40
+  y = (y >> 40) * kFold + (y & kLow);                       // < 2^40 + 2^14
+  return y >= kP ? y - kP : y;
 }
 
 std::uint64_t Inverse(std::uint64_t a) {  // a^(p-2), Fermat; REQUIRES: 0 < a < p
@@ -83,8 +90,7 @@ std::size_t Iblt::Cell(std::uint32_t key, std::size_t hash) const {
   return hash * part_ + static_cast<std::size_t>(h % part_);
 }
 
-void Iblt::Toggle(std::size_t cell, std::uint32_t key, std::uint64_t value, bool add) {
-  const std::uint64_t kv = MulMod(key, value);
+void Iblt::Toggle(std::size_t cell, std::uint64_t kv, std::uint64_t value, bool add) {
   if (add) {
     s_[cell] = AddMod(s_[cell], kv);
     t_[cell] = AddMod(t_[cell], value);
@@ -96,7 +102,8 @@ void Iblt::Toggle(std::size_t cell, std::uint32_t key, std::uint64_t value, bool
 
 void Iblt::Add(std::uint32_t key, std::uint64_t value) {
   KV_CHECK(key <= kKeyMask && value > 0 && value < kP);
-  for (std::size_t h = 0; h < kHashes; ++h) Toggle(Cell(key, h), key, value, true);
+  const std::uint64_t kv = MulMod(key, value);
+  for (std::size_t h = 0; h < kHashes; ++h) Toggle(Cell(key, h), kv, value, true);
 }
 
 std::string Iblt::Encode() const {
@@ -161,9 +168,10 @@ bool Iblt::Peel(std::vector<Entry>* out) {
     if (!Pure(c, &key)) continue;
     const std::uint64_t d = t_[c];
     out->push_back(Entry{key, d});
+    const std::uint64_t kd = MulMod(key, d);
     for (std::size_t h = 0; h < kHashes; ++h) {
       const std::size_t e = Cell(key, h);
-      Toggle(e, key, d, false);
+      Toggle(e, kd, d, false);
       std::uint32_t other = 0;
       if (e != c && Pure(e, &other)) queue.push_back(e);
     }

@@ -90,7 +90,8 @@ class Iblt {
 
  private:
   std::size_t Cell(std::uint32_t key, std::size_t hash) const;
-  void Toggle(std::size_t cell, std::uint32_t key, std::uint64_t value, bool add);
+  // Adds (or takes away) key * value and value in one cell.
+  void Toggle(std::size_t cell, std::uint64_t key_times_value, std::uint64_t value, bool add);
   // The key a cell holds alone, if it does.
   bool Pure(std::size_t cell, std::uint32_t* key) const;
 
