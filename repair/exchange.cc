@@ -116,8 +116,12 @@ void Initiator::NewRound() {
   sampling_ = false;
   scale_ = 1;
   salt_ = 0;
+  cell_salt_ = 0;
   cells_ = 0;
+  estimate_ = 0;
   attempts_ = 0;
+  tables_.clear();
+  found_.clear();
   theirs_items_.clear();
   fetching_items_.clear();
   via_table_ = false;
@@ -316,7 +320,9 @@ Request Initiator::Estimated(std::size_t children, double share_differing) {
       return AskEstimate(union_level_, union_);
     }
   }
+  estimate_ = items;
   cells_ = Iblt::CellsFor(static_cast<std::size_t>(items));
+  cell_salt_ = salt_;
   if (cells_ > kMaxSketchCells) return Fallback();
   return AskSketch();
 }
@@ -327,6 +333,7 @@ Request Initiator::AskSketch() {
   r.level = union_level_;
   r.nodes = union_;
   r.salt = salt_;
+  r.cell_salt = cell_salt_;
   r.cells = cells_;
   phase_ = Phase::kSketch;
   return r;
@@ -496,13 +503,13 @@ Request Initiator::Next(const Reply* reply) {
       return Sample(union_, child_level);
     }
     case Phase::kSketch: {
-      Iblt theirs(cells_, salt_);
+      Iblt theirs(cells_, cell_salt_);
       if (reply == nullptr || !theirs.Decode(reply->sketch)) {
         return Fail(Status::InvalidArgument("peer's table has the wrong size"));
       }
       stats_.sketch_cells += theirs.cells();
       ++stats_.sketches;
-      Iblt diff(cells_, salt_);
+      Iblt diff(cells_, cell_salt_);
       if (Status s = ScanUnion([&](const KeyDigest& e) {
             diff.Add(Iblt::KeyOf(e.key, salt_), Iblt::ValueOf(e.key, e.digest, e.dots, salt_));
           });
@@ -510,18 +517,25 @@ Request Initiator::Next(const Reply* reply) {
         return Fail(s);
       }
       diff.Subtract(theirs);
-      std::vector<Iblt::Entry> found;
-      if (!diff.Peel(&found)) {
-        // Too small for the difference: again, twice as large, under a new salt.
-        if (++attempts_ < kMaxSketchAttempts && cells_ * 2 <= kMaxSketchCells) {
-          cells_ *= 2;
-          salt_ = Mix(salt_, attempts_);
+      for (const Iblt::Entry& e : found_) diff.Remove(e);  // listed by the tables before
+      tables_.push_back(std::move(diff));
+      if (!Iblt::PeelTogether(tables_, &found_)) {
+        // Too small for the difference (the estimate was low): another table, over the same
+        // keys under other cells, for what is left; the tables are peeled together.
+        if (++attempts_ < kMaxSketchAttempts) {
+          const double left =
+              std::max(estimate_ - static_cast<double>(found_.size()),
+                       static_cast<double>(tables_.back().NonzeroCells()) * 5 / 6);
+          cells_ = std::min(Iblt::CellsFor(static_cast<std::size_t>(std::ceil(left * 1.25))),
+                            kMaxSketchCells);
+          estimate_ = static_cast<double>(found_.size()) + left;
+          cell_salt_ = Mix(salt_, static_cast<std::uint64_t>(attempts_));
           return AskSketch();
         }
         return Fallback();
       }
       via_table_ = true;
-      return Reconcile(std::move(found));
+      return Reconcile(std::move(found_));
     }
     case Phase::kChildren: {
       // The children of each asked parent, in order.
@@ -762,7 +776,7 @@ Status Responder::Answer(const Request& request, Reply* reply) {
       if (request.cells == 0 || request.cells > kMaxSketchCells) {
         return Status::InvalidArgument("table size out of bounds");
       }
-      Iblt table(request.cells, request.salt);
+      Iblt table(request.cells, request.cell_salt);
       if (Status s = ScanNodes(request.level, request.nodes,
                                [&](const KeyDigest& e) {
                                  table.Add(Iblt::KeyOf(e.key, request.salt),

@@ -12,7 +12,9 @@
 //      (repair/iblt.h) sized for that estimate: the responder sends its table, the initiator
 //      subtracts its own and peels the difference into one entry per differing key (its id,
 //      and the difference of the two versions' values), in bytes proportional to the
-//      difference. A table that does not peel is sent again twice as large under a new salt.
+//      difference. When a table does not peel (the estimate was low), another one over the same
+//      keys under other cells is asked for, sized for what is left, and the two are peeled
+//      together: what one lists is taken out of the other.
 //      From each entry and its own version the initiator learns whether the responder lacks the
 //      key and which version has more dots (a version that includes the other has more), so no
 //      contexts cross: it pushes its record where the responder lacks the key or holds fewer
@@ -137,9 +139,11 @@ struct Request {
   // the keys below these nodes of `level`.
   std::size_t level = 0;
   std::vector<std::uint64_t> nodes;
-  // kSketch: an Iblt of `cells` cells under `salt` of every key (Iblt::KeyOf, Iblt::ValueOf).
+  // kSketch: an Iblt of `cells` cells under `cell_salt` of every key (Iblt::KeyOf,
+  // Iblt::ValueOf under `salt`).
   // kFetchItems: the records of the keys whose Iblt::KeyOf under `salt` is one of `items`.
   std::uint64_t salt = 0;
+  std::uint64_t cell_salt = 0;
   std::size_t cells = 0;
   std::vector<std::uint32_t> items;
   // kSplit: the XOR of the entry hashes in each of the kSplitWays equal parts of each of these
@@ -263,9 +267,13 @@ class Initiator {
   std::vector<std::uint64_t> union_;
   bool sampling_ = false;
   double scale_ = 1;
-  std::uint64_t salt_ = 0;
+  std::uint64_t salt_ = 0;       // of table ids and version values, for the round
+  std::uint64_t cell_salt_ = 0;  // of the cells of the table asked for
   std::size_t cells_ = 0;
+  double estimate_ = 0;  // differing keys
   int attempts_ = 0;
+  std::vector<Iblt> tables_;        // differences received so far, peeled together
+  std::vector<Iblt::Entry> found_;  // what they listed
   std::vector<std::uint32_t> theirs_items_;    // ids of keys to fetch from the responder
   std::vector<std::uint32_t> fetching_items_;  // the ids of the fetch under way, sorted
   bool check_pushes_ = false;                  // push answers name keys to fetch

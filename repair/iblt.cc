@@ -2,6 +2,9 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "storage/status.h"
 
 namespace kv::repair {
@@ -178,6 +181,43 @@ bool Iblt::Peel(std::vector<Entry>* out) {
   }
   for (std::size_t c = 0; c < cells(); ++c) {
     if (s_[c] != 0 || t_[c] != 0) return false;
+  }
+  return true;
+}
+
+void Iblt::Remove(const Entry& entry) {
+  const std::uint64_t kd = MulMod(entry.key, entry.difference);
+  for (std::size_t h = 0; h < kHashes; ++h) Toggle(Cell(entry.key, h), kd, entry.difference, false);
+}
+
+std::size_t Iblt::NonzeroCells() const {
+  std::size_t n = 0;
+  for (std::size_t c = 0; c < cells(); ++c) n += s_[c] != 0 || t_[c] != 0;
+  return n;
+}
+
+bool Iblt::PeelTogether(std::vector<Iblt>& tables, std::vector<Entry>* out) {
+  // An honest difference lists no more keys than its smallest table has cells times kHashes.
+  std::size_t bound = SIZE_MAX;
+  for (const Iblt& t : tables) bound = std::min(bound, t.cells() * kHashes);
+  bool progress = true;
+  while (progress && out->size() <= bound) {
+    progress = false;
+    for (std::size_t i = 0; i < tables.size(); ++i) {
+      std::vector<Entry> got;
+      (void)tables[i].Peel(&got);
+      for (const Entry& e : got) {
+        for (std::size_t j = 0; j < tables.size(); ++j) {
+          if (j != i) tables[j].Remove(e);
+        }
+      }
+      progress = progress || !got.empty();
+      out->insert(out->end(), got.begin(), got.end());
+    }
+  }
+  if (out->size() > bound) return false;
+  for (const Iblt& t : tables) {
+    if (t.NonzeroCells() != 0) return false;
   }
   return true;
 }

@@ -83,10 +83,19 @@ class Iblt {
     std::uint64_t difference = 0;  // this side's version value minus the other's, mod kPrime
     bool operator==(const Entry&) const = default;
   };
-  // Peels a difference (after Subtract) into one entry per differing key. Returns false when
-  // the table could not be emptied: the difference was too large for it (`out` then holds what
-  // was found, which is not all).
+  // Peels a difference (after Subtract) into one entry per differing key, appended to `out`.
+  // Returns false when the table could not be emptied: the difference was too large for it
+  // (`out` then holds what was found, which is not all, and the table what is left).
   bool Peel(std::vector<Entry>* out);
+  // Takes out an entry found elsewhere (another table over the same keys under another salt,
+  // whose pure cells may free this one's).
+  void Remove(const Entry& entry);
+  std::size_t NonzeroCells() const;
+
+  // Peels several differences of the same keys (ids and values under one salt, cells under
+  // different ones) together: what one lists is taken out of the others. Returns true when all
+  // are emptied; `out` gets each entry once.
+  static bool PeelTogether(std::vector<Iblt>& tables, std::vector<Entry>* out);
 
  private:
   std::size_t Cell(std::uint32_t key, std::size_t hash) const;

@@ -143,6 +143,7 @@ kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
   if (Status s = ReadNodeSet(params, &req); !s.ok()) return Refuse(context.getResults(), s);
   req.salt = params.getSalt();
   req.cells = params.getCells();
+  req.cell_salt = params.getCellSalt();
   return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
     results.setTable(Bytes(reply.sketch));
   });
@@ -343,6 +344,7 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       r.setNodes(Bytes(EncodeNodes(Ascending(req.nodes))));
       r.setSalt(req.salt);
       r.setCells(static_cast<std::uint32_t>(req.cells));
+      r.setCellSalt(req.cell_salt);
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
           .then([reply, bytes](capnp::Response<wire::RepairSession::SketchResults>&& resp) {

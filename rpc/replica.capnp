@@ -54,7 +54,8 @@ interface RepairSession {
   # An invertible Bloom lookup table (repair/iblt.h) of `cells` cells under `salt`, of every
   # key below these nodes of `level` (its id and version value).
   # `nodes` (here and below): a nodes batch of rpc/repair_batch.h, ascending.
-  sketch @8 (level :UInt32, nodes :Data, salt :UInt64, cells :UInt32)
+  # Its cells are placed under `cellSalt`; ids and version values follow `salt`.
+  sketch @8 (level :UInt32, nodes :Data, salt :UInt64, cells :UInt32, cellSalt :UInt64)
       -> (status :Status, table :Data);
   # The records of the keys below these nodes of `level` whose table id (repair::Iblt::KeyOf)
   # under `salt` is one of `items`.
