@@ -179,6 +179,8 @@ int main(int argc, char** argv) {
   app.add_option("--value-size", value_size)->check(CLI::Range(0, 1 << 20));
   app.add_option("--bits", bits, "Hash tree segment bits")->check(CLI::Range(8, 22));
   app.add_option("--dir", dir, "Scratch directory (removed at the end)");
+  std::uint64_t seed = 42;
+  app.add_option("--seed", seed, "Chooses the differing keys");
   app.add_flag("--json", json);
   CLI11_PARSE(app, argc, argv);
   if (diffs > keys) diffs = keys;
@@ -190,7 +192,7 @@ int main(int argc, char** argv) {
   const double load_s = Since(t0);
 
   // Newer versions on a only, for `diffs` distinct keys.
-  std::mt19937_64 rng(42);
+  std::mt19937_64 rng(seed);
   std::set<std::uint64_t> chosen;
   while (chosen.size() < diffs) chosen.insert(rng() % keys);
   std::uint64_t diff_bytes = 0;
@@ -209,6 +211,7 @@ int main(int argc, char** argv) {
   nlohmann::json out = {
       {"keys", keys},
       {"diffs", diffs},
+      {"seed", seed},
       {"value_size", value_size},
       {"tree_bits", bits},
       {"load_s", load_s},
