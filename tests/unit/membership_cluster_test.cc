@@ -1099,23 +1099,34 @@ TEST(MembershipCluster, LongSuspicionIsCheckedWithTheSuspect) {
   EXPECT_EQ(a.Lookup(3, t0 + min)->incarnation, 1u);
 }
 
-// When more news is queued than one datagram carries, refutations and deaths go out first: the
-// refutation of a relayed accusation, the node's own, and a member's DOWN all ride on the next
-// datagram although many accusations were queued after them (least sent, then newest first,
-// would put those ahead).
-TEST(MembershipCluster, RefutationsAndDeathsGoBeforeAccusationsInAFullQueue) {
-  const Time t0 = seconds(1000);
-  Membership a(Config{}, 1, EndpointOf(1), 1, AppOf(1), 7, t0);
-  std::vector<MemberView> others;
-  for (NodeId id = 2; id <= 400; ++id) {
-    MemberView v;
-    v.id = id;
-    v.gossip = EndpointOf(id);
-    v.generation = 1;
-    others.push_back(v);
+// A node of 400 members fed gossip from member 2, for the tests of what a full queue sends
+// first.
+class FullQueue {
+ public:
+  FullQueue() : a_(Config{}, 1, EndpointOf(1), 1, AppOf(1), 7, t0_) {
+    std::vector<MemberView> others;
+    for (NodeId id = 2; id <= 400; ++id) {
+      MemberView v;
+      v.id = id;
+      v.gossip = EndpointOf(id);
+      v.generation = 1;
+      others.push_back(v);
+    }
+    a_.RestoreMembers(others, t0_);
   }
-  a.RestoreMembers(others, t0);
-  auto gossip_from_2 = [&](std::vector<wire::Update> updates) {
+  Membership& node() { return a_; }
+  Time t0() const { return t0_; }
+  static wire::Update Claim(NodeId id, std::uint64_t incarnation, Liveness l) {
+    wire::Update u;
+    u.id = id;
+    u.endpoint = EndpointOf(id);
+    u.generation = 1;
+    u.incarnation = incarnation;
+    u.liveness = l;
+    u.from = l == Liveness::kUp ? id : 2;
+    return u;
+  }
+  void GossipFrom2(std::vector<wire::Update> updates) {
     wire::Message m;
     m.cluster = Config{}.cluster_name;
     m.sender = 2;
@@ -1125,57 +1136,79 @@ TEST(MembershipCluster, RefutationsAndDeathsGoBeforeAccusationsInAFullQueue) {
     m.updates = std::move(updates);
     const std::string bytes = wire::Encode(m);
     ASSERT_LE(bytes.size(), Config{}.max_datagram_bytes);
-    a.Receive(EndpointOf(2), bytes, false, t0);
-  };
-  auto claim = [](NodeId id, std::uint64_t incarnation, Liveness l) {
-    wire::Update u;
-    u.id = id;
-    u.endpoint = EndpointOf(id);
-    u.generation = 1;
-    u.incarnation = incarnation;
-    u.liveness = l;
-    u.from = l == Liveness::kUp ? id : 2;
-    return u;
-  };
-  // Member 3 is accused, then refutes; node 1 itself is accused and refutes.
-  gossip_from_2({claim(3, 0, Liveness::kSuspect)});
-  gossip_from_2({claim(3, 1, Liveness::kUp)});
-  gossip_from_2({claim(1, 0, Liveness::kSuspect)});
-  ASSERT_EQ(a.Lookup(1, t0)->incarnation, 1u);
-  a.TakeOutgoing();  // the direct answer to the accuser
-  // Member 5 is declared DOWN by another.
-  gossip_from_2({claim(5, 0, Liveness::kDown)});
-  ASSERT_EQ(a.Lookup(5, t0)->liveness, Liveness::kDown);
-  // Then 300 accusations of others: several datagrams' worth, all newer.
-  for (NodeId first = 100; first < 400; first += 30) {
-    std::vector<wire::Update> batch;
-    for (NodeId id = first; id < first + 30; ++id)
-      batch.push_back(claim(id, 0, Liveness::kSuspect));
-    gossip_from_2(batch);
+    a_.Receive(EndpointOf(2), bytes, false, t0_);
   }
-  ASSERT_GE(a.queue_stats().unsent, 300u);
-  // The next datagram that carries news (a gossip round, or a probe).
-  std::optional<wire::Message> sent;
-  for (Time now = t0; !sent && now < t0 + seconds(2); now = std::max(now, a.NextDeadline())) {
-    a.Tick(now);
-    for (const Outgoing& o : a.TakeOutgoing()) {
-      auto m = DecodeOut(o);
-      ASSERT_TRUE(m.has_value());
-      if (!sent && !o.stream && m->updates.size() > 2) sent = m;
+  // 300 claims about members 100..399, 30 to a datagram.
+  void ThreeHundred(std::uint64_t incarnation, Liveness l) {
+    for (NodeId first = 100; first < 400; first += 30) {
+      std::vector<wire::Update> batch;
+      for (NodeId id = first; id < first + 30; ++id) batch.push_back(Claim(id, incarnation, l));
+      GossipFrom2(batch);
     }
   }
+  // The next datagram that carries news (a gossip round, or a probe).
+  std::optional<wire::Message> NextNews() {
+    std::optional<wire::Message> sent;
+    for (Time now = t0_; !sent && now < t0_ + seconds(2); now = std::max(now, a_.NextDeadline())) {
+      a_.Tick(now);
+      for (const Outgoing& o : a_.TakeOutgoing()) {
+        auto m = DecodeOut(o);
+        if (!m.has_value()) return std::nullopt;
+        if (!sent && !o.stream && m->updates.size() > 2) sent = m;
+      }
+    }
+    return sent;
+  }
+  static bool Carries(const wire::Message& m, NodeId id, std::uint64_t incarnation, Liveness l) {
+    return std::any_of(m.updates.begin(), m.updates.end(), [&](const wire::Update& u) {
+      return u.id == id && u.incarnation == incarnation && u.liveness == l;
+    });
+  }
+
+ private:
+  const Time t0_ = seconds(1000);
+  Membership a_;
+};
+
+// When more news is queued than one datagram carries, refutations and deaths go out first: the
+// refutation of a relayed accusation, the node's own, and a member's DOWN all ride on the next
+// datagram although many accusations were queued after them (least sent, then newest first,
+// would put those ahead).
+TEST(MembershipCluster, RefutationsAndDeathsGoBeforeAccusationsInAFullQueue) {
+  FullQueue q;
+  Membership& a = q.node();
+  // Member 3 is accused, then refutes; node 1 itself is accused and refutes.
+  q.GossipFrom2({FullQueue::Claim(3, 0, Liveness::kSuspect)});
+  q.GossipFrom2({FullQueue::Claim(3, 1, Liveness::kUp)});
+  q.GossipFrom2({FullQueue::Claim(1, 0, Liveness::kSuspect)});
+  ASSERT_EQ(a.Lookup(1, q.t0())->incarnation, 1u);
+  a.TakeOutgoing();  // the direct answer to the accuser
+  // Member 5 is declared DOWN by another.
+  q.GossipFrom2({FullQueue::Claim(5, 0, Liveness::kDown)});
+  ASSERT_EQ(a.Lookup(5, q.t0())->liveness, Liveness::kDown);
+  // Then 300 accusations of others: several datagrams' worth, all newer.
+  q.ThreeHundred(0, Liveness::kSuspect);
+  ASSERT_GE(a.queue_stats().unsent, 300u);
+  auto sent = q.NextNews();
   ASSERT_TRUE(sent.has_value());
   ASSERT_LT(sent->updates.size(), 300u);  // the queue did not all fit
-  auto carries = [&](NodeId id, std::uint64_t incarnation) {
-    return std::any_of(sent->updates.begin(), sent->updates.end(), [&](const wire::Update& u) {
-      return u.id == id && u.incarnation == incarnation && u.liveness == Liveness::kUp;
-    });
-  };
-  EXPECT_TRUE(carries(3, 1));
-  EXPECT_TRUE(carries(1, 1));
-  EXPECT_TRUE(std::any_of(sent->updates.begin(), sent->updates.end(), [](const wire::Update& u) {
-    return u.id == 5 && u.liveness == Liveness::kDown;
-  }));
+  EXPECT_TRUE(FullQueue::Carries(*sent, 3, 1, Liveness::kUp));
+  EXPECT_TRUE(FullQueue::Carries(*sent, 1, 1, Liveness::kUp));
+  EXPECT_TRUE(FullQueue::Carries(*sent, 5, 0, Liveness::kDown));
+}
+
+// A death goes before even the refutations queued after it: when more refutations are queued
+// than one datagram carries, the DOWN of a member still rides on the next one.
+TEST(MembershipCluster, DeathsGoBeforeNewerRefutationsInAFullQueue) {
+  FullQueue q;
+  q.GossipFrom2({FullQueue::Claim(5, 0, Liveness::kDown)});
+  ASSERT_EQ(q.node().Lookup(5, q.t0())->liveness, Liveness::kDown);
+  q.ThreeHundred(1, Liveness::kUp);  // 300 members refute accusations node 1 never heard
+  ASSERT_GE(q.node().queue_stats().unsent, 300u);
+  auto sent = q.NextNews();
+  ASSERT_TRUE(sent.has_value());
+  ASSERT_LT(sent->updates.size(), 300u);
+  EXPECT_TRUE(FullQueue::Carries(*sent, 5, 0, Liveness::kDown));
 }
 
 // Loss, crashes and restarts for a while, checking as it goes that no view ever moves a member
