@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,6 +65,15 @@ kj::Promise<kj::Own<kj::AsyncIoStream>> Dial(kj::AsyncIoProvider& provider,
     ::close(fd);
     return KJ_EXCEPTION(DISCONNECTED, "cannot bind the source address", source_host,
                         strerror(err));
+  }
+  // As KJ does on the streams it connects itself: every write carries a whole loop turn's
+  // messages (buffered_stream.h), so Nagle's algorithm only holds a small request back until
+  // the peer's delayed ACK, 40 ms a step (a repair of 212 agreeing ranges took 9.4 s, not 0.1).
+  const int one = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return KJ_EXCEPTION(DISCONNECTED, "setsockopt(TCP_NODELAY) failed", strerror(err));
   }
   using Flags = kj::LowLevelAsyncIoProvider;
   return low_level.wrapConnectingSocketFd(
