@@ -301,6 +301,19 @@ void GossipAgent::Remove(NodeId id, std::function<void(bool)> done) {
   });
 }
 
+void GossipAgent::MutateApp(std::function<void(AppState&)> change, std::function<void()> done) {
+  asio::post(impl_->io, [this, change = std::move(change), done = std::move(done)]() {
+    const Membership& m = *impl_->m;
+    std::optional<MemberView> self = m.Lookup(impl_->opts.self, Now());
+    AppState app = self ? self->app : impl_->opts.app;
+    const AppState before = app;
+    change(app);
+    if (!(app == before)) impl_->m->UpdateApp(app, Now());
+    impl_->AfterEvent(true);  // publishes the view: `done` runs once readers can see the change
+    if (done) done();
+  });
+}
+
 void GossipAgent::UpdateApp(AppState app) {
   asio::post(impl_->io, [this, app = std::move(app)]() {
     impl_->m->UpdateApp(app, Now());

@@ -63,6 +63,10 @@ class GossipAgent {
   // Requests, answered on the membership thread.
   void Remove(NodeId id, std::function<void(bool removed)> done);
   void UpdateApp(AppState app);
+  // Changes this node's application state in place (on the membership thread, so concurrent
+  // changes of different fields do not undo each other); spreads it if it changed. `done` runs
+  // on the membership thread once view() shows the change.
+  void MutateApp(std::function<void(AppState&)> change, std::function<void()> done = nullptr);
 
  private:
   struct Impl;

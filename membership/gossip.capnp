@@ -35,6 +35,10 @@ struct AppState {
   rack @2 :Text;
   rpcAddress @3 :Text;      # "HOST:PORT" of the client API
   loadBytes @4 :UInt64;
+  # Ring movements the member drives (membership/topology.h). Older nodes skip these fields.
+  replaces @5 :UInt64;      # joining in place of this dead member
+  removing @6 :UInt64;      # re-replicating this dead member's ranges, then removing it
+  readsNew @7 :Bool;        # its movement copied every range: reads use the new replicas
 }
 
 # Everything a node believes about one member: piggybacked on datagrams, and the full state sent

@@ -80,6 +80,9 @@ class AppArena {
     for (std::uint64_t t : app.tokens) PutVarint(&scratch_, t);
     PutString(&scratch_, app.rack);
     PutString(&scratch_, app.rpc_address);
+    PutVarint(&scratch_, app.replaces);
+    PutVarint(&scratch_, app.removing);
+    scratch_.push_back(app.reads_new ? 1 : 0);
     const std::size_t at = bytes_.size();
     KV_MEMBERSHIP_CHECK(at + scratch_.size() + 10 < kNone);
     // Grows by an eighth rather than doubling: this buffer is kept for the node's life.
@@ -102,6 +105,9 @@ class AppArena {
     for (std::uint64_t& t : app.tokens) t = GetVarint(&p);
     app.rack = GetString(&p);
     app.rpc_address = GetString(&p);
+    app.replaces = GetVarint(&p);
+    app.removing = GetVarint(&p);
+    app.reads_new = *p++ != 0;
     return app;
   }
 
@@ -417,6 +423,8 @@ struct Membership::Impl {
   std::set<NodeId> tombstones_;
   bool left_ = false;
   bool refused_ = false;
+  // False from Join with seeds until a peer answered a push-pull with its full state.
+  bool synced_ = true;
   int health_ = 0;  // Lifeguard local health score, 0..awareness_max
 
   // Queued piggybacks, least sent first and among those the newest: one per member with news
@@ -1246,6 +1254,7 @@ void Membership::Impl::HandleSyn(const wire::Message& m) {
 
 // ACK: its states were merged by Receive; now send what it asked for.
 void Membership::Impl::HandleSynAck(const wire::Message& m) {
+  synced_ = true;  // its states were applied before this handler runs
   wire::Message ack2 = Header(wire::Kind::kAck2);
   for (const wire::Digest& d : m.digests) {
     const Member* mine = Find(d.id);
@@ -1307,7 +1316,7 @@ void Membership::Impl::Tick(Time now) {
     PushPullRound();
     next_push_pull_at_ = now + lifeguard::PushPullInterval(config_.push_pull_interval, N());
   }
-  if (joining_ && now >= next_join_at_) SendJoin(now);
+  if ((joining_ || !synced_) && now >= next_join_at_) SendJoin(now);
 }
 
 void Membership::Impl::StartProbe(Time now) {
@@ -1425,7 +1434,7 @@ Time Membership::Impl::NextDeadline() const {
   if (!suspicion_checks_.empty()) t = std::min(t, suspicion_checks_.front().at);
   if (config_.gossip_interval > Duration(0)) t = std::min(t, next_gossip_at_);
   if (config_.push_pull_interval > Duration(0)) t = std::min(t, next_push_pull_at_);
-  if (joining_) t = std::min(t, next_join_at_);
+  if (joining_ || !synced_) t = std::min(t, next_join_at_);
   if (!relays_.empty()) t = std::min(t, relays_.begin()->second.nack_at);
   return t;
 }
@@ -1451,7 +1460,10 @@ void Membership::Join(const std::vector<Endpoint>& seeds, Time now) {
     }
   }
   s.joining_ = !s.seeds_.empty();
-  if (s.joining_) s.SendJoin(now);
+  if (s.joining_) {
+    s.synced_ = false;
+    s.SendJoin(now);
+  }
 }
 
 void Membership::Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now) {
@@ -1558,6 +1570,7 @@ ClusterView Membership::View(Time now) const {
   const Impl& s = *impl_;
   ClusterView view;
   view.self = s.self_id_;
+  view.synced = s.synced_;
   view.members.reserve(s.slots_.size());
   for (std::uint32_t slot : s.ById()) {
     const Impl::Member& m = s.slots_[slot];

@@ -76,6 +76,13 @@ struct AppState {
   std::string rack;
   std::string rpc_address;       // "HOST:PORT" of the client API
   std::uint64_t load_bytes = 0;  // approximate data size
+  // Ring movements this member drives (membership/topology.h says how every node reads them):
+  // joining in place of this dead member (kvd --replace); 0 for a plain join.
+  std::uint64_t replaces = 0;
+  // Re-replicating this dead member's ranges before it is removed (kvtool removenode).
+  std::uint64_t removing = 0;
+  // The movement this member drives has copied every range: reads use the replicas after it.
+  bool reads_new = false;
   bool operator==(const AppState&) const = default;
 };
 
@@ -93,6 +100,9 @@ struct MemberView {
 // An immutable snapshot of what this node believes, sorted by id, self included.
 struct ClusterView {
   NodeId self = 0;
+  // False after Join(seeds) until a peer has answered a push-pull with its full state: until
+  // then the view may be partial, and the node must not coordinate from it.
+  bool synced = true;
   std::vector<MemberView> members;
   const MemberView* Find(NodeId id) const;
 };
@@ -170,7 +180,8 @@ class Membership {
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
-  // Contacts the seeds (any one reachable is enough) and keeps retrying until joined.
+  // Contacts the seeds (any one reachable is enough) and keeps retrying until joined. The view
+  // says synced once one of them has sent its full state.
   void Join(const std::vector<Endpoint>& seeds, Time now);
   // A datagram (stream == false) or a push-pull message (stream == true) from `from`.
   void Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now);

@@ -93,6 +93,9 @@ void Fill(const Update& u, schema::Update::Builder b) {
   app.setRack(u.app.rack);
   app.setRpcAddress(u.app.rpc_address);
   app.setLoadBytes(u.app.load_bytes);
+  app.setReplaces(u.app.replaces);
+  app.setRemoving(u.app.removing);
+  app.setReadsNew(u.app.reads_new);
 }
 
 void Fill(const Digest& d, schema::Digest::Builder b) {
@@ -132,6 +135,9 @@ bool Read(schema::Update::Reader r, Update* u) {
   u->app.rack = app.getRack();
   u->app.rpc_address = app.getRpcAddress();
   u->app.load_bytes = app.getLoadBytes();
+  u->app.replaces = app.getReplaces();
+  u->app.removing = app.getRemoving();
+  u->app.reads_new = app.getReadsNew();
   return true;
 }
 

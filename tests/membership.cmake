@@ -7,6 +7,7 @@ add_executable(membership_tests
   unit/membership_cluster_test.cc
   unit/membership_sorted_blocks_test.cc
   unit/saved_peers_test.cc
+  unit/movement_test.cc
 )
 target_link_libraries(membership_tests PRIVATE kv::membership GTest::gtest_main)
 gtest_discover_tests(membership_tests DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")
