@@ -12,6 +12,7 @@ $Cxx.namespace("kv::rpc::wire");
 using import "common.capnp".Status;
 using import "common.capnp".Consistency;
 using import "replica.capnp".KvReplica;
+using import "replica.capnp".MovementInfo;
 
 struct Sibling {
   value @0 :Data;
@@ -115,14 +116,18 @@ interface KvClient {
   delete @2 (key :Data, context :Data, consistency :Consistency)
       -> (status :Status, context :Data);
 
-  # Every member this node knows of, itself included, sorted by id.
-  status @3 () -> (status :Status, members :List(Member));
+  # Every member this node knows of, itself included, sorted by id, and the ring movement under
+  # way (with its progress, asked of its driver).
+  status @3 () -> (status :Status, members :List(Member), movement :MovementInfo);
 
   # The token ranges of the ring built from the members' tokens, with `replicas` replicas each.
   ring @4 (replicas :UInt32) -> (status :Status, ranges :List(RingRange), members :List(Member));
 
   # Removes a dead member for good: it never comes back through gossip, and if its process
-  # returns it is refused. invalidArgument for self, unknown ids and members that are UP.
+  # returns it is refused. Its ranges are first copied to their new replicas from the surviving
+  # ones (a movement driven by this node: it answers once the movement started; `status` shows
+  # its progress). invalidArgument for self, unknown ids and members that are UP; unavailable
+  # naming the movement in progress if there is one.
   removeNode @5 (id :UInt64) -> (status :Status);
 
   # This node's own counters. `gossip` is false when it runs without membership.
@@ -134,4 +139,13 @@ interface KvClient {
   # Starts anti-entropy of every range this node replicates against their other replicas (with
   # `dryRun`, only finds what differs). overloaded if one is running already.
   repair @8 (dryRun :Bool) -> (status :Status, job :RepairJob);
+
+  # Starts this node's decommission: its ranges are copied to their new replicas, then it
+  # leaves (LEFT) and its process exits. Answers once started; `status` shows the progress.
+  # unavailable naming the movement in progress if there is one.
+  decommission @9 () -> (status :Status);
+
+  # Deletes the data of the ranges this node no longer replicates. unavailable while any
+  # movement is pending.
+  cleanup @10 () -> (status :Status, keysDeleted :UInt64, bytesFreed :UInt64);
 }

@@ -173,6 +173,49 @@ StatusReply BlockingClient::ClusterStatus() {
     auto resp = impl_->Bound(impl_->client.statusRequest().send()).wait(impl_->io.waitScope);
     reply.status = FromWire(resp.getStatus());
     reply.members = Members(resp.getMembers());
+    if (resp.hasMovement()) {
+      auto m = resp.getMovement();
+      MovementView& v = reply.movement;
+      v.active = m.getActive();
+      v.kind = m.getKind();
+      v.description = m.getDescription();
+      v.driver = m.getDriver();
+      v.subject = m.getSubject();
+      v.reads_new = m.getReadsNew();
+      v.progress = m.getProgress();
+      v.phase = m.getPhase();
+      v.note = m.getNote();
+      v.copies_done = m.getCopiesDone();
+      v.copies_total = m.getCopiesTotal();
+      v.bytes_copied = m.getBytesCopied();
+    }
+  });
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
+  return reply;
+}
+
+Status BlockingClient::Decommission() {
+  Status status;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto resp =
+        impl_->Bound(impl_->client.decommissionRequest().send()).wait(impl_->io.waitScope);
+    status = FromWire(resp.getStatus());
+  });
+  KJ_IF_MAYBE (e, failure) {
+    status = FromException(*e);
+  }
+  return status;
+}
+
+CleanupReply BlockingClient::Cleanup() {
+  CleanupReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto resp = impl_->Bound(impl_->client.cleanupRequest().send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    reply.keys_deleted = resp.getKeysDeleted();
+    reply.bytes_freed = resp.getBytesFreed();
   });
   KJ_IF_MAYBE (e, failure) {
     reply.status = FromException(*e);

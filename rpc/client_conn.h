@@ -41,9 +41,26 @@ struct MemberInfo {
   std::uint64_t repair_keys_moved = 0;
 };
 
+// A ring movement as the answering node sees it (rpc/replica.capnp MovementInfo).
+struct MovementView {
+  bool active = false;
+  std::string kind, description;
+  std::uint64_t driver = 0, subject = 0;
+  bool reads_new = false;
+  bool progress = false;  // the fields below came from the driver
+  std::string phase, note;
+  std::uint64_t copies_done = 0, copies_total = 0, bytes_copied = 0;
+};
+
 struct StatusReply {
   Status status;
   std::vector<MemberInfo> members;
+  MovementView movement;
+};
+
+struct CleanupReply {
+  Status status;
+  std::uint64_t keys_deleted = 0, bytes_freed = 0;
 };
 
 struct RingRangeInfo {
@@ -104,6 +121,8 @@ class BlockingClient {
   StatusReply ClusterStatus();
   RingReply Ring(std::uint32_t replicas);
   Status RemoveNode(std::uint64_t id);
+  Status Decommission();
+  CleanupReply Cleanup();
   StatsReply Stats();
   // Runs a repair on the node and waits for it (no overall timeout: each progress poll is
   // bounded instead); `on_progress` is called about every `every`.

@@ -5,6 +5,8 @@
 #include <string_view>
 
 #include "rpc/bytes.h"
+#include "membership/topology.h"
+#include "ring/movement.h"
 #include "rpc/replica_service.h"
 #include "storage/codec.h"
 
@@ -151,8 +153,18 @@ kj::Promise<void> ClientService::replica(ReplicaContext context) {
   return kj::READY_NOW;
 }
 
+Status ClientService::Refusal() const {
+  if (shutting_down_) return Status::Unavailable("node is shutting down");
+  if (node_.serving) return node_.serving();
+  return Status::Ok();
+}
+
 kj::Promise<void> ClientService::get(GetContext context) {
   auto params = context.getParams();
+  if (Status s = Refusal(); !s.ok() && !params.getLocal()) {
+    ToWire(s, context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
   if (shutting_down_) {
     ToWire(Status::Unavailable("node is shutting down"), context.getResults().initStatus());
     return kj::READY_NOW;
@@ -198,7 +210,7 @@ kj::Promise<void> ClientService::put(PutContext context) {
     ToWire(s, context.getResults().initStatus());
     return kj::READY_NOW;
   };
-  if (shutting_down_) return fail(Status::Unavailable("node is shutting down"));
+  if (Status s = Refusal(); !s.ok()) return fail(s);
   Coordinator::WriteRequest req;
   if (!FromWire(params.getConsistency(), &req.consistency)) return fail(UnknownConsistency());
   Result<storage::CausalContext> seen = ClientContext(params.getContext());
@@ -218,7 +230,7 @@ kj::Promise<void> ClientService::delete_(DeleteContext context) {
     ToWire(s, context.getResults().initStatus());
     return kj::READY_NOW;
   };
-  if (shutting_down_) return fail(Status::Unavailable("node is shutting down"));
+  if (Status s = Refusal(); !s.ok()) return fail(s);
   Coordinator::WriteRequest req;
   if (!FromWire(params.getConsistency(), &req.consistency)) return fail(UnknownConsistency());
   req.key = View(params.getKey());
@@ -235,15 +247,7 @@ kj::Promise<void> ClientService::delete_(DeleteContext context) {
 }
 
 std::shared_ptr<const ring::Ring> RingFromView(const membership::ClusterView& view) {
-  std::vector<ring::RingNode> nodes;
-  for (const auto& m : view.members) {
-    if (m.liveness == membership::Liveness::kLeft || m.liveness == membership::Liveness::kRemoved ||
-        m.app.state == membership::NodeState::kLeft || m.app.tokens.empty()) {
-      continue;
-    }
-    nodes.push_back(ring::RingNode{m.id, m.app.tokens, m.app.rack});
-  }
-  return ring::Ring::Build(std::move(nodes));
+  return membership::TopologyOf(view).read;
 }
 
 namespace {
@@ -280,9 +284,33 @@ kj::Promise<void> ClientService::status(StatusContext context) {
   auto members = results.initMembers(view->members.size());
   FillMembers(*view, *ring, store_->HintCounts(), members);
   ToWire(Status::Ok(), results.initStatus());
+  kj::Vector<kj::Promise<void>> asks;
+  // The movement under way, with its progress as its driver reports it.
+  auto movement = membership::MovementOf(*view);
+  if (node_.movement != nullptr) node_.movement->Describe(results.initMovement());
+  if (movement && movement->driver != view->self && node_.peers != nullptr) {
+    if (const membership::MemberView* d = view->Find(movement->driver);
+        d != nullptr && !d->app.rpc_address.empty() && d->liveness == membership::Liveness::kUp) {
+      auto req = node_.peers->Get(d->id, d->app.rpc_address).movementRequest();
+      asks.add(node_.peers->timer()
+                   .timeoutAfter(500 * kj::MILLISECONDS, req.send())
+                   .then(
+                       [context](capnp::Response<wire::KvReplica::MovementResults>&& r) mutable {
+                         auto info = r.getMovement();
+                         if (!info.getProgress()) return;
+                         auto out = context.getResults().getMovement();
+                         out.setProgress(true);
+                         out.setPhase(info.getPhase());
+                         out.setNote(info.getNote());
+                         out.setCopiesDone(info.getCopiesDone());
+                         out.setCopiesTotal(info.getCopiesTotal());
+                         out.setBytesCopied(info.getBytesCopied());
+                       },
+                       [](kj::Exception&&) {}));
+    }
+  }
   // Each UP member's last repair, asked of it directly (bounded; a member that does not answer
   // in time shows none).
-  kj::Vector<kj::Promise<void>> asks;
   for (std::size_t i = 0; i < view->members.size(); ++i) {
     const auto& m = view->members[i];
     if (m.id == view->self) {
@@ -353,6 +381,18 @@ kj::Promise<void> ClientService::removeNode(RemoveNodeContext context) {
     ToWire(refusal, context.getResults().initStatus());
     return kj::READY_NOW;
   }
+  // A member in the ring holds data: its ranges are re-replicated first (a movement). One that
+  // never finished joining holds none and goes at once.
+  const auto ring = RingFromView(*view);
+  bool in_ring = false;
+  for (const auto& node : ring->nodes()) in_ring |= node.id == id;
+  if (in_ring) {
+    Status s = node_.start_movement
+                   ? node_.start_movement(membership::MovementKind::kRemove, id)
+                   : Status::Unavailable("ring movements are off on this node");
+    ToWire(s, context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
   // The membership thread answers; a cross-thread fulfiller wakes this loop.
   auto paf = kj::newPromiseAndCrossThreadFulfiller<bool>();
   auto fulfiller =
@@ -362,6 +402,65 @@ kj::Promise<void> ClientService::removeNode(RemoveNodeContext context) {
     ToWire(removed ? Status::Ok() : Status::InvalidArgument("membership refused to remove it"),
            context.getResults().initStatus());
   });
+}
+
+kj::Promise<void> ClientService::decommission(DecommissionContext context) {
+  Status s = shutting_down_ ? Status::Unavailable("node is shutting down")
+             : node_.start_movement
+                 ? node_.start_movement(membership::MovementKind::kDecommission, store_->self())
+                 : Status::Unavailable("ring movements are off on this node (no --gossip)");
+  ToWire(s, context.getResults().initStatus());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> ClientService::cleanup(CleanupContext context) {
+  auto results = context.getResults();
+  auto view = cluster_->View();
+  const membership::Topology t = membership::TopologyOf(*view);
+  // Never while ranges move (CASSANDRA-16418): a range this node is about to lose, or that a
+  // withdrawn movement gives back, may still be read here.
+  if (t.movement || !t.ignored.empty() ||
+      (node_.movement != nullptr && node_.movement->driving())) {
+    ToWire(Status::Unavailable("refused: a ring movement is pending" +
+                               (t.movement ? ": " + membership::Describe(*t.movement)
+                                           : std::string())),
+           results.initStatus());
+    return kj::READY_NOW;
+  }
+  const auto n = static_cast<std::size_t>(coordinator_->options().replication.n);
+  const std::vector<ring::TokenRange> keep = ring::RangesOf(*t.read, store_->self(), n);
+  if (keep.empty()) {
+    ToWire(Status::Unavailable("refused: this node owns no ranges in the ring"),
+           results.initStatus());
+    return kj::READY_NOW;
+  }
+  // Delete the gaps between the kept ranges (sorted, joined, none wrapping).
+  std::vector<ring::TokenRange> drop;
+  ring::Token at = 0;
+  bool top_reached = false;
+  for (const auto& r : keep) {
+    if (r.begin > at) drop.push_back({at, r.begin});
+    if (r.end == 0) {
+      top_reached = true;
+      break;
+    }
+    at = r.end;
+  }
+  if (!top_reached) drop.push_back({at, 0});
+  std::uint64_t keys = 0, bytes = 0;
+  for (const auto& r : drop) {
+    auto dropped = store_->DropRange(r);
+    if (!dropped.ok()) {
+      ToWire(dropped.status(), results.initStatus());
+      return kj::READY_NOW;
+    }
+    keys += dropped->keys;
+    bytes += dropped->bytes;
+  }
+  results.setKeysDeleted(keys);
+  results.setBytesFreed(bytes);
+  ToWire(Status::Ok(), results.initStatus());
+  return kj::READY_NOW;
 }
 
 kj::Promise<void> ClientService::stats(StatsContext context) {

@@ -35,8 +35,12 @@ class ClientService final : public wire::KvClient::Server {
   kj::Promise<void> stats(StatsContext context) override;
   kj::Promise<void> replica(ReplicaContext context) override;
   kj::Promise<void> repair(RepairContext context) override;
+  kj::Promise<void> decommission(DecommissionContext context) override;
+  kj::Promise<void> cleanup(CleanupContext context) override;
 
  private:
+  // Why this node does not coordinate client requests now (ok: it does).
+  Status Refusal() const;
   const NodeServices node_;
   storage::LocalStore* const store_;
   ClusterControl* const cluster_;

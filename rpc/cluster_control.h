@@ -23,11 +23,15 @@ class ClusterControl {
   virtual std::optional<membership::Counters> GossipCounters() = 0;
   // Removes a member for good; `done(removed)` may run on any thread.
   virtual void Remove(membership::NodeId id, std::function<void(bool removed)> done) = 0;
+  // Changes this node's gossiped application state; `done` may run on any thread, once View()
+  // shows the change.
+  virtual void MutateApp(std::function<void(membership::AppState&)> change,
+                         std::function<void()> done) = 0;
 };
 
-// The ring of the members that own tokens: every member except those LEFT or REMOVED, or whose
-// state is left. DOWN members keep their ranges (their data is still theirs; hints and repair
-// cover the gap), as in Cassandra.
+// The ring reads use (membership/topology.h): members that are not gone nor joining, as the
+// movement under way, if any, has them. DOWN members keep their ranges (their data is still
+// theirs; hints and repair cover the gap), as in Cassandra.
 std::shared_ptr<const ring::Ring> RingFromView(const membership::ClusterView& view);
 
 }  // namespace kv::rpc

@@ -22,7 +22,9 @@ bool SameRingInputs(const membership::ClusterView& a, const membership::ClusterV
              m.liveness == membership::Liveness::kRemoved;
     };
     if (x.id != y.id || gone(x) != gone(y) || x.app.state != y.app.state ||
-        x.app.rack != y.app.rack || x.app.tokens != y.app.tokens) {
+        x.app.rack != y.app.rack || x.app.tokens != y.app.tokens ||
+        x.app.replaces != y.app.replaces || x.app.removing != y.app.removing ||
+        x.app.reads_new != y.app.reads_new) {
       return false;
     }
   }
@@ -53,10 +55,9 @@ std::string Shortfall(const char* verb, int got, int required, bool timed_out,
 // One write being replicated. Shared by the request and every replica call, which may outlive
 // the request.
 struct Coordinator::WriteState : public kj::Refcounted {
-  int required = 0;
-  int acks = 0;
-  int pending = 0;
-  int local_acks = 0;  // this node's own copy, already counted out of `required`
+  // Per set of the plan (one ring, or the rings before and after a movement).
+  std::vector<int> required, acks, pending;
+  std::vector<int> local_acks;  // this node's own copy, already counted out of `required`
   bool timed_out = false;
   bool answered = false;
   WriteOutcome local;
@@ -65,25 +66,36 @@ struct Coordinator::WriteState : public kj::Refcounted {
   std::string key;
   storage::Record record;
 
-  void Ack(bool counts) {
-    if (counts) {
-      --pending;
-      ++acks;
+  void Ack(std::uint8_t sets) {
+    for (std::size_t i = 0; i < required.size(); ++i) {
+      if ((sets >> i) & 1) {
+        --pending[i];
+        ++acks[i];
+      }
     }
     Settle();
   }
 
   void Settle() {
     if (answered) return;
-    if (acks >= required) {
+    bool met = true;
+    for (std::size_t i = 0; i < required.size(); ++i) {
+      if (acks[i] + pending[i] < required[i]) {
+        answered = true;
+        std::string msg = Shortfall("acknowledged", acks[i] + local_acks[i],
+                                    required[i] + local_acks[i], timed_out, timeout);
+        if (required.size() > 1) {
+          msg += i == 0 ? " (ring in use)" : " (ring after the movement under way)";
+        }
+        fulfiller->fulfill(
+            WriteOutcome{timed_out ? Status::Timeout(msg) : Status::Unavailable(msg), ""});
+        return;
+      }
+      met &= acks[i] >= required[i];
+    }
+    if (met) {
       answered = true;
       fulfiller->fulfill(WriteOutcome(local));
-    } else if (acks + pending < required) {
-      answered = true;
-      const std::string msg =
-          Shortfall("acknowledged", acks + local_acks, required + local_acks, timed_out, timeout);
-      fulfiller->fulfill(
-          WriteOutcome{timed_out ? Status::Timeout(msg) : Status::Unavailable(msg), ""});
     }
   }
 };
@@ -123,20 +135,36 @@ Coordinator::Snapshot Coordinator::Current() {
   auto view = cluster_->View();
   if (view != cached_.view) {
     if (!cached_.view || !SameRingInputs(*cached_.view, *view)) {
-      cached_.ring = RingFromView(*view);
+      cached_.topology =
+          std::make_shared<const membership::Topology>(membership::TopologyOf(*view));
     }
     cached_.view = std::move(view);
   }
   return cached_;
 }
 
+namespace {
+
+std::function<bool(std::uint64_t)> IsDown(const membership::ClusterView& view) {
+  return [&view](std::uint64_t id) {
+    const membership::MemberView* m = view.Find(id);
+    return m != nullptr && m->liveness == membership::Liveness::kDown;
+  };
+}
+
+}  // namespace
+
 ReplicaPlan Coordinator::Plan(const Snapshot& s, std::string_view key) const {
-  const auto& view = *s.view;
-  return PlanReplicas(*s.ring, key, options_.replication.n, options_.replication.hinted_handoff,
-                      [&view](std::uint64_t id) {
-                        const membership::MemberView* m = view.Find(id);
-                        return m != nullptr && m->liveness == membership::Liveness::kDown;
-                      });
+  return PlanReplicas(*s.topology->read, key, options_.replication.n,
+                      options_.replication.hinted_handoff, IsDown(*s.view));
+}
+
+WritePlan Coordinator::PlanForWrite(const Snapshot& s, std::string_view key) const {
+  const membership::Topology& t = *s.topology;
+  std::vector<const ring::Ring*> rings{t.read.get()};
+  if (t.movement) rings.push_back(t.read == t.before ? t.after.get() : t.before.get());
+  return PlanWrite(rings, key, options_.replication.n, options_.replication.hinted_handoff,
+                   IsDown(*s.view));
 }
 
 kj::Maybe<wire::KvReplica::Client> Coordinator::Peer(const Snapshot& s, std::uint64_t id) {
@@ -147,24 +175,27 @@ kj::Maybe<wire::KvReplica::Client> Coordinator::Peer(const Snapshot& s, std::uin
 
 kj::Promise<Coordinator::WriteOutcome> Coordinator::Write(WriteRequest request, bool forwarded) {
   Snapshot snap = Current();
-  ReplicaPlan plan = Plan(snap, request.key);
-  if (plan.owners == 0) {
-    return WriteOutcome{Status::Unavailable("no node owns ring tokens yet"), ""};
+  WritePlan plan = PlanForWrite(snap, request.key);
+  for (const ReplicaPlan& set : plan.sets) {
+    if (set.owners == 0) {
+      return WriteOutcome{Status::Unavailable("no node owns ring tokens yet"), ""};
+    }
+    const int required = set.Required(request.consistency, options_.replication.w);
+    const int reachable = set.Reachable(request.consistency);
+    if (reachable < required) {
+      return WriteOutcome{
+          Status::Unavailable("" + std::to_string(reachable) + " of " +
+                              std::to_string(required) + " required replicas are up (" +
+                              std::to_string(set.down.size()) + " DOWN)"),
+          ""};
+    }
   }
-  const int required = plan.Required(request.consistency, options_.replication.w);
-  const int reachable = plan.Reachable(request.consistency);
-  if (reachable < required) {
-    return WriteOutcome{
-        Status::Unavailable("" + std::to_string(reachable) + " of " + std::to_string(required) +
-                            " required replicas are up (" + std::to_string(plan.down.size()) +
-                            " DOWN)"),
-        ""};
-  }
+  // Versions are made by a live owner in the ring reads use: its record is complete.
   const std::uint64_t self = store_->self();
   bool self_owner = false;
-  for (const auto& t : plan.targets) self_owner |= t.node == self && t.hint_for == 0;
+  for (const auto& t : plan.sets[0].targets) self_owner |= t.node == self && t.hint_for == 0;
   if (!self_owner && !forwarded) {
-    for (const auto& t : plan.targets) {
+    for (const auto& t : plan.sets[0].targets) {
       if (t.hint_for == 0) return Forward(snap, t.node, std::move(request));
     }
     return WriteOutcome{Status::Unavailable("every owner of the key is DOWN"), ""};
@@ -175,31 +206,38 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Write(WriteRequest request, 
   w->op.seen = std::move(request.seen);
   w->op.value = std::move(request.value);
   auto applied = batcher_->Submit(*w);
-  return applied.then([this, snap = kj::mv(snap), plan = kj::mv(plan), required,
-                       consistency = request.consistency, w = kj::mv(w),
-                       self_owner]() mutable -> kj::Promise<WriteOutcome> {
+  return applied.then([this, snap = kj::mv(snap), plan = kj::mv(plan),
+                       consistency = request.consistency,
+                       w = kj::mv(w)]() mutable -> kj::Promise<WriteOutcome> {
     const storage::WriteOp& op = w->op;
     if (!op.status.ok()) return WriteOutcome{op.status, ""};
     WriteOutcome local{Status::Ok(), storage::EncodeContext(op.record.context())};
     if (op.kind != storage::WriteOp::Kind::kPut && !op.had_value) {
       local.status = Status::NotFound("key not found");
     }
-    // This node's own copy counts when it is an owner.
-    std::erase_if(plan.targets, [&](const ReplicaTarget& t) {
-      return t.node == store_->self() && t.hint_for == 0;
-    });
-    return Replicate(snap, kj::mv(plan), required, self_owner ? 1 : 0, consistency, op.key,
-                     op.record, kj::mv(local));
+    return Replicate(snap, kj::mv(plan), consistency, op.key, op.record, kj::mv(local));
   });
 }
 
-kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(
-    const Snapshot& s, ReplicaPlan plan, int required, int local_acks, Consistency consistency,
-    std::string key, storage::Record record, WriteOutcome local) {
+kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(const Snapshot& s, WritePlan plan,
+                                                              Consistency consistency,
+                                                              std::string key,
+                                                              storage::Record record,
+                                                              WriteOutcome local) {
   auto paf = kj::newPromiseAndFulfiller<WriteOutcome>();
   auto state = kj::refcounted<WriteState>();
-  state->required = required - local_acks;
-  state->local_acks = local_acks;
+  const std::size_t sets = plan.sets.size();
+  state->required.assign(sets, 0);
+  state->acks.assign(sets, 0);
+  state->pending.assign(sets, 0);
+  state->local_acks.assign(sets, 0);
+  const std::uint64_t self = store_->self();
+  for (std::size_t i = 0; i < sets; ++i) {
+    const ReplicaPlan& set = plan.sets[i];
+    for (const auto& t : set.targets) state->local_acks[i] += t.node == self && t.hint_for == 0;
+    // This node's own copy counts where it is an owner (it was written before replication).
+    state->required[i] = set.Required(consistency, options_.replication.w) - state->local_acks[i];
+  }
   state->local = kj::mv(local);
   state->fulfiller = kj::mv(paf.fulfiller);
   state->timeout = options_.request_timeout;
@@ -207,9 +245,11 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(
   state->record = record;
   for (std::uint64_t owner : plan.uncovered) KeepHint(owner, key, record);
   const std::string encoded = storage::EncodeRecord(record);
-  for (const ReplicaTarget& t : plan.targets) {
-    const bool counts = ReplicaPlan::Counts(t, consistency);
-    if (counts) ++state->pending;
+  for (const WritePlan::Target& wt : plan.targets) {
+    const ReplicaTarget t = wt.target;
+    if (t.node == self && t.hint_for == 0) continue;  // written above
+    const std::uint8_t counts = ReplicaPlan::Counts(t, consistency) ? wt.sets : 0;
+    for (std::size_t i = 0; i < sets; ++i) state->pending[i] += (counts >> i) & 1;
     KJ_IF_MAYBE (peer, Peer(s, t.node)) {
       auto req = peer->writeRequest();
       req.setKey(Bytes(key));
@@ -236,9 +276,9 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(
   return kj::mv(paf.promise);
 }
 
-void Coordinator::WriteFailed(WriteState& state, const ReplicaTarget& t, bool counts,
+void Coordinator::WriteFailed(WriteState& state, const ReplicaTarget& t, std::uint8_t sets,
                               bool timed_out) {
-  if (counts) --state.pending;
+  for (std::size_t i = 0; i < state.pending.size(); ++i) state.pending[i] -= (sets >> i) & 1;
   state.timed_out |= timed_out;
   if (options_.replication.hinted_handoff) {
     KeepHint(t.hint_for != 0 ? t.hint_for : t.node, state.key, state.record);

@@ -1,5 +1,10 @@
 // Coordinator: runs a client's read or write across the replicas of its key (Dynamo-style).
 //
+// Rings: membership/topology.h. While a movement runs, a write goes to the replicas of the
+// rings before and after it and succeeds only once each set has its consistency; reads (and the
+// node that makes a version) use the ring before until the copy is complete, then the ring
+// after.
+//
 // Writes: the replica plan (replica_plan.h) names the live owners and, for DOWN owners, stand-ins
 // that hold the write as a hint. One owner makes the new version: this node when it is a live
 // owner, otherwise the first live owner, to which the request is forwarded (KvReplica.coordinate)
@@ -26,6 +31,7 @@
 #include <set>
 #include <string>
 
+#include "membership/topology.h"
 #include "rpc/cluster_control.h"
 #include "rpc/peers.h"
 #include "rpc/replica_plan.h"
@@ -94,19 +100,23 @@ class Coordinator final : private kj::TaskSet::ErrorHandler {
   struct ReadState;
   struct Snapshot {
     std::shared_ptr<const membership::ClusterView> view;
-    std::shared_ptr<const ring::Ring> ring;
+    std::shared_ptr<const membership::Topology> topology;
   };
   Snapshot Current();
+  // Reads: the replicas of the ring reads use.
   ReplicaPlan Plan(const Snapshot& s, std::string_view key) const;
+  // Writes: those, and while a movement runs, the replicas of the other ring too.
+  WritePlan PlanForWrite(const Snapshot& s, std::string_view key) const;
   // The peer's replica interface, or null if the view has no address for it.
   kj::Maybe<wire::KvReplica::Client> Peer(const Snapshot& s, std::uint64_t id);
   kj::Promise<WriteOutcome> Forward(const Snapshot& s, std::uint64_t leader, WriteRequest request);
   // `local_acks`: 1 if this node's own copy already counts toward `required`.
-  kj::Promise<WriteOutcome> Replicate(const Snapshot& s, ReplicaPlan plan, int required,
-                                      int local_acks, Consistency consistency, std::string key,
-                                      storage::Record record, WriteOutcome local);
-  // A replica did not acknowledge: keep a hint for the owner it stood for.
-  void WriteFailed(WriteState& state, const ReplicaTarget& t, bool counts, bool timed_out);
+  kj::Promise<WriteOutcome> Replicate(const Snapshot& s, WritePlan plan, Consistency consistency,
+                                      std::string key, storage::Record record,
+                                      WriteOutcome local);
+  // A replica did not acknowledge: keep a hint for the owner it stood for. `sets`: the sets
+  // its answer would have counted toward.
+  void WriteFailed(WriteState& state, const ReplicaTarget& t, std::uint8_t sets, bool timed_out);
   void KeepHint(std::uint64_t target, const std::string& key, const storage::Record& record);
   void Repair(const Snapshot& s, const ReplicaTarget& t, const std::string& key,
               const storage::Record& merged);

@@ -6,6 +6,7 @@
 #include "repair/exchange.h"
 #include "rpc/cluster_control.h"
 #include "rpc/coordinator.h"
+#include "rpc/movement_runner.h"
 #include "rpc/repair_runner.h"
 #include "rpc/write_batcher.h"
 #include "storage/local_store.h"
@@ -20,6 +21,14 @@ struct NodeServices {
   repair::RangeReader* repair_reader = nullptr;  // this node's data, for anti-entropy
   RepairRunner* repair = nullptr;
   PeerPool* peers = nullptr;  // to ask the other nodes (status)
+  MovementRunner* movement = nullptr;  // ring movements (null: none on this node)
+  // Starts a movement this node drives (decommission, removenode); kvd decides what happens
+  // when it ends. Null: movements are not available (a node without membership).
+  std::function<Status(membership::MovementKind kind, membership::NodeId subject)>
+      start_movement;
+  // True once this node may coordinate client requests: it has joined and holds the
+  // cluster's state (null: always).
+  std::function<Status()> serving;
   int tree_bits = 16;
 };
 

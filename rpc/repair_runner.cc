@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "membership/topology.h"
 #include "rpc/repair_service.h"
 #include "rpc/wire_status.h"
 
@@ -28,6 +29,33 @@ double Since(std::chrono::steady_clock::time_point t) {
 RepairRunner::RepairRunner(repair::RangeReader* reader, std::uint64_t self,
                            ClusterControl* cluster, PeerPool* peers, Options options)
     : reader_(reader), self_(self), cluster_(cluster), peers_(peers), options_(options) {}
+
+kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* peers,
+                                         int tree_bits, std::uint64_t peer,
+                                         const std::string& address, ring::TokenRange range,
+                                         bool dry_run, kj::Duration timeout,
+                                         std::uint64_t* bytes_on_wire) {
+  auto req = peers->Get(peer, address).repairRequest();
+  req.initRange().setBegin(range.begin);
+  req.getRange().setEnd(range.end);
+  req.setTreeBits(static_cast<std::uint8_t>(tree_bits));
+  auto initiator = std::make_shared<repair::Initiator>(reader, tree_bits, range, dry_run);
+  auto opened = peers->timer().timeoutAfter(timeout, req.send());
+  return opened
+      .then([peers, initiator, timeout,
+             bytes_on_wire](capnp::Response<wire::KvReplica::RepairResults>&& resp)
+                -> kj::Promise<Status> {
+        Status s = FromWire(resp.getStatus());
+        if (!s.ok()) return s;
+        // The initiator stays alive as long as the exchange runs.
+        return RunExchange(*initiator, resp.getSession(), peers->timer(), timeout, bytes_on_wire)
+            .attach(std::shared_ptr<repair::Initiator>(initiator));
+      })
+      .catch_([](kj::Exception&& e) -> Status {
+        return Status::Unavailable(std::string("peer unreachable: ") + e.getDescription().cStr());
+      })
+      .then([initiator](Status s) { return RangeExchange{std::move(s), initiator->stats()}; });
+}
 
 std::vector<RepairRunner::Item> RepairRunner::Plan() {
   auto view = cluster_->View();
@@ -68,6 +96,9 @@ kj::Promise<RepairSummary> RepairRunner::Run(bool dry_run) {
         if (summary->dry_run || !summary->skipped.empty() || options_.tombstone_grace_s == 0) {
           return kj::READY_NOW;
         }
+        // No tombstone is purged while ranges move: a replica that is copying a range may not
+        // hold the tombstone yet, and would bring the deleted value back.
+        if (membership::TopologyOf(*cluster_->View()).movement) return kj::READY_NOW;
         const std::uint64_t now =
             options_.clock ? options_.clock()
                            : static_cast<std::uint64_t>(
@@ -196,29 +227,11 @@ kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> item
     skip(m == nullptr ? "unknown peer" : std::string("peer is ") + membership::Name(m->liveness));
     return advance();
   }
-  auto replica = peers_->Get(item.peer, m->app.rpc_address);
-  auto req = replica.repairRequest();
-  req.initRange().setBegin(item.range.begin);
-  req.getRange().setEnd(item.range.end);
-  req.setTreeBits(static_cast<std::uint8_t>(options_.tree_bits));
-  auto initiator = std::make_shared<repair::Initiator>(reader_, options_.tree_bits, item.range,
-                                                       summary->dry_run);
-  auto opened = peers_->timer().timeoutAfter(options_.timeout, req.send());
-  return opened
-      .then([this, initiator, summary](capnp::Response<wire::KvReplica::RepairResults>&& resp)
-                -> kj::Promise<Status> {
-        Status s = FromWire(resp.getStatus());
-        if (!s.ok()) return s;
-        // The initiator stays alive as long as the exchange runs.
-        return RunExchange(*initiator, resp.getSession(), peers_->timer(), options_.timeout,
-                           &summary->bytes_on_wire)
-            .attach(std::shared_ptr<repair::Initiator>(initiator));
-      })
-      .catch_([](kj::Exception&& e) -> Status {
-        return Status::Unavailable(std::string("peer unreachable: ") + e.getDescription().cStr());
-      })
-      .then([this, initiator, summary, item, skip, advance](Status s) mutable {
-        const repair::ExchangeStats& st = initiator->stats();
+  return ExchangeRange(reader_, peers_, options_.tree_bits, item.peer, m->app.rpc_address,
+                       item.range, summary->dry_run, options_.timeout, &summary->bytes_on_wire)
+      .then([this, summary, item, skip, advance](RangeExchange&& done) mutable {
+        const Status& s = done.status;
+        const repair::ExchangeStats& st = done.stats;
         summary->nodes_exchanged += st.nodes_compared;
         summary->leaves_differing += st.leaves_differing;
         summary->keys_differing += st.keys_differing;

@@ -55,6 +55,20 @@ struct RepairSummary {
   }
 };
 
+// One anti-entropy exchange of `range` (not wrapping) between this node (the initiator) and
+// `peer` at `address`: each side ends holding what either held. Every request is bounded by
+// `timeout`; `bytes_on_wire` accumulates the messages' sizes. The status says why it failed
+// (the peer's answer, or "peer unreachable: ...").
+struct RangeExchange {
+  Status status;
+  repair::ExchangeStats stats;
+};
+kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* peers,
+                                         int tree_bits, std::uint64_t peer,
+                                         const std::string& address, ring::TokenRange range,
+                                         bool dry_run, kj::Duration timeout,
+                                         std::uint64_t* bytes_on_wire);
+
 class RepairRunner {
  public:
   struct Options {

@@ -88,4 +88,31 @@ interface KvReplica {
   # This node's last completed repair (for `kvtool status`): when it finished, in seconds since
   # the Unix epoch (0: none since start), and how many keys it moved.
   repairInfo @4 () -> (finishedAt :Float64, keysMoved :UInt64);
+
+  # The ring movement this node sees in its view (membership/topology.h), for a movement
+  # driver's barrier and for `kvtool status`; with the driver's progress when this node drives
+  # it.
+  movement @5 () -> (movement :MovementInfo);
+
+  # Copies `range` (not wrapping) to this node from each of `sources`: an anti-entropy exchange
+  # with each, initiated here. Asked by a movement's driver of a new replica of the range.
+  pull @6 (range :TokenRange, sources :List(UInt64)) -> (status :Status, keys :UInt64,
+                                                         bytes :UInt64);
+}
+
+# A ring movement as one node sees it.
+struct MovementInfo {
+  active @0 :Bool;          # false: no movement in this node's view (the rest is empty)
+  kind @1 :Text;            # join, replace, decommission, removenode
+  driver @2 :UInt64;
+  subject @3 :UInt64;
+  readsNew @4 :Bool;
+  description @5 :Text;
+  # Only from the driver itself:
+  progress @6 :Bool;        # true: the fields below are filled
+  phase @7 :Text;
+  note @8 :Text;            # why it waits, or why it failed
+  copiesDone @9 :UInt64;    # (range, new replica) copies complete
+  copiesTotal @10 :UInt64;
+  bytesCopied @11 :UInt64;
 }

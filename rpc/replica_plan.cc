@@ -80,4 +80,28 @@ ReplicaPlan PlanReplicas(const ring::Ring& ring, std::string_view key, int n, bo
   return plan;
 }
 
+WritePlan PlanWrite(const std::vector<const ring::Ring*>& rings, std::string_view key, int n,
+                    bool hinted_handoff, const std::function<bool(std::uint64_t)>& is_down) {
+  WritePlan plan;
+  for (std::size_t i = 0; i < rings.size() && i < 8; ++i) {
+    plan.sets.push_back(PlanReplicas(*rings[i], key, n, hinted_handoff, is_down));
+    const auto bit = static_cast<std::uint8_t>(1u << i);
+    for (const ReplicaTarget& t : plan.sets.back().targets) {
+      auto it = std::find_if(plan.targets.begin(), plan.targets.end(),
+                             [&](const WritePlan::Target& x) { return x.target == t; });
+      if (it == plan.targets.end()) {
+        plan.targets.push_back({t, bit});
+      } else {
+        it->sets |= bit;
+      }
+    }
+    for (std::uint64_t id : plan.sets.back().uncovered) {
+      if (std::find(plan.uncovered.begin(), plan.uncovered.end(), id) == plan.uncovered.end()) {
+        plan.uncovered.push_back(id);
+      }
+    }
+  }
+  return plan;
+}
+
 }  // namespace kv::rpc

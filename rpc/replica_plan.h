@@ -57,4 +57,22 @@ struct ReplicaPlan {
 ReplicaPlan PlanReplicas(const ring::Ring& ring, std::string_view key, int n, bool hinted_handoff,
                          const std::function<bool(std::uint64_t)>& is_down);
 
+// A write's plan over one ring, or over the rings before and after a movement
+// (membership/topology.h): each ring's plan is a set that must reach its own consistency, and a
+// node in both counts for both (ScyllaDB's rule; Cassandra's W + pending count instead fails
+// writes when a pending node dies).
+struct WritePlan {
+  struct Target {
+    ReplicaTarget target;
+    std::uint8_t sets = 0;  // bit i: the answer counts toward sets[i]
+  };
+  std::vector<ReplicaPlan> sets;   // sets[0] is the ring reads use
+  std::vector<Target> targets;     // the union of the sets' targets, in order of first appearance
+  std::vector<std::uint64_t> uncovered;  // the union of the sets' uncovered owners
+};
+
+// `rings[0]` is the ring reads use (its live owners make versions); at most 8 rings.
+WritePlan PlanWrite(const std::vector<const ring::Ring*>& rings, std::string_view key, int n,
+                    bool hinted_handoff, const std::function<bool(std::uint64_t)>& is_down);
+
 }  // namespace kv::rpc

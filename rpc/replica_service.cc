@@ -1,5 +1,6 @@
 #include "rpc/replica_service.h"
 
+#include "membership/topology.h"
 #include "rpc/bytes.h"
 #include "rpc/repair_service.h"
 #include "rpc/wire_status.h"
@@ -28,6 +29,52 @@ kj::Promise<void> ReplicaService::repairInfo(RepairInfoContext context) {
     context.getResults().setKeysMoved(moved);
   }
   return kj::READY_NOW;
+}
+
+kj::Promise<void> ReplicaService::movement(MovementContext context) {
+  auto out = context.getResults().initMovement();
+  if (node_.movement != nullptr) {
+    node_.movement->Describe(out);
+  } else if (auto mv = membership::MovementOf(*node_.cluster->View())) {
+    out.setActive(true);
+    out.setDriver(mv->driver);
+    out.setSubject(mv->subject);
+    out.setReadsNew(mv->reads_new);
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> ReplicaService::pull(PullContext context) {
+  auto params = context.getParams();
+  if (*shutting_down_) {
+    ToWire(ShuttingDown(), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  if (node_.movement == nullptr) {
+    ToWire(Status::Unavailable("ring movements are off on this node"),
+           context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  const ring::TokenRange range{params.getRange().getBegin(), params.getRange().getEnd()};
+  if (range.end != 0 && range.end <= range.begin) {
+    ToWire(Status::InvalidArgument("pull range must not wrap"), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  if (params.getSources().size() > 64) {
+    ToWire(Status::InvalidArgument("at most 64 sources"), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  std::vector<std::uint64_t> sources;
+  for (std::uint64_t id : params.getSources()) {
+    if (id != store_->self()) sources.push_back(id);
+  }
+  return node_.movement->Pull(range, std::move(sources))
+      .then([context](MovementRunner::Pulled&& p) mutable {
+        auto r = context.getResults();
+        ToWire(p.status, r.initStatus());
+        r.setKeys(p.keys);
+        r.setBytes(p.bytes);
+      });
 }
 
 kj::Promise<void> ReplicaService::repair(RepairContext context) {

@@ -22,6 +22,8 @@ class ReplicaService final : public wire::KvReplica::Server {
   kj::Promise<void> coordinate(CoordinateContext context) override;
   kj::Promise<void> repair(RepairContext context) override;
   kj::Promise<void> repairInfo(RepairInfoContext context) override;
+  kj::Promise<void> movement(MovementContext context) override;
+  kj::Promise<void> pull(PullContext context) override;
 
  private:
   const NodeServices node_;

@@ -257,6 +257,31 @@ Result<bool> LocalStore::PurgeIfUnchanged(std::string_view key, std::uint64_t di
   return true;
 }
 
+Result<LocalStore::Dropped> LocalStore::DropRange(const ring::TokenRange& range) {
+  // Keys first (a scan must not run into its own deletes), then each under its lock.
+  std::vector<std::string> keys;
+  Status s = engine_->Scan(range, [&](ring::Token, std::string_view key, std::string_view) {
+    keys.emplace_back(key);
+    return true;
+  });
+  if (!s.ok()) return s;
+  Dropped out;
+  for (const std::string& key : keys) {
+    std::shared_lock<std::shared_mutex> running(pause_mu_);
+    std::lock_guard<std::mutex> lock(LockFor(key));
+    std::string bytes;
+    Status g = engine_->Get(key, &bytes);
+    if (g.IsNotFound()) continue;
+    if (!g.ok()) return g;
+    const std::uint64_t digest = VersionDigest(bytes);
+    if (Status d = engine_->Delete(key); !d.ok()) return d;
+    if (listener_ != nullptr) listener_->OnChange(key, digest, std::nullopt);
+    ++out.keys;
+    out.bytes += key.size() + bytes.size();
+  }
+  return out;
+}
+
 Result<StoredHint> LocalStore::ReadStoredHint(NodeId target, std::string_view key) {
   std::string bytes;
   Status s = engine_->GetHint(target, key, &bytes);

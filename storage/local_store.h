@@ -102,6 +102,13 @@ class LocalStore {
   Result<bool> PurgeIfUnchanged(std::string_view key, std::uint64_t digest);
   const Limits& limits() const { return limits_; }
 
+  // Cleanup: deletes every record whose key's token is in `range` (the hash tree is told).
+  // Returns the keys deleted and their stored bytes (key and record).
+  struct Dropped {
+    std::uint64_t keys = 0, bytes = 0;
+  };
+  Result<Dropped> DropRange(const ring::TokenRange& range);
+
   // The stored record; an empty record if the key was never written.
   Result<Record> Read(std::string_view key);
 

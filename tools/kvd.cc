@@ -1,8 +1,9 @@
 // kvd: one node of the store.
 //
 // Wiring only: parse flags, open the engine and the node's metadata, serve the client API on
-// --listen, run membership on --gossip, stop cleanly on SIGTERM or SIGINT (leave the cluster,
-// finish the writes received, close RocksDB). Prints one line on stdout when it is ready:
+// --listen, run membership on --gossip, join the ring (or replace a dead node) through a ring
+// movement (rpc/movement_runner.h), stop cleanly on SIGTERM or SIGINT (finish the writes
+// received, close RocksDB; the node keeps its ranges: only `kvtool decommission` leaves). Prints one line on stdout when it is ready:
 //   kvd: node 3f2a... generation 4 listening on 127.0.0.1:7701 gossip on 127.0.0.1:7946
 // Logs go to stderr. Exit codes: 0 stopped cleanly, 2 bad flags, 1 could not start or was
 // removed from the cluster.
@@ -30,6 +31,8 @@
 #include "rpc/cluster_control.h"
 #include "rpc/node_services.h"
 #include "rpc/repair_runner.h"
+#include "rpc/movement_runner.h"
+#include "membership/topology.h"
 #include "rpc/coordinator.h"
 #include "rpc/connect.h"
 #include "rpc/peers.h"
@@ -69,6 +72,16 @@ struct Flags {
   std::uint64_t repair_rate_bytes = 64ull << 20;
   std::uint64_t tombstone_grace_s = 10 * 86400;
   double tree_rebuild_interval_s = 86400;
+  // Ring movements.
+  std::string replace;  // hex id of the dead node this one takes the place of
+  std::uint64_t movement_rate_bytes = 32ull << 20;
+};
+
+class IgnoreErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    std::fprintf(stderr, "kvd: %s\n", e.getDescription().cStr());
+  }
 };
 
 int Fail(const std::string& what) {
@@ -90,6 +103,9 @@ class LocalControl final : public rpc::ClusterControl {
   std::shared_ptr<const mb::ClusterView> View() override { return view_; }
   void Remove(mb::NodeId, std::function<void(bool)> done) override { done(false); }
   std::optional<mb::Counters> GossipCounters() override { return std::nullopt; }
+  void MutateApp(std::function<void(mb::AppState&)>, std::function<void()> done) override {
+    if (done) done();
+  }
 
  private:
   std::shared_ptr<const mb::ClusterView> view_;
@@ -103,12 +119,16 @@ class GossipControl final : public rpc::ClusterControl {
     agent_->Remove(id, std::move(done));
   }
   std::optional<mb::Counters> GossipCounters() override { return agent_->counters(); }
+  void MutateApp(std::function<void(mb::AppState&)> change, std::function<void()> done) override {
+    agent_->MutateApp(std::move(change), std::move(done));
+  }
 
  private:
   mb::GossipAgent* agent_;
 };
 
 std::atomic<bool> g_refused{false};
+std::atomic<bool> g_decommissioned{false};
 
 int Run(const Flags& flags) {
   // Capture the stop signals before any thread exists: RocksDB starts threads in Open, and they
@@ -170,12 +190,36 @@ int Run(const Flags& flags) {
   (void)rpc::ParseHostPort(flags.listen, true, &host, &port);
   const std::string rpc_address = host + ":" + std::to_string(listener->getPort());
 
+  // In the ring already (a restart), or the first node of a new cluster: normal, with its
+  // tokens. Otherwise it joins: it gossips state joining with no tokens (in no ring) until its
+  // join movement claims them.
+  auto joined = storage::LoadFlag(engine, "joined");
+  if (!joined.ok()) return Fail(joined.status().ToString());
+  std::string saved_peers;
+  if (Status s = engine.GetMeta("peers", &saved_peers); !s.ok() && !s.IsNotFound()) {
+    return Fail("cannot read the saved peers: " + s.ToString());
+  }
+  std::uint64_t replace_id = 0;
+  if (!flags.replace.empty()) replace_id = std::stoull(flags.replace, nullptr, 16);  // checked
+  const bool first_node = flags.seeds.empty() && saved_peers.empty() && replace_id == 0;
+  if (!joined.value() && (first_node || flags.gossip.empty())) {
+    if (Status s = storage::StoreFlag(engine, "joined"); !s.ok()) return Fail(s.ToString());
+    joined = true;
+  }
+  if (joined.value() && replace_id != 0) {
+    std::fprintf(stderr, "kvd: --replace ignored: this node is in the ring already\n");
+    replace_id = 0;
+  }
   mb::AppState app;
-  app.tokens = tokens.value();
   app.rack = flags.rack;
   app.rpc_address = rpc_address;
   app.load_bytes = engine.ApproximateBytes();
-  app.state = flags.seeds.empty() ? mb::NodeState::kNormal : mb::NodeState::kJoining;
+  if (joined.value()) {
+    app.tokens = tokens.value();
+    app.state = mb::NodeState::kNormal;
+  } else {
+    app.state = mb::NodeState::kJoining;
+  }
 
   std::unique_ptr<mb::GossipAgent> agent;
   std::unique_ptr<rpc::ClusterControl> control;
@@ -195,15 +239,20 @@ int Run(const Flags& flags) {
     }
     ao.removed = removed.value();
     // The peers known before this restart: the whole ring from the first request on.
-    std::string saved;
-    if (Status s = engine.GetMeta("peers", &saved); s.ok()) {
+    if (!saved_peers.empty()) {
       std::string why;
-      if (!mb::DecodeSavedPeers(saved, flags.config.cluster_name, &ao.restored, &why)) {
+      if (!mb::DecodeSavedPeers(saved_peers, flags.config.cluster_name, &ao.restored, &why)) {
         std::fprintf(stderr, "kvd: ignoring the saved peers: they %s\n", why.c_str());
         ao.restored.clear();
       }
-    } else if (!s.IsNotFound()) {
-      return Fail("cannot read the saved peers: " + s.ToString());
+    }
+    // A restarted node syncs with the peers it knew, as with seeds, before it serves: its saved
+    // view may be old (a movement may have ended meanwhile).
+    for (const auto& m : ao.restored) {
+      if (m.id != id && !mb::Gone(m) && m.liveness != mb::Liveness::kRemoved &&
+          std::find(ao.seeds.begin(), ao.seeds.end(), m.gossip) == ao.seeds.end()) {
+        ao.seeds.push_back(m.gossip);
+      }
     }
     ao.seed = id ^ (generation.value() * 0x9e3779b97f4a7c15ull);
     ao.on_removed_changed = [&engine](const std::vector<mb::NodeId>& ids) {
@@ -267,7 +316,88 @@ int Run(const Flags& flags) {
   ro_repair.rate_bytes_per_s = flags.repair_rate_bytes;
   ro_repair.tombstone_grace_s = flags.tombstone_grace_s;
   rpc::RepairRunner repair_runner(&repair_reader, id, control.get(), &peers, ro_repair);
+  rpc::MovementRunner::Options mo;
+  mo.tree_bits = flags.tree_bits;
+  mo.n = static_cast<std::size_t>(flags.replication.n);
+  mo.timeout = flags.request_timeout_ms * 5 * kj::MILLISECONDS;
+  mo.rate_bytes_per_s = flags.movement_rate_bytes;
+  rpc::MovementRunner movement(&repair_reader, id, control.get(), &peers, mo,
+                               [&engine](const std::string& encoded) {
+                                 return engine.PutMeta("movement", encoded);
+                               });
+  // Starts a movement this node drives, resuming its checkpoint if an earlier run left one.
+  IgnoreErrors log_errors;
+  kj::TaskSet movement_tasks(log_errors);
+  std::function<Status(mb::MovementKind, mb::NodeId)> start_movement =
+      [&](mb::MovementKind kind, mb::NodeId subject) -> Status {
+    if (!agent) return Status::Unavailable("ring movements need --gossip");
+    mb::MovementDriver::Options d;
+    d.kind = kind;
+    d.self = id;
+    d.subject = subject;
+    d.n = static_cast<std::size_t>(flags.replication.n);
+    d.tokens = tokens.value();
+    d.retry_interval = std::chrono::milliseconds(std::max(50, flags.probe_interval_ms / 2));
+    d.barrier_timeout = std::chrono::seconds(60);
+    mb::MovementCheckpoint resumed;
+    std::string saved;
+    if (engine.GetMeta("movement", &saved).ok() && !saved.empty() &&
+        !mb::DecodeCheckpoint(saved, &resumed)) {
+      std::fprintf(stderr, "kvd: ignoring a malformed movement checkpoint\n");
+    }
+    if (!resumed.done.empty() && resumed.kind == kind && resumed.subject == subject) {
+      std::fprintf(stderr, "kvd: resuming the %s: %zu copies done before\n", mb::Name(kind),
+                   resumed.done.size());
+    }
+    return movement.Start(d, resumed, [&, kind, subject](mb::MovementKind, const Status& s) {
+      if (!s.ok()) {
+        std::fprintf(stderr, "kvd: %s of %s failed and was withdrawn: %s\n", mb::Name(kind),
+                     Hex(subject).c_str(), s.ToString().c_str());
+        if (kind == mb::MovementKind::kJoin || kind == mb::MovementKind::kReplace) {
+          // Try again later: the node has nothing to serve from until it has joined.
+          movement_tasks.add(io.provider->getTimer().afterDelay(10 * kj::SECONDS).then([&, kind, subject]() {
+            Status again = start_movement(kind, subject);
+            if (!again.ok()) std::fprintf(stderr, "kvd: %s\n", again.ToString().c_str());
+          }));
+        }
+        return;
+      }
+      std::fprintf(stderr, "kvd: %s of %s complete\n", mb::Name(kind), Hex(subject).c_str());
+      if (kind == mb::MovementKind::kJoin || kind == mb::MovementKind::kReplace) {
+        if (kind == mb::MovementKind::kReplace) {
+          auto view = control->View();
+          if (const mb::MemberView* self = view->Find(id)) {
+            (void)storage::StoreU64List(engine, "tokens", self->app.tokens);
+          }
+        }
+        if (Status f = storage::StoreFlag(engine, "joined"); !f.ok()) {
+          std::fprintf(stderr, "kvd: cannot record the join: %s\n", f.ToString().c_str());
+        }
+      } else if (kind == mb::MovementKind::kDecommission) {
+        // Its ranges are with their new replicas: leave (LEFT) and stop.
+        g_decommissioned = true;
+        kill(getpid(), SIGTERM);
+      }
+    });
+  };
   rpc::NodeServices services;
+  services.movement = agent ? &movement : nullptr;
+  if (agent) services.start_movement = start_movement;
+  // A new node serves nothing before it holds the cluster's state (it would coordinate from a
+  // partial view). A node that was in the ring already restarts with its saved view: it waits
+  // for a peer's state a few seconds at most, then serves from the saved view (its peers may
+  // all be down).
+  const auto started = std::chrono::steady_clock::now();
+  const bool was_in_ring = joined.value();
+  services.serving = [&control, started, was_in_ring]() -> Status {
+    if (control->View()->synced) return Status::Ok();
+    if (was_in_ring && std::chrono::steady_clock::now() - started > std::chrono::seconds(5)) {
+      return Status::Ok();
+    }
+    return Status::Unavailable(was_in_ring
+                                   ? "restarting: waiting for the cluster's state from a peer"
+                                   : "not joined yet: waiting for the cluster's state from a seed");
+  };
   services.store = &store;
   services.cluster = control.get();
   services.batcher = &batcher;
@@ -329,31 +459,26 @@ int Run(const Flags& flags) {
     std::fprintf(stderr, "kvd: accept failed: %s\n", e.getDescription().cStr());
   });
 
-  // Keeps the gossiped application state current: normal once joined, load now and then.
+  // Keeps the gossiped load current.
   std::function<kj::Promise<void>()> refresh = [&]() -> kj::Promise<void> {
     return io.provider->getTimer().afterDelay(200 * kj::MILLISECONDS).then([&]() {
       if (agent) {
-        auto view = agent->view();
-        bool changed = false;
-        if (app.state == mb::NodeState::kJoining) {
-          for (const auto& m : view->members) {
-            if (m.id != id && m.liveness == mb::Liveness::kUp) {
-              app.state = mb::NodeState::kNormal;
-              changed = true;
-            }
-          }
-        }
         const std::uint64_t load = engine.ApproximateBytes();
         if (load / (1 << 20) != app.load_bytes / (1 << 20)) {  // spread MiB-level changes
           app.load_bytes = load;
-          changed = true;
+          agent->MutateApp([load](mb::AppState& a) { a.load_bytes = load; });
         }
-        if (changed) agent->UpdateApp(app);
       }
       return refresh();
     });
   };
   auto refreshing = refresh().eagerlyEvaluate(nullptr);
+  if (agent && !joined.value()) {
+    const mb::MovementKind kind = replace_id != 0 ? mb::MovementKind::kReplace : mb::MovementKind::kJoin;
+    if (Status s = start_movement(kind, replace_id != 0 ? replace_id : id); !s.ok()) {
+      return Fail(s.ToString());
+    }
+  }
 
   std::printf("kvd: node %s generation %" PRIu64 " listening on %s%s\n", Hex(id).c_str(),
               generation.value(), rpc_address.c_str(), gossip_line.c_str());
@@ -368,10 +493,10 @@ int Run(const Flags& flags) {
   handoff = nullptr;
   repairing = nullptr;
   rebuilding = nullptr;
-  // Leave first, so the others mark this node LEFT rather than DOWN; linger a few gossip
-  // rounds so the news gets out.
+  // A stop keeps the node's ranges (the others see it DOWN and keep hints for it); only a
+  // decommission leaves: then linger a few gossip rounds so the LEFT news gets out.
   if (agent) {
-    if (!g_refused)
+    if (g_decommissioned && !g_refused)
       agent->LeaveAndStop(
           std::max(flags.config.gossip_interval * 5, mb::Duration(std::chrono::milliseconds(500))));
     agent.reset();
@@ -484,6 +609,14 @@ int main(int argc, char** argv) {
                  "writes pause during the scan (0: only at start)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 365 * 86400.0));
+  auto* mv = app.add_option_group("ring movements");
+  mv->add_option("--replace", flags.replace,
+                 "Join in place of this dead node (its id in hex, from kvtool status): take its "
+                 "tokens and copy its ranges from the other replicas");
+  mv->add_option("--movement-rate-bytes", flags.movement_rate_bytes,
+                 "Pace of the copies of a join, decommission, replace or removenode, in bytes "
+                 "per second (0: unlimited)")
+      ->capture_default_str();
   ae->add_option("--tombstone-grace-s", flags.tombstone_grace_s,
                  "Tombstones older than this are purged after a repair confirmed every replica "
                  "of their range holds them; hints older than this are dropped undelivered "
@@ -512,6 +645,19 @@ int main(int argc, char** argv) {
   for (std::string s; std::getline(seeds, s, ',');) {
     if (!mb::ParseEndpoint(s, &e) || e.port == 0) {
       std::fprintf(stderr, "kvd: --seeds: '%s' is not IPv4:PORT\n", s.c_str());
+      return 2;
+    }
+  }
+  if (!flags.replace.empty()) {
+    const bool hex = flags.replace.size() <= 16 &&
+                     flags.replace.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+    if (!hex || std::stoull(flags.replace, nullptr, 16) == 0) {
+      std::fprintf(stderr, "kvd: --replace: '%s' is not a node id (16 hex digits)\n",
+                   flags.replace.c_str());
+      return 2;
+    }
+    if (flags.seeds.empty()) {
+      std::fprintf(stderr, "kvd: --replace needs --seeds\n");
       return 2;
     }
   }

@@ -4,6 +4,7 @@
 //   kvtool ... get KEY [--consistency one|quorum|all] [--local]
 //   kvtool ... delete KEY [--context CTX] [--consistency one|quorum|all]
 //   kvtool ... status | ring [--replicas N] | removenode ID | stats | repair [--dry-run]
+//   kvtool ... decommission [--no-wait] | cleanup
 //   kvtool ... bench [options]
 //
 // --host defaults to $KV_HOST, else 127.0.0.1:7701. VALUE "-" reads the value from stdin,
@@ -20,6 +21,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "rpc/client_conn.h"
 #include "tools/bench.h"
@@ -201,6 +203,33 @@ nlohmann::json MemberJson(const kv::rpc::MemberInfo& m) {
           {"repair_keys_moved", m.repair_keys_moved}};
 }
 
+nlohmann::json MovementJson(const kv::rpc::MovementView& m) {
+  if (!m.active) return nlohmann::json();
+  nlohmann::json j = {{"kind", m.kind},         {"driver", Hex(m.driver)},
+                      {"subject", Hex(m.subject)}, {"reads_new", m.reads_new},
+                      {"description", m.description}};
+  if (m.progress) {
+    j["phase"] = m.phase;
+    j["note"] = m.note;
+    j["copies_done"] = m.copies_done;
+    j["copies_total"] = m.copies_total;
+    j["bytes_copied"] = m.bytes_copied;
+  }
+  return j;
+}
+
+// "join of 00ab... (copying): 12 of 40 ranges copied, 3.1 MiB; waiting for ..."
+std::string MovementLine(const kv::rpc::MovementView& m) {
+  std::string line = m.description;
+  if (m.progress) {
+    line += ": " + m.phase + ", " + std::to_string(m.copies_done) + " of " +
+            std::to_string(m.copies_total) + " range copies done, " + HumanBytes(m.bytes_copied) +
+            " copied";
+    if (!m.note.empty()) line += "; " + m.note;
+  }
+  return line;
+}
+
 int DoStatus(const Globals& g) {
   auto client = Connect(g);
   if (!client.ok()) return Report(client.status());
@@ -209,7 +238,7 @@ int DoStatus(const Globals& g) {
   if (g.json) {
     nlohmann::json nodes = nlohmann::json::array();
     for (const auto& m : r.members) nodes.push_back(MemberJson(m));
-    PrintJson({{"nodes", nodes}});
+    PrintJson({{"nodes", nodes}, {"movement", MovementJson(r.movement)}});
     return kExitOk;
   }
   std::printf("%-8s %-16s %-21s %-21s %-8s %5s %5s %7s %6s %7s %10s %7s %-14s %s\n", "Status",
@@ -231,6 +260,76 @@ int DoStatus(const Globals& g) {
                 static_cast<unsigned long long>(m.incarnation), m.phi, m.tokens, m.owns * 100,
                 HumanBytes(m.load).c_str(), static_cast<unsigned long long>(m.hints),
                 repaired.c_str(), m.rack.c_str());
+  }
+  std::printf("Movement: %s\n", r.movement.active ? MovementLine(r.movement).c_str() : "none");
+  return kExitOk;
+}
+
+// Follows the movement the host drives until it drives none: prints its progress now and then
+// (not with --json). Returns the last view of it; `gone` tells whether the host stopped
+// answering (a decommissioned node exits).
+kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone) {
+  kv::rpc::MovementView last;
+  *gone = false;
+  std::string printed;
+  for (;;) {
+    auto client = Connect(g);
+    if (!client.ok()) {
+      *gone = true;
+      return last;
+    }
+    kv::rpc::StatusReply r = client.value()->ClusterStatus();
+    if (!r.status.ok()) {
+      *gone = true;
+      return last;
+    }
+    if (!r.movement.progress) return last;
+    last = r.movement;
+    const std::string line = MovementLine(r.movement);
+    if (!g.json && line != printed) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      printed = line;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // poll interval
+  }
+}
+
+int DoDecommission(const Globals& g, bool wait) {
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  Status s = client.value()->Decommission();
+  if (!s.ok()) return Complain(ExitFor(s), "decommission: " + s.ToString());
+  if (!wait) {
+    std::printf("decommission started\n");
+    return kExitOk;
+  }
+  client.value().reset();
+  bool gone = false;
+  kv::rpc::MovementView last = FollowMovement(g, &gone);
+  if (!gone) {
+    return Complain(kExitFailed, "decommission failed and was withdrawn" +
+                                     (last.note.empty() ? std::string() : ": " + last.note));
+  }
+  if (g.json) {
+    PrintJson({{"decommissioned", g.host}, {"bytes_copied", last.bytes_copied}});
+  } else {
+    std::printf("decommissioned %s: its ranges were copied to their new replicas (%s), it left "
+                "and stopped\n",
+                g.host.c_str(), HumanBytes(last.bytes_copied).c_str());
+  }
+  return kExitOk;
+}
+
+int DoCleanup(const Globals& g) {
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  kv::rpc::CleanupReply r = client.value()->Cleanup();
+  if (!r.status.ok()) return Complain(ExitFor(r.status), "cleanup: " + r.status.ToString());
+  if (g.json) {
+    PrintJson({{"keys_deleted", r.keys_deleted}, {"bytes_freed", r.bytes_freed}});
+  } else {
+    std::printf("deleted %llu keys of ranges this node no longer replicates, %s freed\n",
+                static_cast<unsigned long long>(r.keys_deleted), HumanBytes(r.bytes_freed).c_str());
   }
   return kExitOk;
 }
@@ -355,6 +454,19 @@ int DoRemoveNode(const Globals& g, const std::string& id_text) {
   if (!client.ok()) return Report(client.status());
   Status s = client.value()->RemoveNode(id);
   if (!s.ok()) return Complain(ExitFor(s), "removenode " + Hex(id) + ": " + s.ToString());
+  // Its ranges are re-replicated first (a movement this node drives): follow it to its end.
+  client.value().reset();
+  bool gone = false;
+  kv::rpc::MovementView last = FollowMovement(g, &gone);
+  client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  kv::rpc::StatusReply after = client.value()->ClusterStatus();
+  bool removed = false;
+  for (const auto& m : after.members) removed |= m.id == id && m.status == "REMOVED";
+  if (!removed) {
+    return Complain(kExitFailed, "removenode " + Hex(id) + " failed and was withdrawn" +
+                                     (last.note.empty() ? std::string() : ": " + last.note));
+  }
   if (g.json) {
     PrintJson({{"removed", Hex(id)}});
   } else {
@@ -429,8 +541,17 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
   std::string remove_id;
-  auto* removenode = app.add_subcommand("removenode", "Remove a dead node for good");
+  auto* removenode = app.add_subcommand(
+      "removenode", "Remove a dead node for good, re-replicating its ranges from the survivors");
   removenode->add_option("ID", remove_id, "Node id as `kvtool status` shows it")->required();
+
+  bool no_wait = false;
+  auto* decommission = app.add_subcommand(
+      "decommission",
+      "Copy this node's ranges to their new replicas, then leave the cluster and stop the node");
+  decommission->add_flag("--no-wait", no_wait, "Return once started (status shows progress)");
+  auto* cleanup = app.add_subcommand(
+      "cleanup", "Delete the data of ranges this node no longer replicates (after a movement)");
 
   auto* stats = app.add_subcommand("stats", "This node's counters (gossip traffic and drops)");
 
@@ -471,6 +592,8 @@ int main(int argc, char** argv) {
   if (stats->parsed()) return DoStats(g);
   if (ring->parsed()) return DoRing(g, replicas);
   if (removenode->parsed()) return DoRemoveNode(g, remove_id);
+  if (decommission->parsed()) return DoDecommission(g, !no_wait);
+  if (cleanup->parsed()) return DoCleanup(g);
   if (repair->parsed()) return DoRepair(g, dry_run);
   if (bench->parsed()) {
     Status s = kv::tools::RunBench(g.host, bench_options, g.json);

@@ -59,6 +59,9 @@ class Cluster : public ::testing::Test {
       ASSERT_TRUE(nodes_.back()->Start()) << nodes_.back()->stderr_text();
       ASSERT_FALSE(nodes_.back()->gossip_address().empty());
     }
+    std::vector<std::string> hosts;
+    for (const auto& node : nodes_) hosts.push_back(node->address());
+    ASSERT_TRUE(WaitSettled(hosts, static_cast<std::size_t>(n)));  // every join done
   }
 
   // What node `i` believes of every member, by id; empty if it did not answer.
@@ -194,14 +197,33 @@ TEST_F(Cluster, PausedNodeIsUpAgainAfterContinue) {
   ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(60)));
 }
 
-TEST_F(Cluster, SigtermLeavesGracefully) {
+TEST_F(Cluster, SigtermStopsWithoutLeavingTheRing) {
   StartAll(5);
   ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(30)));
-  const std::string leaver = nodes_[4]->node_id();
+  const std::string stopped = nodes_[4]->node_id();
   EXPECT_EQ(nodes_[4]->Stop(SIGTERM), 0) << nodes_[4]->stderr_text();
+  // A stop is not a leave: the others see it DOWN, in state normal, still owning its tokens.
   ASSERT_TRUE(WaitAll(
-      Others(4), [&](auto& v) { return v[leaver].status == "LEFT"; }, std::chrono::seconds(60),
+      Others(4), [&](auto& v) { return v[stopped].status == "DOWN"; }, std::chrono::seconds(60),
       Others(4)));
+  auto r = Kvtool({"--host", nodes_[0]->address(), "--json", "status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  bool seen = false;
+  for (const auto& m : j["nodes"]) {
+    if (m["id"] != stopped) continue;
+    seen = true;
+    EXPECT_EQ(m["state"], "normal");
+    EXPECT_GT(m["owns"].get<double>(), 0);
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_TRUE(j["movement"].is_null());
+  // It comes back with its ranges and its data, and nothing moved.
+  const std::size_t before = nodes_[4]->stderr_text().size();
+  ASSERT_TRUE(nodes_[4]->Start()) << nodes_[4]->stderr_text();
+  ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(60)));
+  const std::string restarted = nodes_[4]->stderr_text().substr(before);
+  EXPECT_EQ(restarted.find("join of"), std::string::npos) << restarted;
 }
 
 TEST_F(Cluster, RemovedNodeNeverComesBack) {

@@ -1,5 +1,8 @@
 #include "tests/integration/process.h"
 
+#include <nlohmann/json.hpp>
+#include <thread>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -232,6 +235,37 @@ int Kvd::Stop(int sig) {
   close(err_fd_);
   out_fd_ = err_fd_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool WaitSettled(const std::vector<std::string>& hosts, std::size_t members,
+                 std::chrono::seconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    bool all = true;
+    for (const std::string& host : hosts) {
+      auto r = Kvtool({"--host", host, "--timeout-ms", "2000", "--json", "status"});
+      if (r.exit_code != 0) {
+        all = false;
+        break;
+      }
+      const auto j = nlohmann::json::parse(r.out, nullptr, false);
+      if (j.is_discarded() || !j["movement"].is_null()) {
+        all = false;
+        break;
+      }
+      std::size_t normal = 0;
+      for (const auto& m : j["nodes"]) {
+        normal += m["status"] == "UP" && m["state"] == "normal";
+      }
+      if (normal < members) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval
+  }
 }
 
 }  // namespace kv::test

@@ -37,6 +37,12 @@ RunResult Run(const std::vector<std::string>& argv, const std::string& input = "
 // Runs kvtool (the binary under test) with `args`.
 RunResult Kvtool(const std::vector<std::string>& args, const std::string& input = "");
 
+// Polls `kvtool --json status` on each of `hosts` until every one shows at least `members`
+// members UP in state normal and no ring movement under way (joins done). False if that does
+// not happen within `deadline`.
+bool WaitSettled(const std::vector<std::string>& hosts, std::size_t members,
+                 std::chrono::seconds deadline = std::chrono::seconds(60));
+
 // A kvd process. Start() returns once it printed its ready line (or fails the test).
 class Kvd {
  public:

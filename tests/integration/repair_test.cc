@@ -53,6 +53,9 @@ class Repair : public ::testing::Test {
     extra_ = extra;
     for (int i = 0; i < n; ++i) StartNode(i, extra);
     ASSERT_TRUE(AllSee(n, "UP"));
+    std::vector<std::string> hosts;
+    for (const auto& node : nodes_) hosts.push_back(node->address());
+    ASSERT_TRUE(WaitSettled(hosts, static_cast<std::size_t>(n)));  // every join done
   }
 
   // Every live node shows `count` members with status `status`.
@@ -172,7 +175,7 @@ TEST_F(Repair, UnreachablePeerIsNamedAndExitsThree) {
       << r.dump();
 }
 
-TEST_F(Repair, WipedNodeIsRebuiltEntirelyByRepair) {
+TEST_F(Repair, WipedNodeRejoinsThroughItsJoinAndRepairThenFindsNothing) {
   const int kKeys = 2000;
   StartAll(3, {"--repair-interval-s", "0"});
   Load(0, kKeys);
@@ -184,12 +187,13 @@ TEST_F(Repair, WipedNodeIsRebuiltEntirelyByRepair) {
   StartNode(2, extra_);  // a new node: new id, new tokens
   ASSERT_NE(nodes_[2]->node_id(), old_id);
   ASSERT_TRUE(AllSee(3, "UP"));
-  EXPECT_EQ(HeldLocally(2, kKeys), 0);
+  ASSERT_TRUE(WaitSettled({nodes_[0]->address(), nodes_[1]->address(), nodes_[2]->address()}, 3));
+  // N=3 on three nodes: it owns every key, and its join copied every one.
+  EXPECT_EQ(HeldLocally(2, kKeys), kKeys);
   int code = -1;
   auto r = RepairOn(2, &code);
   EXPECT_EQ(code, 0) << r.dump();
-  // N=3 on three nodes: it owns every key.
-  EXPECT_EQ(HeldLocally(2, kKeys), kKeys);
+  EXPECT_EQ(r["keys_differing"], 0) << r.dump();
 }
 
 TEST_F(Repair, BackgroundRepairAloneConverges) {

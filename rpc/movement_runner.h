@@ -1,0 +1,85 @@
+// MovementRunner: the edge of ring movements on one node (membership/movement_driver.h is the
+// logic, membership/topology.h what every node derives from it).
+//
+// It runs the driver of the movement this node drives, if any: publishes its state through
+// ClusterControl, asks every live member what movement it sees (KvReplica.movement, the
+// barrier), makes new replicas copy their ranges (KvReplica.pull, or here), paces the copies to
+// `rate_bytes_per_s`, saves the checkpoint through `save`, and removes members. It also serves
+// the copies other drivers ask of this node (Pull).
+//
+// Lives on the RPC thread; every method is called there.
+#pragma once
+
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "membership/movement_driver.h"
+#include "repair/exchange.h"
+#include "rpc/cluster_control.h"
+#include "rpc/peers.h"
+#include "rpc/repair_runner.h"
+
+namespace kv::rpc {
+
+class MovementRunner final : private kj::TaskSet::ErrorHandler {
+ public:
+  struct Options {
+    int tree_bits = 16;
+    std::size_t n = 3;
+    kj::Duration timeout = 10 * kj::SECONDS;  // each request of a copy or barrier
+    std::uint64_t rate_bytes_per_s = 0;        // copies' pace (0: unlimited)
+    kj::Duration poll = 100 * kj::MILLISECONDS;  // how often a waiting driver looks again
+  };
+  // How a driven movement ended (ok, or why it failed and was withdrawn).
+  using Done = std::function<void(membership::MovementKind kind, const Status& status)>;
+  // Persists a checkpoint (empty string: clears it).
+  using Save = std::function<Status(const std::string& encoded)>;
+
+  // Every pointer must outlive the runner.
+  MovementRunner(repair::RangeReader* reader, std::uint64_t self, ClusterControl* cluster,
+                 PeerPool* peers, Options options, Save save);
+  ~MovementRunner();
+
+  // Starts driving a movement. Unavailable if this node drives one already.
+  Status Start(membership::MovementDriver::Options driver, membership::MovementCheckpoint resumed,
+               Done done);
+  bool driving() const { return driver_ != nullptr; }
+  // The movement this node sees, with the driver's progress when it is this node.
+  void Describe(wire::MovementInfo::Builder out);
+
+  // Copies `range` here from each of `sources` (KvReplica.pull, and this node's own copies).
+  struct Pulled {
+    Status status;
+    std::uint64_t keys = 0, bytes = 0;
+  };
+  kj::Promise<Pulled> Pull(ring::TokenRange range, std::vector<std::uint64_t> sources);
+
+ private:
+  kj::Promise<void> Step();
+  kj::Promise<void> Barrier(const membership::MovementDriver::Action& a);
+  kj::Promise<void> Copy(const membership::MovementDriver::Action& a);
+  kj::Promise<void> PullFrom(std::shared_ptr<std::vector<std::uint64_t>> sources, std::size_t next,
+                             ring::TokenRange range, std::shared_ptr<Pulled> out);
+  membership::Time Now() const;
+  void taskFailed(kj::Exception&& exception) override;
+
+  repair::RangeReader* const reader_;
+  const std::uint64_t self_;
+  ClusterControl* const cluster_;
+  PeerPool* const peers_;
+  const Options options_;
+  Save save_;
+  std::unique_ptr<membership::MovementDriver> driver_;
+  membership::MovementKind kind_ = membership::MovementKind::kJoin;
+  Done done_;
+  std::uint64_t paced_bytes_ = 0;  // bytes copied since pacing_start_
+  kj::TimePoint pacing_start_ = kj::origin<kj::TimePoint>();
+  kj::TaskSet tasks_;  // last: destroyed first
+};
+
+}  // namespace kv::rpc
