@@ -188,6 +188,7 @@ StatusReply BlockingClient::ClusterStatus() {
       v.copies_done = m.getCopiesDone();
       v.copies_total = m.getCopiesTotal();
       v.bytes_copied = m.getBytesCopied();
+      v.outcome = m.getOutcome();
     }
   });
   KJ_IF_MAYBE (e, failure) {

@@ -50,6 +50,7 @@ struct MovementView {
   bool progress = false;  // the fields below came from the driver
   std::string phase, note;
   std::uint64_t copies_done = 0, copies_total = 0, bytes_copied = 0;
+  std::string outcome;  // the last movement the answering node drove: "done" or why it failed
 };
 
 struct StatusReply {

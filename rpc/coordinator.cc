@@ -472,9 +472,18 @@ void Coordinator::DeliverHints() {
   for (const auto& [target, n] : counts) {
     if (delivering_.count(target) != 0) continue;
     const membership::MemberView* m = view->Find(target);
-    if (m == nullptr || m->liveness != membership::Liveness::kUp || m->app.rpc_address.empty()) {
+    if (view->synced && (m == nullptr || m->liveness == membership::Liveness::kRemoved ||
+        m->liveness == membership::Liveness::kLeft || m->app.state == membership::NodeState::kLeft)) {
+      // It left the ring (or was removed) for good: its hints go to the keys' owners now.
+      delivering_.insert(target);
+      tasks_.add(Rehome(target).then([this, target = target]() { delivering_.erase(target); },
+                                     [this, target = target](kj::Exception&& e) {
+                                       delivering_.erase(target);
+                                       KJ_LOG(WARNING, "handing off a gone node's hints failed", e);
+                                     }));
       continue;
     }
+    if (m->liveness != membership::Liveness::kUp || m->app.rpc_address.empty()) continue;
     delivering_.insert(target);
     tasks_.add(DeliverTo(target, m->app.rpc_address)
                    .then([this, target = target]() { delivering_.erase(target); },
@@ -483,6 +492,75 @@ void Coordinator::DeliverHints() {
                            KJ_LOG(WARNING, "hint handoff failed", e);
                          }));
   }
+}
+
+kj::Promise<void> Coordinator::Rehome(std::uint64_t gone) {
+  Result<std::vector<storage::Hint>> hints = store_->ScanHints(gone, options_.handoff_batch);
+  if (!hints.ok()) {
+    KJ_LOG(ERROR, "cannot read hints", hints.status().ToString());
+    return kj::READY_NOW;
+  }
+  if (hints->empty()) return kj::READY_NOW;
+  const bool full = hints->size() >= options_.handoff_batch;
+  Snapshot snap = Current();
+  auto all_ok = std::make_shared<bool>(true);
+  kj::Vector<kj::Promise<void>> keys;
+  for (storage::Hint& h : hints.value()) {
+    // Each current owner (or a stand-in for a DOWN one) gets the record, as a write would.
+    const ReplicaPlan plan = Plan(snap, h.key);
+    if (plan.owners == 0) {
+      *all_ok = false;
+      continue;
+    }
+    for (std::uint64_t owner : plan.uncovered) KeepHint(owner, h.key, h.record);
+    auto acked = std::make_shared<bool>(true);
+    kj::Vector<kj::Promise<void>> calls;
+    for (const ReplicaTarget& t : plan.targets) {
+      if (t.node == store_->self()) {
+        if (t.hint_for != 0) {
+          KeepHint(t.hint_for, h.key, h.record);
+          continue;
+        }
+        auto w = kj::refcounted<PendingWrite>();
+        w->op.kind = storage::WriteOp::Kind::kMerge;
+        w->op.key = h.key;
+        w->op.remote = h.record;
+        auto applied = batcher_->Submit(*w);
+        calls.add(applied.then([w = kj::mv(w), acked]() {
+          if (!w->op.status.ok()) *acked = false;
+        }));
+        continue;
+      }
+      KJ_IF_MAYBE (peer, Peer(snap, t.node)) {
+        auto req = peer->writeRequest();
+        req.setKey(Bytes(h.key));
+        req.setRecord(Bytes(storage::EncodeRecord(h.record)));
+        req.setHintFor(t.hint_for);
+        calls.add(peers_->timer()
+                      .timeoutAfter(options_.request_timeout, req.send())
+                      .then(
+                          [acked](capnp::Response<wire::KvReplica::WriteResults>&& r) {
+                            if (!FromWire(r.getStatus()).ok()) *acked = false;
+                          },
+                          [acked](kj::Exception&&) { *acked = false; }));
+      } else {
+        *acked = false;
+      }
+    }
+    keys.add(kj::joinPromises(calls.releaseAsArray())
+                 .then([this, gone, acked, all_ok, h = kj::mv(h)]() {
+                   if (!*acked) {
+                     *all_ok = false;
+                     return;
+                   }
+                   Result<bool> deleted = store_->DeleteHintIfUnchanged(gone, h.key, h.record);
+                   if (deleted.ok() && deleted.value()) ++counters_.hints_delivered;
+                 }));
+  }
+  return kj::joinPromises(keys.releaseAsArray()).then([this, gone, all_ok, full]() -> kj::Promise<void> {
+    if (*all_ok && full) return Rehome(gone);
+    return kj::READY_NOW;
+  });
 }
 
 kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string address) {

@@ -18,7 +18,8 @@
 // than the merge of every reply are sent that merge (read repair).
 //
 // Hinted handoff: now and then, hints held for members that are UP again are sent to them and
-// deleted once acknowledged (and only if unchanged since they were read).
+// deleted once acknowledged (and only if unchanged since they were read). Hints held for a
+// member that left or was removed go to the keys' current owners instead.
 //
 // Lives on the RPC thread; every method is called there.
 #pragma once
@@ -122,6 +123,9 @@ class Coordinator final : private kj::TaskSet::ErrorHandler {
               const storage::Record& merged);
   void DeliverHints();
   kj::Promise<void> DeliverTo(std::uint64_t target, std::string address);
+  // Hints held for a node that left or was removed: written to the keys' current owners, then
+  // deleted.
+  kj::Promise<void> Rehome(std::uint64_t gone);
   void taskFailed(kj::Exception&& exception) override;
 
   storage::LocalStore* const store_;

@@ -41,7 +41,8 @@ void MovementRunner::taskFailed(kj::Exception&& exception) {
   if (driver_) {
     auto done = std::move(done_);
     driver_.reset();
-    if (done) done(kind_, Status::IoError(exception.getDescription().cStr()));
+    outcome_ = exception.getDescription().cStr();
+    if (done) done(kind_, Status::IoError(outcome_));
   }
 }
 
@@ -57,6 +58,7 @@ Status MovementRunner::Start(mb::MovementDriver::Options driver, mb::MovementChe
                                driver_->progress().phase);
   }
   kind_ = driver.kind;
+  outcome_.clear();
   driver_ = std::make_unique<mb::MovementDriver>(std::move(driver), std::move(resumed));
   done_ = std::move(done);
   paced_bytes_ = 0;
@@ -68,6 +70,7 @@ Status MovementRunner::Start(mb::MovementDriver::Options driver, mb::MovementChe
 void MovementRunner::Describe(wire::MovementInfo::Builder out) {
   auto view = cluster_->View();
   if (auto mv = mb::MovementOf(*view)) FillSeen(*mv, out);
+  out.setOutcome(outcome_);
   if (!driver_) return;
   const mb::MovementProgress& p = driver_->progress();
   out.setProgress(true);
@@ -135,6 +138,7 @@ kj::Promise<void> MovementRunner::Step() {
     case Action::Type::kFailed: {
       const Status s = a.type == Action::Type::kDone ? Status::Ok() : Status::Unavailable(a.error);
       if (s.ok() && save_) (void)save_("");
+      outcome_ = s.ok() ? "done" : a.error;
       auto done = std::move(done_);
       driver_.reset();
       if (done) done(kind_, s);

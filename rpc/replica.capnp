@@ -115,4 +115,6 @@ struct MovementInfo {
   copiesDone @9 :UInt64;    # (range, new replica) copies complete
   copiesTotal @10 :UInt64;
   bytesCopied @11 :UInt64;
+  # The last movement this node drove, once over: "done", or why it failed ("" if none).
+  outcome @12 :Text;
 }

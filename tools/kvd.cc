@@ -331,6 +331,12 @@ int Run(const Flags& flags) {
   std::function<Status(mb::MovementKind, mb::NodeId)> start_movement =
       [&](mb::MovementKind kind, mb::NodeId subject) -> Status {
     if (!agent) return Status::Unavailable("ring movements need --gossip");
+    if (kind == mb::MovementKind::kDecommission || kind == mb::MovementKind::kRemove) {
+      if (auto mv = mb::MovementOf(*control->View()); mv && mv->driver != id) {
+        return Status::Unavailable("refused: another movement is in progress: " +
+                                   mb::Describe(*mv));
+      }
+    }
     mb::MovementDriver::Options d;
     d.kind = kind;
     d.self = id;

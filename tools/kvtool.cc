@@ -283,7 +283,10 @@ kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone) {
       *gone = true;
       return last;
     }
-    if (!r.movement.progress) return last;
+    if (!r.movement.progress) {
+      last.outcome = r.movement.outcome;
+      return last;
+    }
     last = r.movement;
     const std::string line = MovementLine(r.movement);
     if (!g.json && line != printed) {
@@ -306,9 +309,10 @@ int DoDecommission(const Globals& g, bool wait) {
   client.value().reset();
   bool gone = false;
   kv::rpc::MovementView last = FollowMovement(g, &gone);
-  if (!gone) {
-    return Complain(kExitFailed, "decommission failed and was withdrawn" +
-                                     (last.note.empty() ? std::string() : ": " + last.note));
+  // Done: the node leaves and stops (it may still answer for a moment while it does).
+  if (!gone && last.outcome != "done") {
+    return Complain(kExitFailed, "decommission failed and was withdrawn: " +
+                                     (last.outcome.empty() ? last.note : last.outcome));
   }
   if (g.json) {
     PrintJson({{"decommissioned", g.host}, {"bytes_copied", last.bytes_copied}});
@@ -464,8 +468,8 @@ int DoRemoveNode(const Globals& g, const std::string& id_text) {
   bool removed = false;
   for (const auto& m : after.members) removed |= m.id == id && m.status == "REMOVED";
   if (!removed) {
-    return Complain(kExitFailed, "removenode " + Hex(id) + " failed and was withdrawn" +
-                                     (last.note.empty() ? std::string() : ": " + last.note));
+    return Complain(kExitFailed, "removenode " + Hex(id) + " failed and was withdrawn: " +
+                                     (last.outcome.empty() ? last.note : last.outcome));
   }
   if (g.json) {
     PrintJson({{"removed", Hex(id)}});
