@@ -272,17 +272,19 @@ kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone) {
   kv::rpc::MovementView last;
   *gone = false;
   std::string printed;
-  for (;;) {
+  int failures = 0;  // in a row: a busy node may miss one answer; a stopped one misses all
+  for (;; std::this_thread::sleep_for(std::chrono::milliseconds(500))) {  // poll interval
     auto client = Connect(g);
-    if (!client.ok()) {
-      *gone = true;
-      return last;
+    kv::rpc::StatusReply r;
+    if (client.ok()) r = client.value()->ClusterStatus();
+    if (!client.ok() || !r.status.ok()) {
+      if (++failures >= 10) {
+        *gone = true;
+        return last;
+      }
+      continue;
     }
-    kv::rpc::StatusReply r = client.value()->ClusterStatus();
-    if (!r.status.ok()) {
-      *gone = true;
-      return last;
-    }
+    failures = 0;
     if (!r.movement.progress) {
       last.outcome = r.movement.outcome;
       return last;
@@ -293,7 +295,6 @@ kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone) {
       std::fprintf(stderr, "%s\n", line.c_str());
       printed = line;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // poll interval
   }
 }
 

@@ -269,7 +269,8 @@ TEST_F(Elastic, JoinsAndDecommissionsUnderWritesLoseNothingAndTheDataReallyMoves
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     // It stops by itself once it has left.
     EXPECT_TRUE(Eventually([&] { return !nodes_[static_cast<std::size_t>(i)]->Alive(); },
-                           std::chrono::seconds(30)));
+                           std::chrono::seconds(30)))
+        << r.err << nodes_[static_cast<std::size_t>(i)]->stderr_text();
   }
   ASSERT_TRUE(Settled({2, 3, 4}, 3));
   auto s = Status(2);
@@ -407,6 +408,39 @@ TEST_F(Elastic, ReplaceTakesADeadNodesPlaceAndRemovenodeReReplicates) {
   for (int i : {0, 1, 4}) EXPECT_EQ(HeldLocally(i, keys), 1500) << "node " << i;
   for (int i : {0, 1, 4}) EXPECT_EQ(DifferingKeys(i), 0) << "node " << i;
   ExpectAllReadable({0, 1, 4}, keys, "after removenode");
+}
+
+TEST_F(Elastic, HintsForARemovedNodeGoToTheKeysCurrentOwners) {
+  StartCluster(4);
+  const std::string dead = nodes_[3]->node_id();
+  nodes_[3]->Stop(SIGKILL);
+  auto hints_for_dead = [&]() {
+    std::uint64_t total = 0;
+    for (int i : {0, 1, 2}) {
+      const auto s = Status(i);
+      for (const auto& m : s["nodes"]) {
+        if (m["id"] == dead) total += m["hints"].get<std::uint64_t>();
+      }
+    }
+    return total;
+  };
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const auto s = Status(0);
+        for (const auto& m : s["nodes"]) {
+          if (m["id"] == dead) return m["status"] == "DOWN";
+        }
+        return false;
+      },
+      std::chrono::seconds(30)));
+  const auto keys = Load(0, 300);
+  ASSERT_GT(hints_for_dead(), 0u);
+  auto r = Kvtool({"--host", nodes_[0]->address(), "removenode", dead});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Nobody keeps hints for it forever: they are written to the keys' owners, then dropped.
+  EXPECT_TRUE(Eventually([&] { return hints_for_dead() == 0; }, std::chrono::seconds(60)));
+  for (int i : {0, 1, 2}) EXPECT_EQ(HeldLocally(i, keys), 300) << "node " << i;
+  ExpectAllReadable({0, 1, 2}, keys, "after the removal");
 }
 
 TEST_F(Elastic, RollingRestartWithSigtermMovesNothingAndLosesNothing) {
