@@ -29,15 +29,6 @@ const std::vector<std::string> kFast = {
     "--push-pull-interval-ms", "2000", "--cluster-name",     "el",  "--handoff-interval-ms", "200",
     "--repair-interval-s",     "0"};
 
-bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline) {
-  const auto end = Clock::now() + deadline;
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval, not a wait
-  }
-  return pred();
-}
-
 // Writers that put unique keys at quorum through the given nodes until stopped, and remember
 // which were acknowledged. Bounded: at most kMaxOps each.
 class Writers {

@@ -237,6 +237,15 @@ int Kvd::Stop(int sig) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval, not a wait
+  }
+  return pred();
+}
+
 bool WaitSettled(const std::vector<std::string>& hosts, std::size_t members,
                  std::chrono::seconds deadline) {
   const auto end = std::chrono::steady_clock::now() + deadline;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ RunResult Run(const std::vector<std::string>& argv, const std::string& input = "
 
 // Runs kvtool (the binary under test) with `args`.
 RunResult Kvtool(const std::vector<std::string>& args, const std::string& input = "");
+
+// Polls `pred` every 50 ms until it holds or `deadline` passes; returns its last value.
+bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline);
 
 // Polls `kvtool --json status` on each of `hosts` until every one shows at least `members`
 // members UP in state normal and no ring movement under way (joins done). False if that does

@@ -23,15 +23,6 @@ const std::vector<std::string> kFast = {
     "50",                  "--cluster-name", "rp", "--push-pull-interval-ms", "2000",
     "--hinted-handoff",    "off",          "--tree-bits",            "12"};
 
-bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline) {
-  const auto end = Clock::now() + deadline;
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // poll interval, not a wait
-  }
-  return pred();
-}
-
 class Repair : public ::testing::Test {
  protected:
   void StartNode(int i, const std::vector<std::string>& extra) {

@@ -26,16 +26,6 @@ const std::vector<std::string> kFast = {
     "--probe-interval-ms",     "200",  "--probe-timeout-ms", "100", "--gossip-interval-ms",  "50",
     "--push-pull-interval-ms", "2000", "--cluster-name",     "rt",  "--handoff-interval-ms", "200"};
 
-// Polls `pred` every 50 ms until it holds or `deadline` passes.
-bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline) {
-  const auto end = Clock::now() + deadline;
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval, not a wait
-  }
-  return pred();
-}
-
 class Replication : public ::testing::Test {
  protected:
   void StartAll(int n, const std::vector<std::string>& extra = {}) {
