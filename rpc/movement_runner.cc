@@ -139,6 +139,7 @@ kj::Promise<void> MovementRunner::Step() {
       const Status s = a.type == Action::Type::kDone ? Status::Ok() : Status::Unavailable(a.error);
       if (s.ok() && save_) (void)save_("");
       outcome_ = s.ok() ? "done" : a.error;
+      last_progress_ = driver_->progress();
       auto done = std::move(done_);
       driver_.reset();
       if (done) done(kind_, s);

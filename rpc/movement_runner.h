@@ -49,6 +49,8 @@ class MovementRunner final : private kj::TaskSet::ErrorHandler {
   Status Start(membership::MovementDriver::Options driver, membership::MovementCheckpoint resumed,
                Done done);
   bool driving() const { return driver_ != nullptr; }
+  // The progress of the last movement driven here when it ended.
+  const membership::MovementProgress& last_progress() const { return last_progress_; }
   // The movement this node sees, with the driver's progress when it is this node, and how the
   // last one it drove ended.
   void Describe(wire::MovementInfo::Builder out);
@@ -78,7 +80,8 @@ class MovementRunner final : private kj::TaskSet::ErrorHandler {
   std::unique_ptr<membership::MovementDriver> driver_;
   membership::MovementKind kind_ = membership::MovementKind::kJoin;
   Done done_;
-  std::string outcome_;  // of the last movement driven here: "done" or why it failed
+  std::string outcome_;
+  membership::MovementProgress last_progress_;  // of the last movement driven here: "done" or why it failed
   std::uint64_t paced_bytes_ = 0;  // bytes copied since pacing_start_
   kj::TimePoint pacing_start_ = kj::origin<kj::TimePoint>();
   kj::TaskSet tasks_;  // last: destroyed first

@@ -368,7 +368,10 @@ int Run(const Flags& flags) {
         }
         return;
       }
-      std::fprintf(stderr, "kvd: %s of %s complete\n", mb::Name(kind), Hex(subject).c_str());
+      const mb::MovementProgress& p = movement.last_progress();
+      std::fprintf(stderr, "kvd: %s of %s complete: %zu range copies, %llu bytes of records copied\n",
+                   mb::Name(kind), Hex(subject).c_str(), p.copies_total,
+                   static_cast<unsigned long long>(p.bytes_copied));
       if (kind == mb::MovementKind::kJoin || kind == mb::MovementKind::kReplace) {
         if (kind == mb::MovementKind::kReplace) {
           auto view = control->View();
