@@ -2,13 +2,19 @@
 // which creates the network namespace it needs and runs this inside it.
 //
 // Starts N real kvd processes on 127.0.0.1..N, runs concurrent clients through different
-// coordinators while nemeses cut links, drop packets, kill and pause nodes on a schedule drawn
-// from the seed, then heals everything, waits for hinted handoff, repairs every node, reads every
-// key at consistency ALL and checks the history (tests/partition/history.h). Writes a report
-// folder: history.jsonl, timeline.svg, findings.txt and findings.json, and the nodes' logs.
+// coordinators while nemeses cut links, drop packets, kill and pause nodes, and join, decommission
+// and replace nodes, on a schedule drawn from the seed, then heals everything, waits for hinted
+// handoff, repairs every node, reads every key at consistency ALL and checks the history
+// (tests/partition/history.h). Writes a report folder: history.jsonl, timeline.svg, findings.txt
+// and findings.json, and the nodes' logs.
 //
-// Exit: 0 when nothing acknowledged was lost and every replica agrees; 1 when the check fails;
-// 2 when the run could not be carried out (bad flags, iptables, nodes that never formed).
+// A ring movement runs alone: the driver waits, past the planned end if need be, until every
+// member sees the new membership settled (no movement, everyone UP and normal). A movement that
+// does not get there within --movement-deadline fails the run and ends the schedule early.
+//
+// Exit: 0 when nothing acknowledged was lost, every replica agrees and every movement finished;
+// 1 when the check fails; 2 when the run could not be carried out (bad flags, iptables, nodes
+// that never formed).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -62,6 +68,7 @@ struct Options {
   std::string report;       // the report folder; default under --report-root
   std::string report_root = "partition-reports";
   double heal_deadline_s = 120;
+  double movement_deadline_s = 180;
 };
 
 Clock::time_point g_start;
@@ -84,24 +91,33 @@ struct Node {
 
 class Cluster {
  public:
-  Cluster(const Options& o, std::string dir) : o_(o), dir_(std::move(dir)), nodes_(o.nodes) {
-    for (int i = 0; i < o.nodes; ++i) nodes_[i].index = i + 1;
+  // Slots 1..slots; a slot is used by one node only, ever.
+  Cluster(const Options& o, std::string dir, int slots)
+      : o_(o), dir_(std::move(dir)), nodes_(static_cast<std::size_t>(slots)) {
+    for (int i = 0; i < slots; ++i) nodes_[static_cast<std::size_t>(i)].index = i + 1;
   }
   ~Cluster() { StopAll(); }
 
-  bool Start(int i) {
-    Node& n = nodes_[i - 1];
+  // Starts (or restarts) the node of slot i, joining through `seeds` (slots) when it has no
+  // ring of its own yet; `extra` are more kvd flags (--replace ID).
+  bool Start(int i, const std::vector<int>& seeds, const std::vector<std::string>& extra = {}) {
+    Node& n = nodes_[static_cast<std::size_t>(i - 1)];
     const std::string data = dir_ + "/n" + std::to_string(i);
     const std::string log = dir_ + "/n" + std::to_string(i) + ".log";
     std::vector<std::string> args = {o_.kvd,    "--data-dir", data,
                                      "--listen", Rpc(i),       "--gossip",
                                      Ip(i) + ":7946"};
-    if (i != 1) {
-      args.push_back("--seeds");
-      args.push_back(Ip(1) + ":7946");
+    std::string seed_list;
+    for (int s : seeds) {
+      if (s != i) seed_list += (seed_list.empty() ? "" : ",") + Ip(s) + ":7946";
     }
-    std::istringstream extra(o_.kvd_args);
-    for (std::string a; extra >> a;) args.push_back(a);
+    if (!seed_list.empty()) {
+      args.push_back("--seeds");
+      args.push_back(seed_list);
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::istringstream flags(o_.kvd_args);
+    for (std::string a; flags >> a;) args.push_back(a);
     const pid_t pid = fork();
     if (pid < 0) return false;
     if (pid == 0) {
@@ -122,7 +138,7 @@ class Cluster {
   }
 
   void Kill(int i) {
-    Node& n = nodes_[i - 1];
+    Node& n = nodes_[static_cast<std::size_t>(i - 1)];
     if (n.pid <= 0) return;
     ::kill(n.pid, SIGKILL);
     waitpid(n.pid, nullptr, 0);
@@ -131,7 +147,7 @@ class Cluster {
   }
 
   void Pause(int i, bool pause) {
-    Node& n = nodes_[i - 1];
+    Node& n = nodes_[static_cast<std::size_t>(i - 1)];
     if (n.pid <= 0) return;
     ::kill(n.pid, pause ? SIGSTOP : SIGCONT);
     n.paused = pause;
@@ -140,7 +156,7 @@ class Cluster {
   // Whether node i is not running, reaping it. A node that exited without being killed by the
   // nemesis crashed (or a sanitizer stopped it): that is recorded in crashes().
   bool Exited(int i) {
-    Node& n = nodes_[i - 1];
+    Node& n = nodes_[static_cast<std::size_t>(i - 1)];
     if (n.pid <= 0) return true;
     int status = 0;
     if (waitpid(n.pid, &status, WNOHANG) == n.pid) {
@@ -154,6 +170,21 @@ class Cluster {
     return false;
   }
   const std::vector<std::string>& crashes() const { return crashes_; }
+
+  // Whether node i has exited with status 0, as a decommissioned node does; reaps it. Any other
+  // exit is a crash, as in Exited().
+  bool Left(int i) {
+    Node& n = nodes_[static_cast<std::size_t>(i - 1)];
+    if (n.pid <= 0) return true;
+    int status = 0;
+    if (waitpid(n.pid, &status, WNOHANG) != n.pid) return false;
+    n.pid = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      crashes_.push_back("node " + std::to_string(i) + " did not exit cleanly after its " +
+                         "decommission; see n" + std::to_string(i) + ".log");
+    }
+    return true;
+  }
 
   void StopAll() {
     for (Node& n : nodes_) {
@@ -177,7 +208,6 @@ class Cluster {
     }
   }
 
-  int size() const { return o_.nodes; }
 
  private:
   const Options& o_;
@@ -186,13 +216,13 @@ class Cluster {
   std::vector<std::string> crashes_;
 };
 
-bool ApplyRules(const Fault* f, int nodes, std::string* error) {
+bool ApplyRules(const Fault* f, int slots, std::string* error) {
   FILE* p = popen("iptables-restore -w 5 2>&1", "w");
   if (p == nullptr) {
     *error = "cannot run iptables-restore";
     return false;
   }
-  const std::string rules = IptablesRules(f, nodes);
+  const std::string rules = IptablesRules(f, slots);
   fwrite(rules.data(), 1, rules.size(), p);
   const int rc = pclose(p);
   if (rc != 0) {
@@ -211,10 +241,13 @@ std::unique_ptr<rpc::BlockingClient> ConnectChecker(int node, int timeout_ms = 2
   return std::move(c.value());
 }
 
-// Members node `node` sees UP (and the hints it holds in all), or nullopt if it cannot answer.
+// What node `node` sees: the slots of the members UP and normal, the hints it holds in all, and
+// whether a movement is under way; nullopt if it cannot answer.
 struct Seen {
-  int up = 0;
+  std::set<int> up;
   std::uint64_t hints = 0;
+  bool moving = false;
+  std::string movement;  // what it says of the movement, or of the last one it drove
 };
 std::optional<Seen> Look(int node) {
   auto c = ConnectChecker(node);
@@ -223,29 +256,68 @@ std::optional<Seen> Look(int node) {
   if (!s.status.ok()) return std::nullopt;
   Seen seen;
   for (const auto& m : s.members) {
-    if (m.status == "UP" && m.state == "normal") ++seen.up;
+    const auto colon = m.rpc.rfind(':');
+    const auto dot = m.rpc.rfind('.', colon);
+    if (m.status == "UP" && m.state == "normal" && dot != std::string::npos) {
+      seen.up.insert(std::atoi(m.rpc.substr(dot + 1, colon - dot - 1).c_str()));
+    }
     seen.hints += m.hints;
   }
+  seen.moving = s.movement.active;
+  seen.movement = s.movement.active ? s.movement.description + " (" + s.movement.phase + ", " +
+                                          s.movement.note + ")"
+                                    : s.movement.outcome;
   return seen;
 }
 
-bool AllUp(int nodes) {
-  for (int i = 1; i <= nodes; ++i) {
+// Every member answers and sees exactly the members UP and normal, and no movement.
+bool AllUp(const std::vector<int>& members) {
+  const std::set<int> want(members.begin(), members.end());
+  for (int i : members) {
     auto s = Look(i);
-    if (!s || s->up != nodes) return false;
+    if (!s || s->up != want || s->moving) return false;
   }
   return true;
 }
 
-std::optional<std::uint64_t> TotalHints(int nodes) {
+std::optional<std::uint64_t> TotalHints(const std::vector<int>& members) {
   std::uint64_t total = 0;
-  for (int i = 1; i <= nodes; ++i) {
+  for (int i : members) {
     auto s = Look(i);
     if (!s) return std::nullopt;
     total += s->hints;
   }
   return total;
 }
+
+// The node id of slot `slot` as `asked` knows it; 0 if unknown.
+std::uint64_t IdOf(int slot, int asked) {
+  auto c = ConnectChecker(asked);
+  if (!c) return 0;
+  auto s = c->ClusterStatus();
+  for (const auto& m : s.members) {
+    if (m.rpc == Rpc(slot)) return m.id;
+  }
+  return 0;
+}
+
+// The members clients send their requests through: changed by the movements.
+class Coordinators {
+ public:
+  explicit Coordinators(std::vector<int> nodes) : nodes_(std::move(nodes)) {}
+  int For(int client) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return nodes_[static_cast<std::size_t>(client) % nodes_.size()];
+  }
+  void Set(std::vector<int> nodes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!nodes.empty()) nodes_ = std::move(nodes);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int> nodes_;
+};
 
 // ---- clients -------------------------------------------------------------------------------
 
@@ -268,9 +340,9 @@ struct Progress {
 };
 
 void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
-               std::vector<Op>* out, Progress* progress) {
+               Coordinators* coordinators, std::vector<Op>* out, Progress* progress) {
   Rng rng(o.seed * 0x100000001b3ull + static_cast<std::uint64_t>(client) + 1);
-  const int node = client % o.nodes + 1;
+  int node = coordinators->For(client);
   const double every_s = o.clients / o.rate;
   double next_s = Now() + every_s * rng.Unit();
   std::unique_ptr<rpc::BlockingClient> conn;
@@ -295,6 +367,8 @@ void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
     Status st;
     bool sent = false;
     if (!conn) {
+      node = coordinators->For(client);
+      op.node = node;
       // The bound covers connecting and each request: longer than a coordinator takes to give
       // its own verdict (a forwarded write waits up to twice kvd's --request-timeout-ms).
       auto c = rpc::BlockingClient::Connect(
@@ -368,7 +442,8 @@ int Main(int argc, char** argv) {
   CLI::App app{"Jepsen-style partition suite driver (run it through tests/partition/run)"};
   app.add_option("--nodes", o.nodes, "Number of kvd nodes (127.0.0.1..N)")->check(CLI::Range(3, 50));
   app.add_option("--time", o.time_s, "Seconds of workload under nemeses")->check(CLI::Range(10.0, 3600.0));
-  app.add_option("--nemesis", o.nemesis, "Comma list: halves,isolate,bridge,random,loss,kill,pause");
+  app.add_option("--nemesis", o.nemesis,
+                 "Comma list: halves,isolate,bridge,random,loss,kill,pause,join,decommission,replace");
   app.add_option("--seed", o.seed, "Seed of the schedule and the clients (default: from the clock)");
   app.add_option("--clients", o.clients, "Concurrent clients (default: two per node)")->check(CLI::Range(1, 250));
   app.add_option("--rate", o.rate, "Operations per second over all clients")->check(CLI::Range(1.0, 2000.0));
@@ -381,6 +456,9 @@ int Main(int argc, char** argv) {
   app.add_option("--kvd-args", o.kvd_args, "Extra kvd flags, space-separated (e.g. \"--hinted-handoff off\")");
   app.add_option("--client-timeout-ms", o.client_timeout_ms, "Clients' bound on each request")
       ->check(CLI::Range(100, 60000));
+  app.add_option("--movement-deadline", o.movement_deadline_s,
+                 "Seconds a join, decommission or replace may take before the run fails")
+      ->check(CLI::Range(10.0, 3600.0));
   app.add_option("--report", o.report, "Report folder (default: REPORT_ROOT/DATE-seedS)");
   app.add_option("--report-root", o.report_root, "Where default report folders go");
   try {
@@ -432,18 +510,27 @@ int Main(int argc, char** argv) {
   std::fflush(stdout);
 
   g_start = Clock::now();
-  if (!ApplyRules(nullptr, o.nodes, &error)) {
+  const auto schedule = PlanSchedule(*kinds, o.nodes, o.time_s, o.quiet_s, o.min_fault_s,
+                                     o.max_fault_s, o.seed, o.loss);
+  const int slots = SlotsOf(schedule, o.nodes);
+  if (slots > 250) {
+    std::fprintf(stderr, "partition: the schedule needs %d node addresses, more than 250\n", slots);
+    return 2;
+  }
+  if (!ApplyRules(nullptr, slots, &error)) {
     std::fprintf(stderr, "partition: %s\n", error.c_str());
     return 2;
   }
-  Cluster cluster(o, o.report + "/nodes");
+  Cluster cluster(o, o.report + "/nodes", slots);
+  std::vector<int> members;  // slots of the nodes in the ring, as the movements went
   for (int i = 1; i <= o.nodes; ++i) {
-    if (!cluster.Start(i)) {
+    members.push_back(i);
+    if (!cluster.Start(i, i == 1 ? std::vector<int>{} : std::vector<int>{1})) {
       std::fprintf(stderr, "partition: cannot start kvd %d\n", i);
       return 2;
     }
   }
-  if (!PollUntil(Now() + 60, [&] { return AllUp(o.nodes); })) {
+  if (!PollUntil(Now() + 60, [&] { return AllUp(members); })) {
     std::fprintf(stderr, "partition: the %d nodes did not all see each other UP within 60 s; "
                          "logs in %s/nodes\n", o.nodes, o.report.c_str());
     return 2;
@@ -452,14 +539,13 @@ int Main(int argc, char** argv) {
 
   // Workload and nemeses, on the run's own clock from here.
   const double t0 = Now();
-  const auto schedule = PlanSchedule(*kinds, o.nodes, o.time_s, o.quiet_s, o.min_fault_s,
-                                     o.max_fault_s, o.seed, o.loss);
   Progress progress;
+  Coordinators coordinators(members);
   std::vector<std::vector<Op>> per_client(o.clients);
   std::vector<std::thread> threads;
   for (int c = 0; c < o.clients; ++c) {
-    threads.emplace_back(RunClient, std::cref(o), c, t0 + o.time_s, sets, puts, &per_client[c],
-                         &progress);
+    threads.emplace_back(RunClient, std::cref(o), c, t0 + o.time_s, sets, puts, &coordinators,
+                         &per_client[c], &progress);
   }
   std::vector<Period> periods;
   auto wait_until = [](double t) {
@@ -467,12 +553,104 @@ int Main(int argc, char** argv) {
     if (w > 0) std::this_thread::sleep_for(std::chrono::duration<double>(w));  // the schedule
   };
   bool setup_failed = false;
+  // A movement that outlasts its planned end pushes the rest of the schedule back by as much.
+  double lag = 0;
+  Json movements = Json::array();
+  std::vector<std::string> movement_failures;
+  auto without = [](std::vector<int> v, int x) {
+    v.erase(std::remove(v.begin(), v.end(), x), v.end());
+    return v;
+  };
   for (const Step& step : schedule) {
-    wait_until(t0 + step.start_s);
+    if (step.start_s + lag + o.min_fault_s > o.time_s) break;
+    wait_until(t0 + step.start_s + lag);
     const Fault& f = step.fault;
     Period p{NemesisName(f.kind), f.Describe(), Now(), 0};
+    if (f.IsMovement()) {
+      Line("%s", f.Describe() + "   (" + Counts(progress) + ")");
+      const double began = Now();
+      const double deadline = std::max(t0 + step.end_s + lag, began + o.movement_deadline_s);
+      const int victim = f.victims.empty() ? 0 : f.victims[0];
+      std::vector<int> after = members;
+      if (f.newcomer != 0) after.push_back(f.newcomer);
+      if (victim != 0) after = without(after, victim);
+      std::sort(after.begin(), after.end());
+      std::string failure;
+      if (f.kind == NemesisKind::kJoin) {
+        cluster.Start(f.newcomer, members);
+      } else if (f.kind == NemesisKind::kDecommission) {
+        auto c = ConnectChecker(victim, 5000);
+        const Status st = c ? c->Decommission() : Status::Unavailable("cannot connect");
+        if (!st.ok()) failure = "decommission of node " + std::to_string(victim) + " refused: " + st.ToString();
+      } else {  // replace: the victim dies; once the others see it DOWN, a new node takes its place
+        const std::uint64_t id = IdOf(victim, without(members, victim).front());
+        cluster.Kill(victim);
+        coordinators.Set(without(members, victim));
+        const bool down = id != 0 && PollUntil(deadline, [&] {
+          for (int i : without(members, victim)) {
+            auto c = ConnectChecker(i);
+            if (!c) return false;
+            auto st = c->ClusterStatus();
+            bool seen_down = false;
+            for (const auto& m : st.members) seen_down |= m.id == id && m.status == "DOWN";
+            if (!seen_down) return false;
+          }
+          return true;
+        });
+        if (!down) {
+          failure = "node " + std::to_string(victim) + " (id " + std::to_string(id) +
+                    ") was not seen DOWN by every member";
+        } else {
+          char hex[17];
+          std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(id));
+          cluster.Start(f.newcomer, without(members, victim), {"--replace", hex});
+        }
+      }
+      if (failure.empty() &&
+          !PollUntil(deadline, [&] {
+            if (f.kind == NemesisKind::kDecommission && !cluster.Left(victim)) return false;
+            return AllUp(after);
+          }, std::chrono::milliseconds(500))) {
+        std::string seen;
+        for (int i : after) {
+          auto l = Look(i);
+          seen += "; node " + std::to_string(i) + ": " +
+                  (l ? (l->moving ? "moving " : "") + l->movement : std::string("no answer"));
+        }
+        failure = f.Describe() + " did not settle within " +
+                  std::to_string(static_cast<int>(deadline - began)) + " s" + seen;
+      }
+      const double took = Now() - began;
+      movements.push_back({{"movement", f.Describe()},
+                           {"start", began - t0},
+                           {"seconds", took},
+                           {"outcome", failure.empty() ? "done" : failure}});
+      if (failure.empty()) {
+        members = after;
+      } else {
+        movement_failures.push_back(failure);
+        // Best effort to leave a cluster that the checks can still read: the newcomer goes,
+        // a replaced victim comes back.
+        if (f.newcomer != 0) cluster.Kill(f.newcomer);
+        if (f.kind == NemesisKind::kReplace) cluster.Start(victim, without(members, victim));
+        if (f.kind == NemesisKind::kDecommission && cluster.Left(victim)) {
+          members = without(members, victim);
+        }
+      }
+      coordinators.Set(members);
+      p.end_s = Now();
+      periods.push_back(p);
+      lag = std::max(lag, p.end_s - (t0 + step.end_s));
+      Line("%s", (failure.empty() ? "done: " : "FAILED: ") + f.Describe() + " in " +
+                     std::to_string(took).substr(0, 5) + " s   (" + Counts(progress) + ")");
+      if (!failure.empty()) {
+        Line("%s", failure);
+        break;  // the rest of the plan assumed this movement
+      }
+      continue;
+    }
     if (f.IsNetwork()) {
-      if (!ApplyRules(&f, o.nodes, &error)) {
+      if (!ApplyRules(&f, slots, &error)) {
         setup_failed = true;
         break;
       }
@@ -483,31 +661,31 @@ int Main(int argc, char** argv) {
       }
     }
     Line("%s", std::string(NemesisName(f.kind)) + ": " + f.Describe() + "   (" + Counts(progress) + ")");
-    wait_until(t0 + step.end_s);
+    wait_until(t0 + step.end_s + lag);
     if (f.IsNetwork()) {
-      if (!ApplyRules(nullptr, o.nodes, &error)) {
+      if (!ApplyRules(nullptr, slots, &error)) {
         setup_failed = true;
         break;
       }
     } else {
       for (int v : f.victims) {
-        if (f.kind == NemesisKind::kKill) cluster.Start(v);
+        if (f.kind == NemesisKind::kKill) cluster.Start(v, members);
         else cluster.Pause(v, false);
       }
     }
     p.end_s = Now();
     periods.push_back(p);
-    for (int i = 1; i <= o.nodes; ++i) {
-      if (cluster.Exited(i)) cluster.Start(i);  // a crash: recorded, and the node restarted
+    for (int i : members) {
+      if (cluster.Exited(i)) cluster.Start(i, members);  // a crash: recorded, and the node restarted
     }
     Line("heal %s", std::string(NemesisName(f.kind)) + "   (" + Counts(progress) + ")");
   }
   for (auto& t : threads) t.join();
   // The final heal: no rule, every node running.
-  (void)ApplyRules(nullptr, o.nodes, &error);
-  for (int i = 1; i <= o.nodes; ++i) {
+  (void)ApplyRules(nullptr, slots, &error);
+  for (int i : members) {
     cluster.Pause(i, false);
-    if (cluster.Exited(i)) cluster.Start(i);
+    if (cluster.Exited(i)) cluster.Start(i, members);
   }
   const double heal_s = Now();
   Line("final heal; workload done (%s)", Counts(progress));
@@ -522,19 +700,19 @@ int Main(int argc, char** argv) {
             [](const Op& a, const Op& b) { return a.invoke_s < b.invoke_s; });
 
   // After the heal: every node UP, hints delivered, every node repaired.
-  const bool up = PollUntil(heal_s + o.heal_deadline_s, [&] { return AllUp(o.nodes); });
+  const bool up = PollUntil(heal_s + o.heal_deadline_s, [&] { return AllUp(members); });
   const double up_s = Now() - heal_s;
   Line("%s", up ? "every node sees every node UP" : "NOT every node UP within the deadline");
   std::uint64_t hints_left = 0;
   const bool handed_off = PollUntil(Now() + 60, [&] {
-    auto h = TotalHints(o.nodes);
+    auto h = TotalHints(members);
     if (h) hints_left = *h;
     return h && *h == 0;
   });
   const double handoff_s = Now() - heal_s;
   Line("%s", handed_off ? "hinted handoff done" : "hints still held: " + std::to_string(hints_left));
   Json repairs = Json::array();
-  for (int i = 1; i <= o.nodes; ++i) {
+  for (int i : members) {
     rpc::RepairReply r;
     for (int attempt = 0; attempt < 3; ++attempt) {
       auto c = ConnectChecker(i, 5000);
@@ -557,7 +735,8 @@ int Main(int argc, char** argv) {
   std::set<std::string> keys;
   for (const Op& op : history) keys.insert(op.key);
   FinalState final;
-  for (int node = 1; node <= o.nodes && final.size() < keys.size(); ++node) {
+  for (int node : members) {
+    if (final.size() == keys.size()) break;
     auto c = ConnectChecker(node, 5000);
     if (!c) continue;
     for (const auto& k : keys) {
@@ -574,9 +753,9 @@ int Main(int argc, char** argv) {
   std::vector<std::string> divergent;
   std::map<std::uint64_t, int> node_of_id;
   rpc::RingReply ring;
-  if (auto c = ConnectChecker(1, 5000)) ring = c->Ring(3);
+  if (auto c = ConnectChecker(members.front(), 5000)) ring = c->Ring(3);
   for (const auto& m : ring.members) {
-    for (int i = 1; i <= o.nodes; ++i) {
+    for (int i = 1; i <= slots; ++i) {
       if (m.rpc == Rpc(i)) node_of_id[m.id] = i;
     }
   }
@@ -615,7 +794,7 @@ int Main(int argc, char** argv) {
     if (!same) divergent.push_back(k);
   }
   std::uint64_t tree_differing = 0;
-  for (int i = 1; i <= o.nodes; ++i) {
+  for (int i : members) {
     auto c = ConnectChecker(i, 5000);
     if (!c) {
       ++tree_differing;
@@ -632,9 +811,9 @@ int Main(int argc, char** argv) {
                              std::to_string(tree_differing) + " differing in the trees");
 
   Findings f = Check(history, final, periods);
-  for (int i = 1; i <= o.nodes; ++i) (void)cluster.Exited(i);
+  for (int i : members) (void)cluster.Exited(i);
   const bool pass = f.lost == 0 && f.phantoms == 0 && f.unreadable_keys == 0 && converged &&
-                    cluster.crashes().empty();
+                    cluster.crashes().empty() && movement_failures.empty();
 
   // The report.
   {
@@ -711,6 +890,8 @@ int Main(int argc, char** argv) {
          return a;
        }()},
       {"crashes", cluster.crashes()},
+      {"movements", movements},
+      {"members_at_end", members},
       {"verdict", pass ? "pass" : "FAIL"}};
   std::ofstream(o.report + "/findings.json") << findings.dump(2) << "\n";
   char text[2048];
@@ -738,6 +919,14 @@ int Main(int argc, char** argv) {
   for (const auto& e : f.lost_examples) out += "lost: " + e + "\n";
   for (const auto& e : f.phantom_examples) out += "phantom: " + e + "\n";
   for (const auto& e : cluster.crashes()) out += "crash: " + e + "\n";
+  for (const auto& e : movement_failures) out += "movement failed: " + e + "\n";
+  for (const auto& m : movements) {
+    char line[160];
+    std::snprintf(line, sizeof(line), "movement at %.1f s: %s, %s in %.1f s\n",
+                  m["start"].get<double>(), m["movement"].get<std::string>().c_str(),
+                  m["outcome"] == "done" ? "done" : "FAILED", m["seconds"].get<double>());
+    out += line;
+  }
   for (std::size_t i = 0; i < divergent.size() && i < 20; ++i) out += "divergent: " + divergent[i] + "\n";
   out += "report: " + o.report + "\n";
   std::ofstream(o.report + "/findings.txt") << out;

@@ -11,12 +11,17 @@ namespace {
 constexpr NemesisKind kAll[] = {NemesisKind::kHalves, NemesisKind::kIsolate,
                                 NemesisKind::kBridge, NemesisKind::kRandom,
                                 NemesisKind::kLoss,   NemesisKind::kKill,
-                                NemesisKind::kPause};
+                                NemesisKind::kPause,  NemesisKind::kJoin,
+                                NemesisKind::kDecommission, NemesisKind::kReplace};
 
-std::vector<int> Shuffled(int nodes, Rng& rng) {
-  std::vector<int> v(nodes);
-  for (int i = 0; i < nodes; ++i) v[i] = i + 1;
-  for (int i = nodes - 1; i > 0; --i) std::swap(v[i], v[rng.Below(i + 1)]);
+std::vector<int> Shuffled(std::vector<int> v, Rng& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.Below(i)]);
+  return v;
+}
+
+std::vector<int> Range(int nodes) {
+  std::vector<int> v(static_cast<std::size_t>(nodes));
+  for (int i = 0; i < nodes; ++i) v[static_cast<std::size_t>(i)] = i + 1;
   return v;
 }
 
@@ -41,6 +46,9 @@ const char* NemesisName(NemesisKind k) {
     case NemesisKind::kLoss: return "loss";
     case NemesisKind::kKill: return "kill";
     case NemesisKind::kPause: return "pause";
+    case NemesisKind::kJoin: return "join";
+    case NemesisKind::kDecommission: return "decommission";
+    case NemesisKind::kReplace: return "replace";
   }
   return "?";
 }
@@ -58,7 +66,8 @@ std::optional<std::vector<NemesisKind>> ParseNemeses(const std::string& list, st
     }
     if (!found) {
       *error = "unknown nemesis '" + name +
-               "' (expected a comma list of halves, isolate, bridge, random, loss, kill, pause)";
+               "' (expected a comma list of halves, isolate, bridge, random, loss, kill, pause, join, "
+               "decommission, replace)";
       return std::nullopt;
     }
   }
@@ -73,6 +82,12 @@ std::string Fault::Describe() const {
   switch (kind) {
     case NemesisKind::kKill:
     case NemesisKind::kPause: return std::string(NemesisName(kind)) + " " + Group(victims);
+    case NemesisKind::kJoin: return "join " + std::to_string(newcomer);
+    case NemesisKind::kDecommission:
+      return "decommission " + std::to_string(victims.empty() ? 0 : victims[0]);
+    case NemesisKind::kReplace:
+      return "replace " + std::to_string(victims.empty() ? 0 : victims[0]) + " by " +
+             std::to_string(newcomer);
     case NemesisKind::kLoss: {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "loss %.0f%% on every link", loss * 100);
@@ -86,11 +101,11 @@ std::string Fault::Describe() const {
   }
 }
 
-std::vector<std::pair<int, int>> CutPairs(const Fault& f, int nodes) {
+std::vector<std::pair<int, int>> CutPairs(const Fault& f, int slots) {
   std::vector<std::pair<int, int>> out;
   if (!f.IsNetwork() || f.kind == NemesisKind::kLoss) return out;
-  for (int a = 1; a <= nodes; ++a) {
-    for (int b = 1; b <= nodes; ++b) {
+  for (int a = 1; a <= slots; ++a) {
+    for (int b = 1; b <= slots; ++b) {
       if (a == b) continue;
       bool together = false;
       for (const auto& g : f.groups) {
@@ -102,20 +117,20 @@ std::vector<std::pair<int, int>> CutPairs(const Fault& f, int nodes) {
   return out;
 }
 
-std::string IptablesRules(const Fault* f, int nodes) {
+std::string IptablesRules(const Fault* f, int slots) {
   std::string out = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n";
   if (f != nullptr && f->kind == NemesisKind::kLoss) {
     char p[32];
     std::snprintf(p, sizeof(p), "%.4f", f->loss);
-    for (int a = 1; a <= nodes; ++a) {
-      for (int b = 1; b <= nodes; ++b) {
+    for (int a = 1; a <= slots; ++a) {
+      for (int b = 1; b <= slots; ++b) {
         if (a == b) continue;
         out += "-A INPUT -s " + Ip(a) + " -d " + Ip(b) +
                " -m statistic --mode random --probability " + p + " -j DROP\n";
       }
     }
   } else if (f != nullptr) {
-    for (const auto& [a, b] : CutPairs(*f, nodes)) {
+    for (const auto& [a, b] : CutPairs(*f, slots)) {
       out += "-A INPUT -s " + Ip(a) + " -d " + Ip(b) + " -j DROP\n";
     }
   }
@@ -130,9 +145,14 @@ std::uint64_t Rng::Next() {
 }
 
 Fault PlanFault(NemesisKind kind, int nodes, Rng& rng, double loss) {
+  return PlanFault(kind, Range(nodes), rng, loss);
+}
+
+Fault PlanFault(NemesisKind kind, const std::vector<int>& members, Rng& rng, double loss) {
   Fault f;
   f.kind = kind;
-  std::vector<int> order = Shuffled(nodes, rng);
+  const int nodes = static_cast<int>(members.size());
+  std::vector<int> order = Shuffled(members, rng);
   switch (kind) {
     case NemesisKind::kHalves: {
       const int small = nodes / 2;
@@ -172,8 +192,17 @@ Fault PlanFault(NemesisKind kind, int nodes, Rng& rng, double loss) {
       f.victims.assign(order.begin(), order.begin() + n);
       break;
     }
+    case NemesisKind::kJoin: break;
+    case NemesisKind::kDecommission:
+    case NemesisKind::kReplace: f.victims = {order[0]}; break;
   }
   return f;
+}
+
+int SlotsOf(const std::vector<Step>& steps, int nodes) {
+  int slots = nodes;
+  for (const Step& s : steps) slots = std::max(slots, s.fault.newcomer);
+  return slots;
 }
 
 std::vector<Step> PlanSchedule(const std::vector<NemesisKind>& kinds, int nodes, double run_s,
@@ -182,6 +211,10 @@ std::vector<Step> PlanSchedule(const std::vector<NemesisKind>& kinds, int nodes,
   std::vector<Step> out;
   Rng rng(seed);
   double t = quiet_s;
+  std::vector<int> members = Range(nodes);
+  int next_slot = nodes + 1;
+  const std::size_t fewest = static_cast<std::size_t>(std::max(3, nodes - 1));
+  const std::size_t most = static_cast<std::size_t>(nodes + 1);
   // Kinds are drawn from a shuffled bag, refilled when empty, so every kind named comes up
   // once before any comes up twice.
   std::vector<NemesisKind> bag;
@@ -190,13 +223,24 @@ std::vector<Step> PlanSchedule(const std::vector<NemesisKind>& kinds, int nodes,
       bag = kinds;
       for (std::size_t i = bag.size(); i > 1; --i) std::swap(bag[i - 1], bag[rng.Below(i)]);
     }
-    const NemesisKind kind = bag.back();
+    NemesisKind kind = bag.back();
     bag.pop_back();
+    if (kind == NemesisKind::kJoin && members.size() >= most) kind = NemesisKind::kDecommission;
+    if (kind == NemesisKind::kDecommission && members.size() <= fewest) kind = NemesisKind::kJoin;
     Step s;
     s.start_s = t;
     const double len = min_fault_s + (max_fault_s - min_fault_s) * rng.Unit();
     s.end_s = std::min(run_s, t + len);
-    s.fault = PlanFault(kind, nodes, rng, loss);
+    s.fault = PlanFault(kind, members, rng, loss);
+    if (kind == NemesisKind::kJoin || kind == NemesisKind::kReplace) {
+      s.fault.newcomer = next_slot++;
+      members.push_back(s.fault.newcomer);
+    }
+    if (kind == NemesisKind::kDecommission || kind == NemesisKind::kReplace) {
+      members.erase(std::find(members.begin(), members.end(), s.fault.victims[0]));
+    }
+    std::sort(members.begin(), members.end());
+    s.members_after = members;
     out.push_back(s);
     t = s.end_s + quiet_s;
   }

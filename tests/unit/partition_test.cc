@@ -211,6 +211,77 @@ TEST(Nemesis, ScheduleReplaysFromItsSeedAndHealsInTime) {
   EXPECT_EQ(used.size(), 3u);
 }
 
+TEST(Nemesis, MovementsKeepTheMembershipInBoundsAndFaultsNameOnlyMembers) {
+  std::string error;
+  const auto kinds = *ParseNemeses(
+      "halves,isolate,bridge,random,loss,kill,pause,join,decommission,replace", &error);
+  std::set<NemesisKind> used;
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    for (int n : {3, 5}) {
+      const auto steps = PlanSchedule(kinds, n, 600, 3, 6, 8, seed);
+      std::vector<int> members;
+      for (int i = 1; i <= n; ++i) members.push_back(i);
+      std::set<int> ever(members.begin(), members.end());
+      for (const Step& s : steps) {
+        const Fault& f = s.fault;
+        used.insert(f.kind);
+        auto member = [&](int x) {
+          return std::find(members.begin(), members.end(), x) != members.end();
+        };
+        for (int v : f.victims) EXPECT_TRUE(member(v)) << f.Describe();
+        for (const auto& g : f.groups) {
+          for (int x : g) EXPECT_TRUE(member(x)) << f.Describe();
+        }
+        std::set<int> grouped;
+        for (const auto& g : f.groups) grouped.insert(g.begin(), g.end());
+        if (!f.groups.empty()) {
+          EXPECT_EQ(grouped.size(), members.size()) << f.Describe();
+        }
+        if (f.kind == NemesisKind::kJoin || f.kind == NemesisKind::kReplace) {
+          // A slot never used before, so no address ever names two nodes.
+          EXPECT_TRUE(ever.insert(f.newcomer).second) << f.Describe();
+          members.push_back(f.newcomer);
+        } else {
+          EXPECT_EQ(f.newcomer, 0);
+        }
+        if (f.kind == NemesisKind::kDecommission || f.kind == NemesisKind::kReplace) {
+          ASSERT_EQ(f.victims.size(), 1u);
+          members.erase(std::find(members.begin(), members.end(), f.victims[0]));
+        }
+        std::sort(members.begin(), members.end());
+        EXPECT_EQ(s.members_after, members);
+        EXPECT_GE(members.size(), static_cast<std::size_t>(std::max(3, n - 1)));
+        EXPECT_LE(members.size(), static_cast<std::size_t>(n + 1));
+      }
+      EXPECT_EQ(SlotsOf(steps, n), *ever.rbegin());
+    }
+  }
+  EXPECT_EQ(used.size(), kinds.size()) << "every kind comes up";
+  Fault f;
+  f.kind = NemesisKind::kReplace;
+  f.victims = {2};
+  f.newcomer = 7;
+  EXPECT_EQ(f.Describe(), "replace 2 by 7");
+  EXPECT_FALSE(f.IsNetwork());
+  EXPECT_TRUE(CutPairs(f, 7).empty());
+}
+
+TEST(Nemesis, ANetworkFaultCutsSlotsThatAreNotMembersFromEveryone) {
+  Rng rng(3);
+  Fault halves = PlanFault(NemesisKind::kHalves, std::vector<int>{1, 2, 4, 6}, rng);
+  const auto cuts = CutPairs(halves, 6);
+  for (int o : {1, 2, 4, 6}) {
+    EXPECT_TRUE(Cut(cuts, 3, o) && Cut(cuts, o, 3));
+    EXPECT_TRUE(Cut(cuts, 5, o) && Cut(cuts, o, 5));
+  }
+  // Two members on the same side still talk.
+  for (const auto& g : halves.groups) {
+    for (int a : g) {
+      for (int b : g) EXPECT_TRUE(a == b || !Cut(cuts, a, b));
+    }
+  }
+}
+
 TEST(Timeline, DrawsEveryOperationAndEveryPeriod) {
   std::vector<Op> h = {Write(OpKind::kPut, "p", "1", Outcome::kOk, 1),
                        Write(OpKind::kPut, "p", "2", Outcome::kFail, 2),
