@@ -243,7 +243,7 @@ Request Initiator::Push() {
     // A record that would take the batch past the bound goes in the next one (alone if need
     // be), so no message is larger than the bound or one record.
     if (n > 0 && batch_bytes + size > kMaxPushBytes) break;
-    stats_.bytes_pushed += size - to_push_[n].size();
+    stats_.bytes_pushed += size;
     batch_bytes += size;
     ++stats_.records_pushed;
     r.records.emplace_back(to_push_[n], std::move(rec.value()));
@@ -257,7 +257,7 @@ Request Initiator::Push() {
 
 void Initiator::Pulled(const std::string& key, const storage::Record& theirs) {
   ++stats_.records_pulled;
-  stats_.bytes_pulled += storage::EncodeRecord(theirs).size();
+  stats_.bytes_pulled += key.size() + storage::EncodeRecord(theirs).size();
 }
 
 Request Initiator::AskEstimate(std::size_t level, std::vector<std::uint64_t> nodes) {
@@ -435,9 +435,34 @@ Request Initiator::Reconcile(std::vector<Iblt::Entry> found) {
   return Push();
 }
 
+Request Initiator::AskCopy() {
+  Request r;
+  r.kind = Request::Kind::kCopy;
+  r.from = copy_from_;
+  auto first = std::lower_bound(copy_own_.begin(), copy_own_.end(),
+                                std::make_pair(copy_from_, std::uint64_t{0}));
+  for (auto it = first; it != copy_own_.end(); ++it) r.except.push_back(it->second);
+  std::sort(r.except.begin(), r.except.end());
+  phase_ = Phase::kCopy;
+  return r;
+}
+
 Request Initiator::Next(const Reply* reply) {
   switch (phase_) {
     case Phase::kStart: {
+      if (copy_ && !dry_run_ && rounds_ == 0) {
+        auto mine = local_->Entries(range_);
+        if (!mine.ok()) return Fail(mine.status());
+        if (mine->size() <= kMaxCopyOwnKeys) {
+          for (const auto& e : mine.value()) {
+            copy_own_.emplace_back(ring::TokenOf(e.key), EntryHash(e.key, e.digest));
+            to_offer_.push_back(e.key);
+          }
+          std::sort(copy_own_.begin(), copy_own_.end());
+          copy_from_ = range_.begin;
+          return AskCopy();
+        }
+      }
       auto leaves = local_->Leaves(range_);
       if (!leaves.ok()) return Fail(leaves.status());
       span_ = SpanOf(shape_, range_);
@@ -665,6 +690,33 @@ Request Initiator::Next(const Reply* reply) {
       }
       fetching_items_.clear();
       return Fetch();
+    }
+    case Phase::kCopy: {
+      if (reply == nullptr) return Fail(Status::InvalidArgument("no reply to a copy"));
+      const ring::TokenRange rest{copy_from_, range_.end};
+      ring::Token last = copy_from_;
+      for (const auto& [key, rec] : reply->records) {
+        const ring::Token t = ring::TokenOf(key);
+        if (!rest.Contains(t) || t < last) {
+          return Fail(Status::InvalidArgument("peer's copy sent a key outside the range or out of "
+                                              "token order"));
+        }
+        last = t;
+        Pulled(key, rec);
+        ++stats_.keys_differing;
+        // Keys of mine among them are offered afterwards, which settles their versions.
+        if (auto merged = local_->Merge(key, rec); !merged.ok()) return Fail(merged.status());
+      }
+      ++stats_.copy_pages;
+      if (reply->more) {
+        const bool past_end = range_.end != 0 && reply->resume >= range_.end;
+        if (reply->resume <= copy_from_ || reply->resume <= last || past_end) {
+          return Fail(Status::InvalidArgument("peer's copy page does not move forward"));
+        }
+        copy_from_ = reply->resume;
+        return AskCopy();
+      }
+      return Offer();
     }
     case Phase::kPush:
       if (reply == nullptr) return Fail(Status::InvalidArgument("no reply to a push"));
@@ -897,6 +949,46 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         reply->purged += purged.value() ? 1 : 0;
       }
       return Status::Ok();
+    case Request::Kind::kCopy: {
+      if (request.except.size() > kMaxCopyOwnKeys) {
+        return Status::InvalidArgument("too many entry hashes in one copy request");
+      }
+      if (!range_.Contains(request.from) && request.from != range_.begin) {
+        return Status::InvalidArgument("copy starts outside the range");
+      }
+      std::vector<std::uint64_t> except = request.except;
+      std::sort(except.begin(), except.end());
+      std::size_t bytes = 0;
+      bool full = false;
+      ring::Token last = 0;
+      Status bad;
+      Status st = local_->Scan(
+          ring::TokenRange{request.from, range_.end},
+          [&](ring::Token t, std::string_view key, std::string_view value) {
+            // A full page ends at the next token, so a resumed copy misses no key of the last.
+            if (full && t != last) {
+              reply->more = true;
+              reply->resume = t;
+              return false;
+            }
+            last = t;
+            if (std::binary_search(except.begin(), except.end(),
+                                   EntryHash(key, storage::VersionDigest(value)))) {
+              return true;
+            }
+            auto rec = storage::DecodeRecord(value);
+            if (!rec.ok()) {
+              bad = rec.status();
+              return false;
+            }
+            bytes += key.size() + value.size();
+            reply->records.emplace_back(std::string(key), std::move(rec.value()));
+            full = bytes >= kMaxPushBytes || reply->records.size() >= kMaxCopyRecords;
+            return true;
+          });
+      if (!st.ok()) return st;
+      return bad;
+    }
     case Request::Kind::kDone:
       return Status::Ok();
   }

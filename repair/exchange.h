@@ -39,7 +39,15 @@
 //   5. fetches, by entry hash, the records of keys only the responder holds;
 //   6. pushes the (merged) records the responder asked for.
 // Either way, a key one side holds strictly older moves once, in one direction; concurrent
-// versions move both ways once. Every request is bounded (the kMax... constants), so memory
+// versions move both ways once.
+//
+// A copy (PreferCopy: a new replica of the range pulls it during a ring movement, holding only
+// the few keys that writes brought it since the movement began) skips the trees: the initiator
+// sends the entry hashes of its own keys and asks for every record of the range but those,
+// page by page in token order (kCopy), then offers its own keys as in step 4. The bytes that
+// cross are the records' and 8 per key the initiator already held, where the trees would add
+// their hashes and the entry hashes of every key. A copier with more than kMaxCopyOwnKeys keys
+// in the range runs the ordinary exchange instead. Every request is bounded (the kMax... constants), so memory
 // stays bounded whatever the data size; a range that fails midway can be run again from the
 // start.
 //
@@ -51,6 +59,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "repair/hash_tree.h"
@@ -85,6 +94,11 @@ class RangeReader {
                                                          std::uint64_t cutoff_s) = 0;
   // Removes the key if its record still has `digest` and holds only tombstones.
   virtual Result<bool> PurgeIfUnchanged(const std::string& key, std::uint64_t digest) = 0;
+  // Every record in `range` as stored (storage::EncodeRecord), in token order, until `fn`
+  // returns false.
+  virtual Status Scan(const ring::TokenRange& range,
+                      const std::function<bool(ring::Token token, std::string_view key,
+                                               std::string_view encoded_record)>& fn) = 0;
 };
 
 inline constexpr std::size_t kMaxNodesPerRequest = 4096;  // parents per children request
@@ -109,6 +123,11 @@ inline constexpr int kMaxRounds = 3;
 // Items asked for in one fetch by table item; the reply stops at kMaxPushBytes of records and
 // says so (each such fetch costs the responder a scan of the union).
 inline constexpr std::size_t kMaxItemsPerFetch = 4096;
+// A copy: the most keys of its own a copier may hold in the range (each goes over as an entry
+// hash in every page request), and the most records in one page (a page also stops at
+// kMaxPushBytes, and never between two keys of one token).
+inline constexpr std::size_t kMaxCopyOwnKeys = 4096;
+inline constexpr std::size_t kMaxCopyRecords = 16384;
 
 // A table is built over a union of differing nodes holding at most about this many keys per
 // differing key; a larger union is first narrowed by an exact level of the tree, as long as that
@@ -132,6 +151,7 @@ struct Request {
     kFetchItems,
     kPush,
     kPurge,
+    kCopy,
     kDone
   };
   Kind kind = Kind::kDone;
@@ -160,6 +180,10 @@ struct Request {
   std::vector<std::pair<std::string, storage::Record>> records;
   // kPurge: these keys (in `keys`), each to be removed if its digest is still this one.
   std::vector<std::uint64_t> digests;
+  // kCopy: every record of the range from token `from` on, but those whose entry hash is in
+  // `except` (sorted).
+  ring::Token from = 0;
+  std::vector<std::uint64_t> except;
 };
 
 struct OfferAnswer {
@@ -174,8 +198,11 @@ struct Reply {
   std::vector<std::vector<std::uint64_t>> entries;  // kEntries: sorted entry hashes per range
   std::string sketch;                               // kSketch: Iblt::Encode
   std::vector<OfferAnswer> offers;                  // kOffer, per key
-  std::vector<std::pair<std::string, storage::Record>> records;  // kFetch, kFetchItems
+  std::vector<std::pair<std::string, storage::Record>> records;  // kFetch, kFetchItems, kCopy
   bool truncated = false;    // kFetchItems: more records matched than fit in the reply
+  // kCopy: the page ended before the range did; the next one starts at token `resume`.
+  bool more = false;
+  ring::Token resume = 0;
   // kPush, per record: the responder's join holds something the pushed record lacks.
   std::vector<bool> holds_more;
   std::uint64_t purged = 0;  // kPurge
@@ -193,7 +220,8 @@ struct ExchangeStats {
   std::uint64_t unions_narrowed = 0;   // exact levels descended to scan less
   std::uint64_t keys_differing = 0;
   std::uint64_t records_pulled = 0, records_pushed = 0;
-  std::uint64_t bytes_pulled = 0, bytes_pushed = 0;  // encoded record bytes
+  std::uint64_t bytes_pulled = 0, bytes_pushed = 0;  // records' bytes: key and encoded record
+  std::uint64_t copy_pages = 0;                      // pages of a copy (0: no copy was made)
 };
 
 class Initiator {
@@ -204,6 +232,11 @@ class Initiator {
   // little data).
   Initiator(RangeReader* local, int tree_bits, ring::TokenRange range, bool dry_run = false,
             double scan_per_difference = kScanPerDifference);
+
+  // Copy rather than compare when this replica holds at most kMaxCopyOwnKeys keys of the range
+  // (see the top of this file). For the movement runner, on a range's new replica; call before
+  // the first Next. Ignored on a dry run.
+  void PreferCopy() { copy_ = true; }
 
   // The next request, given the reply to the previous one (none for the first call). Returns a
   // kDone request when finished; `status()` tells how it ended.
@@ -230,6 +263,7 @@ class Initiator {
   Request Fetch();
   Request Push();
   Request Finish();
+  Request AskCopy();
   void NewRound();  // forgets all but the stats
   void Pulled(const std::string& key, const storage::Record& theirs);
 
@@ -244,6 +278,7 @@ class Initiator {
     kOffer,
     kFetch,
     kPush,
+    kCopy,
     kDone
   };
   RangeReader* const local_;
@@ -251,6 +286,9 @@ class Initiator {
   const ring::TokenRange range_;
   const bool dry_run_;
   const double scan_per_difference_;
+  bool copy_ = false;
+  ring::Token copy_from_ = 0;                                   // where the next page starts
+  std::vector<std::pair<ring::Token, std::uint64_t>> copy_own_;  // my keys: token, entry hash
   Phase phase_ = Phase::kStart;
   Status status_;
   ExchangeStats stats_;

@@ -63,4 +63,10 @@ Result<bool> StoreReader::PurgeIfUnchanged(const std::string& key, std::uint64_t
   return store_->PurgeIfUnchanged(key, digest);
 }
 
+Status StoreReader::Scan(
+    const ring::TokenRange& range,
+    const std::function<bool(ring::Token, std::string_view, std::string_view)>& fn) {
+  return engine_->Scan(range, fn);
+}
+
 }  // namespace kv::repair

@@ -249,8 +249,10 @@ kj::Promise<void> MovementRunner::PullFrom(std::shared_ptr<std::vector<std::uint
     return kj::READY_NOW;
   }
   auto bytes_on_wire = std::make_shared<std::uint64_t>(0);
+  // The first source is copied from (this node holds little of the range yet); the others are
+  // compared with, which moves only what the first lacked.
   return ExchangeRange(reader_, peers_, options_.tree_bits, source, m->app.rpc_address, range,
-                       false, options_.timeout, bytes_on_wire.get())
+                       false, options_.timeout, bytes_on_wire.get(), /*copy=*/next == 0)
       .attach(kj::heap(bytes_on_wire))
       .then([this, sources, next, range, out,
              source_name = std::string(name)](RangeExchange&& done) -> kj::Promise<void> {

@@ -34,12 +34,13 @@ kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* 
                                          int tree_bits, std::uint64_t peer,
                                          const std::string& address, ring::TokenRange range,
                                          bool dry_run, kj::Duration timeout,
-                                         std::uint64_t* bytes_on_wire) {
+                                         std::uint64_t* bytes_on_wire, bool copy) {
   auto req = peers->Get(peer, address).repairRequest();
   req.initRange().setBegin(range.begin);
   req.getRange().setEnd(range.end);
   req.setTreeBits(static_cast<std::uint8_t>(tree_bits));
   auto initiator = std::make_shared<repair::Initiator>(reader, tree_bits, range, dry_run);
+  if (copy) initiator->PreferCopy();
   auto opened = peers->timer().timeoutAfter(timeout, req.send());
   return opened
       .then([peers, initiator, timeout,

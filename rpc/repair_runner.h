@@ -58,7 +58,8 @@ struct RepairSummary {
 // One anti-entropy exchange of `range` (not wrapping) between this node (the initiator) and
 // `peer` at `address`: each side ends holding what either held. Every request is bounded by
 // `timeout`; `bytes_on_wire` accumulates the messages' sizes. The status says why it failed
-// (the peer's answer, or "peer unreachable: ...").
+// (the peer's answer, or "peer unreachable: ..."). `copy`: this node is a new replica of the
+// range and copies it rather than compares trees (repair::Initiator::PreferCopy).
 struct RangeExchange {
   Status status;
   repair::ExchangeStats stats;
@@ -67,7 +68,7 @@ kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* 
                                          int tree_bits, std::uint64_t peer,
                                          const std::string& address, ring::TokenRange range,
                                          bool dry_run, kj::Duration timeout,
-                                         std::uint64_t* bytes_on_wire);
+                                         std::uint64_t* bytes_on_wire, bool copy = false);
 
 class RepairRunner {
  public:

@@ -136,6 +136,23 @@ kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
   });
 }
 
+kj::Promise<void> RepairSessionServer::copy(CopyContext context) {
+  auto params = context.getParams();
+  if (params.getExcept().size() > repair::kMaxCopyOwnKeys) {
+    return Refuse(context.getResults(),
+                  Status::InvalidArgument("too many entry hashes in one copy request"));
+  }
+  repair::Request req;
+  req.kind = repair::Request::Kind::kCopy;
+  req.from = params.getFrom();
+  for (auto h : params.getExcept()) req.except.push_back(h);
+  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+    results.setRecords(Bytes(EncodeRecords(reply.records)));
+    results.setMore(reply.more);
+    results.setResume(reply.resume);
+  });
+}
+
 kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
   auto params = context.getParams();
   repair::Request req;
@@ -383,6 +400,25 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
             Count(resp, bytes);
             for (bool f : resp.getHoldsMore()) reply->holds_more.push_back(f);
             return FromWire(resp.getStatus());
+          });
+    }
+    case K::kCopy: {
+      auto r = session.copyRequest();
+      r.setFrom(req.from);
+      SetHashes(r.initExcept(req.except.size()), req.except);
+      Count(r, bytes);
+      return timer.timeoutAfter(timeout, r.send())
+          .then([reply, bytes](capnp::Response<wire::RepairSession::CopyResults>&& resp) -> Status {
+            Count(resp, bytes);
+            Status st = FromWire(resp.getStatus());
+            if (!st.ok()) return st;
+            // A page stops at a token boundary: a few records past the bound (keys of one token).
+            auto records = DecodeRecords(View(resp.getRecords()), repair::kMaxCopyRecords + 64);
+            if (!records.ok()) return records.status();
+            reply->records = std::move(records.value());
+            reply->more = resp.getMore();
+            reply->resume = resp.getResume();
+            return Status::Ok();
           });
     }
     case K::kPurge:  // not part of an exchange: PurgeRemote

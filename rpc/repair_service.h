@@ -30,6 +30,7 @@ class RepairSessionServer final : public wire::RepairSession::Server {
   kj::Promise<void> fetch(FetchContext context) override;
   kj::Promise<void> push(PushContext context) override;
   kj::Promise<void> purge(PurgeContext context) override;
+  kj::Promise<void> copy(CopyContext context) override;
 
  private:
   repair::Responder responder_;

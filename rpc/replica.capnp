@@ -65,6 +65,12 @@ interface RepairSession {
   # Tombstone GC once every replica of the range was confirmed to agree: removes each key whose
   # record still has the given version digest and holds only tombstones.
   purge @6 (keys :List(Data), digests :List(UInt64)) -> (status :Status, purged :UInt64);
+  # A copy page (repair/exchange.h): every record of the range from token `from` on, in token
+  # order, but those whose entry hash is in `except` (at most repair::kMaxCopyOwnKeys). At most
+  # repair::kMaxCopyRecords records or kMaxPushBytes of them; `more`: the range goes on, from
+  # token `resume`.
+  copy @10 (from :UInt64, except :List(UInt64))
+      -> (status :Status, records :Data, more :Bool, resume :UInt64);
 }
 
 interface KvReplica {

@@ -11,7 +11,13 @@
 //     stream every record of the leaf's range; bytes as modelled, time of the scans;
 //   - verify: a second exchange once the replicas agree: bytes, and time against one full scan.
 //
+// With --empty the second replica holds nothing and initiates: the copy a joining node makes of
+// a range it now owns (rpc/movement_runner.h). Measured: bytes on the wire (both directions)
+// against the encoded bytes of every record (key + record), for the copy and, beside it, for
+// the ordinary exchange into an empty replica.
+//
 //   repair_bench [--keys 1000000] [--diffs 1000] [--value-size 100] [--bits 16] [--json]
+//   repair_bench --empty [--keys 1000000] [--value-size 100]
 #include <kj/async-io.h>
 #include <stdlib.h>
 
@@ -73,8 +79,10 @@ struct Replica {
 
 std::string Key(std::uint64_t k) { return "key:" + std::to_string(k); }
 
-// The same records into both replicas, in batches.
-void Load(Replica& a, Replica& b, std::uint64_t keys, std::size_t value_size) {
+// The same records into both replicas (only the first when `b` is null), in batches; returns the
+// encoded bytes of the records (key + record) of one replica.
+std::uint64_t Load(Replica& a, Replica* b, std::uint64_t keys, std::size_t value_size) {
+  std::uint64_t bytes = 0;
   const std::string value(value_size, 'v');
   std::vector<storage::WriteOp> ops;
   auto flush = [&](Replica& r) {
@@ -87,13 +95,15 @@ void Load(Replica& a, Replica& b, std::uint64_t keys, std::size_t value_size) {
     op.kind = storage::WriteOp::Kind::kMerge;
     op.key = Key(k);
     op.remote.Write(7, {}, false, value);
+    bytes += op.key.size() + storage::EncodeRecord(op.remote).size();
     ops.push_back(std::move(op));
     if (ops.size() == 1000 || k + 1 == keys) {
       flush(a);
-      flush(b);
+      if (b != nullptr) flush(*b);
       ops.clear();
     }
   }
+  return bytes;
 }
 
 struct Exchanged {
@@ -103,8 +113,9 @@ struct Exchanged {
   double seconds = 0;
 };
 
-// One exchange of the whole ring, a initiating, b answering over RPC on a socket pair.
-Exchanged RunOverRpc(kj::AsyncIoContext& io, Replica& a, Replica& b, int bits) {
+// One exchange of the whole ring, a initiating, b answering over RPC on a socket pair; with
+// `copy`, a copies (repair::Initiator::PreferCopy).
+Exchanged RunOverRpc(kj::AsyncIoContext& io, Replica& a, Replica& b, int bits, bool copy = false) {
   auto pipe = io.provider->newTwoWayPipe();
   capnp::ReaderOptions opts;
   opts.traversalLimitInWords = 1ull << 30;
@@ -115,6 +126,7 @@ Exchanged RunOverRpc(kj::AsyncIoContext& io, Replica& a, Replica& b, int bits) {
   rpc::RpcSession client(kj::mv(pipe.ends[1]), opts);
   auto session = client.Bootstrap().castAs<rpc::wire::RepairSession>();
   repair::Initiator init(a.reader.get(), bits, ring::TokenRange{});
+  if (copy) init.PreferCopy();
   Exchanged out;
   const auto t0 = Clock::now();
   out.status = rpc::RunExchange(init, session, io.provider->getTimer(), 600 * kj::SECONDS,
@@ -182,14 +194,50 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 42;
   app.add_option("--seed", seed, "Chooses the differing keys");
   app.add_flag("--json", json);
+  bool empty = false;
+  app.add_flag("--empty", empty, "The second replica holds nothing and pulls everything");
   CLI11_PARSE(app, argc, argv);
   if (diffs > keys) diffs = keys;
 
   auto io = kj::setupAsyncIo();
   Replica a(dir + "/a", 1, bits), b(dir + "/b", 2, bits);
   auto t0 = Clock::now();
-  Load(a, b, keys, value_size);
+  const std::uint64_t record_bytes = Load(a, empty ? nullptr : &b, keys, value_size);
   const double load_s = Since(t0);
+  if (empty) {
+    // The same empty replica pulls twice: by comparing trees (the exchange), then, emptied
+    // again, by copying.
+    Exchanged compared = RunOverRpc(io, b, a, bits);
+    Replica c(dir + "/c", 3, bits);
+    Exchanged pull = RunOverRpc(io, c, a, bits, /*copy=*/true);
+    nlohmann::json out = {
+        {"keys", keys},
+        {"value_size", value_size},
+        {"tree_bits", bits},
+        {"record_bytes", record_bytes},
+        {"status", pull.status.ToString()},
+        {"bytes", pull.bytes},
+        {"seconds", pull.seconds},
+        {"records_pulled", pull.stats.records_pulled},
+        {"bytes_pulled", pull.stats.bytes_pulled},
+        {"tree_nodes", pull.stats.nodes_compared},
+        {"leaves_differing", pull.stats.leaves_differing},
+        {"tables", pull.stats.sketches},
+        {"table_fallbacks", pull.stats.sketch_fallbacks},
+        {"copy_pages", pull.stats.copy_pages},
+        {"bytes_per_record_byte",
+         record_bytes ? static_cast<double>(pull.bytes) / static_cast<double>(record_bytes) : 0.0},
+        {"exchange_instead",
+         {{"status", compared.status.ToString()},
+          {"bytes", compared.bytes},
+          {"seconds", compared.seconds},
+          {"records_pulled", compared.stats.records_pulled},
+          {"bytes_per_record_byte", record_bytes ? static_cast<double>(compared.bytes) /
+                                                       static_cast<double>(record_bytes)
+                                                 : 0.0}}}};
+    std::printf("%s\n", json ? out.dump().c_str() : out.dump(2).c_str());
+    return pull.status.ok() && compared.status.ok() && pull.stats.records_pulled == keys ? 0 : 1;
+  }
 
   // Newer versions on a only, for `diffs` distinct keys.
   std::mt19937_64 rng(seed);

@@ -65,8 +65,10 @@ struct Outcome {
 
 double kScan = kScanPerDifference;  // the Initiator's scan_per_difference (a test may change it)
 
-Outcome RunExchange(Replica& a, Replica& b, ring::TokenRange range, bool dry_run = false) {
+Outcome RunExchange(Replica& a, Replica& b, ring::TokenRange range, bool dry_run = false,
+                    bool copy = false) {
   Initiator init(&a.reader(), kBits, range, dry_run, kScan);
+  if (copy) init.PreferCopy();
   Responder resp(&b.reader(), kBits, range);
   Reply reply;
   Request req = init.Next(nullptr);
@@ -402,6 +404,154 @@ TEST(Exchange, AWriteDuringTheExchangeIsCaughtByTheNextRound) {
   EXPECT_TRUE(a.store().Read("late").value().HasLiveValue());
 }
 
+// Ranges of varied shapes covering the ring, one ending at the top.
+std::vector<ring::TokenRange> CoverRing(std::mt19937_64& rng) {
+  std::vector<ring::Token> cuts = {0};
+  for (int i = 0; i < 5; ++i) cuts.push_back(rng());
+  std::sort(cuts.begin(), cuts.end());
+  std::vector<ring::TokenRange> ranges;
+  for (std::size_t i = 0; i < cuts.size(); ++i) {
+    ranges.push_back({cuts[i], i + 1 < cuts.size() ? cuts[i + 1] : 0});
+  }
+  return ranges;
+}
+
+// A ring movement's copy: the new replica b holds only what writes brought it since the
+// movement began (some of a's keys in the same version, some newer or concurrent, some of its
+// own); it pulls every record it lacks without any tree, and both end holding the merge.
+TEST(Exchange, ACopyIntoANewReplicaMovesWhatItLacksWithoutTrees) {
+  kBits = 12;
+  std::mt19937_64 rng(21);
+  Replica a(101), b(102);
+  for (int k = 0; k < 2000; ++k) RandomWrites(a.store(), "key" + std::to_string(k), rng, 1 + rng() % 2);
+  for (int k = 0; k < 300; ++k) {
+    const std::string key = "key" + std::to_string(rng() % 2000);
+    ASSERT_TRUE(b.store().Merge(key, a.store().Read(key).value()).ok());  // the same version
+    if (k % 3 == 1) RandomWrites(b.store(), key, rng, 1);                // newer, or concurrent
+    if (k % 3 == 2) RandomWrites(a.store(), key, rng, 1);                // b's is older
+  }
+  for (int k = 0; k < 20; ++k) RandomWrites(b.store(), "new" + std::to_string(k), rng, 1);
+  auto before_a = a.All(), before_b = b.All();
+  std::uint64_t lacking = 0;  // keys whose record on a is not b's
+  for (const auto& [k, r] : before_a) lacking += !before_b.count(k) || !(before_b[k] == r);
+
+  std::uint64_t pulled = 0, pages = 0;
+  for (const auto& r : CoverRing(rng)) {
+    Outcome o = RunExchange(b, a, r, false, /*copy=*/true);
+    ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+    EXPECT_EQ(o.stats.nodes_compared, 0u) << "a copy compares no tree";
+    EXPECT_EQ(o.stats.keys_compared, 0u);
+    EXPECT_GE(o.stats.copy_pages, 1u);
+    pulled += o.stats.records_pulled;
+    pages += o.stats.copy_pages;
+  }
+  // What b held in a's very version did not cross; everything else of a's did, once (b's own
+  // keys that a held newer were pulled by the copy; the offers found nothing more to pull).
+  EXPECT_EQ(pulled, lacking);
+  auto after_a = a.All(), after_b = b.All();
+  EXPECT_TRUE(after_a == after_b);
+  for (const auto& [k, r] : after_a) {
+    const storage::Record want =
+        storage::Record::Merge(before_a.count(k) ? before_a[k] : storage::Record(),
+                               before_b.count(k) ? before_b[k] : storage::Record());
+    EXPECT_TRUE(r == want) << k;
+  }
+  // Converged: an ordinary exchange afterwards compares the roots alone.
+  for (const auto& r : CoverRing(rng)) {
+    Outcome o = RunExchange(b, a, r);
+    EXPECT_EQ(o.stats.nodes_compared, 1u);
+    EXPECT_EQ(o.stats.records_pulled + o.stats.records_pushed, 0u);
+  }
+}
+
+TEST(Exchange, ACopyIsPagedAtItsBoundsAndResumesWithNothingMissed) {
+  kBits = 8;
+  for (const bool big : {true, false}) {
+    Replica a(1), b(2);
+    // Large values reach the byte bound; many small ones the record bound.
+    const int keys = big ? 40 : static_cast<int>(kMaxCopyRecords) + 500;
+    const std::string value(big ? 256 << 10 : 8, 'v');
+    for (int k = 0; k < keys; ++k) {
+      ASSERT_TRUE(a.store().Write("k" + std::to_string(k), {}, false, value).ok());
+    }
+    Initiator init(&b.reader(), kBits, {});
+    init.PreferCopy();
+    Responder resp(&a.reader(), kBits, {});
+    Request req = init.Next(nullptr);
+    int pages = 0;
+    while (req.kind != Request::Kind::kDone) {
+      Reply reply;
+      ASSERT_TRUE(resp.Answer(req, &reply).ok());
+      if (req.kind == Request::Kind::kCopy) {
+        ++pages;
+        std::size_t bytes = 0;
+        for (const auto& [k, r] : reply.records) bytes += k.size() + storage::EncodeRecord(r).size();
+        EXPECT_LE(reply.records.size(), kMaxCopyRecords + 1);
+        EXPECT_LT(bytes, kMaxPushBytes + value.size() + 64);
+      }
+      req = init.Next(&reply);
+    }
+    ASSERT_TRUE(init.status().ok()) << init.status().ToString();
+    EXPECT_GE(pages, 2) << (big ? "byte bound" : "record bound");
+    EXPECT_EQ(init.stats().copy_pages, static_cast<std::uint64_t>(pages));
+    EXPECT_EQ(init.stats().records_pulled, static_cast<std::uint64_t>(keys));
+    EXPECT_TRUE(a.All() == b.All());
+  }
+}
+
+TEST(Exchange, ACopierHoldingManyKeysComparesTreesInstead) {
+  kBits = 10;
+  Replica a(1), b(2);
+  for (std::size_t k = 0; k < kMaxCopyOwnKeys + 50; ++k) {
+    ASSERT_TRUE(a.store().Write("k" + std::to_string(k), {}, false, "v").ok());
+    if (k <= kMaxCopyOwnKeys) {
+      ASSERT_TRUE(b.store().Merge("k" + std::to_string(k), a.store().Read("k" + std::to_string(k)).value()).ok());
+    }
+  }
+  Outcome o = RunExchange(b, a, {}, false, /*copy=*/true);
+  ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  EXPECT_EQ(o.stats.copy_pages, 0u);
+  EXPECT_GE(o.stats.nodes_compared, 1u);
+  EXPECT_EQ(o.stats.records_pulled, 49u);
+  EXPECT_TRUE(a.All() == b.All());
+}
+
+TEST(Exchange, ACopyRefusesPagesThatDoNotMoveForwardOrLeaveTheRange) {
+  const ring::TokenRange range{1000, 1u << 30};
+  Replica mine(1);
+  auto start = [&]() {
+    auto init = std::make_unique<Initiator>(&mine.reader(), kBits, range);
+    init->PreferCopy();
+    Request req = init->Next(nullptr);
+    EXPECT_EQ(req.kind, Request::Kind::kCopy);
+    EXPECT_EQ(req.from, range.begin);
+    return init;
+  };
+  {  // "more" without moving forward: refused rather than asked again for ever
+    auto init = start();
+    Reply page;
+    page.more = true;
+    page.resume = range.begin;
+    EXPECT_EQ(init->Next(&page).kind, Request::Kind::kDone);
+    EXPECT_EQ(init->status().code(), Status::Code::kInvalidArgument);
+  }
+  {  // a key outside the range
+    auto init = start();
+    Reply page;
+    std::string outside;
+    for (int i = 0; outside.empty(); ++i) {
+      const std::string k = "x" + std::to_string(i);
+      if (!range.Contains(ring::TokenOf(k))) outside = k;
+    }
+    storage::Record r;
+    r.Write(7, {}, false, "v");
+    page.records.emplace_back(outside, r);
+    EXPECT_EQ(init->Next(&page).kind, Request::Kind::kDone);
+    EXPECT_EQ(init->status().code(), Status::Code::kInvalidArgument);
+    EXPECT_TRUE(mine.All().empty()) << "nothing of a refused page is kept";
+  }
+}
+
 TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   Replica a(1);
   const ring::TokenRange range{1000, 5000};
@@ -452,6 +602,21 @@ TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   req.nodes = {0};
   req.items.assign(kMaxItemsPerFetch + 1, 1);
   EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  // Copies: bounded in the entry hashes they skip, and only from inside the range.
+  req = Request();
+  req.kind = Request::Kind::kCopy;
+  req.from = range.begin;
+  req.except.assign(kMaxCopyOwnKeys + 1, 1);
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req.except.clear();
+  req.from = 10;
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req.from = 5000;
+  EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  req.from = 2000;
+  reply = Reply();
+  EXPECT_TRUE(resp.Answer(req, &reply).ok());
+  EXPECT_FALSE(reply.more);
 }
 
 }  // namespace

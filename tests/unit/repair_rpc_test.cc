@@ -60,6 +60,15 @@ class MapReader final : public repair::RangeReader {
     return std::vector<repair::KeyDigest>();
   }
   Result<bool> PurgeIfUnchanged(const std::string&, std::uint64_t) override { return false; }
+  Status Scan(const ring::TokenRange& range,
+              const std::function<bool(ring::Token, std::string_view, std::string_view)>& fn)
+      override {
+    const auto entries = Entries(range);  // named: a temporary's value() would dangle
+    for (const auto& e : entries.value()) {
+      if (!fn(ring::TokenOf(e.key), e.key, storage::EncodeRecord(data[e.key]))) break;
+    }
+    return Status::Ok();
+  }
 };
 
 // Each step of an exchange may follow a long computation on the RPC thread (a scan); the
