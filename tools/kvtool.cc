@@ -267,17 +267,37 @@ int DoStatus(const Globals& g) {
 
 // Follows the movement the host drives until it drives none: prints its progress now and then
 // (not with --json). Returns the last view of it; `gone` tells whether the host stopped
-// answering (a decommissioned node exits).
-kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone) {
+// answering (a decommissioned node exits), and `left` whether another member then saw it LEFT.
+kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone, bool* left = nullptr) {
   kv::rpc::MovementView last;
   *gone = false;
+  if (left != nullptr) *left = false;
   std::string printed;
+  std::vector<kv::rpc::MemberInfo> members;  // as the host last listed them
   int failures = 0;  // in a row: a busy node may miss one answer; a stopped one misses all
   for (;; std::this_thread::sleep_for(std::chrono::milliseconds(500))) {  // poll interval
     auto client = Connect(g);
     kv::rpc::StatusReply r;
     if (client.ok()) r = client.value()->ClusterStatus();
     if (!client.ok() || !r.status.ok()) {
+      if (client.ok()) client.value().reset();
+      // Does another member see the host LEFT? Then it is done, without waiting out the misses.
+      // (One client at a time: each has its own event loop on this thread.)
+      for (const auto& m : members) {
+        if (m.rpc == g.host || m.status != "UP") continue;
+        auto other = kv::rpc::BlockingClient::Connect(m.rpc, std::chrono::milliseconds(g.timeout_ms));
+        if (!other.ok()) continue;
+        auto seen = other.value()->ClusterStatus();
+        if (!seen.status.ok()) continue;
+        for (const auto& o : seen.members) {
+          if (o.rpc == g.host && o.status == "LEFT") {
+            *gone = true;
+            if (left != nullptr) *left = true;
+            return last;
+          }
+        }
+        break;  // one member's view is enough
+      }
       if (++failures >= 10) {
         *gone = true;
         return last;
@@ -285,6 +305,7 @@ kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone) {
       continue;
     }
     failures = 0;
+    members = r.members;
     if (!r.movement.progress) {
       last.outcome = r.movement.outcome;
       return last;
@@ -308,12 +329,19 @@ int DoDecommission(const Globals& g, bool wait) {
     return kExitOk;
   }
   client.value().reset();
-  bool gone = false;
-  kv::rpc::MovementView last = FollowMovement(g, &gone);
+  bool gone = false, left = false;
+  kv::rpc::MovementView last = FollowMovement(g, &gone, &left);
   // Done: the node leaves and stops (it may still answer for a moment while it does).
   if (!gone && last.outcome != "done") {
     return Complain(kExitFailed, "decommission failed and was withdrawn: " +
                                      (last.outcome.empty() ? last.note : last.outcome));
+  }
+  // It stopped answering, and no other member saw it leave: it crashed or was stopped before
+  // its decommission finished (it is still in the ring; run decommission again once it is up).
+  if (gone && !left && last.phase != "finishing" && last.phase != "done") {
+    return Complain(kExitFailed, "the node stopped answering before its decommission finished "
+                                 "(last seen: " + MovementLine(last) + "); it is still in the "
+                                 "ring: start it and decommission again");
   }
   if (g.json) {
     PrintJson({{"decommissioned", g.host}, {"bytes_copied", last.bytes_copied}});

@@ -313,6 +313,47 @@ TEST_F(Elastic, AJoinKilledInItsCopyResumesFromItsCheckpointAndFinishes) {
   ExpectAllReadable({0, 1, 2, 3}, keys, "after the resumed join");
 }
 
+// A decommissioning node killed in the middle of its copy: kvtool says so (it does not claim a
+// decommission that did not happen), the node comes back a normal member with its ranges, and a
+// second decommission resumes from the checkpoint and finishes.
+TEST_F(Elastic, ADecommissionerKilledMidCopyIsReportedAndResumesWhenAskedAgain) {
+  StartCluster(3);
+  // Node 3 joins while there is no data (fast), then copies slowly (about 10 KB/s) when it leaves.
+  StartNode(3, {"--movement-rate-bytes", "10000"});
+  ASSERT_TRUE(Settled({0, 1, 2, 3}, 4));
+  const auto keys = Load(0, 3000);
+  RunResult first;
+  std::thread follow([&] { first = Kvtool({"--host", nodes_[3]->address(), "decommission"}); });
+  const bool mid_copy = Eventually(
+      [&] {
+        auto s = Status(3);
+        if (s.is_discarded() || s["movement"].is_null()) return false;
+        const auto& m = s["movement"];
+        return m.contains("copies_done") && m["copies_done"].get<int>() > 2 &&
+               m["copies_done"].get<int>() < m["copies_total"].get<int>();
+      },
+      std::chrono::seconds(60));
+  nodes_[3]->Stop(SIGKILL);
+  follow.join();
+  ASSERT_TRUE(mid_copy);
+  EXPECT_EQ(first.exit_code, 3) << first.out << first.err;  // kvtool: the operation failed
+  EXPECT_NE(first.err.find("stopped answering before its decommission finished"),
+            std::string::npos)
+      << first.err;
+  ExpectAllReadable({0, 1, 2}, keys, "with the decommissioner down mid-copy");
+
+  const std::size_t before = nodes_[3]->stderr_text().size();
+  ASSERT_TRUE(nodes_[3]->Start()) << nodes_[3]->stderr_text();
+  ASSERT_TRUE(Settled({0, 1, 2, 3}, 4));  // back in the ring, normal
+  auto again = Kvtool({"--host", nodes_[3]->address(), "decommission"});
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_NE(nodes_[3]->stderr_text().find("resuming the decommission", before), std::string::npos)
+      << nodes_[3]->stderr_text();
+  ASSERT_TRUE(Settled({0, 1, 2}, 3));
+  for (int i : {0, 1, 2}) EXPECT_EQ(HeldLocally(i, keys), 3000) << "node " << i;
+  ExpectAllReadable({0, 1, 2}, keys, "after the resumed decommission");
+}
+
 TEST_F(Elastic, OneMovementAtATimeAndCleanupDeletesOnlyWhatMovedAway) {
   StartCluster(3);
   const auto keys = Load(0, 2000);

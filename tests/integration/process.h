@@ -72,8 +72,12 @@ class Kvd {
   // Sends a signal without waiting (SIGSTOP, SIGCONT).
   void Signal(int sig);
   int port() const { return port_; }
-  // Everything the process wrote on stderr so far (after Stop, all of it).
-  const std::string& stderr_text() const { return err_; }
+  // Everything the process wrote on stderr so far (after Stop, all of it): reads what is
+  // waiting in the pipe first.
+  const std::string& stderr_text() {
+    Drain(false);
+    return err_;
+  }
 
  private:
   void Drain(bool block);
