@@ -218,7 +218,11 @@ MovementDriver::Action MovementDriver::Next(const ClusterView& view, Time now) {
         }
       }
       std::optional<Movement> mv = MovementOf(view);
-      if (mv && mv->driver != options_.self) {
+      // The removal of a dead member supersedes the movement that member drove (a decommission
+      // it died in): that one can never finish.
+      const bool supersedes =
+          mv && options_.kind == MovementKind::kRemove && mv->driver == options_.subject;
+      if (mv && mv->driver != options_.self && !supersedes) {
         if (options_.kind == MovementKind::kJoin || options_.kind == MovementKind::kReplace) {
           progress_.note = "waiting for the " + Describe(*mv);
           return wait;
@@ -402,6 +406,11 @@ void MovementDriver::BarrierResult(const std::vector<Answer>& answers, Time now)
       continue;
     }
     const Movement& mv = *it->sees;
+    if (mv.driver != options_.self && options_.kind == MovementKind::kRemove &&
+        mv.driver == options_.subject) {
+      lagging.push_back(id);  // it has not seen yet that this removal supersedes that movement
+      continue;
+    }
     if (mv.driver != options_.self) {
       // Another movement won there (the lowest driver id): this one withdraws.
       conflict_ = "another movement was chosen over this one: " + Describe(mv);

@@ -1,5 +1,6 @@
 #include "membership/topology.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -47,9 +48,19 @@ bool Gone(const MemberView& m) {
 }
 
 std::optional<Movement> MovementOf(const ClusterView& view, std::vector<NodeId>* ignored) {
+  // A member that some member removes drives nothing any more: a decommissioner that died
+  // mid-copy, superseded by the removal of it.
+  std::vector<NodeId> removed;
+  for (const MemberView& m : view.members) {
+    if (Drives(m) && m.app.state == NodeState::kNormal) removed.push_back(m.app.removing);
+  }
   std::optional<Movement> found;
   for (const MemberView& m : view.members) {  // sorted by id: the first driver wins
     if (!Drives(m)) continue;
+    if (m.app.removing == 0 &&
+        std::find(removed.begin(), removed.end(), m.id) != removed.end()) {
+      continue;
+    }
     if (found) {
       if (ignored != nullptr) ignored->push_back(m.id);
       continue;

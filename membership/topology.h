@@ -24,7 +24,9 @@
 // One movement at a time: if several members drive one (two joins that raced), the one with the
 // lowest id is the movement and the others are ignored (a would-be joiner stays out of both
 // rings, a would-be leaver or remover changes nothing) until it ends. A driver that finds
-// itself ignored withdraws.
+// itself ignored withdraws. One exception: a member that another member removes (removenode)
+// drives nothing, so that the removal of a decommissioner that died mid-copy supersedes its
+// decommission rather than wait for it for ever.
 //
 // Pure: no I/O. Thread-safe (the result is immutable).
 #pragma once

@@ -169,6 +169,11 @@ kj::Promise<void> MovementRunner::Barrier(const Action& a) {
                          mv.driver = info.getDriver();
                          mv.subject = info.getSubject();
                          mv.reads_new = info.getReadsNew();
+                         for (auto k : {mb::MovementKind::kJoin, mb::MovementKind::kReplace,
+                                        mb::MovementKind::kDecommission,
+                                        mb::MovementKind::kRemove}) {
+                           if (info.getKind() == mb::Name(k)) mv.kind = k;
+                         }
                          ans.sees = mv;
                        }
                        answers->push_back(ans);

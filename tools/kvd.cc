@@ -332,7 +332,9 @@ int Run(const Flags& flags) {
       [&](mb::MovementKind kind, mb::NodeId subject) -> Status {
     if (!agent) return Status::Unavailable("ring movements need --gossip");
     if (kind == mb::MovementKind::kDecommission || kind == mb::MovementKind::kRemove) {
-      if (auto mv = mb::MovementOf(*control->View()); mv && mv->driver != id) {
+      // (Removing the dead driver of a stalled movement is allowed: it supersedes it.)
+      if (auto mv = mb::MovementOf(*control->View());
+          mv && mv->driver != id && !(kind == mb::MovementKind::kRemove && mv->driver == subject)) {
         return Status::Unavailable("refused: another movement is in progress: " +
                                    mb::Describe(*mv));
       }

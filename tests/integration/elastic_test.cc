@@ -354,6 +354,40 @@ TEST_F(Elastic, ADecommissionerKilledMidCopyIsReportedAndResumesWhenAskedAgain) 
   ExpectAllReadable({0, 1, 2}, keys, "after the resumed decommission");
 }
 
+// The same, but the decommissioner never comes back: its stalled decommission would block every
+// movement, so removenode of it supersedes it and re-replicates its ranges from the others.
+TEST_F(Elastic, RemovenodeOfADecommissionerThatDiedMidCopySupersedesIt) {
+  StartCluster(3);
+  StartNode(3, {"--movement-rate-bytes", "10000"});
+  ASSERT_TRUE(Settled({0, 1, 2, 3}, 4));
+  const auto keys = Load(0, 2000);
+  const std::string dead = nodes_[3]->node_id();
+  auto r = Kvtool({"--host", nodes_[3]->address(), "decommission", "--no-wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto s = Status(3);
+        if (s.is_discarded() || s["movement"].is_null()) return false;
+        return s["movement"].contains("copies_done") && s["movement"]["copies_done"].get<int>() > 2;
+      },
+      std::chrono::seconds(60)));
+  nodes_[3]->Stop(SIGKILL);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const auto s = Status(0);
+        for (const auto& m : s["nodes"]) {
+          if (m["id"] == dead) return m["status"] == "DOWN";
+        }
+        return false;
+      },
+      std::chrono::seconds(30)));
+  r = Kvtool({"--host", nodes_[0]->address(), "removenode", dead});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << Status(0).dump(1) << nodes_[3]->stderr_text();
+  ASSERT_TRUE(Settled({0, 1, 2}, 3));
+  for (int i : {0, 1, 2}) EXPECT_EQ(HeldLocally(i, keys), 2000) << "node " << i;
+  ExpectAllReadable({0, 1, 2}, keys, "after removing the dead decommissioner");
+}
+
 TEST_F(Elastic, OneMovementAtATimeAndCleanupDeletesOnlyWhatMovedAway) {
   StartCluster(3);
   const auto keys = Load(0, 2000);

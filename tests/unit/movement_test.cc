@@ -212,6 +212,26 @@ TEST(Topology, OneMovementAtATimeTheLowestDriverWins) {
   EXPECT_EQ(Ids(*t.after), (std::vector<std::uint64_t>{1, 4, 6}));
 }
 
+TEST(Topology, TheRemovalOfADeadDecommissionerSupersedesItsDecommission) {
+  auto remover = Member(2, NodeState::kNormal, {20});
+  remover.app.removing = 1;
+  auto dead = Member(1, NodeState::kLeaving, {10}, Liveness::kDown);
+  // Alone, its decommission is the movement (and would block every other for ever).
+  auto t = membership::TopologyOf(ViewOf({dead, Member(2, NodeState::kNormal, {20}),
+                                           Member(3, NodeState::kNormal, {30})}));
+  ASSERT_TRUE(t.movement);
+  EXPECT_EQ(t.movement->kind, MovementKind::kDecommission);
+  // Once a member removes it, the removal is the movement, though its driver's id is higher.
+  t = membership::TopologyOf(ViewOf({dead, remover, Member(3, NodeState::kNormal, {30})}));
+  ASSERT_TRUE(t.movement);
+  EXPECT_EQ(t.movement->kind, MovementKind::kRemove);
+  EXPECT_EQ(t.movement->driver, 2u);
+  EXPECT_EQ(t.movement->subject, 1u);
+  EXPECT_TRUE(t.ignored.empty());
+  EXPECT_EQ(Ids(*t.before), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(Ids(*t.after), (std::vector<std::uint64_t>{2, 3}));
+}
+
 // ---- driver ----------------------------------------------------------------------------------
 
 // A cluster as the driver's node sees it; the test plays the edge.
@@ -355,6 +375,41 @@ TEST(MovementDriver, ADecommissionDuringAnotherMovementIsRefusedNamingIt) {
   ASSERT_EQ(a.type, Type::kFailed);
   EXPECT_NE(a.error.find("join of 0000000000000009"), std::string::npos) << a.error;
   EXPECT_EQ(h.Find(1).app.state, NodeState::kNormal);  // nothing was published
+}
+
+TEST(MovementDriver, ARemovalOfTheDeadDriverOfAStalledMovementIsNotRefused) {
+  Harness h(2);
+  h.members = {Member(1, NodeState::kLeaving, {10, 60}, Liveness::kDown),
+               Member(2, NodeState::kNormal, {30, 80}), Member(3, NodeState::kNormal, {50, 90})};
+  MovementDriver::Options o = JoinOptions(2);
+  o.kind = MovementKind::kRemove;
+  o.subject = 1;
+  MovementDriver d(o, {});
+  auto a = d.Next(h.View(), h.now);
+  ASSERT_EQ(a.type, Type::kPublish) << a.error;
+  EXPECT_EQ(a.app.removing, 1u);
+  h.Publish(d, a);
+  EXPECT_EQ(membership::MovementOf(h.View())->driver, 2u);
+  // A member that has not heard of the removal yet still sees the decommission: not yet, not a
+  // conflict; once it has, the copies begin.
+  a = d.Next(h.View(), h.now);
+  ASSERT_EQ(a.type, Type::kBarrier);
+  Movement stale;
+  stale.kind = MovementKind::kDecommission;
+  stale.driver = stale.subject = 1;
+  d.BarrierResult({{2, membership::MovementOf(h.View())}, {3, stale}}, h.now);
+  EXPECT_EQ(d.Next(h.View(), h.now).type, Type::kWait);
+  h.now += std::chrono::seconds(1);
+  a = d.Next(h.View(), h.now);
+  ASSERT_EQ(a.type, Type::kBarrier);
+  h.AllAgree(d, a);
+  EXPECT_EQ(d.Next(h.View(), h.now).type, Type::kCopy);
+  // Another member's stalled movement is still refused.
+  o.subject = 3;
+  h.Find(3).liveness = Liveness::kDown;
+  h.Find(2).app.removing = 0;
+  MovementDriver other(o, {});
+  EXPECT_EQ(other.Next(h.View(), h.now).type, Type::kFailed);
 }
 
 TEST(MovementDriver, AFailedCopyWithdrawsAndLeavesTheRingAsItWas) {
