@@ -100,5 +100,38 @@ TEST(RepairRpc, ACallAfterTheThreadWasBusyIsNotTimedOutAtOnce) {
   EXPECT_EQ(b.data.size(), a.data.size());
 }
 
+// A movement's copy over RPC: the pages cross (RepairSession.copy), the copier's own keys are
+// skipped by entry hash and then offered, so the other side gets the one it lacked.
+TEST(RepairRpc, ACopyCrossesTheWireAndOffersTheCopiersOwnKeys) {
+  auto io = kj::setupAsyncIo();
+  MapReader source, copier;
+  for (int k = 0; k < 200; ++k) {
+    storage::Record r;
+    r.Write(7, {}, false, "v" + std::to_string(k));
+    source.data["key" + std::to_string(k)] = r;
+    if (k < 20) copier.data["key" + std::to_string(k)] = r;  // written to both since it began
+  }
+  storage::Record mine;
+  mine.Write(8, {}, false, "only on the copier");
+  copier.data["mine"] = mine;
+  auto pipe = io.provider->newTwoWayPipe();
+  capnp::ReaderOptions opts;
+  RpcSession server(kj::mv(pipe.ends[0]),
+                    kj::heap<RepairSessionServer>(&source, kBits, ring::TokenRange{}), opts);
+  RpcSession client(kj::mv(pipe.ends[1]), opts);
+  auto session = client.Bootstrap().castAs<wire::RepairSession>();
+  repair::Initiator init(&copier, kBits, ring::TokenRange{});
+  init.PreferCopy();
+  std::uint64_t bytes = 0;
+  Status s = RunExchange(init, session, io.provider->getTimer(), 5 * kj::SECONDS, &bytes)
+                 .wait(io.waitScope);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(init.stats().copy_pages, 1u);
+  EXPECT_EQ(init.stats().nodes_compared, 0u);
+  EXPECT_EQ(init.stats().records_pulled, 180u);  // not the 20 it held already
+  EXPECT_EQ(init.stats().records_pushed, 1u);    // its own key, which the source lacked
+  EXPECT_TRUE(copier.data == source.data);
+}
+
 }  // namespace
 }  // namespace kv::rpc
