@@ -17,6 +17,13 @@ void CausalContext::Add(const Dot& dot) {
   Compact(dot.node);
 }
 
+void CausalContext::CoverUpTo(const Dot& dot) {
+  KV_CHECK(dot.counter != 0);
+  auto& n = vv_[dot.node];
+  if (dot.counter > n) n = dot.counter;
+  Compact(dot.node);
+}
+
 void CausalContext::Join(const CausalContext& other) {
   for (const auto& [node, n] : other.vv_) {
     auto& mine = vv_[node];

@@ -32,6 +32,8 @@ class CausalContext {
  public:
   bool Contains(const Dot& dot) const;
   void Add(const Dot& dot);
+  // Adds every dot of `dot.node` up to `dot.counter`.
+  void CoverUpTo(const Dot& dot);
   void Join(const CausalContext& other);
   // The highest counter of `node` this context holds, 0 if none.
   std::uint64_t MaxCounter(NodeId node) const;

@@ -58,6 +58,10 @@ LocalStore::LocalStore(Engine* engine, NodeId self, Limits limits)
       }) {
   KV_CHECK(engine_ != nullptr);
   KV_CHECK(self_ != 0);
+  std::random_device rd;
+  NodeId actor = 0;
+  while (actor == 0) actor = (NodeId{rd()} << 32) | rd();
+  dots_ = std::make_unique<DotIssuer>(actor);
   // An unreadable hint key is left uncounted; the scan that delivers hints reports it.
   (void)engine_->ScanHints(0, [this](NodeId target, std::string_view, std::string_view) {
     ++hint_counts_[target];
@@ -104,7 +108,9 @@ Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen
   Result<Record> current = ReadLocked(key);
   if (!current.ok()) return current.status();
   Record record = current.value();
-  record.Write(self_, seen, tombstone, std::move(value), clock_());
+  Result<Dot> dot = dots_->Next(record.context(), seen);
+  if (!dot.ok()) return dot.status();
+  record.WriteAs(dot.value(), seen, tombstone, std::move(value), clock_());
   if (Status s = Store(key, current.value(), record); !s.ok()) return s;
   return record;
 }
@@ -118,7 +124,9 @@ Result<Record> LocalStore::DeleteSeen(std::string_view key, bool* had_value) {
   Record record = current.value();
   *had_value = record.HasLiveValue();
   const CausalContext seen = record.context();
-  record.Write(self_, seen, /*tombstone=*/true, std::string(), clock_());
+  Result<Dot> dot = dots_->Next(record.context(), seen);
+  if (!dot.ok()) return dot.status();
+  record.WriteAs(dot.value(), seen, /*tombstone=*/true, std::string(), clock_());
   if (Status s = Store(key, current.value(), record); !s.ok()) return s;
   return record;
 }
@@ -193,13 +201,17 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
     op->had_value = op->record.HasLiveValue();
     if (merge) {
       op->record = Record::Merge(op->record, op->remote);
-    } else if (op->kind == WriteOp::Kind::kDeleteSeen) {
-      const CausalContext all = op->record.context();
-      op->record.Write(self_, all, true, std::string(), now);
     } else {
+      const bool delete_seen = op->kind == WriteOp::Kind::kDeleteSeen;
+      const CausalContext seen = delete_seen ? op->record.context() : op->seen;
+      Result<Dot> dot = dots_->Next(op->record.context(), seen);
+      if (!dot.ok()) {
+        op->status = dot.status();
+        continue;
+      }
       const bool tombstone = op->kind != WriteOp::Kind::kPut;
-      op->record.Write(self_, op->seen, tombstone, tombstone ? std::string() : std::move(op->value),
-                       now);
+      op->record.WriteAs(dot.value(), seen, tombstone,
+                         tombstone ? std::string() : std::move(op->value), now);
     }
     latest[slot] = Latest{&op->record, existed, before, created_s};
     applied.push_back(op);
@@ -251,7 +263,11 @@ Result<bool> LocalStore::PurgeIfUnchanged(std::string_view key, std::uint64_t di
   if (VersionDigest(bytes) != digest) return false;
   Result<Record> record = DecodeRecord(bytes);
   if (!record.ok()) return record.status();
-  if (!record->OnlyTombstonesBefore(UINT64_MAX)) return false;
+  const std::uint64_t now = clock_();
+  if (now <= limits_.tombstone_grace_s ||
+      !record->OnlyTombstonesBefore(now - limits_.tombstone_grace_s)) {
+    return false;
+  }
   if (Status d = engine_->Delete(key); !d.ok()) return d;
   if (listener_ != nullptr) listener_->OnChange(key, digest, std::nullopt);
   return true;

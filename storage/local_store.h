@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "storage/codec.h"
+#include "storage/dots.h"
 #include "storage/engine.h"
 #include "storage/record.h"
 
@@ -27,6 +29,9 @@ namespace kv::storage {
 struct Limits {
   std::size_t max_key_bytes = 64 * 1024;
   std::size_t max_value_bytes = 16 * 1024 * 1024;
+  // A tombstone is purged only once this long has passed since its delete by this store's own
+  // clock, whoever asks (kvd --tombstone-grace-s).
+  std::uint64_t tombstone_grace_s = 10 * 86400;
 };
 
 // InvalidArgument if the key is empty or too long.
@@ -81,10 +86,16 @@ class ChangeListener {
 
 class LocalStore {
  public:
-  // `engine` must outlive the store. Counts the hints already held (one scan of them).
+  // `engine` must outlive the store. Counts the hints already held (one scan of them). The
+  // writes it coordinates get dots of an actor drawn at random now: one per store life
+  // (storage/dots.h).
   LocalStore(Engine* engine, NodeId self, Limits limits);
 
   NodeId self() const { return self_; }
+  // The actor of this life's dots.
+  NodeId actor() const { return dots_->actor(); }
+  // Tests: a chosen actor instead of a random one. Call before any write.
+  void SetActor(NodeId actor) { dots_ = std::make_unique<DotIssuer>(actor); }
 
   // Sets the listener told of every data change (repair's hash tree). Call before any write;
   // it must outlive the store's writes.
@@ -98,7 +109,8 @@ class LocalStore {
   void WithWritesPaused(const std::function<void()>& fn);
 
   // Tombstone GC: removes `key` if its stored record still has version digest `digest` and
-  // holds nothing but tombstones. Returns whether it did.
+  // holds nothing but tombstones older than the grace period (Limits::tombstone_grace_s) by this
+  // store's clock: a peer whose clock runs ahead cannot shorten it. Returns whether it did.
   Result<bool> PurgeIfUnchanged(std::string_view key, std::uint64_t digest);
   const Limits& limits() const { return limits_; }
 
@@ -113,7 +125,8 @@ class LocalStore {
   Result<Record> Read(std::string_view key);
 
   // Writes a value (or a tombstone when `tombstone`) that supersedes exactly the siblings in
-  // `seen`. Returns the record as stored after the write.
+  // `seen`. Returns the record as stored after the write. InvalidArgument if `seen` names a
+  // write of this life's actor that it never made.
   Result<Record> Write(std::string_view key, const CausalContext& seen, bool tombstone,
                        std::string value);
 
@@ -155,6 +168,7 @@ class LocalStore {
   Engine* const engine_;
   const NodeId self_;
   const Limits limits_;
+  std::unique_ptr<DotIssuer> dots_;
   ChangeListener* listener_ = nullptr;
   std::function<std::uint64_t()> clock_;
   // Every write holds pause_mu_ shared, then its keys' stripes; WithWritesPaused holds it

@@ -28,12 +28,27 @@ Dot Record::Write(NodeId self, const CausalContext& seen, bool tombstone, std::s
   KV_CHECK(max < UINT64_MAX);
   const Dot dot{self, max + 1};
   context_.Add(dot);
+  AddSibling(dot, tombstone, std::move(value), now_s);
+  return dot;
+}
+
+void Record::WriteAs(const Dot& dot, const CausalContext& seen, bool tombstone, std::string value,
+                     std::uint64_t now_s) {
+  KV_CHECK(dot.node != 0 && dot.counter != 0);
+  KV_CHECK(!tombstone || value.empty());
+  std::erase_if(siblings_, [&](const Sibling& s) { return seen.Contains(s.dot); });
+  context_.Join(seen);
+  KV_CHECK(context_.MaxCounter(dot.node) < dot.counter);
+  context_.CoverUpTo(dot);
+  AddSibling(dot, tombstone, std::move(value), now_s);
+}
+
+void Record::AddSibling(const Dot& dot, bool tombstone, std::string value, std::uint64_t now_s) {
   // Siblings of other nodes may sort after the new dot: insert in order (invariant 2).
   Sibling s{dot, tombstone, std::move(value), tombstone ? now_s : 0};
   auto pos = std::upper_bound(siblings_.begin(), siblings_.end(), s,
                               [](const Sibling& a, const Sibling& b) { return a.dot < b.dot; });
   siblings_.insert(pos, std::move(s));
-  return dot;
 }
 
 Record Record::Merge(const Record& a, const Record& b) {

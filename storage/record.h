@@ -54,8 +54,15 @@ class Record {
   // new dot.
   // REQUIRES: self != 0, and no counter of `self` in context() or `seen` is at its maximum;
   // callers guarantee it by bounding counters in contexts they accept (see codec.h).
+  // Only safe where the record holds every dot `self` ever issued on the key: stores write with
+  // WriteAs and a DotIssuer (storage/dots.h) instead.
   Dot Write(NodeId self, const CausalContext& seen, bool tombstone, std::string value,
             std::uint64_t now_s = 0);
+  // The same with a dot the caller chose (DotIssuer::Next), whose counter is above every counter
+  // of its actor in context() and `seen`. The context then covers every counter of the actor up
+  // to it (storage/dots.h says why that is true).
+  void WriteAs(const Dot& dot, const CausalContext& seen, bool tombstone, std::string value,
+               std::uint64_t now_s = 0);
   // True if the record holds siblings and every one is a tombstone written at or before
   // `cutoff_s` (with a known time): what tombstone GC may purge.
   bool OnlyTombstonesBefore(std::uint64_t cutoff_s) const;
@@ -69,6 +76,8 @@ class Record {
   bool operator==(const Record&) const = default;
 
  private:
+  void AddSibling(const Dot& dot, bool tombstone, std::string value, std::uint64_t now_s);
+
   std::vector<Sibling> siblings_;
   CausalContext context_;
 };

@@ -161,7 +161,7 @@ int Run(const Flags& flags) {
   auto removed = storage::LoadU64List(engine, "removed_ids");
   if (!removed.ok()) return Fail(removed.status().ToString());
 
-  storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes};
+  storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes, flags.tombstone_grace_s};
   storage::LocalStore store(&engine, id, limits);
   // The hash tree is rebuilt from the data at every start, before any write, and kept current
   // from then on.
