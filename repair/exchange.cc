@@ -702,10 +702,13 @@ Request Initiator::Next(const Reply* reply) {
                                               "token order"));
         }
         last = t;
+      }
+      // The whole page in one write. Keys of mine among them are offered afterwards, which
+      // settles their versions.
+      if (Status s = local_->MergeAll(reply->records); !s.ok()) return Fail(s);
+      for (const auto& [key, rec] : reply->records) {
         Pulled(key, rec);
         ++stats_.keys_differing;
-        // Keys of mine among them are offered afterwards, which settles their versions.
-        if (auto merged = local_->Merge(key, rec); !merged.ok()) return Fail(merged.status());
       }
       ++stats_.copy_pages;
       if (reply->more) {
@@ -983,7 +986,7 @@ Status Responder::Answer(const Request& request, Reply* reply) {
             }
             bytes += key.size() + value.size();
             reply->records.emplace_back(std::string(key), std::move(rec.value()));
-            full = bytes >= kMaxPushBytes || reply->records.size() >= kMaxCopyRecords;
+            full = bytes >= kMaxCopyBytes || reply->records.size() >= kMaxCopyRecords;
             return true;
           });
       if (!st.ok()) return st;

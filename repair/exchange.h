@@ -88,6 +88,8 @@ class RangeReader {
   virtual Result<storage::Record> Get(const std::string& key) = 0;
   // Joins `record` into the stored one; returns the join.
   virtual Result<storage::Record> Merge(const std::string& key, const storage::Record& record) = 0;
+  // Joins each record into the stored one, in one write where the store can (a copy's page).
+  virtual Status MergeAll(const std::vector<std::pair<std::string, storage::Record>>& records) = 0;
   // Tombstone GC: keys in `range` whose records hold only tombstones written at or before
   // `cutoff_s`, with their version digests.
   virtual Result<std::vector<KeyDigest>> PurgeCandidates(const ring::TokenRange& range,
@@ -125,9 +127,12 @@ inline constexpr int kMaxRounds = 3;
 inline constexpr std::size_t kMaxItemsPerFetch = 4096;
 // A copy: the most keys of its own a copier may hold in the range (each goes over as an entry
 // hash in every page request), and the most records in one page (a page also stops at
-// kMaxPushBytes, and never between two keys of one token).
+// kMaxCopyBytes, and never between two keys of one token).
 inline constexpr std::size_t kMaxCopyOwnKeys = 4096;
 inline constexpr std::size_t kMaxCopyRecords = 16384;
+// A copy page holds at most this many bytes of records (or one record alone): small enough
+// that the source's scan for one page is short beside the client requests it serves.
+inline constexpr std::size_t kMaxCopyBytes = std::size_t{256} << 10;
 
 // A table is built over a union of differing nodes holding at most about this many keys per
 // differing key; a larger union is first narrowed by an exact level of the tree, as long as that

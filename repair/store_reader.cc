@@ -39,6 +39,22 @@ Result<storage::Record> StoreReader::Merge(const std::string& key, const storage
   return store_->Merge(key, record);
 }
 
+Status StoreReader::MergeAll(const std::vector<std::pair<std::string, storage::Record>>& records) {
+  std::vector<storage::WriteOp> ops(records.size());
+  std::vector<storage::WriteOp*> ptrs;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    ops[i].kind = storage::WriteOp::Kind::kMerge;
+    ops[i].key = records[i].first;
+    ops[i].remote = records[i].second;
+    ptrs.push_back(&ops[i]);
+  }
+  store_->ApplyBatch(ptrs);
+  for (const auto& op : ops) {
+    if (!op.status.ok()) return op.status;
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<KeyDigest>> StoreReader::PurgeCandidates(const ring::TokenRange& range,
                                                             std::uint64_t cutoff_s) {
   std::vector<KeyDigest> out;

@@ -22,6 +22,7 @@ class StoreReader final : public RangeReader {
   Result<std::vector<KeyDigest>> Entries(const ring::TokenRange& range) override;
   Result<storage::Record> Get(const std::string& key) override;
   Result<storage::Record> Merge(const std::string& key, const storage::Record& record) override;
+  Status MergeAll(const std::vector<std::pair<std::string, storage::Record>>& records) override;
   Result<std::vector<KeyDigest>> PurgeCandidates(const ring::TokenRange& range,
                                                  std::uint64_t cutoff_s) override;
   Result<bool> PurgeIfUnchanged(const std::string& key, std::uint64_t digest) override;

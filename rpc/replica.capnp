@@ -67,7 +67,7 @@ interface RepairSession {
   purge @6 (keys :List(Data), digests :List(UInt64)) -> (status :Status, purged :UInt64);
   # A copy page (repair/exchange.h): every record of the range from token `from` on, in token
   # order, but those whose entry hash is in `except` (at most repair::kMaxCopyOwnKeys). At most
-  # repair::kMaxCopyRecords records or kMaxPushBytes of them; `more`: the range goes on, from
+  # repair::kMaxCopyRecords records or kMaxCopyBytes of them; `more`: the range goes on, from
   # token `resume`.
   copy @10 (from :UInt64, except :List(UInt64))
       -> (status :Status, records :Data, more :Bool, resume :UInt64);

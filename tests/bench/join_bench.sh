@@ -6,15 +6,16 @@
 # three that stay) against the bytes of the records copied (key and record, from the driver's
 # completion line). With LOAD=1, a 50/50 bench through node 2 runs before and during the
 # movement: throughput and p99, each "during" against its "before" (the byte ratio then also
-# counts the writes the clients send, so take it from a run without LOAD).
-#   KEYS=1000000 MODE=join [LOAD=1] tests/bench/join_bench.sh
+# counts the writes the clients send, so take it from a run without LOAD). The load is as fast as
+# replies come (it saturates a small machine), or RATE operations per second.
+#   KEYS=1000000 MODE=join [LOAD=1 [RATE=4000]] tests/bench/join_bench.sh
 set -u
 cd "$(dirname "$0")/../.."
 KEYS=${KEYS:-100000}
 MODE=${MODE:-join}
 D=${DIR:-/tmp/join-bench}
 K=build/tools/kvtool
-F="--probe-interval-ms 200 --probe-timeout-ms 100 --gossip-interval-ms 50 --push-pull-interval-ms 2000 --repair-interval-s 0"
+F="--probe-interval-ms 200 --probe-timeout-ms 100 --gossip-interval-ms 50 --push-pull-interval-ms 2000 --repair-interval-s 0 ${KVD_FLAGS:-}"
 [[ $(id -u) -eq 0 ]] || { echo "join_bench: needs root (iptables counter)" >&2; exit 77; }
 [[ $MODE == join || $MODE == decommission ]] || { echo "join_bench: MODE is join or decommission" >&2; exit 2; }
 [[ $KEYS =~ ^[0-9]+$ && $KEYS -ge 1000 && $KEYS -le 100000000 ]] || { echo "join_bench: KEYS must be 1000..1e8" >&2; exit 2; }
@@ -27,7 +28,7 @@ tools/cluster.sh start $start "$D" -- $F >/dev/null || exit 1
 $K --host 127.0.0.1:7701 bench --workload read-only --keys "$KEYS" --ops 2000 --concurrency 32 \
   --value-size 100 >"$D/load.txt" 2>&1 || { cat "$D/load.txt"; exit 1; }
 bench() { $K --host 127.0.0.2:7701 bench --workload 50/50 --keys "$KEYS" --duration 8 \
-  --concurrency 32 --value-size 100 --no-preload; }
+  --concurrency 32 --value-size 100 --no-preload --rate "${RATE:-0}"; }
 [[ -n ${LOAD:-} ]] && bench >"$D/before.txt" 2>&1
 if [[ $MODE == join ]]; then receivers=(127.0.0.4); log=$D/n4.log; else receivers=(127.0.0.1 127.0.0.2 127.0.0.3); log=$D/n4.log; fi
 for r in "${receivers[@]}"; do iptables -I INPUT -d "$r" -j ACCEPT; done
@@ -59,5 +60,5 @@ if [[ -n ${LOAD:-} ]]; then
   echo "during:"; grep -E "put|get|ops/s" "$D/during.txt"
 fi
 tools/cluster.sh stop "$D" >/dev/null
-[[ $MODE == join ]] && kill "$(cat "$D/n4.pid")" 2>/dev/null
+[[ $MODE == join && -f $D/n4.pid ]] && kill "$(cat "$D/n4.pid")" 2>/dev/null
 exit 0

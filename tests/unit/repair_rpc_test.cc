@@ -55,6 +55,10 @@ class MapReader final : public repair::RangeReader {
     data[key] = storage::Record::Merge(data[key], record);
     return data[key];
   }
+  Status MergeAll(const std::vector<std::pair<std::string, storage::Record>>& records) override {
+    for (const auto& [k, r] : records) (void)Merge(k, r);
+    return Status::Ok();
+  }
   Result<std::vector<repair::KeyDigest>> PurgeCandidates(const ring::TokenRange&,
                                                          std::uint64_t) override {
     return std::vector<repair::KeyDigest>();
