@@ -1,32 +1,64 @@
 #include "storage/dots.h"
 
+#include <algorithm>
 #include <string>
 
 namespace kv::storage {
+namespace {
 
-DotIssuer::DotIssuer(NodeId actor) : actor_(actor) { KV_CHECK(actor_ != 0); }
+constexpr std::uint64_t kEpochMask = (std::uint64_t{1} << DotIssuer::kEpochBits) - 1;
+
+// The highest-epoch actor of `life` in `c`, and its highest counter; {0, 0} if none.
+Dot LatestOfLife(const CausalContext& c, std::uint64_t life) {
+  const NodeId lo = life << DotIssuer::kEpochBits;
+  const NodeId hi = lo | kEpochMask;
+  Dot best;
+  for (auto it = c.vv().lower_bound(lo); it != c.vv().end() && it->first <= hi; ++it) {
+    best = Dot{it->first, it->second};  // ascending: the last is the latest epoch
+  }
+  for (auto it = c.cloud().lower_bound(Dot{lo, 0}); it != c.cloud().end() && it->node <= hi;
+       ++it) {
+    if (it->node >= best.node) best = Dot{it->node, std::max(it->counter, c.MaxCounter(it->node))};
+  }
+  return best;
+}
+
+}  // namespace
+
+DotIssuer::DotIssuer(std::function<std::uint64_t()> random) : random_(std::move(random)) {
+  while (life_ == 0) life_ = random_() >> DotIssuer::kEpochBits;
+}
+
+std::uint64_t DotIssuer::life() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return life_;
+}
+
+NodeId DotIssuer::NewEpochLocked() {
+  if (epoch_ == kEpochMask) {  // this life's epochs are spent: another life
+    const std::uint64_t old = life_;
+    while (life_ == 0 || life_ == old) life_ = random_() >> kEpochBits;
+    epoch_ = 0;
+  }
+  ++epoch_;
+  return life_ << kEpochBits | epoch_;
+}
 
 Result<Dot> DotIssuer::Next(const CausalContext& stored, const CausalContext& seen) {
-  const std::uint64_t mine = stored.MaxCounter(actor_);
-  const std::uint64_t theirs = seen.MaxCounter(actor_);
-  std::uint64_t high = high_.load();
-  if (mine > high || theirs > high) {
-    return Status::InvalidArgument("the context names write " +
-                                   std::to_string(mine > theirs ? mine : theirs) +
-                                   " of this node's current actor, which it never made");
+  std::lock_guard<std::mutex> lock(mu_);
+  const Dot theirs = LatestOfLife(seen, life_);
+  if (theirs.node != 0 && (theirs.node & kEpochMask) > epoch_) {
+    return Status::InvalidArgument("the context names actor " + std::to_string(theirs.node) +
+                                   " of this node's current life, which it never used");
   }
-  // The stored record holds every dot this life issued on the key unless it was purged (then
-  // it holds none of them): continue from its highest. A writer that saw more than the record
-  // holds points at a purge in between: start above everything instead.
-  if (mine != 0 && theirs <= mine) {
-    const std::uint64_t next = mine + 1;
-    while (next > high && !high_.compare_exchange_weak(high, next)) {
-    }
-    return Dot{actor_, next};
+  const Dot mine = LatestOfLife(stored, life_);
+  // (An epoch above the last issued came from a context forged elsewhere: not continued.)
+  if (mine.node != 0 && (mine.node & kEpochMask) <= epoch_ &&
+      seen.MaxCounter(mine.node) <= mine.counter) {
+    KV_CHECK(mine.counter < UINT64_MAX);
+    return Dot{mine.node, mine.counter + 1};
   }
-  const std::uint64_t next = high_.fetch_add(1) + 1;
-  KV_CHECK(next < UINT64_MAX);
-  return Dot{actor_, next};
+  return Dot{NewEpochLocked(), 1};
 }
 
 }  // namespace kv::storage

@@ -11,35 +11,37 @@
 //     tombstone and its context;
 //   - the data directory was restored from an older copy, or wiped and the node restarted.
 //
-// The choice: an actor per store life, and counters that only go up within it.
-//   - The dot's node is not the node id but an actor drawn at random (64 bits) each time the
-//     store opens. A node that restarted, crashed, was restored or wiped is a new life: its dots
-//     cannot collide with any the node issued before, whatever it remembers.
-//   - Within a life, a key whose stored record already holds dots of this actor continues from
-//     the highest (so one key's counters stay contiguous and its context a plain version
-//     vector). A key whose stored record holds none of them (a new key, or one whose record was
-//     purged) gets a counter above every counter this life has issued on any key, and its
-//     context covers every counter of the actor up to it: the only dots of this actor on the key
-//     that can exist elsewhere are older, and purged (tombstones past their grace), so claiming
-//     to have seen them is true and keeps the context one entry.
-//   - A context from a client or a peer naming a counter of this actor that it never issued is
-//     refused: it is forged, and would push the counters towards overflow.
+// The choice: actors per store life, and a fresh actor wherever the record may be behind.
+//   - The dot's node is an actor, not the node id: 40 bits of life, drawn at random each time
+//     the store opens, and 24 bits of epoch, counted within the life. A node that restarted,
+//     crashed, was restored or wiped is a new life: its dots cannot collide with any it issued
+//     before, whatever it remembers.
+//   - A write on a key whose stored record holds dots of an actor of this life continues that
+//     actor (the one of the highest epoch) from its highest counter: within a life every dot
+//     this store issued on the key is in its record, unless the record went away (a purge, a
+//     cleanup) and then it holds none of this life's actors.
+//   - Any other write (a new key, a purged or cleaned-up one, one first written in an earlier
+//     life) takes the next epoch: a new actor, counting from 1. Nothing is claimed about dots
+//     the record does not hold, so no write this store forgot can be hidden. A writer's context
+//     naming more of the actor than the record holds (a purge in between) also takes a new epoch.
+//   - A context naming an epoch of this life not issued yet is refused: it is forged.
+//   When the 24 bits of epoch run out, the store draws a new life.
 // Considered and not chosen: per-node counter leases synced before use (Riak's vnode leases),
 // which survive crashes but not a restored or wiped directory unless the peers also remember
-// the lease; and a global counter per node without the cover, whose per-key gaps would put every
-// dot into the context's cloud.
+// the lease; and one counter per node for all keys, whose per-key gaps would put every dot into
+// the context's cloud.
 //
-// The cost, and what bounds it: a key's context holds one entry per store life that wrote it.
-// Restarts add entries only for the keys written after them, by the restarted node; the bound
-// is the number of lives of the coordinators that wrote the key (plus, on decode, the
-// kMaxContextDots bound of storage/codec.h).
+// The cost, and what bounds it: a key's context holds one entry per actor that wrote it, that is
+// per store life (and per purge or cleanup of the key) of each node that coordinated writes on
+// it. Restarts add entries only to the keys written after them, by the restarted node. On
+// decode, kMaxContextDots (storage/codec.h) bounds a context.
 //
-// Thread-safe: writes to different keys may ask at once (each key's writes are serialized by
-// the store's key locks).
+// Thread-safe.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 
 #include "storage/causal.h"
 #include "storage/status.h"
@@ -48,21 +50,25 @@ namespace kv::storage {
 
 class DotIssuer {
  public:
-  // `actor`: nonzero and never used by any store before (LocalStore draws it at random).
-  explicit DotIssuer(NodeId actor);
+  static constexpr int kEpochBits = 24;
 
-  NodeId actor() const { return actor_; }
+  // `random` draws the lives (any 64-bit value; called now and when a life's epochs run out).
+  explicit DotIssuer(std::function<std::uint64_t()> random);
 
   // The dot for a write on a key whose stored context is `stored`, carrying the writer's
-  // context `seen`. InvalidArgument if either names a counter of this actor it never issued.
+  // context `seen`. InvalidArgument if `seen` names an epoch of this life not issued yet.
   Result<Dot> Next(const CausalContext& stored, const CausalContext& seen);
 
-  // The highest counter issued so far (0: none).
-  std::uint64_t high() const { return high_.load(); }
+  std::uint64_t life() const;
+  static std::uint64_t LifeOf(NodeId actor) { return actor >> kEpochBits; }
 
  private:
-  const NodeId actor_;
-  std::atomic<std::uint64_t> high_{0};
+  NodeId NewEpochLocked();
+
+  mutable std::mutex mu_;
+  std::function<std::uint64_t()> random_;
+  std::uint64_t life_ = 0;   // 40 bits, nonzero
+  std::uint64_t epoch_ = 0;  // the last epoch issued in this life (0: none)
 };
 
 }  // namespace kv::storage

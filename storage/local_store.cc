@@ -58,10 +58,10 @@ LocalStore::LocalStore(Engine* engine, NodeId self, Limits limits)
       }) {
   KV_CHECK(engine_ != nullptr);
   KV_CHECK(self_ != 0);
-  std::random_device rd;
-  NodeId actor = 0;
-  while (actor == 0) actor = (NodeId{rd()} << 32) | rd();
-  dots_ = std::make_unique<DotIssuer>(actor);
+  dots_ = std::make_unique<DotIssuer>([] {
+    std::random_device rd;
+    return (std::uint64_t{rd()} << 32) | rd();
+  });
   // An unreadable hint key is left uncounted; the scan that delivers hints reports it.
   (void)engine_->ScanHints(0, [this](NodeId target, std::string_view, std::string_view) {
     ++hint_counts_[target];

@@ -87,15 +87,18 @@ class ChangeListener {
 class LocalStore {
  public:
   // `engine` must outlive the store. Counts the hints already held (one scan of them). The
-  // writes it coordinates get dots of an actor drawn at random now: one per store life
-  // (storage/dots.h).
+  // writes it coordinates get dots of a life drawn at random now (storage/dots.h).
   LocalStore(Engine* engine, NodeId self, Limits limits);
 
   NodeId self() const { return self_; }
-  // The actor of this life's dots.
-  NodeId actor() const { return dots_->actor(); }
-  // Tests: a chosen actor instead of a random one. Call before any write.
-  void SetActor(NodeId actor) { dots_ = std::make_unique<DotIssuer>(actor); }
+  // The life of this store's dots (storage/dots.h).
+  std::uint64_t life() const { return dots_->life(); }
+  // Tests: lives `life`, `life + 1`, ... instead of random ones, so dots replay. Call before any
+  // write.
+  void SetLifeForTest(std::uint64_t life) {
+    dots_ = std::make_unique<DotIssuer>(
+        [life]() mutable { return life++ << DotIssuer::kEpochBits; });
+  }
 
   // Sets the listener told of every data change (repair's hash tree). Call before any write;
   // it must outlive the store's writes.
@@ -110,7 +113,8 @@ class LocalStore {
 
   // Tombstone GC: removes `key` if its stored record still has version digest `digest` and
   // holds nothing but tombstones older than the grace period (Limits::tombstone_grace_s) by this
-  // store's clock: a peer whose clock runs ahead cannot shorten it. Returns whether it did.
+  // store's clock: a purge initiator whose clock runs ahead cannot shorten it (a tombstone's
+  // time still comes from the clock of the node that wrote the delete). Returns whether it did.
   Result<bool> PurgeIfUnchanged(std::string_view key, std::uint64_t digest);
   const Limits& limits() const { return limits_; }
 

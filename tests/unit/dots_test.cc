@@ -160,8 +160,7 @@ TEST(Dots, OneKeysCountersStayContiguousAndItsContextOneEntryPerLife) {
   TempDir dir;
   Node a;
   a.Open(dir.path(), 1);
-  a.store->SetActor(77);
-  // Other keys first, so the new key starts high.
+  a.store->SetLifeForTest(77);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(a.store->Write("x" + std::to_string(i), {}, false, "v").ok());
   CausalContext ctx;
   for (int i = 0; i < 20; ++i) {
@@ -169,9 +168,10 @@ TEST(Dots, OneKeysCountersStayContiguousAndItsContextOneEntryPerLife) {
     ASSERT_TRUE(r.ok());
     ctx = r->context();
   }
-  EXPECT_EQ(ctx.vv().size(), 1u);
+  ASSERT_EQ(ctx.vv().size(), 1u);
   EXPECT_TRUE(ctx.cloud().empty());
-  EXPECT_EQ(ctx.vv().at(77), 6u + 19u);
+  EXPECT_EQ(DotIssuer::LifeOf(ctx.vv().begin()->first), 77u);
+  EXPECT_EQ(ctx.vv().begin()->second, 20u);
   // A new life of the same node adds one entry, and no more however many writes follow.
   a.Open(dir.path(), 1);
   for (int i = 0; i < 20; ++i) {
@@ -183,17 +183,36 @@ TEST(Dots, OneKeysCountersStayContiguousAndItsContextOneEntryPerLife) {
   EXPECT_TRUE(ctx.cloud().empty());
 }
 
-TEST(Dots, AContextNamingAWriteThisLifeNeverMadeIsRefused) {
+// A cleanup drops records this life still holds live values in (their ranges moved away); a
+// later write on such a key must not claim to have seen them.
+TEST(Dots, AWriteAfterACleanupClaimsNothingOfTheDroppedRecord) {
+  TempDir a_dir, b_dir;
+  Node a, b;
+  a.Open(a_dir.path(), 1);
+  b.Open(b_dir.path(), 2);
+  auto v1 = a.store->Write("k", {}, false, "v1");
+  ASSERT_TRUE(v1.ok());
+  ASSERT_TRUE(b.store->Merge("k", v1.value()).ok());  // the key's new owner has it
+  ASSERT_TRUE(a.store->DropRange({}).ok());         // cleanup: a no longer owns it
+  auto v2 = a.store->Write("k", {}, false, "v2");    // a stale forward reaches a
+  ASSERT_TRUE(v2.ok());
+  EXPECT_FALSE(v2->context().Contains(v1->siblings()[0].dot));
+  auto merged = b.store->Merge("k", v2.value());
+  ASSERT_TRUE(merged.ok());
+  EXPECT_EQ(Values(merged.value()), (std::set<std::string>{"v1", "v2"}));
+}
+
+TEST(Dots, AContextNamingAnActorThisLifeNeverUsedIsRefused) {
   TempDir dir;
   Node a;
   a.Open(dir.path(), 1);
-  a.store->SetActor(77);
+  a.store->SetLifeForTest(77);
   ASSERT_TRUE(a.store->Write("k", {}, false, "v").ok());
   CausalContext forged;
-  forged.Add({77, 1000});
+  forged.Add({(std::uint64_t{77} << DotIssuer::kEpochBits) | 1000, 1});
   auto r = a.store->Write("k", forged, false, "w");
   EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("never made"), std::string::npos);
+  EXPECT_NE(r.status().message().find("never used"), std::string::npos);
   EXPECT_EQ(Values(a.store->Read("k").value()), (std::set<std::string>{"v"}));  // nothing changed
   // The same through a batch: that op fails alone.
   WriteOp bad, good;
@@ -209,23 +228,40 @@ TEST(Dots, AContextNamingAWriteThisLifeNeverMadeIsRefused) {
   EXPECT_TRUE(good.status.ok());
 }
 
-TEST(DotIssuer, ContinuesAKeyOrStartsAboveEverythingIssued) {
-  DotIssuer d(5);
+TEST(DotIssuer, ContinuesAKeysActorOrTakesANewEpoch) {
+  std::uint64_t next_life = 5;
+  DotIssuer d([&next_life] { return next_life++ << DotIssuer::kEpochBits; });
+  const NodeId e1 = (std::uint64_t{5} << DotIssuer::kEpochBits) | 1;
+  const NodeId e2 = e1 + 1;
   CausalContext none;
-  EXPECT_EQ(d.Next(none, none).value(), (Dot{5, 1}));
-  EXPECT_EQ(d.Next(none, none).value(), (Dot{5, 2}));
+  EXPECT_EQ(d.Next(none, none).value(), (Dot{e1, 1}));
+  EXPECT_EQ(d.Next(none, none).value(), (Dot{e2, 1})) << "each new key its own actor";
   CausalContext stored;
-  stored.CoverUpTo({5, 1});
-  EXPECT_EQ(d.Next(stored, none).value(), (Dot{5, 2})) << "the key continues from its own";
-  EXPECT_EQ(d.high(), 2u);
-  // A writer that saw more of this actor than the record holds: a purge in between.
-  CausalContext seen;
-  seen.CoverUpTo({5, 2});
-  EXPECT_EQ(d.Next(stored, seen).value(), (Dot{5, 3}));
-  // Other actors' counters do not matter.
+  stored.Add({e1, 1});
+  stored.Add({e1, 2});
+  EXPECT_EQ(d.Next(stored, none).value(), (Dot{e1, 3})) << "the key continues its actor";
+  // A writer that saw more of the actor than the record holds: a purge in between.
+  CausalContext seen = stored;
+  seen.Add({e1, 3});
+  EXPECT_EQ(d.Next(stored, seen).value().counter, 1u);
+  // Actors of other lives (other nodes, earlier lives) are never continued.
   CausalContext others;
-  others.CoverUpTo({9, 1000});
-  EXPECT_EQ(d.Next(others, others).value(), (Dot{5, 4}));
+  others.CoverUpTo({(std::uint64_t{9} << DotIssuer::kEpochBits) | 1, 1000});
+  EXPECT_EQ(d.Next(others, others).value().counter, 1u);
+  EXPECT_EQ(d.life(), 5u);
+}
+
+TEST(DotIssuer, ANewLifeWhenTheEpochsRunOut) {
+  std::uint64_t next_life = 5;
+  DotIssuer d([&next_life] { return next_life++ << DotIssuer::kEpochBits; });
+  CausalContext none;
+  for (std::uint64_t i = 0; i < (std::uint64_t{1} << DotIssuer::kEpochBits) - 1; ++i) {
+    (void)d.Next(none, none);
+  }
+  EXPECT_EQ(d.life(), 5u);
+  const Dot next = d.Next(none, none).value();
+  EXPECT_EQ(d.life(), 6u);
+  EXPECT_EQ(next, (Dot{(std::uint64_t{6} << DotIssuer::kEpochBits) | 1, 1}));
 }
 
 }  // namespace
