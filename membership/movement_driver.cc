@@ -221,7 +221,8 @@ MovementDriver::Action MovementDriver::Next(const ClusterView& view, Time now) {
       // The removal of a dead member supersedes the movement that member drove (a decommission
       // it died in): that one can never finish.
       const bool supersedes =
-          mv && options_.kind == MovementKind::kRemove && mv->driver == options_.subject;
+          mv && options_.kind == MovementKind::kRemove && mv->driver == options_.subject &&
+          mv->kind != MovementKind::kRemove;
       if (mv && mv->driver != options_.self && !supersedes) {
         if (options_.kind == MovementKind::kJoin || options_.kind == MovementKind::kReplace) {
           progress_.note = "waiting for the " + Describe(*mv);
@@ -407,7 +408,7 @@ void MovementDriver::BarrierResult(const std::vector<Answer>& answers, Time now)
     }
     const Movement& mv = *it->sees;
     if (mv.driver != options_.self && options_.kind == MovementKind::kRemove &&
-        mv.driver == options_.subject) {
+        mv.driver == options_.subject && mv.kind != MovementKind::kRemove) {
       lagging.push_back(id);  // it has not seen yet that this removal supersedes that movement
       continue;
     }

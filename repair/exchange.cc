@@ -451,17 +451,26 @@ Request Initiator::Next(const Reply* reply) {
   switch (phase_) {
     case Phase::kStart: {
       if (copy_ && !dry_run_ && rounds_ == 0) {
-        auto mine = local_->Entries(range_);
-        if (!mine.ok()) return Fail(mine.status());
-        if (mine->size() <= kMaxCopyOwnKeys) {
-          for (const auto& e : mine.value()) {
-            copy_own_.emplace_back(ring::TokenOf(e.key), EntryHash(e.key, e.digest));
-            to_offer_.push_back(e.key);
+        // My own keys in the range, counted no further than the bound.
+        std::vector<std::string> keys;
+        Status st = local_->Scan(range_, [&](ring::Token t, std::string_view key,
+                                            std::string_view value) {
+          if (keys.size() == kMaxCopyOwnKeys) {
+            keys.emplace_back();  // one past the bound: too many
+            return false;
           }
+          copy_own_.emplace_back(t, EntryHash(key, storage::VersionDigest(value)));
+          keys.emplace_back(key);
+          return true;
+        });
+        if (!st.ok()) return Fail(st);
+        if (keys.size() <= kMaxCopyOwnKeys) {
+          to_offer_ = std::move(keys);
           std::sort(copy_own_.begin(), copy_own_.end());
           copy_from_ = range_.begin;
           return AskCopy();
         }
+        copy_own_.clear();
       }
       auto leaves = local_->Leaves(range_);
       if (!leaves.ok()) return Fail(leaves.status());
@@ -713,7 +722,9 @@ Request Initiator::Next(const Reply* reply) {
       ++stats_.copy_pages;
       if (reply->more) {
         const bool past_end = range_.end != 0 && reply->resume >= range_.end;
-        if (reply->resume <= copy_from_ || reply->resume <= last || past_end) {
+        // (An honest page that goes on holds records: an empty one could page for ever.)
+        if (reply->records.empty() || reply->resume <= copy_from_ || reply->resume <= last ||
+            past_end) {
           return Fail(Status::InvalidArgument("peer's copy page does not move forward"));
         }
         copy_from_ = reply->resume;

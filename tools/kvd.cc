@@ -334,7 +334,9 @@ int Run(const Flags& flags) {
     if (kind == mb::MovementKind::kDecommission || kind == mb::MovementKind::kRemove) {
       // (Removing the dead driver of a stalled movement is allowed: it supersedes it.)
       if (auto mv = mb::MovementOf(*control->View());
-          mv && mv->driver != id && !(kind == mb::MovementKind::kRemove && mv->driver == subject)) {
+          mv && mv->driver != id &&
+          !(kind == mb::MovementKind::kRemove && mv->driver == subject &&
+            mv->kind != mb::MovementKind::kRemove)) {
         return Status::Unavailable("refused: another movement is in progress: " +
                                    mb::Describe(*mv));
       }

@@ -282,21 +282,26 @@ kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone, bool* left = 
     if (!client.ok() || !r.status.ok()) {
       if (client.ok()) client.value().reset();
       // Does another member see the host LEFT? Then it is done, without waiting out the misses.
-      // (One client at a time: each has its own event loop on this thread.)
+      // (One client at a time: each has its own event loop on this thread.) The host is known
+      // by the id of the movement it drove, or else by its address.
+      int asked = 0;
       for (const auto& m : members) {
-        if (m.rpc == g.host || m.status != "UP") continue;
+        if (asked == 3) break;
+        const bool is_host = last.driver != 0 ? m.id == last.driver : m.rpc == g.host;
+        if (is_host || m.status != "UP") continue;
         auto other = kv::rpc::BlockingClient::Connect(m.rpc, std::chrono::milliseconds(g.timeout_ms));
         if (!other.ok()) continue;
         auto seen = other.value()->ClusterStatus();
         if (!seen.status.ok()) continue;
+        ++asked;
         for (const auto& o : seen.members) {
-          if (o.rpc == g.host && o.status == "LEFT") {
+          const bool is_host = last.driver != 0 ? o.id == last.driver : o.rpc == g.host;
+          if (is_host && o.status == "LEFT") {
             *gone = true;
             if (left != nullptr) *left = true;
             return last;
           }
         }
-        break;  // one member's view is enough
       }
       if (++failures >= 10) {
         *gone = true;

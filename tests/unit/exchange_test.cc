@@ -30,7 +30,7 @@ class Replica {
     dir_ = tmpl;
     engine_ = std::move(storage::RocksDbEngine::Open(dir_, storage::RocksDbOptions()).value());
     store_ = std::make_unique<storage::LocalStore>(engine_.get(), id, storage::Limits());
-    store_->SetActor(id);  // deterministic dots, so an exchange replays
+    store_->SetLifeForTest(id);  // deterministic dots, so an exchange replays
     store_->SetListener(&tree_);
     reader_ = std::make_unique<StoreReader>(store_.get(), engine_.get(), &tree_);
   }
@@ -536,6 +536,14 @@ TEST(Exchange, ACopyRefusesPagesThatDoNotMoveForwardOrLeaveTheRange) {
     Reply page;
     page.more = true;
     page.resume = range.begin;
+    EXPECT_EQ(init->Next(&page).kind, Request::Kind::kDone);
+    EXPECT_EQ(init->status().code(), Status::Code::kInvalidArgument);
+  }
+  {  // "more" with an empty page: an honest responder never sends it; it could page for ever
+    auto init = start();
+    Reply page;
+    page.more = true;
+    page.resume = range.begin + 5;
     EXPECT_EQ(init->Next(&page).kind, Request::Kind::kDone);
     EXPECT_EQ(init->status().code(), Status::Code::kInvalidArgument);
   }
