@@ -138,6 +138,19 @@ class Elastic : public ::testing::Test {
     return nlohmann::json::parse(r.out, nullptr, false);
   }
 
+  // Whether node 0 comes to see member `id` DOWN within 30 s.
+  bool SeenDown(const std::string& id) {
+    return Eventually(
+        [&] {
+          const auto s = Status(0);  // named: iterating a temporary's member dangles
+          for (const auto& m : s["nodes"]) {
+            if (m["id"] == id) return m["status"] == "DOWN";
+          }
+          return false;
+        },
+        std::chrono::seconds(30));
+  }
+
   // Puts keys k0..k{n-1} at quorum through node `via`.
   std::vector<std::string> Load(int via, int n) {
     auto c = rpc::BlockingClient::Connect(nodes_[static_cast<std::size_t>(via)]->address(),
@@ -372,15 +385,7 @@ TEST_F(Elastic, RemovenodeOfADecommissionerThatDiedMidCopySupersedesIt) {
       },
       std::chrono::seconds(60)));
   nodes_[3]->Stop(SIGKILL);
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const auto s = Status(0);
-        for (const auto& m : s["nodes"]) {
-          if (m["id"] == dead) return m["status"] == "DOWN";
-        }
-        return false;
-      },
-      std::chrono::seconds(30)));
+  ASSERT_TRUE(SeenDown(dead));
   r = Kvtool({"--host", nodes_[0]->address(), "removenode", dead});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << Status(0).dump(1) << nodes_[3]->stderr_text();
   ASSERT_TRUE(Settled({0, 1, 2}, 3));
@@ -434,15 +439,7 @@ TEST_F(Elastic, ReplaceTakesADeadNodesPlaceAndRemovenodeReReplicates) {
   const auto keys = Load(0, 1500);
   const std::string dead = nodes_[3]->node_id();
   nodes_[3]->Stop(SIGKILL);
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const auto s = Status(0);  // named: iterating a temporary's member dangles
-        for (const auto& m : s["nodes"]) {
-          if (m["id"] == dead) return m["status"] == "DOWN";
-        }
-        return false;
-      },
-      std::chrono::seconds(30)));
+  ASSERT_TRUE(SeenDown(dead));
   // A new node replaces it: same tokens, its data copied from the other replicas.
   StartNode(4, {"--replace", dead});
   ASSERT_TRUE(Settled({0, 1, 2, 4}, 4, std::chrono::seconds(120)));
@@ -458,15 +455,7 @@ TEST_F(Elastic, ReplaceTakesADeadNodesPlaceAndRemovenodeReReplicates) {
   // Node 2 dies; removenode gives its ranges to the survivors, copied from the other replicas.
   const std::string gone = nodes_[2]->node_id();
   nodes_[2]->Stop(SIGKILL);
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const auto s = Status(0);  // named: iterating a temporary's member dangles
-        for (const auto& m : s["nodes"]) {
-          if (m["id"] == gone) return m["status"] == "DOWN";
-        }
-        return false;
-      },
-      std::chrono::seconds(30)));
+  ASSERT_TRUE(SeenDown(gone));
   auto r = Kvtool({"--host", nodes_[0]->address(), "removenode", gone});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(Settled({0, 1, 4}, 3));
@@ -490,15 +479,7 @@ TEST_F(Elastic, HintsForARemovedNodeGoToTheKeysCurrentOwners) {
     }
     return total;
   };
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const auto s = Status(0);
-        for (const auto& m : s["nodes"]) {
-          if (m["id"] == dead) return m["status"] == "DOWN";
-        }
-        return false;
-      },
-      std::chrono::seconds(30)));
+  ASSERT_TRUE(SeenDown(dead));
   const auto keys = Load(0, 300);
   ASSERT_GT(hints_for_dead(), 0u);
   auto r = Kvtool({"--host", nodes_[0]->address(), "removenode", dead});

@@ -13,22 +13,14 @@
 #include "storage/dots.h"
 #include "storage/local_store.h"
 #include "storage/rocksdb_engine.h"
+#include "tests/unit/temp_dir.h"
 
 namespace kv::storage {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kv_dots_XXXXXX").string();
-    KV_CHECK(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// Each a directory of its own: kv_dots_XXXXXX.
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("kv_dots") {}
 };
 
 // One node's store: its engine on a directory, opened as a new life each time.

@@ -99,6 +99,18 @@ void RandomWrites(storage::LocalStore& s, const std::string& key, std::mt19937_6
   }
 }
 
+// Ranges of varied shapes covering the ring, one ending at the top.
+std::vector<ring::TokenRange> CoverRing(std::mt19937_64& rng) {
+  std::vector<ring::Token> cuts = {0};
+  for (int i = 0; i < 5; ++i) cuts.push_back(rng());
+  std::sort(cuts.begin(), cuts.end());
+  std::vector<ring::TokenRange> ranges;
+  for (std::size_t i = 0; i < cuts.size(); ++i) {
+    ranges.push_back({cuts[i], i + 1 < cuts.size() ? cuts[i + 1] : 0});
+  }
+  return ranges;
+}
+
 // How the exchange is expected to find the differences.
 enum class Path { kAny, kTable, kFullDescent };
 
@@ -158,14 +170,7 @@ void CheckCase(const Case& c) {
     }
     ASSERT_GT(expected.size(), 2u);
 
-    // Cover the ring with ranges of varied shapes, one ending at the top.
-    std::vector<ring::Token> cuts = {0};
-    for (int i = 0; i < 5; ++i) cuts.push_back(rng());
-    std::sort(cuts.begin(), cuts.end());
-    std::vector<ring::TokenRange> ranges;
-    for (std::size_t i = 0; i < cuts.size(); ++i) {
-      ranges.push_back({cuts[i], i + 1 < cuts.size() ? cuts[i + 1] : 0});
-    }
+    const std::vector<ring::TokenRange> ranges = CoverRing(rng);
 
     // A dry run counts exactly the differing keys and moves nothing.
     std::uint64_t found = 0, split = 0, cells = 0, fallbacks = 0, narrowed = 0, segments = 0;
@@ -408,17 +413,6 @@ TEST(Exchange, AWriteDuringTheExchangeIsCaughtByTheNextRound) {
   EXPECT_TRUE(a.store().Read("late").value().HasLiveValue());
 }
 
-// Ranges of varied shapes covering the ring, one ending at the top.
-std::vector<ring::TokenRange> CoverRing(std::mt19937_64& rng) {
-  std::vector<ring::Token> cuts = {0};
-  for (int i = 0; i < 5; ++i) cuts.push_back(rng());
-  std::sort(cuts.begin(), cuts.end());
-  std::vector<ring::TokenRange> ranges;
-  for (std::size_t i = 0; i < cuts.size(); ++i) {
-    ranges.push_back({cuts[i], i + 1 < cuts.size() ? cuts[i + 1] : 0});
-  }
-  return ranges;
-}
 
 // A ring movement's copy: the new replica b holds only what writes brought it since the
 // movement began (some of a's keys in the same version, some newer or concurrent, some of its

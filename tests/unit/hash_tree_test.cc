@@ -10,22 +10,14 @@
 
 #include "storage/codec.h"
 #include "storage/rocksdb_engine.h"
+#include "tests/unit/temp_dir.h"
 
 namespace kv::repair {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kv_tree_XXXXXX").string();
-    KV_CHECK(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// Each a directory of its own: kv_tree_XXXXXX.
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("kv_tree") {}
 };
 
 TEST(HashTree, IncrementalEqualsRebuiltAfterRandomWritesDeletesAndMerges) {
