@@ -561,8 +561,10 @@ int Main(int argc, char** argv) {
     v.erase(std::remove(v.begin(), v.end(), x), v.end());
     return v;
   };
+  std::size_t steps_run = 0;  // of the schedule's; the rest did not fit after late movements
   for (const Step& step : schedule) {
     if (step.start_s + lag + o.min_fault_s > o.time_s) break;
+    ++steps_run;
     wait_until(t0 + step.start_s + lag);
     const Fault& f = step.fault;
     Period p{NemesisName(f.kind), f.Describe(), Now(), 0};
@@ -891,6 +893,8 @@ int Main(int argc, char** argv) {
        }()},
       {"crashes", cluster.crashes()},
       {"movements", movements},
+      {"steps_planned", schedule.size()},
+      {"steps_run", steps_run},
       {"members_at_end", members},
       {"verdict", pass ? "pass" : "FAIL"}};
   std::ofstream(o.report + "/findings.json") << findings.dump(2) << "\n";
@@ -920,6 +924,17 @@ int Main(int argc, char** argv) {
   for (const auto& e : f.phantom_examples) out += "phantom: " + e + "\n";
   for (const auto& e : cluster.crashes()) out += "crash: " + e + "\n";
   for (const auto& e : movement_failures) out += "movement failed: " + e + "\n";
+  {
+    std::set<std::string> planned, ran;
+    for (const Step& st : schedule) planned.insert(NemesisName(st.fault.kind));
+    for (const Period& pr : periods) ran.insert(pr.nemesis);
+    std::string missing;
+    for (const auto& n : planned) {
+      if (!ran.count(n)) missing += (missing.empty() ? "" : ", ") + n;
+    }
+    out += "steps run " + std::to_string(steps_run) + " of " + std::to_string(schedule.size()) +
+           " planned" + (missing.empty() ? "" : "; never ran: " + missing) + "\n";
+  }
   for (const auto& m : movements) {
     char line[160];
     std::snprintf(line, sizeof(line), "movement at %.1f s: %s, %s in %.1f s\n",
