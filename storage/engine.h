@@ -55,6 +55,10 @@ class Engine {
                                         std::string_view value)>;
   virtual Status ScanHints(std::uint64_t target, const HintScanFn& fn) = 0;
 
+  // Makes every write acknowledged so far durable (an fsync of the write-ahead log). Not cheap:
+  // storage threads only.
+  virtual Status SyncLog() = 0;
+
   // Approximate bytes of data stored (for `kvtool status`); cheap.
   virtual std::uint64_t ApproximateBytes() = 0;
 

@@ -1,11 +1,13 @@
 #include "storage/rocksdb_engine.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/write_batch.h>
 
 #include "storage/codec.h"
+#include "storage/power_loss_fs.h"
 
 namespace kv::storage {
 namespace {
@@ -51,6 +53,13 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const std::string& di
 
   std::unique_ptr<RocksDbEngine> engine(new RocksDbEngine());
   engine->options_ = options;
+  if (options.lose_unsynced_on_kill && !options.power_loss) {
+    engine->options_.power_loss = PowerLossFileSystem::OnDefault();
+  }
+  if (engine->options_.power_loss) {
+    engine->env_ = rocksdb::NewCompositeEnv(engine->options_.power_loss);
+    db_options.env = engine->env_.get();
+  }
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &engine->handles_, &raw);
   if (!s.ok()) {
@@ -170,6 +179,8 @@ std::uint64_t RocksDbEngine::ApproximateBytes() {
   db_->GetIntProperty(data_, "rocksdb.cur-size-all-mem-tables", &mem);
   return live + mem;
 }
+
+Status RocksDbEngine::SyncLog() { return FromRocks(db_->SyncWAL()); }
 
 Status RocksDbEngine::GetMeta(std::string_view name, std::string* value) {
   return FromRocks(db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(name), value));

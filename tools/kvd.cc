@@ -13,12 +13,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
+#include <ctime>
+#include <functional>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "membership/asio_transport.h"
 #include "membership/saved_peers.h"
@@ -52,6 +59,10 @@ struct Flags {
   std::size_t max_key_bytes = 64 * 1024;
   std::size_t max_value_bytes = 16 * 1024 * 1024;
   bool sync_writes = false;
+  int wal_sync_interval_ms = 1000;
+  // Testing only.
+  bool testing_lose_unsynced_on_kill = false;
+  std::int64_t testing_clock_offset_s = 0;
   // Membership.
   std::string gossip;
   std::string seeds;
@@ -130,6 +141,48 @@ class GossipControl final : public rpc::ClusterControl {
 std::atomic<bool> g_refused{false};
 std::atomic<bool> g_decommissioned{false};
 
+// Syncs the write-ahead log every `interval` on a thread of its own, so that a machine crash
+// loses at most that much of the acknowledged writes (Cassandra's periodic commit log). Stops
+// at destruction.
+class PeriodicLogSync {
+ public:
+  PeriodicLogSync(storage::Engine* engine, std::chrono::milliseconds interval)
+      : engine_(engine), interval_(interval) {
+    if (interval_.count() > 0) thread_ = std::thread([this] { Loop(); });
+  }
+  ~PeriodicLogSync() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    bool failing = false;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, interval_, [this] { return stop_; })) {
+      lock.unlock();
+      const Status s = engine_->SyncLog();
+      if (!s.ok() && !failing) {
+        std::fprintf(stderr, "kvd: syncing the write-ahead log failed: %s\n",
+                     s.ToString().c_str());
+      }
+      failing = !s.ok();  // said once per run of failures
+      lock.lock();
+    }
+  }
+
+  storage::Engine* const engine_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
 int Run(const Flags& flags) {
   // Capture the stop signals before any thread exists: RocksDB starts threads in Open, and they
   // inherit the blocked mask, so the signals reach only this thread's event loop.
@@ -138,9 +191,25 @@ int Run(const Flags& flags) {
 
   storage::RocksDbOptions ro;
   ro.sync_writes = flags.sync_writes;
+  ro.lose_unsynced_on_kill = flags.testing_lose_unsynced_on_kill;
   auto engine_or = storage::RocksDbEngine::Open(flags.data_dir, ro);
   if (!engine_or.ok()) return Fail(engine_or.status().ToString());
   storage::Engine& engine = *engine_or.value();
+  if (flags.testing_lose_unsynced_on_kill) {
+    std::fprintf(stderr, "kvd: TESTING: unsynced writes are held in memory; a kill loses them\n");
+  }
+  PeriodicLogSync log_sync(&engine, std::chrono::milliseconds(
+                                        flags.sync_writes ? 0 : flags.wal_sync_interval_ms));
+  // Every wall-clock reading that decides something (tombstone times, purge and hint ages).
+  const std::int64_t clock_offset_s = flags.testing_clock_offset_s;
+  if (clock_offset_s != 0) {
+    std::fprintf(stderr, "kvd: TESTING: the clock runs %+lld s off\n",
+                 static_cast<long long>(clock_offset_s));
+  }
+  const std::function<std::uint64_t()> wall_clock_s = [clock_offset_s]() {
+    const std::int64_t t = static_cast<std::int64_t>(std::time(nullptr)) + clock_offset_s;
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(t, 1));
+  };
   auto node_id = storage::LoadOrCreateNodeId(engine);
   if (!node_id.ok()) return Fail(node_id.status().ToString());
   auto removed_self = storage::LoadFlag(engine, "removed_self");
@@ -163,6 +232,7 @@ int Run(const Flags& flags) {
 
   storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes, flags.tombstone_grace_s};
   storage::LocalStore store(&engine, id, limits);
+  store.SetClock(wall_clock_s);
   // The hash tree is rebuilt from the data at every start, before any write, and kept current
   // from then on.
   repair::LiveTree tree(flags.tree_bits);
@@ -305,6 +375,7 @@ int Run(const Flags& flags) {
   co.request_timeout = flags.request_timeout_ms * kj::MILLISECONDS;
   co.handoff_interval = flags.handoff_interval_ms * kj::MILLISECONDS;
   co.hint_ttl_s = flags.tombstone_grace_s;  // see CoordinatorOptions::hint_ttl_s
+  co.clock_s = wall_clock_s;
   rpc::Coordinator coordinator(&store, &batcher, control.get(), &peers, co);
   auto handoff = coordinator.RunHandoff().eagerlyEvaluate([](kj::Exception&& e) {
     std::fprintf(stderr, "kvd: hinted handoff stopped: %s\n", e.getDescription().cStr());
@@ -315,6 +386,7 @@ int Run(const Flags& flags) {
   ro_repair.timeout = flags.request_timeout_ms * 5 * kj::MILLISECONDS;
   ro_repair.rate_bytes_per_s = flags.repair_rate_bytes;
   ro_repair.tombstone_grace_s = flags.tombstone_grace_s;
+  ro_repair.clock = wall_clock_s;
   rpc::RepairRunner repair_runner(&repair_reader, id, control.get(), &peers, ro_repair);
   rpc::MovementRunner::Options mo;
   mo.tree_bits = flags.tree_bits;
@@ -542,6 +614,18 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{0}, std::size_t{256} << 20));
   app.add_flag("--sync-writes", flags.sync_writes,
                "fsync the WAL before acknowledging each write batch (default: WAL without fsync)");
+  app.add_option("--wal-sync-interval-ms", flags.wal_sync_interval_ms,
+                 "Without --sync-writes: fsync the WAL this often, bounding what a machine crash "
+                 "can lose (0: only when RocksDB flushes)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
+  auto* t = app.add_option_group("testing (never in production)");
+  t->add_flag("--testing-lose-unsynced-on-kill", flags.testing_lose_unsynced_on_kill,
+              "TESTING ONLY: hold unsynced writes in process memory, so that killing the process "
+              "loses them as a power loss would");
+  t->add_option("--testing-clock-offset-s", flags.testing_clock_offset_s,
+                "TESTING ONLY: run the wall clock this many seconds off (negative: behind)")
+      ->check(CLI::Range(std::int64_t{-86400 * 365}, std::int64_t{86400 * 365}));
   auto* g = app.add_option_group("membership");
   g->add_option("--gossip", flags.gossip,
                 "IPv4:PORT for gossip, UDP and TCP (port 0: any free port); without it the "

@@ -130,6 +130,35 @@ TEST_F(SingleNode, AcknowledgedPutsSurviveSigkill) {
   EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "from-kvtool");
 }
 
+// kvd --testing-lose-unsynced-on-kill: a SIGKILL then loses what a power loss would, the
+// writes since the last sync of the log, and nothing that was synced.
+TEST(PowerLoss, AKillLosesTheUnsyncedWritesOnlyUnderTheTestingFlag) {
+  TempDir dir;
+  auto write_then_kill = [&](const std::string& data, std::vector<std::string> flags) {
+    Kvd kvd(dir.path() + "/" + data, flags);
+    KV_CHECK(kvd.Start());
+    auto c = rpc::BlockingClient::Connect(kvd.address(), std::chrono::seconds(10));
+    KV_CHECK(c.ok());
+    for (int i = 0; i < 50; ++i) KV_CHECK(c.value()->Put("k" + std::to_string(i), "v", "").status.ok());
+    c.value().reset();
+    KV_CHECK(kvd.Stop(SIGKILL) == -1);
+    KV_CHECK(kvd.Start());
+    auto r = rpc::BlockingClient::Connect(kvd.address(), std::chrono::seconds(10));
+    KV_CHECK(r.ok());
+    int held = 0;
+    for (int i = 0; i < 50; ++i) held += r.value()->Get("k" + std::to_string(i)).status.ok();
+    return held;
+  };
+  // No periodic sync: every write of the run is lost.
+  EXPECT_EQ(write_then_kill("lossy", {"--testing-lose-unsynced-on-kill", "--wal-sync-interval-ms",
+                                      "0"}),
+            0);
+  // Synced writes survive.
+  EXPECT_EQ(write_then_kill("synced", {"--testing-lose-unsynced-on-kill", "--sync-writes"}), 50);
+  // Without the flag a process crash loses nothing: the bytes were in the kernel's hands.
+  EXPECT_EQ(write_then_kill("plain", {"--wal-sync-interval-ms", "0"}), 50);
+}
+
 // Writers keep going while the node is stopped by `sig`; every write that was acknowledged
 // must be there after a restart.
 void AckedWritesSurviveStop(Kvd& kvd, int sig) {
@@ -320,6 +349,8 @@ TEST(Kvd, BadFlagsExitTwo) {
            {"--data-dir", dir.path(), "--listen", "nonsense"},
            {"--data-dir", dir.path(), "--max-value-bytes", "-5"},
            {"--data-dir", dir.path(), "--bogus"},
+           {"--data-dir", dir.path(), "--wal-sync-interval-ms", "-1"},
+           {"--data-dir", dir.path(), "--testing-clock-offset-s", "x"},
        }) {
     std::vector<std::string> argv = {KV_KVD_PATH};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -10,6 +10,7 @@
 
 #include "storage/codec.h"
 #include "storage/local_store.h"
+#include "storage/power_loss_fs.h"
 #include "storage/rocksdb_engine.h"
 #include "tests/unit/temp_dir.h"
 
@@ -429,6 +430,69 @@ TEST(LocalStore, MergeOpJoinsRemoteRecords) {
   for (const auto& s : merged.siblings()) values.insert(s.value);
   EXPECT_EQ(values, (std::set<std::string>{"mine", "theirs"}));
   EXPECT_TRUE(store.HintCounts().empty());
+}
+
+
+// ---- PowerLossFileSystem: a crash loses exactly the unsynced writes -------------------------
+
+std::unique_ptr<RocksDbEngine> OpenOn(const std::string& dir,
+                                      std::shared_ptr<PowerLossFileSystem> power,
+                                      bool sync_writes = false) {
+  RocksDbOptions options;
+  options.power_loss = std::move(power);
+  options.sync_writes = sync_writes;
+  auto e = RocksDbEngine::Open(dir, options);
+  KV_CHECK(e.ok());
+  return std::move(e.value());
+}
+
+bool Holds(RocksDbEngine* e, const std::string& key) {
+  std::string v;
+  return e->Get(key, &v).ok();
+}
+
+TEST(PowerLoss, ACrashLosesTheWritesSinceTheLastSyncAndNothingElse) {
+  TempDir dir;
+  auto power = PowerLossFileSystem::OnDefault();
+  {
+    auto e = OpenOn(dir.path(), power);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(e->Put("synced-" + std::to_string(i), "v").ok());
+    ASSERT_TRUE(e->SyncLog().ok());
+    ASSERT_TRUE(e->PutMeta("meta", "m").ok());  // metadata is written synced
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(e->Put("unsynced-" + std::to_string(i), "v").ok());
+    EXPECT_GT(power->UnsyncedBytes(), 0u);
+    power->Crash();
+  }
+  auto e = OpenOrDie(dir.path());
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(Holds(e.get(), "synced-" + std::to_string(i))) << i;
+    EXPECT_FALSE(Holds(e.get(), "unsynced-" + std::to_string(i))) << i;
+  }
+  std::string m;
+  EXPECT_TRUE(e->GetMeta("meta", &m).ok());
+}
+
+TEST(PowerLoss, WithSyncedWritesACrashLosesNothing) {
+  TempDir dir;
+  auto power = PowerLossFileSystem::OnDefault();
+  {
+    auto e = OpenOn(dir.path(), power, /*sync_writes=*/true);
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(e->Put("k" + std::to_string(i), "v").ok());
+    EXPECT_EQ(power->UnsyncedBytes(), 0u);
+    power->Crash();
+  }
+  auto e = OpenOrDie(dir.path());
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(Holds(e.get(), "k" + std::to_string(i))) << i;
+}
+
+TEST(PowerLoss, WithoutACrashAClosedStoreKeepsEverything) {
+  TempDir dir;
+  {
+    auto e = OpenOn(dir.path(), PowerLossFileSystem::OnDefault());
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(e->Put("k" + std::to_string(i), "v").ok());
+  }
+  auto e = OpenOrDie(dir.path());
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(Holds(e.get(), "k" + std::to_string(i))) << i;
 }
 
 }  // namespace
