@@ -120,7 +120,8 @@ interface KvClient {
   # way (with its progress, asked of its driver).
   status @3 () -> (status :Status, members :List(Member), movement :MovementInfo);
 
-  # The token ranges of the ring built from the members' tokens, with `replicas` replicas each.
+  # The token ranges of the ring built from the members' tokens, with `replicas` replicas each
+  # (0: as many as this node keeps of each key, its N).
   ring @4 (replicas :UInt32) -> (status :Status, ranges :List(RingRange), members :List(Member));
 
   # Removes a dead member for good: it never comes back through gossip, and if its process

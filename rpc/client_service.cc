@@ -343,9 +343,10 @@ kj::Promise<void> ClientService::status(StatusContext context) {
 
 kj::Promise<void> ClientService::ring(RingContext context) {
   auto results = context.getResults();
-  const std::uint32_t n = context.getParams().getReplicas();
-  if (n == 0 || n > 16) {
-    ToWire(Status::InvalidArgument("replicas must be 1..16"), results.initStatus());
+  std::uint32_t n = context.getParams().getReplicas();
+  if (n == 0) n = static_cast<std::uint32_t>(coordinator_->options().replication.n);
+  if (n > 16) {
+    ToWire(Status::InvalidArgument("replicas must be 0..16"), results.initStatus());
     return kj::READY_NOW;
   }
   auto view = cluster_->View();

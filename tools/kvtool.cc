@@ -388,7 +388,9 @@ int DoRing(const Globals& g, std::uint32_t replicas) {
                         {"end", std::to_string(range.end)},
                         {"replicas", reps}});
     }
-    PrintJson({{"replicas", replicas}, {"ranges", ranges}});
+    std::size_t n = replicas;  // 0 asked for the node's N: as many as the ranges show
+    for (const auto& range : r.ranges) n = std::max(n, range.replicas.size());
+    PrintJson({{"replicas", n}, {"ranges", ranges}});
     return kExitOk;
   }
   std::printf("%-20s %-20s replicas (first is primary)\n", "start", "end (exclusive)");
@@ -573,10 +575,9 @@ int main(int argc, char** argv) {
   add_consistency(del);
 
   auto* status = app.add_subcommand("status", "Every member: status, state, generation, phi, ...");
-  std::uint32_t replicas = 3;
+  std::uint32_t replicas = 0;
   auto* ring = app.add_subcommand("ring", "Token ranges and their replicas");
-  ring->add_option("--replicas", replicas, "Replicas per range")
-      ->capture_default_str()
+  ring->add_option("--replicas", replicas, "Replicas per range (default: the node's N)")
       ->check(CLI::Range(1, 16));
   std::string remove_id;
   auto* removenode = app.add_subcommand(

@@ -59,8 +59,10 @@ struct Options {
   std::uint64_t seed = 0;
   int clients = 0;  // 0: two per node
   double rate = 40;  // operations per second over all clients
-  std::string workload = "set,put";
-  int set_keys = 8, put_keys = 40;
+  std::string workload = "set,put,delete";
+  int set_keys = 8, put_keys = 40, del_keys = 8;
+  // With deletes: kvd's tombstone grace and repair interval, short so that purges happen.
+  int tombstone_grace_s = 20, repair_every_s = 15;
   double quiet_s = 5, min_fault_s = 8, max_fault_s = 14, loss = 0.3;
   int client_timeout_ms = 5000;
   std::string kvd;
@@ -142,6 +144,25 @@ class Cluster {
     if (n.pid <= 0) return;
     ::kill(n.pid, SIGKILL);
     waitpid(n.pid, nullptr, 0);
+    n.pid = -1;
+    n.paused = false;
+  }
+
+  // SIGTERM, and wait for the node to stop (SIGKILL after 20 s).
+  void Stop(int i) {
+    Node& n = nodes_[static_cast<std::size_t>(i - 1)];
+    if (n.pid <= 0) return;
+    ::kill(n.pid, SIGCONT);
+    ::kill(n.pid, SIGTERM);
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (waitpid(n.pid, nullptr, WNOHANG) != n.pid) {
+      if (Clock::now() > deadline) {
+        ::kill(n.pid, SIGKILL);
+        waitpid(n.pid, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling for exit
+    }
     n.pid = -1;
     n.paused = false;
   }
@@ -324,8 +345,9 @@ class Coordinators {
 // Whether a failed write certainly changed nothing: the coordinator refused before writing, or
 // no connection was made. Anything else (a timeout, a partial acknowledgement, a connection
 // lost mid-request) may have been applied: unknown.
-Outcome Classify(const Status& s) {
+Outcome Classify(const Status& s, bool is_delete = false) {
   if (s.ok()) return Outcome::kOk;
+  if (is_delete && s.IsNotFound()) return Outcome::kOk;  // nothing live: the tombstone is written
   const std::string& m = s.message();
   for (const char* definite : {"required replicas are up", "every owner of the key is DOWN",
                                "no node owns ring tokens", "no address for the key"}) {
@@ -339,7 +361,11 @@ struct Progress {
   std::atomic<std::uint64_t> ok{0}, fail{0}, unknown{0};
 };
 
-void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
+struct Workload {
+  bool sets = false, puts = false, deletes = false;
+};
+
+void RunClient(const Options& o, int client, double end_s, Workload w,
                Coordinators* coordinators, std::vector<Op>* out, Progress* progress) {
   Rng rng(o.seed * 0x100000001b3ull + static_cast<std::uint64_t>(client) + 1);
   int node = coordinators->For(client);
@@ -347,6 +373,10 @@ void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
   double next_s = Now() + every_s * rng.Unit();
   std::unique_ptr<rpc::BlockingClient> conn;
   std::uint64_t seq = 0;
+  std::vector<char> spaces;  // which keyspaces this run writes: s(et), p(ut), d(elete)
+  if (w.sets) spaces.push_back('s');
+  if (w.puts) spaces.push_back('p');
+  if (w.deletes) spaces.push_back('d');
   while (true) {
     if (next_s >= end_s) break;
     // Pacing: operations are issued on a schedule, not in response to an event.
@@ -358,11 +388,22 @@ void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
     Op op;
     op.client = client;
     op.node = node;
-    const bool set = sets && (!puts || rng.Below(2) == 0);
-    op.kind = set ? OpKind::kSetAdd : OpKind::kPut;
-    op.key = set ? "set-" + std::to_string(rng.Below(o.set_keys))
-                 : "put-" + std::to_string(rng.Below(o.put_keys));
-    op.element = "c" + std::to_string(client) + "-" + std::to_string(seq++);
+    const char space = spaces[rng.Below(spaces.size())];
+    if (space == 'p') {
+      op.kind = OpKind::kPut;
+      op.key = "put-" + std::to_string(rng.Below(o.put_keys));
+    } else if (space == 's') {
+      op.kind = OpKind::kSetAdd;
+      op.key = "set-" + std::to_string(rng.Below(o.set_keys));
+    } else {
+      const auto r = rng.Below(20);
+      op.kind = r < 10 ? OpKind::kSetAdd : r < 17 ? OpKind::kSetRemove : OpKind::kDeleteKey;
+      op.key = "del-" + std::to_string(rng.Below(o.del_keys));
+    }
+    if (op.kind != OpKind::kDeleteKey) {
+      op.element = "c" + std::to_string(client) + "-" + std::to_string(seq++);
+    }
+    const std::uint64_t pick = rng.Next();  // which element a removal takes out
     op.invoke_s = Now();
     Status st;
     bool sent = false;
@@ -377,16 +418,25 @@ void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
       else st = c.status();
     }
     if (conn) {
-      if (set) {
+      if (op.IsSetOp()) {
         auto r = conn->Get(op.key);
+        op.read_done_s = Now();
         if (r.status.ok() || r.status.IsNotFound()) {
-          std::set<std::string> elements;
-          for (const auto& s : r.siblings) {
-            for (const auto& e : DecodeSet(s)) elements.insert(e);
+          op.read = true;
+          for (const auto& sib : r.siblings) {
+            for (const auto& e : DecodeSet(sib)) op.seen.insert(e);
+          }
+          if (op.kind == OpKind::kSetRemove && op.seen.empty()) op.kind = OpKind::kSetAdd;
+          std::set<std::string> elements = op.seen;
+          if (op.kind == OpKind::kSetRemove) {
+            op.removed = *std::next(op.seen.begin(),
+                                    static_cast<std::ptrdiff_t>(pick % op.seen.size()));
+            elements.erase(op.removed);
           }
           elements.insert(op.element);
           sent = true;
-          st = conn->Put(op.key, EncodeSet(elements), r.context).status;
+          st = op.kind == OpKind::kDeleteKey ? conn->Delete(op.key, r.context).status
+                                             : conn->Put(op.key, EncodeSet(elements), r.context).status;
         } else {
           st = r.status;  // nothing was written
         }
@@ -396,11 +446,12 @@ void RunClient(const Options& o, int client, double end_s, bool sets, bool puts,
       }
     }
     op.complete_s = Now();
-    op.outcome = sent ? Classify(st) : (st.ok() ? Outcome::kOk : Outcome::kFail);
-    if (!st.ok()) op.error = st.ToString();
+    op.outcome = sent ? Classify(st, op.kind == OpKind::kDeleteKey)
+                      : (st.ok() ? Outcome::kOk : Outcome::kFail);
+    if (op.outcome != Outcome::kOk) op.error = st.ToString();
     // After a failure the connection is replaced before the next operation: it may be broken
     // (a killed node) or hold a late reply.
-    if (!st.ok()) conn.reset();
+    if (op.outcome != Outcome::kOk) conn.reset();
     next_s = std::max(next_s, Now());  // no burst to catch up after slow operations
     (op.outcome == Outcome::kOk     ? progress->ok
      : op.outcome == Outcome::kFail ? progress->fail
@@ -443,11 +494,20 @@ int Main(int argc, char** argv) {
   app.add_option("--nodes", o.nodes, "Number of kvd nodes (127.0.0.1..N)")->check(CLI::Range(3, 50));
   app.add_option("--time", o.time_s, "Seconds of workload under nemeses")->check(CLI::Range(10.0, 3600.0));
   app.add_option("--nemesis", o.nemesis,
-                 "Comma list: halves,isolate,bridge,random,loss,kill,pause,join,decommission,replace");
+                 "Comma list: halves,isolate,bridge,random,loss,kill,pause,join,decommission,"
+                 "replace,crash,skew");
   app.add_option("--seed", o.seed, "Seed of the schedule and the clients (default: from the clock)");
   app.add_option("--clients", o.clients, "Concurrent clients (default: two per node)")->check(CLI::Range(1, 250));
   app.add_option("--rate", o.rate, "Operations per second over all clients")->check(CLI::Range(1.0, 2000.0));
-  app.add_option("--workload", o.workload, "Comma list: set (read-modify-write adds), put (blind unique puts)");
+  app.add_option("--workload", o.workload,
+                 "Comma list: set (read-modify-write adds), put (blind unique puts), delete (sets "
+                 "whose elements are removed and whole keys deleted, with purges)");
+  app.add_option("--tombstone-grace", o.tombstone_grace_s,
+                 "With deletes: kvd --tombstone-grace-s, short so that purges happen in the run")
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--repair-every", o.repair_every_s,
+                 "With deletes: kvd --repair-interval-s (repairs purge the tombstones)")
+      ->check(CLI::Range(1, 86400));
   app.add_option("--loss", o.loss, "Share of packets the loss nemesis drops")->check(CLI::Range(0.01, 0.9));
   app.add_option("--quiet", o.quiet_s, "Seconds of quiet between faults")->check(CLI::Range(1.0, 600.0));
   app.add_option("--fault-min", o.min_fault_s, "Shortest fault, seconds")->check(CLI::Range(1.0, 600.0));
@@ -477,11 +537,38 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "partition: %s\n", error.c_str());
     return 2;
   }
-  const bool sets = o.workload.find("set") != std::string::npos;
-  const bool puts = o.workload.find("put") != std::string::npos;
-  if (!sets && !puts) {
-    std::fprintf(stderr, "partition: --workload must name set and/or put\n");
+  Workload workload;
+  {
+    std::stringstream in(o.workload);
+    for (std::string name; std::getline(in, name, ',');) {
+      if (name == "set") workload.sets = true;
+      else if (name == "put") workload.puts = true;
+      else if (name == "delete") workload.deletes = true;
+      else {
+        std::fprintf(stderr, "partition: --workload: unknown '%s' (expected set, put, delete)\n",
+                     name.c_str());
+        return 2;
+      }
+    }
+  }
+  if (!workload.sets && !workload.puts && !workload.deletes) {
+    std::fprintf(stderr, "partition: --workload names nothing\n");
     return 2;
+  }
+  // Flags every kvd gets from what the run does (flags in --kvd-args win: they come later).
+  {
+    std::string auto_args;
+    const bool crash = std::count(kinds->begin(), kinds->end(), NemesisKind::kCrash) > 0;
+    if (crash) auto_args += " --testing-lose-unsynced-on-kill";
+    if (workload.deletes) {
+      if (o.kvd_args.find("--tombstone-grace-s") == std::string::npos) {
+        auto_args += " --tombstone-grace-s " + std::to_string(o.tombstone_grace_s);
+      }
+      if (o.kvd_args.find("--repair-interval-s") == std::string::npos) {
+        auto_args += " --repair-interval-s " + std::to_string(o.repair_every_s);
+      }
+    }
+    o.kvd_args = auto_args + " " + o.kvd_args;
   }
   if (o.seed == 0) o.seed = static_cast<std::uint64_t>(std::time(nullptr));
   if (o.clients == 0) o.clients = 2 * o.nodes;
@@ -502,11 +589,12 @@ int Main(int argc, char** argv) {
   }
   fs::create_directories(o.report + "/nodes");
   std::printf("partition suite: seed %llu, %d nodes, %d clients, %.0f s, nemeses %s, workload %s\n"
-              "replay: tests/partition/run --nodes %d --time %.0f --nemesis %s --seed %llu\n"
+              "replay: tests/partition/run --nodes %d --time %.0f --nemesis %s --workload %s "
+              "--seed %llu\n"
               "report: %s\n",
               static_cast<unsigned long long>(o.seed), o.nodes, o.clients, o.time_s,
               o.nemesis.c_str(), o.workload.c_str(), o.nodes, o.time_s, o.nemesis.c_str(),
-              static_cast<unsigned long long>(o.seed), o.report.c_str());
+              o.workload.c_str(), static_cast<unsigned long long>(o.seed), o.report.c_str());
   std::fflush(stdout);
 
   g_start = Clock::now();
@@ -544,7 +632,7 @@ int Main(int argc, char** argv) {
   std::vector<std::vector<Op>> per_client(o.clients);
   std::vector<std::thread> threads;
   for (int c = 0; c < o.clients; ++c) {
-    threads.emplace_back(RunClient, std::cref(o), c, t0 + o.time_s, sets, puts, &coordinators,
+    threads.emplace_back(RunClient, std::cref(o), c, t0 + o.time_s, workload, &coordinators,
                          &per_client[c], &progress);
   }
   std::vector<Period> periods;
@@ -658,8 +746,14 @@ int Main(int argc, char** argv) {
       }
     } else {
       for (int v : f.victims) {
-        if (f.kind == NemesisKind::kKill) cluster.Kill(v);
-        else cluster.Pause(v, true);
+        if (f.kind == NemesisKind::kKill || f.kind == NemesisKind::kCrash) {
+          cluster.Kill(v);
+        } else if (f.kind == NemesisKind::kSkew) {
+          cluster.Stop(v);
+          cluster.Start(v, members, {"--testing-clock-offset-s", std::to_string(f.clock_offset_s)});
+        } else {
+          cluster.Pause(v, true);
+        }
       }
     }
     Line("%s", std::string(NemesisName(f.kind)) + ": " + f.Describe() + "   (" + Counts(progress) + ")");
@@ -671,8 +765,14 @@ int Main(int argc, char** argv) {
       }
     } else {
       for (int v : f.victims) {
-        if (f.kind == NemesisKind::kKill) cluster.Start(v, members);
-        else cluster.Pause(v, false);
+        if (f.kind == NemesisKind::kKill || f.kind == NemesisKind::kCrash) {
+          cluster.Start(v, members);
+        } else if (f.kind == NemesisKind::kSkew) {
+          cluster.Stop(v);
+          cluster.Start(v, members);
+        } else {
+          cluster.Pause(v, false);
+        }
       }
     }
     p.end_s = Now();
@@ -733,29 +833,19 @@ int Main(int argc, char** argv) {
                    std::to_string(moved) + " keys moved");
   }
 
-  // Final reads at ALL, through any node that answers.
   std::set<std::string> keys;
   for (const Op& op : history) keys.insert(op.key);
-  FinalState final;
-  for (int node : members) {
-    if (final.size() == keys.size()) break;
-    auto c = ConnectChecker(node, 5000);
-    if (!c) continue;
-    for (const auto& k : keys) {
-      if (final.count(k)) continue;
-      auto r = c->Get(k, rpc::Consistency::kAll);
-      if (r.status.ok()) final[k] = r.siblings;
-      else if (r.status.IsNotFound()) final[k] = {};
-    }
-  }
 
-  // Convergence: every replica's own record of every key, and the trees (a dry-run repair on
-  // every node finds nothing differing).
+  // Convergence, before any read at ALL (which repairs what it reads): every replica's own
+  // record of every key, and the trees (a dry-run repair on every node finds nothing
+  // differing). The replicas per key are the cluster's own N.
   std::map<std::string, std::vector<std::string>> replica_views;  // key -> one text per replica
   std::vector<std::string> divergent;
   std::map<std::uint64_t, int> node_of_id;
   rpc::RingReply ring;
-  if (auto c = ConnectChecker(members.front(), 5000)) ring = c->Ring(3);
+  if (auto c = ConnectChecker(members.front(), 5000)) ring = c->Ring(0);
+  std::size_t n = 0;
+  for (const auto& r : ring.ranges) n = std::max(n, r.replicas.size());
   for (const auto& m : ring.members) {
     for (int i = 1; i <= slots; ++i) {
       if (m.rpc == Rpc(i)) node_of_id[m.id] = i;
@@ -777,11 +867,15 @@ int Main(int argc, char** argv) {
       std::string view = "(unreadable)";
       if (c) {
         auto r = c->Get(k, rpc::Consistency::kDefault, /*local=*/true);
-        if (r.status.ok() || r.status.IsNotFound()) {
-          auto s = r.siblings;
-          std::sort(s.begin(), s.end());
+        if (r.status.IsNotFound() && r.siblings.empty()) {
+          // Nothing live: a tombstone, or nothing once a purge passed (background repairs
+          // keep purging while this runs). Both read as absent.
+          view = "(no live value)";
+        } else if (r.status.ok()) {
+          auto sibs = r.siblings;
+          std::sort(sibs.begin(), sibs.end());
           view.clear();
-          for (const auto& v : s) view += v + "\n";
+          for (const auto& v : sibs) view += v + "\n";
           view += "ctx " + r.context;
         }
       }
@@ -790,7 +884,7 @@ int Main(int argc, char** argv) {
   }
   for (const auto& k : keys) {
     const auto& views = replica_views[k];
-    const bool same = views.size() == 3 &&
+    const bool same = n > 0 && views.size() == n &&
                       std::all_of(views.begin(), views.end(),
                                   [&](const std::string& v) { return v == views[0] && v != "(unreadable)"; });
     if (!same) divergent.push_back(k);
@@ -808,26 +902,46 @@ int Main(int argc, char** argv) {
   }
   const bool converged = divergent.empty() && tree_differing == 0;
   const double converged_s = Now() - heal_s;
-  Line("%s", converged ? "every replica of every key agrees, trees included"
+  Line("%s", converged ? "every replica of every key agrees, trees included (N=" +
+                             std::to_string(n) + ")"
                        : std::to_string(divergent.size()) + " divergent keys, " +
                              std::to_string(tree_differing) + " differing in the trees");
 
+  // Final reads at ALL, through any node that answers.
+  FinalState final;
+  for (int node : members) {
+    if (final.size() == keys.size()) break;
+    auto c = ConnectChecker(node, 5000);
+    if (!c) continue;
+    for (const auto& k : keys) {
+      if (final.count(k)) continue;
+      auto r = c->Get(k, rpc::Consistency::kAll);
+      if (r.status.ok()) final[k] = r.siblings;
+      else if (r.status.IsNotFound()) final[k] = {};
+    }
+  }
+
   Findings f = Check(history, final, periods);
   for (int i : members) (void)cluster.Exited(i);
-  const bool pass = f.lost == 0 && f.phantoms == 0 && f.unreadable_keys == 0 && converged &&
-                    cluster.crashes().empty() && movement_failures.empty();
+  const bool pass = f.lost == 0 && f.phantoms == 0 && f.unreadable_keys == 0 && f.undone == 0 &&
+                    f.failed_present == 0 && converged && cluster.crashes().empty() &&
+                    movement_failures.empty();
 
   // The report.
   {
     std::ofstream h(o.report + "/history.jsonl");
     for (const Op& op : history) {
-      h << Json{{"client", op.client},         {"node", op.node},
+      Json line{{"client", op.client},         {"node", op.node},
                 {"kind", OpKindName(op.kind)}, {"key", op.key},
                 {"element", op.element},       {"invoke", op.invoke_s - t0},
                 {"complete", op.complete_s - t0}, {"outcome", OutcomeName(op.outcome)},
-                {"error", op.error}}
-               .dump()
-        << "\n";
+                {"error", op.error}};
+      if (op.read) {
+        line["read"] = std::vector<std::string>(op.seen.begin(), op.seen.end());
+        line["read_done"] = op.read_done_s - t0;
+      }
+      if (!op.removed.empty()) line["removed"] = op.removed;
+      h << line.dump() << "\n";
     }
   }
   {
@@ -855,6 +969,16 @@ int Main(int argc, char** argv) {
                   static_cast<unsigned long long>(a.ops), 100 * share);
     avail_text += buf;
   }
+  Json stale = Json::array();
+  std::string stale_text;
+  for (const auto& st : f.stale_reads) {
+    stale.push_back({{"during", st.during}, {"reads", st.reads}, {"stale", st.stale}});
+    char buf[128];
+    std::snprintf(buf, sizeof(buf), "  %-12s %6llu reads, %5llu stale\n", st.during.c_str(),
+                  static_cast<unsigned long long>(st.reads),
+                  static_cast<unsigned long long>(st.stale));
+    stale_text += buf;
+  }
   Json findings = {
       {"seed", o.seed},
       {"nodes", o.nodes},
@@ -872,6 +996,13 @@ int Main(int argc, char** argv) {
       {"unknown_present", f.unknown_present},
       {"phantoms", f.phantoms},
       {"phantom_examples", f.phantom_examples},
+      {"undone", f.undone},
+      {"undone_examples", f.undone_examples},
+      {"failed_present_examples", f.failed_present_examples},
+      {"removals", f.removals},
+      {"removals_acknowledged", f.removals_acknowledged},
+      {"stale_reads", stale},
+      {"replicas_per_key", n},
       {"unreadable_keys", f.unreadable_keys},
       {"keys", keys.size()},
       {"divergent_keys", divergent.size()},
@@ -898,19 +1029,23 @@ int Main(int argc, char** argv) {
       {"members_at_end", members},
       {"verdict", pass ? "pass" : "FAIL"}};
   std::ofstream(o.report + "/findings.json") << findings.dump(2) << "\n";
-  char text[2048];
+  char text[8192];
   std::snprintf(
       text, sizeof(text),
-      "seed %llu: %llu attempted, %llu acknowledged, %llu failed, %llu unknown\n"
-      "lost %llu, phantoms %llu, unreadable keys %llu, divergent keys %zu of %zu "
-      "(trees: %llu keys differing)\n"
+      "seed %llu: %llu attempted, %llu acknowledged, %llu failed, %llu unknown; "
+      "%llu removals (%llu acknowledged)\n"
+      "lost %llu, undone removals %llu, phantoms %llu, unreadable keys %llu, divergent keys %zu "
+      "of %zu (trees: %llu keys differing)\n"
       "failed writes present anyway %llu, unknown present %llu\n"
       "heal -> all UP %.1f s, -> handoff done %s, -> converged %s\n"
       "availability by nemesis:\n%s"
+      "stale quorum reads by nemesis:\n%s"
       "verdict: %s\n",
       static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(f.attempted),
       static_cast<unsigned long long>(f.acknowledged), static_cast<unsigned long long>(f.failed),
-      static_cast<unsigned long long>(f.unknown), static_cast<unsigned long long>(f.lost),
+      static_cast<unsigned long long>(f.unknown), static_cast<unsigned long long>(f.removals),
+      static_cast<unsigned long long>(f.removals_acknowledged),
+      static_cast<unsigned long long>(f.lost), static_cast<unsigned long long>(f.undone),
       static_cast<unsigned long long>(f.phantoms),
       static_cast<unsigned long long>(f.unreadable_keys), divergent.size(), keys.size(),
       static_cast<unsigned long long>(tree_differing),
@@ -918,10 +1053,12 @@ int Main(int argc, char** argv) {
       static_cast<unsigned long long>(f.unknown_present), up_s,
       handed_off ? (std::to_string(handoff_s).substr(0, 5) + " s").c_str() : "not within 60 s",
       converged ? (std::to_string(converged_s).substr(0, 5) + " s").c_str() : "NO",
-      avail_text.c_str(), pass ? "pass" : "FAIL");
+      avail_text.c_str(), stale_text.c_str(), pass ? "pass" : "FAIL");
   std::string out = text;
   for (const auto& e : f.lost_examples) out += "lost: " + e + "\n";
   for (const auto& e : f.phantom_examples) out += "phantom: " + e + "\n";
+  for (const auto& e : f.undone_examples) out += "undone: " + e + "\n";
+  for (const auto& e : f.failed_present_examples) out += "failed yet present: " + e + "\n";
   for (const auto& e : cluster.crashes()) out += "crash: " + e + "\n";
   for (const auto& e : movement_failures) out += "movement failed: " + e + "\n";
   {

@@ -12,7 +12,8 @@ constexpr NemesisKind kAll[] = {NemesisKind::kHalves, NemesisKind::kIsolate,
                                 NemesisKind::kBridge, NemesisKind::kRandom,
                                 NemesisKind::kLoss,   NemesisKind::kKill,
                                 NemesisKind::kPause,  NemesisKind::kJoin,
-                                NemesisKind::kDecommission, NemesisKind::kReplace};
+                                NemesisKind::kDecommission, NemesisKind::kReplace,
+                                NemesisKind::kCrash,  NemesisKind::kSkew};
 
 std::vector<int> Shuffled(std::vector<int> v, Rng& rng) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.Below(i)]);
@@ -49,6 +50,8 @@ const char* NemesisName(NemesisKind k) {
     case NemesisKind::kJoin: return "join";
     case NemesisKind::kDecommission: return "decommission";
     case NemesisKind::kReplace: return "replace";
+    case NemesisKind::kCrash: return "crash";
+    case NemesisKind::kSkew: return "skew";
   }
   return "?";
 }
@@ -67,7 +70,7 @@ std::optional<std::vector<NemesisKind>> ParseNemeses(const std::string& list, st
     if (!found) {
       *error = "unknown nemesis '" + name +
                "' (expected a comma list of halves, isolate, bridge, random, loss, kill, pause, join, "
-               "decommission, replace)";
+               "decommission, replace, crash, skew)";
       return std::nullopt;
     }
   }
@@ -81,7 +84,11 @@ std::optional<std::vector<NemesisKind>> ParseNemeses(const std::string& list, st
 std::string Fault::Describe() const {
   switch (kind) {
     case NemesisKind::kKill:
+    case NemesisKind::kCrash:
     case NemesisKind::kPause: return std::string(NemesisName(kind)) + " " + Group(victims);
+    case NemesisKind::kSkew:
+      return "skew " + std::to_string(victims.empty() ? 0 : victims[0]) + " by " +
+             (clock_offset_s > 0 ? "+" : "") + std::to_string(clock_offset_s) + " s";
     case NemesisKind::kJoin: return "join " + std::to_string(newcomer);
     case NemesisKind::kDecommission:
       return "decommission " + std::to_string(victims.empty() ? 0 : victims[0]);
@@ -193,6 +200,13 @@ Fault PlanFault(NemesisKind kind, const std::vector<int>& members, Rng& rng, dou
       break;
     }
     case NemesisKind::kJoin: break;
+    case NemesisKind::kCrash: f.victims = {order[0]}; break;
+    case NemesisKind::kSkew: {
+      f.victims = {order[0]};
+      const auto minutes_s = static_cast<std::int64_t>(60 + rng.Below(541));
+      f.clock_offset_s = rng.Below(2) == 0 ? minutes_s : -minutes_s;
+      break;
+    }
     case NemesisKind::kDecommission:
     case NemesisKind::kReplace: f.victims = {order[0]}; break;
   }

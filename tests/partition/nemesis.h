@@ -13,6 +13,12 @@
 //   loss     every node-to-node link drops a share of its packets (statistic match)
 //   kill     SIGKILL 1..floor((M-1)/2) of the M members, restarted at the heal
 //   pause    SIGSTOP 1..floor((M-1)/2) members, SIGCONT at the heal
+//   crash    SIGKILL one member, as a power loss: its writes since its last log sync are lost
+//            (every node then runs with kvd --testing-lose-unsynced-on-kill, so kill loses
+//            them too); restarted at the heal. One at a time: a write acknowledged by W=2 of 3
+//            replicas is then always held by another
+//   skew     one member restarted with its clock 1 to 10 minutes ahead or behind
+//            (kvd --testing-clock-offset-s), restarted with the right time at the heal
 //
 // and the ring movements, which change who the members are (never more than one at a time, and
 // never overlapping another fault):
@@ -38,7 +44,8 @@
 namespace kv::partition {
 
 enum class NemesisKind {
-  kHalves, kIsolate, kBridge, kRandom, kLoss, kKill, kPause, kJoin, kDecommission, kReplace
+  kHalves, kIsolate, kBridge, kRandom, kLoss, kKill, kPause, kJoin, kDecommission, kReplace,
+  kCrash, kSkew
 };
 
 const char* NemesisName(NemesisKind k);
@@ -49,18 +56,22 @@ struct Fault {
   NemesisKind kind = NemesisKind::kHalves;
   // Partitions: two nodes can talk iff some group holds both (a bridge node is in both).
   std::vector<std::vector<int>> groups;
-  std::vector<int> victims;  // kill, pause; the node that leaves (decommission) or dies (replace)
+  // kill, pause, crash, skew; the node that leaves (decommission) or dies (replace)
+  std::vector<int> victims;
   int newcomer = 0;          // join, replace: the new node's slot
   double loss = 0;           // loss: probability that a packet is dropped
+  std::int64_t clock_offset_s = 0;  // skew: how far the victim's clock is off
 
   bool IsMovement() const {
     return kind == NemesisKind::kJoin || kind == NemesisKind::kDecommission ||
            kind == NemesisKind::kReplace;
   }
   bool IsNetwork() const {
-    return kind != NemesisKind::kKill && kind != NemesisKind::kPause && !IsMovement();
+    return kind != NemesisKind::kKill && kind != NemesisKind::kPause &&
+           kind != NemesisKind::kCrash && kind != NemesisKind::kSkew && !IsMovement();
   }
-  // "{1,4} | {2,3,5}", "kill {3}", "loss 30%", "join 6", "decommission 2", "replace 3 by 7".
+  // "{1,4} | {2,3,5}", "kill {3}", "loss 30%", "join 6", "decommission 2", "replace 3 by 7",
+  // "crash {2}", "skew 4 by -300 s".
   std::string Describe() const;
 };
 

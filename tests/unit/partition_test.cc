@@ -88,6 +88,115 @@ TEST(PartitionChecker, AvailabilityIsCountedByTheNemesisAtInvocation) {
   EXPECT_EQ(f.availability[2].ok, 2u);
 }
 
+// A set op that read `seen` (the delete workload): add, remove `removed`, or delete the key.
+Op SetOp(OpKind kind, std::string element, std::set<std::string> seen, Outcome outcome,
+         double at, std::string removed = "") {
+  Op op = Write(kind, "d", std::move(element), outcome, at);
+  op.read = true;
+  op.seen = std::move(seen);
+  op.read_done_s = at + 0.05;
+  op.removed = std::move(removed);
+  return op;
+}
+
+TEST(PartitionChecker, AnAcknowledgedRemovalExplainsAnAbsenceAndMustNotBeUndone) {
+  std::vector<Op> h = {SetOp(OpKind::kSetAdd, "a", {}, Outcome::kOk, 1),
+                       SetOp(OpKind::kSetRemove, "r", {"a"}, Outcome::kOk, 2, "a")};
+  Findings f = Check(h, {{"d", {"r"}}}, {});
+  EXPECT_EQ(f.lost, 0u);
+  EXPECT_EQ(f.undone, 0u);
+  EXPECT_EQ(f.removals_acknowledged, 1u);
+  // a is back, and the only write carrying it is its add, which the removal read: undone.
+  f = Check(h, {{"d", {"a r"}}}, {});
+  EXPECT_EQ(f.undone, 1u);
+  ASSERT_EQ(f.undone_examples.size(), 1u);
+  EXPECT_EQ(f.undone_examples[0].substr(0, 4), "d: a");
+  // The removal's own element is an acknowledged add: missing, it is lost.
+  f = Check(h, {{"d", {}}}, {});
+  EXPECT_EQ(f.lost, 1u);
+}
+
+TEST(PartitionChecker, AWriterTheRemovalDidNotSeeMayCarryTheElementBack) {
+  // b's write read {a} and carried a; the removal of a read only {a}: it did not see b, so b's
+  // value stays a sibling beside the removal, with a in it.
+  std::vector<Op> h = {SetOp(OpKind::kSetAdd, "a", {}, Outcome::kOk, 1),
+                       SetOp(OpKind::kSetAdd, "b", {"a"}, Outcome::kUnknown, 2),
+                       SetOp(OpKind::kSetRemove, "r", {"a"}, Outcome::kOk, 2, "a")};
+  Findings f = Check(h, {{"d", {"a b", "r"}}}, {});
+  EXPECT_EQ(f.undone, 0u);
+  // Had the removal read b too, nothing could bring a back.
+  h[2].seen = {"a", "b"};
+  f = Check(h, {{"d", {"a b r"}}}, {});
+  EXPECT_EQ(f.undone, 1u);
+  // A writer that failed for certain wrote nothing: it explains nothing.
+  h[2].seen = {"a"};
+  h[1].outcome = Outcome::kFail;
+  f = Check(h, {{"d", {"a r"}}}, {});
+  EXPECT_EQ(f.undone, 1u);
+}
+
+TEST(PartitionChecker, AKeyDeleteRemovesWhatItReadAndNothingElse) {
+  std::vector<Op> h = {SetOp(OpKind::kSetAdd, "a", {}, Outcome::kOk, 1),
+                       SetOp(OpKind::kSetAdd, "b", {"a"}, Outcome::kOk, 2),
+                       SetOp(OpKind::kDeleteKey, "", {"a", "b"}, Outcome::kOk, 3),
+                       SetOp(OpKind::kSetAdd, "c", {}, Outcome::kOk, 4)};
+  Findings f = Check(h, {{"d", {"c"}}}, {});
+  EXPECT_EQ(f.lost, 0u);
+  EXPECT_EQ(f.undone, 0u);
+  f = Check(h, {{"d", {"a b c"}}}, {});
+  EXPECT_EQ(f.undone, 2u);
+  f = Check(h, {{"d", {}}}, {});  // c came after the delete: lost
+  EXPECT_EQ(f.lost, 1u);
+}
+
+TEST(PartitionChecker, AFailedWriteThatAppearsIsNamed) {
+  std::vector<Op> h = {SetOp(OpKind::kSetAdd, "a", {}, Outcome::kFail, 1)};
+  h[0].error = "unavailable: 1 of the 2 required replicas are up";
+  Findings f = Check(h, {{"d", {"a"}}}, {});
+  EXPECT_EQ(f.failed_present, 1u);
+  ASSERT_EQ(f.failed_present_examples.size(), 1u);
+  EXPECT_NE(f.failed_present_examples[0].find("required replicas"), std::string::npos);
+}
+
+TEST(PartitionChecker, StaleReadsAreCountedByNemesisUnlessARemovalExplainsThem) {
+  std::vector<Period> periods = {{"halves", "{1,2} | {3,4,5}", 5, 10}};
+  std::vector<Op> h = {SetOp(OpKind::kSetAdd, "a", {}, Outcome::kOk, 1),
+                       SetOp(OpKind::kSetAdd, "b", {}, Outcome::kOk, 6),    // missed a: stale
+                       SetOp(OpKind::kSetAdd, "c", {"a", "b"}, Outcome::kOk, 7),  // saw both
+                       SetOp(OpKind::kSetAdd, "e", {}, Outcome::kOk, 12)};  // missed a, b, c
+  Findings f = Check(h, {{"d", {"a", "b", "a b c", "e"}}}, periods);
+  ASSERT_EQ(f.stale_reads.size(), 2u);
+  EXPECT_EQ(f.stale_reads[0].during, "halves");
+  EXPECT_EQ(f.stale_reads[0].reads, 2u);
+  EXPECT_EQ(f.stale_reads[0].stale, 1u);
+  EXPECT_EQ(f.stale_reads[1].during, "none");
+  EXPECT_EQ(f.stale_reads[1].reads, 2u);
+  EXPECT_EQ(f.stale_reads[1].stale, 1u);
+  // A removal of a (outcome unknown) invoked before b's read ended: a may be gone: not stale.
+  h.push_back(SetOp(OpKind::kSetRemove, "r", {"a"}, Outcome::kUnknown, 5.5, "a"));
+  h.back().key = "d";
+  f = Check(h, {{"d", {"b", "c", "e", "r"}}}, periods);
+  EXPECT_EQ(f.stale_reads[0].stale, 0u);
+}
+
+TEST(Nemesis, CrashTakesOneMemberAndSkewSetsAClockMinutesOffBothWays) {
+  std::set<bool> ahead;
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    Rng rng(seed);
+    const Fault c = PlanFault(NemesisKind::kCrash, std::vector<int>{1, 2, 4, 6, 7}, rng);
+    ASSERT_EQ(c.victims.size(), 1u);
+    EXPECT_FALSE(c.IsNetwork());
+    EXPECT_EQ(c.Describe(), "crash {" + std::to_string(c.victims[0]) + "}");
+    const Fault s = PlanFault(NemesisKind::kSkew, 5, rng);
+    ASSERT_EQ(s.victims.size(), 1u);
+    EXPECT_GE(std::llabs(s.clock_offset_s), 60);
+    EXPECT_LE(std::llabs(s.clock_offset_s), 600);
+    ahead.insert(s.clock_offset_s > 0);
+    EXPECT_EQ(IptablesRules(&s, 5), IptablesRules(nullptr, 5));
+  }
+  EXPECT_EQ(ahead.size(), 2u);
+}
+
 TEST(PartitionChecker, SetEncodingRoundTrips) {
   std::set<std::string> s = {"c1-2", "c0-10", "c3-0"};
   EXPECT_EQ(DecodeSet(EncodeSet(s)), s);
@@ -214,7 +323,7 @@ TEST(Nemesis, ScheduleReplaysFromItsSeedAndHealsInTime) {
 TEST(Nemesis, MovementsKeepTheMembershipInBoundsAndFaultsNameOnlyMembers) {
   std::string error;
   const auto kinds = *ParseNemeses(
-      "halves,isolate,bridge,random,loss,kill,pause,join,decommission,replace", &error);
+      "halves,isolate,bridge,random,loss,kill,pause,join,decommission,replace,crash,skew", &error);
   std::set<NemesisKind> used;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
     for (int n : {3, 5}) {
