@@ -11,6 +11,17 @@
 // random histories against a model), so replication, read repair, hinted handoff and
 // anti-entropy can all use it in any order, any number of times. No wall clock decides anything.
 //
+// Dots are never issued twice (Riak's KV679 is what happens otherwise: a node that forgot a
+// counter another replica holds reissues its dot, and merge drops one of the two writes). The
+// writer of a dot is not the node but an actor: 40 bits of store life, drawn at random each time
+// the store opens, and 24 bits of epoch within the life. A write continues the key's actor of
+// the current life when its record holds one, and otherwise takes a new epoch counting from 1,
+// so a crash that lost unsynced writes, a tombstone purge a replica missed, or a restored or
+// wiped directory can never make it reuse a dot (storage/dots.h has the reasoning and what was
+// not chosen). The price: a key's context keeps one entry per actor that wrote it, that is per
+// life of each coordinator that wrote the key after a restart, bounded on decode by
+// kMaxContextDots (codec.h).
+//
 // Invariants:
 //   1. Every sibling's dot is in context().
 //   2. siblings() is sorted by dot, with no two siblings sharing a dot.

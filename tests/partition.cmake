@@ -13,12 +13,13 @@ add_executable(partition_tests unit/partition_test.cc)
 target_link_libraries(partition_tests PRIVATE kv_partition GTest::gtest_main)
 gtest_discover_tests(partition_tests DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")
 
-# About two and a half minutes: 110 s of workload with short faults, so that each of the ten
-# nemeses (the ring movements among them) comes up once, then heal, repair and check.
+# About three minutes: 130 s of workload with short faults, so that the twelve nemeses (crash,
+# skew and the ring movements among them) come up about once, with sets, blind puts and deletes
+# (tombstones purged during the run), then heal, repair and check.
 add_test(NAME partition_suite_short
          COMMAND ${CMAKE_SOURCE_DIR}/tests/partition/run --build-dir ${CMAKE_BINARY_DIR}
-                 --nodes 5 --time 110 --quiet 3 --fault-min 6 --fault-max 8
-                 --nemesis halves,isolate,bridge,random,loss,kill,pause,join,decommission,replace
-                 --seed 1 --report ${CMAKE_BINARY_DIR}/partition-ci)
+                 --nodes 5 --time 130 --quiet 3 --fault-min 6 --fault-max 8
+                 --nemesis halves,isolate,bridge,random,loss,kill,pause,join,decommission,replace,crash,skew
+                 --workload set,put,delete --seed 1 --report ${CMAKE_BINARY_DIR}/partition-ci)
 set_tests_properties(partition_suite_short PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
                      ENVIRONMENT "${KV_TEST_ENV}")

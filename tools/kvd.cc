@@ -505,8 +505,11 @@ int Run(const Flags& flags) {
       return repair_runner.Run(false).then([&](rpc::RepairSummary&& s) {
         std::uint64_t moved = 0;
         for (const auto& [peer, t] : s.peers) moved += t.keys_sent + t.keys_received;
-        std::fprintf(stderr, "kvd: background repair: %zu of %zu ranges, %llu keys moved, %s\n",
+        std::fprintf(stderr,
+                     "kvd: background repair: %zu of %zu ranges, %llu keys moved, %llu tombstones "
+                     "purged, %s\n",
                      s.ranges_compared, s.ranges_total, static_cast<unsigned long long>(moved),
+                     static_cast<unsigned long long>(s.tombstones_purged),
                      s.status.ToString().c_str());
         return periodic();
       });

@@ -2,17 +2,22 @@
 // which creates the network namespace it needs and runs this inside it.
 //
 // Starts N real kvd processes on 127.0.0.1..N, runs concurrent clients through different
-// coordinators while nemeses cut links, drop packets, kill and pause nodes, and join, decommission
-// and replace nodes, on a schedule drawn from the seed, then heals everything, waits for hinted
-// handoff, repairs every node, reads every key at consistency ALL and checks the history
-// (tests/partition/history.h). Writes a report folder: history.jsonl, timeline.svg, findings.txt
-// and findings.json, and the nodes' logs.
+// coordinators while nemeses cut links, drop packets, kill, crash (losing unsynced writes) and
+// pause nodes, set a node's clock minutes off, and join, decommission and replace nodes, on a
+// schedule drawn from the seed, then heals everything, waits for hinted handoff, repairs every
+// node, compares every replica's own copy of every key, reads every key at consistency ALL and
+// checks the history (tests/partition/history.h): nothing acknowledged lost, no acknowledged
+// removal undone, nothing refused present, and stale reads counted. With deletes, kvd runs with
+// a short tombstone grace and frequent repairs, so tombstones are purged during the run.
+// Writes a report folder: history.jsonl, timeline.svg, findings.txt and findings.json, and the
+// nodes' logs.
 //
 // A ring movement runs alone: the driver waits, past the planned end if need be, until every
 // member sees the new membership settled (no movement, everyone UP and normal). A movement that
 // does not get there within --movement-deadline fails the run and ends the schedule early.
 //
-// Exit: 0 when nothing acknowledged was lost, every replica agrees and every movement finished;
+// Exit: 0 when nothing acknowledged was lost or undone, every replica agrees and every movement
+// finished;
 // 1 when the check fails; 2 when the run could not be carried out (bad flags, iptables, nodes
 // that never formed).
 #include <fcntl.h>
@@ -60,9 +65,12 @@ struct Options {
   int clients = 0;  // 0: two per node
   double rate = 40;  // operations per second over all clients
   std::string workload = "set,put,delete";
-  int set_keys = 8, put_keys = 40, del_keys = 8;
+  // Delete keys: half the operations go to a few hot ones, half to many cold ones, which often
+  // stay deleted and untouched past the grace period, so that their tombstones are purged.
+  int set_keys = 8, put_keys = 40, del_hot_keys = 4, del_cold_keys = 200;
   // With deletes: kvd's tombstone grace and repair interval, short so that purges happen.
-  int tombstone_grace_s = 20, repair_every_s = 15;
+  // The grace must outlast a fault and its handoff: hints live no longer (hint_ttl_s).
+  int tombstone_grace_s = 20, repair_every_s = 5;
   double quiet_s = 5, min_fault_s = 8, max_fault_s = 14, loss = 0.3;
   int client_timeout_ms = 5000;
   std::string kvd;
@@ -398,7 +406,9 @@ void RunClient(const Options& o, int client, double end_s, Workload w,
     } else {
       const auto r = rng.Below(20);
       op.kind = r < 10 ? OpKind::kSetAdd : r < 17 ? OpKind::kSetRemove : OpKind::kDeleteKey;
-      op.key = "del-" + std::to_string(rng.Below(o.del_keys));
+      op.key = "del-" + std::to_string(rng.Below(2) == 0
+                                           ? rng.Below(o.del_hot_keys)
+                                           : o.del_hot_keys + rng.Below(o.del_cold_keys));
     }
     if (op.kind != OpKind::kDeleteKey) {
       op.element = "c" + std::to_string(client) + "-" + std::to_string(seq++);
@@ -833,6 +843,19 @@ int Main(int argc, char** argv) {
                    std::to_string(moved) + " keys moved");
   }
 
+  // Tombstones purged by the background repairs during the run (each node logs its own).
+  std::uint64_t purged_in_run = 0;
+  for (int i = 1; i <= slots; ++i) {
+    std::ifstream log(o.report + "/nodes/n" + std::to_string(i) + ".log");
+    for (std::string line; std::getline(log, line);) {
+      const auto at = line.find(" tombstones purged");
+      if (line.find("background repair:") == std::string::npos || at == std::string::npos) continue;
+      const auto from = line.rfind(' ', at - 1);
+      purged_in_run += std::strtoull(line.c_str() + from + 1, nullptr, 10);
+    }
+  }
+  Line("%s", std::to_string(purged_in_run) + " tombstones purged by background repairs");
+
   std::set<std::string> keys;
   for (const Op& op : history) keys.insert(op.key);
 
@@ -889,17 +912,23 @@ int Main(int argc, char** argv) {
                                   [&](const std::string& v) { return v == views[0] && v != "(unreadable)"; });
     if (!same) divergent.push_back(k);
   }
+  // The trees: background repairs go on purging while this runs, and a purge reaches the
+  // replicas one after the other, so a difference must persist over 30 s to count.
   std::uint64_t tree_differing = 0;
-  for (int i : members) {
-    auto c = ConnectChecker(i, 5000);
-    if (!c) {
-      ++tree_differing;
-      continue;
+  PollUntil(Now() + 30, [&] {
+    tree_differing = 0;
+    for (int i : members) {
+      auto c = ConnectChecker(i, 5000);
+      if (!c) {
+        ++tree_differing;
+        continue;
+      }
+      auto r = c->Repair(true, std::chrono::milliseconds(500), [](const rpc::RepairProgressInfo&) {});
+      if (!r.status.ok() || !r.outcome.ok()) ++tree_differing;
+      tree_differing += r.keys_differing;
     }
-    auto r = c->Repair(true, std::chrono::milliseconds(500), [](const rpc::RepairProgressInfo&) {});
-    if (!r.status.ok() || !r.outcome.ok()) ++tree_differing;
-    tree_differing += r.keys_differing;
-  }
+    return tree_differing == 0;
+  }, std::chrono::milliseconds(1000));
   const bool converged = divergent.empty() && tree_differing == 0;
   const double converged_s = Now() - heal_s;
   Line("%s", converged ? "every replica of every key agrees, trees included (N=" +
@@ -1003,6 +1032,7 @@ int Main(int argc, char** argv) {
       {"removals_acknowledged", f.removals_acknowledged},
       {"stale_reads", stale},
       {"replicas_per_key", n},
+      {"tombstones_purged_in_run", purged_in_run},
       {"unreadable_keys", f.unreadable_keys},
       {"keys", keys.size()},
       {"divergent_keys", divergent.size()},
@@ -1033,7 +1063,7 @@ int Main(int argc, char** argv) {
   std::snprintf(
       text, sizeof(text),
       "seed %llu: %llu attempted, %llu acknowledged, %llu failed, %llu unknown; "
-      "%llu removals (%llu acknowledged)\n"
+      "%llu removals (%llu acknowledged), %llu tombstones purged in the run\n"
       "lost %llu, undone removals %llu, phantoms %llu, unreadable keys %llu, divergent keys %zu "
       "of %zu (trees: %llu keys differing)\n"
       "failed writes present anyway %llu, unknown present %llu\n"
@@ -1045,7 +1075,7 @@ int Main(int argc, char** argv) {
       static_cast<unsigned long long>(f.acknowledged), static_cast<unsigned long long>(f.failed),
       static_cast<unsigned long long>(f.unknown), static_cast<unsigned long long>(f.removals),
       static_cast<unsigned long long>(f.removals_acknowledged),
-      static_cast<unsigned long long>(f.lost), static_cast<unsigned long long>(f.undone),
+      static_cast<unsigned long long>(purged_in_run), static_cast<unsigned long long>(f.lost), static_cast<unsigned long long>(f.undone),
       static_cast<unsigned long long>(f.phantoms),
       static_cast<unsigned long long>(f.unreadable_keys), divergent.size(), keys.size(),
       static_cast<unsigned long long>(tree_differing),

@@ -232,6 +232,7 @@ std::vector<Step> PlanSchedule(const std::vector<NemesisKind>& kinds, int nodes,
   // Kinds are drawn from a shuffled bag, refilled when empty, so every kind named comes up
   // once before any comes up twice.
   std::vector<NemesisKind> bag;
+  const bool has_crash = std::count(kinds.begin(), kinds.end(), NemesisKind::kCrash) > 0;
   while (t + min_fault_s <= run_s) {
     if (bag.empty()) {
       bag = kinds;
@@ -246,6 +247,8 @@ std::vector<Step> PlanSchedule(const std::vector<NemesisKind>& kinds, int nodes,
     const double len = min_fault_s + (max_fault_s - min_fault_s) * rng.Unit();
     s.end_s = std::min(run_s, t + len);
     s.fault = PlanFault(kind, members, rng, loss);
+    // Under crash, every kill loses unsynced writes too: one at a time, as crashes are.
+    if (kind == NemesisKind::kKill && has_crash) s.fault.victims.resize(1);
     if (kind == NemesisKind::kJoin || kind == NemesisKind::kReplace) {
       s.fault.newcomer = next_slot++;
       members.push_back(s.fault.newcomer);

@@ -15,8 +15,8 @@
 //   pause    SIGSTOP 1..floor((M-1)/2) members, SIGCONT at the heal
 //   crash    SIGKILL one member, as a power loss: its writes since its last log sync are lost
 //            (every node then runs with kvd --testing-lose-unsynced-on-kill, so kill loses
-//            them too); restarted at the heal. One at a time: a write acknowledged by W=2 of 3
-//            replicas is then always held by another
+//            them too, and kills one member only); restarted at the heal. One at a time: a
+//            write acknowledged by W=2 of 3 replicas is then always held by another
 //   skew     one member restarted with its clock 1 to 10 minutes ahead or behind
 //            (kvd --testing-clock-offset-s), restarted with the right time at the heal
 //
