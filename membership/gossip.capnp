@@ -39,6 +39,7 @@ struct AppState {
   replaces @5 :UInt64;      # joining in place of this dead member
   removing @6 :UInt64;      # re-replicating this dead member's ranges, then removing it
   readsNew @7 :Bool;        # its movement copied every range: reads use the new replicas
+  dotsLife @8 :UInt64;      # the life of the dots its store issues (storage/dots.h); 0: unknown
 }
 
 # Everything a node believes about one member: piggybacked on datagrams, and the full state sent

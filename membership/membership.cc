@@ -60,7 +60,7 @@ constexpr std::size_t kMinPiggybackBytes = 10;
 bool Probeable(Liveness l) { return l == Liveness::kUp || l == Liveness::kSuspect; }
 
 // Every member's application state, packed back to back in one buffer per node (state, load,
-// tokens, rack, RPC address, behind a varint length): a large cluster keeps one per member in
+// tokens, rack, RPC address, movement fields, dot life, behind a varint length): a large cluster keeps one per member in
 // every node, and the unpacked struct is 104 bytes with two strings and a vector, and a separate
 // heap block per member would add malloc's header and rounding. Unpacked when sent or viewed.
 // A replaced state is left behind as garbage until Compact, which the owner calls when
@@ -83,6 +83,7 @@ class AppArena {
     PutVarint(&scratch_, app.replaces);
     PutVarint(&scratch_, app.removing);
     scratch_.push_back(app.reads_new ? 1 : 0);
+    PutVarint(&scratch_, app.dots_life);
     const std::size_t at = bytes_.size();
     KV_MEMBERSHIP_CHECK(at + scratch_.size() + 10 < kNone);
     // Grows by an eighth rather than doubling: this buffer is kept for the node's life.
@@ -108,6 +109,7 @@ class AppArena {
     app.replaces = GetVarint(&p);
     app.removing = GetVarint(&p);
     app.reads_new = *p++ != 0;
+    app.dots_life = GetVarint(&p);
     return app;
   }
 
@@ -332,6 +334,13 @@ struct Membership::Impl {
   }
   // Replaces the member's application state.
   void SetApp(Member& m, const AppState& app);
+  void NoteOwnDotsLife(std::uint64_t life) {
+    if (life != 0 && std::find(own_dots_lives_.begin(), own_dots_lives_.end(), life) ==
+                         own_dots_lives_.end() &&
+        own_dots_lives_.size() < 64) {
+      own_dots_lives_.push_back(life);
+    }
+  }
   std::size_t N() const { return n_; }
   void SetLiveness(Member& m, Liveness l, NodeId from, Time now);
   bool Confirm(Member& m, NodeId from);
@@ -425,6 +434,9 @@ struct Membership::Impl {
   bool refused_ = false;
   // False from Join with seeds until a peer answered a push-pull with its full state.
   bool synced_ = true;
+  bool self_restored_ = false;  // a later life of this id was seen: generation raised above it
+  // Every dot life this run's application state has carried (a few: the fresh one, the resumed).
+  std::vector<std::uint64_t> own_dots_lives_;
   int health_ = 0;  // Lifeguard local health score, 0..awareness_max
 
   // Queued piggybacks, least sent first and among those the newest: one per member with news
@@ -470,6 +482,7 @@ Membership::Impl::Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t gen
   me.generation = generation;
   me.app_version = 1;
   SetApp(Add(std::move(me)), app);
+  NoteOwnDotsLife(app.dots_life);
 
   base_bytes_ = wire::Encode(Header(wire::Kind::kGossip)).size();
   // The largest datagram with nothing optional in it (a ping-req, plus the one forced update a
@@ -1127,6 +1140,25 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
 // outbidding it; anything older, or about another life of this id, is ignored.
 void Membership::Impl::ApplyClaimAboutSelf(const wire::Update& u, const wire::Message& via) {
   Member& me = Self();
+  // Another life of this id is known elsewhere: a later generation, or this generation with a
+  // dot life this run never had (0: a node that does not know the field). This node runs on a data directory restored from an older copy, or another
+  // process has its id. Everyone would ignore it as a previous life, or mix its state with the
+  // other's: it takes a generation above that one, and says so (ClusterView::self_restored).
+  const bool later = u.generation > me.generation;
+  const bool other_life =
+      u.generation == me.generation && u.has_app && u.app.dots_life != 0 &&
+      std::find(own_dots_lives_.begin(), own_dots_lives_.end(), u.app.dots_life) ==
+          own_dots_lives_.end();
+  if (later || other_life) {
+    self_restored_ = true;
+    ++counters_.generation_raises;
+    me.generation = u.generation + 1;
+    me.incarnation = 0;
+    base_bytes_ = wire::Encode(Header(wire::Kind::kGossip)).size();
+    EnqueueMember(me, true);
+    SendDatagram(via.endpoint, via.sender, Header(wire::Kind::kGossip), {StateOf(me, false)});
+    return;
+  }
   if (u.generation != me.generation || u.incarnation < me.incarnation) return;
   const bool accused = u.liveness == Liveness::kSuspect || u.liveness == Liveness::kDown ||
                        (u.liveness == Liveness::kLeft && !left_);
@@ -1236,7 +1268,10 @@ void Membership::Impl::HandleSyn(const wire::Message& m) {
       if (mine.app_version > d->app_version) mine_newer = true;
       if (d->app_version > mine.app_version) theirs_newer = true;
     }
-    if (mine_newer) ack.states.push_back(StateOf(mine, true));
+    // The sender's own state at its generation goes back to it too: a node started on a restored
+    // copy of its directory learns of the life its id lived on with (ApplyClaimAboutSelf).
+    const bool of_sender = d->id == m.sender && mine.generation == d->generation;
+    if (mine_newer || of_sender) ack.states.push_back(StateOf(mine, true));
     if (theirs_newer) ack.digests.push_back(DigestOf(mine));
   }
   for (std::uint32_t slot : ById()) {
@@ -1486,6 +1521,7 @@ void Membership::UpdateApp(const AppState& app, Time /*now*/) {
   AppState sorted = app;
   std::sort(sorted.tokens.begin(), sorted.tokens.end());
   s.SetApp(me, sorted);
+  s.NoteOwnDotsLife(sorted.dots_life);
   ++me.app_version;
   s.EnqueueMember(me, true);
 }
@@ -1571,6 +1607,7 @@ ClusterView Membership::View(Time now) const {
   ClusterView view;
   view.self = s.self_id_;
   view.synced = s.synced_;
+  view.self_restored = s.self_restored_;
   view.members.reserve(s.slots_.size());
   for (std::uint32_t slot : s.ById()) {
     const Impl::Member& m = s.slots_[slot];

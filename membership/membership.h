@@ -83,6 +83,9 @@ struct AppState {
   std::uint64_t removing = 0;
   // The movement this member drives has copied every range: reads use the replicas after it.
   bool reads_new = false;
+  // The life of the dots its store issues (storage/dots.h); 0: unknown. Lets a restarted node
+  // tell whether its id lived on elsewhere after its last clean stop (ClusterView).
+  std::uint64_t dots_life = 0;
   bool operator==(const AppState&) const = default;
 };
 
@@ -103,6 +106,11 @@ struct ClusterView {
   // False after Join(seeds) until a peer has answered a push-pull with its full state: until
   // then the view may be partial, and the node must not coordinate from it.
   bool synced = true;
+  // Another life of this node's id was seen elsewhere, at a later generation or at this one with
+  // another dot life (its data directory was restored from an older copy, or another process
+  // runs with its id): it raised its generation above that one, shown in its own member entry.
+  // Its store must not resume anything of an earlier life.
+  bool self_restored = false;
   std::vector<MemberView> members;
   const MemberView* Find(NodeId id) const;
 };
@@ -160,6 +168,7 @@ struct Counters {
   std::uint64_t suspicions_expired = 0;  // ... whose timeout ran out here (declared DOWN)
   std::uint64_t refuted_after_us = 0;    // summed over suspicions_refuted: how long each ran
   std::uint64_t refutations = 0;         // own incarnation bumps answering an accusation
+  std::uint64_t generation_raises = 0;   // own generation raised above a later life seen
   std::uint64_t suspicion_checks = 0;    // pings to members held SUSPECT for long here
 };
 

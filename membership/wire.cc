@@ -96,6 +96,7 @@ void Fill(const Update& u, schema::Update::Builder b) {
   app.setReplaces(u.app.replaces);
   app.setRemoving(u.app.removing);
   app.setReadsNew(u.app.reads_new);
+  app.setDotsLife(u.app.dots_life);
 }
 
 void Fill(const Digest& d, schema::Digest::Builder b) {
@@ -138,6 +139,7 @@ bool Read(schema::Update::Reader r, Update* u) {
   u->app.replaces = app.getReplaces();
   u->app.removing = app.getRemoving();
   u->app.reads_new = app.getReadsNew();
+  u->app.dots_life = app.getDotsLife();
   return true;
 }
 

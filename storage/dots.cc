@@ -44,8 +44,29 @@ NodeId DotIssuer::NewEpochLocked() {
   return life_ << kEpochBits | epoch_;
 }
 
+DotIssuer::Saved DotIssuer::State() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Saved{life_, epoch_};
+}
+
+void DotIssuer::OfferResume(Saved saved) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (saved.life == 0 || saved.life >> (64 - kEpochBits) != 0 || saved.epoch > kEpochMask) return;
+  offered_ = saved;
+}
+
+bool DotIssuer::ConfirmResume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (offered_.life == 0 || issued_) return false;
+  life_ = offered_.life;
+  epoch_ = offered_.epoch;
+  offered_ = Saved{};
+  return true;
+}
+
 Result<Dot> DotIssuer::Next(const CausalContext& stored, const CausalContext& seen) {
   std::lock_guard<std::mutex> lock(mu_);
+  issued_ = true;
   const Dot theirs = LatestOfLife(seen, life_);
   if (theirs.node != 0 && (theirs.node & kEpochMask) > epoch_) {
     return Status::InvalidArgument("the context names actor " + std::to_string(theirs.node) +

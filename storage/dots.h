@@ -31,10 +31,23 @@
 // the lease; and one counter per node for all keys, whose per-key gaps would put every dot into
 // the context's cloud.
 //
+// A clean stop keeps its life. kvd saves the life and its last epoch at a clean stop, after the
+// last write is synced, and the next start offers them back (OfferResume): every dot of that
+// life is then in the records, as within one run. The saved life is consumed (overwritten,
+// synced) before the store serves, so a crash after that start draws a new life. A directory
+// copied while stopped and restored later would offer a life that went on without it: kvd
+// confirms the offer only once a peer has answered with the cluster's state and nobody knows a
+// later generation of the node (membership's self_restored); alone, after a restore, or if any
+// write came first, the fresh life stays.
+//
 // The cost, and what bounds it: a key's context holds one entry per actor that wrote it, that is
-// per store life (and per purge or cleanup of the key) of each node that coordinated writes on
-// it. Restarts add entries only to the keys written after them, by the restarted node. On
-// decode, kMaxContextDots (storage/codec.h) bounds a context.
+// per life (and per purge or cleanup of the key) of each node that coordinated writes on it.
+// Since a clean restart keeps its life, lives end only at crashes (kills, power losses), at
+// restores and wipes, and when 2^24 epochs are spent: a key's context grows by at most one
+// entry per such event of each node that coordinated writes on it afterwards, not per restart.
+// On decode, kMaxContextDots (storage/codec.h) bounds a context. Pruning the entries of ended
+// lives once every replica agrees (as tombstones are purged) would bound it for good; it is not
+// built.
 //
 // Thread-safe.
 #pragma once
@@ -62,6 +75,19 @@ class DotIssuer {
   std::uint64_t life() const;
   static std::uint64_t LifeOf(NodeId actor) { return actor >> kEpochBits; }
 
+  // The life and the last epoch issued in it: what a clean stop saves.
+  struct Saved {
+    std::uint64_t life = 0;
+    std::uint64_t epoch = 0;
+  };
+  Saved State() const;
+  // Offers the life a clean stop saved. Ignored if invalid (life 0 or over 40 bits, epoch over
+  // 24 bits).
+  void OfferResume(Saved saved);
+  // Takes the offered life, if there is one and no dot was issued since the issuer was made;
+  // returns whether it did.
+  bool ConfirmResume();
+
  private:
   NodeId NewEpochLocked();
 
@@ -69,6 +95,8 @@ class DotIssuer {
   std::function<std::uint64_t()> random_;
   std::uint64_t life_ = 0;   // 40 bits, nonzero
   std::uint64_t epoch_ = 0;  // the last epoch issued in this life (0: none)
+  bool issued_ = false;      // some dot was issued
+  Saved offered_;            // life 0: none
 };
 
 }  // namespace kv::storage

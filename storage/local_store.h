@@ -93,6 +93,8 @@ class LocalStore {
   NodeId self() const { return self_; }
   // The life of this store's dots (storage/dots.h).
   std::uint64_t life() const { return dots_->life(); }
+  // The issuer of this store's dots: kvd saves its state at a clean stop and offers it back.
+  DotIssuer& dots() { return *dots_; }
   // Tests: lives `life`, `life + 1`, ... instead of random ones, so dots replay. Call before any
   // write.
   void SetLifeForTest(std::uint64_t life) {

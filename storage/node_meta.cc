@@ -54,6 +54,19 @@ Result<std::vector<std::uint64_t>> LoadOrCreateTokens(
   return tokens;
 }
 
+Result<SavedLife> TakeSavedLife(Engine& engine) {
+  auto stored = LoadU64List(engine, "dots_life");
+  if (!stored.ok()) return stored.status();
+  if (stored->empty()) return SavedLife{};
+  if (stored->size() != 3) return Status::Corruption("metadata 'dots_life' is not three values");
+  if (Status s = engine.PutMeta("dots_life", ""); !s.ok()) return s;
+  return SavedLife{DotIssuer::Saved{(*stored)[0], (*stored)[1]}, (*stored)[2]};
+}
+
+Status SaveLife(Engine& engine, const SavedLife& saved) {
+  return StoreU64List(engine, "dots_life", {saved.dots.life, saved.dots.epoch, saved.generation});
+}
+
 Result<bool> LoadFlag(Engine& engine, std::string_view name) {
   std::string bytes;
   Status s = engine.GetMeta(name, &bytes);

@@ -6,6 +6,8 @@
 //   removed_ids    8*n bytes ids removed from the cluster (tombstones this node must keep)
 //   removed_self   1 byte    present once the cluster told this node it was removed
 //   peers          bytes     the members this node knew (membership/saved_peers.h)
+//   dots_life      24 bytes  the dots' life, its last epoch and the node's generation, saved at a
+//                  clean stop (storage/dots.h); empty once the next start took it
 // Integers are big-endian. Malformed metadata is Corruption, never guessed at.
 //
 // Thread-safety: as Engine.
@@ -16,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/dots.h"
 #include "storage/engine.h"
 
 namespace kv::storage {
@@ -30,6 +33,16 @@ Status StoreU64List(Engine& engine, std::string_view name, const std::vector<std
 // The stored tokens, or `choose()`'s, stored first, if there are none yet.
 Result<std::vector<std::uint64_t>> LoadOrCreateTokens(
     Engine& engine, const std::function<std::vector<std::uint64_t>()>& choose);
+
+struct SavedLife {
+  DotIssuer::Saved dots;        // life 0: none saved
+  std::uint64_t generation = 0;  // the node's generation when it was saved
+};
+// The dots' life a clean stop saved, consumed: the stored copy is emptied (synced) before this
+// returns it, so it is offered to one start only.
+Result<SavedLife> TakeSavedLife(Engine& engine);
+// Saves the dots' life at a clean stop, after the last write was made durable.
+Status SaveLife(Engine& engine, const SavedLife& saved);
 
 Result<bool> LoadFlag(Engine& engine, std::string_view name);
 Status StoreFlag(Engine& engine, std::string_view name);

@@ -233,6 +233,11 @@ int Run(const Flags& flags) {
   storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes, flags.tombstone_grace_s};
   storage::LocalStore store(&engine, id, limits);
   store.SetClock(wall_clock_s);
+  // The dots' life a clean stop saved: offered now, taken once the cluster confirms this is not
+  // a restored copy (below). Consumed either way: a crash from here on means a new life.
+  auto saved_life = storage::TakeSavedLife(engine);
+  if (!saved_life.ok()) return Fail(saved_life.status().ToString());
+  store.dots().OfferResume(saved_life.value().dots);
   // The hash tree is rebuilt from the data at every start, before any write, and kept current
   // from then on.
   repair::LiveTree tree(flags.tree_bits);
@@ -284,6 +289,7 @@ int Run(const Flags& flags) {
   app.rack = flags.rack;
   app.rpc_address = rpc_address;
   app.load_bytes = engine.ApproximateBytes();
+  app.dots_life = store.life();
   if (joined.value()) {
     app.tokens = tokens.value();
     app.state = mb::NodeState::kNormal;
@@ -483,6 +489,37 @@ int Run(const Flags& flags) {
                                    ? "restarting: waiting for the cluster's state from a peer"
                                    : "not joined yet: waiting for the cluster's state from a seed");
   };
+  // The saved life is taken once a peer answered with the cluster's state and nobody knows a
+  // life of this node after the stop that saved it (membership's self_restored: the directory
+  // is a restored copy, and that life may have issued dots its records lack); alone (no
+  // gossip) at once. If nobody answers within the 5 s the gate waits, or the node turns out to
+  // be a restored copy, the fresh life stays.
+  std::function<kj::Promise<void>()> decide_life = [&]() -> kj::Promise<void> {
+    auto view = control->View();
+    const bool waited_out = std::chrono::steady_clock::now() - started > std::chrono::seconds(5);
+    if (!agent || view->synced || waited_out) {
+      if (view->self_restored) {
+        const mb::MemberView* self = view->Find(id);
+        const std::uint64_t raised = self != nullptr ? self->generation : 0;
+        std::fprintf(stderr,
+                     "kvd: node %s lived on after the state of this data directory (restored "
+                     "from an older copy?): generation raised to %llu, and its writes take a new "
+                     "dot life\n",
+                     Hex(id).c_str(), static_cast<unsigned long long>(raised));
+        if (raised != 0) (void)storage::StoreU64List(engine, "generation", {raised});
+      } else if ((!agent || view->synced) && saved_life.value().dots.life != 0 &&
+                 store.dots().ConfirmResume()) {
+        std::fprintf(stderr, "kvd: resumed the dot life of the last clean stop\n");
+        if (agent) {
+          const std::uint64_t life = store.life();
+          agent->MutateApp([life](mb::AppState& a) { a.dots_life = life; });
+        }
+      }
+      return kj::READY_NOW;
+    }
+    return io.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).then(decide_life);
+  };
+  auto deciding_life = decide_life().eagerlyEvaluate(nullptr);
   services.store = &store;
   services.cluster = control.get();
   services.batcher = &batcher;
@@ -578,9 +615,13 @@ int Run(const Flags& flags) {
                info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 
   refreshing = nullptr;
+  deciding_life = nullptr;
   handoff = nullptr;
   repairing = nullptr;
   rebuilding = nullptr;
+  // The generation the dots' life is saved with: raised, if this node turned out restored.
+  std::uint64_t stop_generation = generation.value();
+  if (const mb::MemberView* self = control->View()->Find(id)) stop_generation = self->generation;
   // A stop keeps the node's ranges (the others see it DOWN and keep hints for it); only a
   // decommission leaves: then linger a few gossip rounds so the LEFT news gets out.
   if (agent) {
@@ -594,6 +635,15 @@ int Run(const Flags& flags) {
   server.service().BeginShutdown();
   server.service().Drain().wait(io.waitScope);
   io.waitScope.poll();
+  // A clean stop: every write is made durable, then the dots' life is saved for the next start.
+  if (!g_decommissioned && !g_refused) {
+    Status synced = engine.SyncLog();
+    if (synced.ok()) synced = storage::SaveLife(engine, {store.dots().State(), stop_generation});
+    if (!synced.ok()) {
+      std::fprintf(stderr, "kvd: could not save the dot life (the next start takes a new one): %s\n",
+                   synced.ToString().c_str());
+    }
+  }
   accepting = nullptr;
   listener = nullptr;
   peers.Clear();

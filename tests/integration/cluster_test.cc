@@ -11,13 +11,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
+#include "rpc/client_conn.h"
 #include "tests/integration/process.h"
 
 namespace kv::test {
@@ -185,6 +188,63 @@ TEST_F(Cluster, KilledNodeIsDownEverywhereAndComesBackWithHigherGeneration) {
         return v[victim].status == "UP" && v[victim].generation == nodes_[3]->generation();
       },
       std::chrono::seconds(60)));
+}
+
+// A data directory saved while its node was cleanly stopped, and restored after the node lived
+// on (it resumed the same dot life and wrote more): the restored node must not resume that life,
+// or it would issue again the dots its records lack (KV679). The cluster still knows the later
+// life: the restored node takes a new one, and both writes survive.
+TEST_F(Cluster, ARestoredDirectoryDoesNotResumeTheDotLifeItsNodeLivedOn) {
+  StartAll(3);
+  Kvd& a = *nodes_[1];
+  auto put = [&](const std::string& value, bool with_context) {
+    auto c = rpc::BlockingClient::Connect(a.address(), std::chrono::seconds(10));
+    KV_CHECK(c.ok());
+    std::string ctx;
+    if (with_context) ctx = c.value()->Get("k", rpc::Consistency::kAll).context;
+    auto w = c.value()->Put("k", value, ctx, rpc::Consistency::kAll);
+    return w.status;
+  };
+  ASSERT_TRUE(put("first", false).ok());
+  ASSERT_EQ(a.Stop(SIGTERM), 0);
+  namespace fs = std::filesystem;
+  const std::string data = dir_.path() + "/n2", copy = dir_.path() + "/n2-copy";
+  fs::copy(data, copy, fs::copy_options::recursive);
+  // It lives on with the same dot life, and writes once more.
+  ASSERT_TRUE(a.Start()) << a.stderr_text();
+  ASSERT_TRUE(Eventually([&] { return a.stderr_text().find("resumed the dot life") !=
+                                      std::string::npos; },
+                         std::chrono::seconds(30)))
+      << a.stderr_text();
+  ASSERT_TRUE(Eventually([&] { return put("second", true).ok(); }, std::chrono::seconds(30)));
+  ASSERT_EQ(a.Stop(SIGTERM), 0);
+  // The old copy comes back.
+  fs::remove_all(data);
+  fs::rename(copy, data);
+  ASSERT_TRUE(a.Start()) << a.stderr_text();
+  ASSERT_TRUE(Eventually([&] { return a.stderr_text().find("lived on after the state") !=
+                                      std::string::npos; },
+                         std::chrono::seconds(30)))
+      << a.stderr_text();
+  EXPECT_EQ(a.stderr_text().find("resumed the dot life", a.stderr_text().find("lived on after")),
+            std::string::npos);
+  // Its next write carries the context of its own (old) record: with the life resumed it would
+  // reuse the dot of "second", and merge would drop one of the two.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto c = rpc::BlockingClient::Connect(a.address(), std::chrono::seconds(10));
+        if (!c.ok()) return false;
+        auto local = c.value()->Get("k", rpc::Consistency::kDefault, /*local=*/true);
+        return c.value()->Put("k", "third", local.context, rpc::Consistency::kAll).status.ok();
+      },
+      std::chrono::seconds(30)));
+  auto c = rpc::BlockingClient::Connect(nodes_[0]->address(), std::chrono::seconds(10));
+  ASSERT_TRUE(c.ok());
+  auto all = c.value()->Get("k", rpc::Consistency::kAll);
+  ASSERT_TRUE(all.status.ok()) << all.status.ToString();
+  auto sibs = all.siblings;
+  std::sort(sibs.begin(), sibs.end());
+  EXPECT_EQ(sibs, (std::vector<std::string>{"second", "third"}));
 }
 
 TEST_F(Cluster, PausedNodeIsUpAgainAfterContinue) {

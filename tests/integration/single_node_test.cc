@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "rpc/client_conn.h"
+#include "storage/codec.h"
 #include "tests/integration/process.h"
 
 namespace kv::test {
@@ -128,6 +129,31 @@ TEST_F(SingleNode, AcknowledgedPutsSurviveSigkill) {
   auto r = Tool({"get", "durable:tool"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "from-kvtool");
+}
+
+// What bounds a key's version vector: a clean restart resumes the node's dot life, so a key
+// written before and after it keeps one entry for the node; a kill ends the life, and the key
+// gets a second entry.
+TEST_F(SingleNode, ACleanRestartKeepsTheDotLifeAndAKillEndsIt) {
+  auto actors_after_write = [&](const std::string& value) {
+    auto c = Client();
+    auto g = c->Get("k");
+    KV_CHECK(g.status.ok() || g.status.IsNotFound());
+    KV_CHECK(c->Put("k", value, g.context).status.ok());
+    auto after = c->Get("k");
+    KV_CHECK(after.status.ok());
+    auto ctx = storage::DecodeContext(after.context);
+    KV_CHECK(ctx.ok());
+    return ctx->vv().size() + ctx->cloud().size();
+  };
+  EXPECT_EQ(actors_after_write("1"), 1u);
+  ASSERT_EQ(kvd_->Stop(SIGTERM), 0);
+  ASSERT_TRUE(kvd_->Start()) << kvd_->stderr_text();
+  EXPECT_EQ(actors_after_write("2"), 1u) << kvd_->stderr_text();
+  EXPECT_NE(kvd_->stderr_text().find("resumed the dot life"), std::string::npos);
+  ASSERT_EQ(kvd_->Stop(SIGKILL), -1);
+  ASSERT_TRUE(kvd_->Start()) << kvd_->stderr_text();
+  EXPECT_EQ(actors_after_write("3"), 2u);
 }
 
 // kvd --testing-lose-unsynced-on-kill: a SIGKILL then loses what a power loss would, the

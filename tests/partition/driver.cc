@@ -994,7 +994,7 @@ int Main(int argc, char** argv) {
     const double share = a.ops ? static_cast<double>(a.ok) / a.ops : 0;
     avail.push_back({{"during", a.during}, {"ops", a.ops}, {"ok", a.ok}, {"share", share}});
     char buf[128];
-    std::snprintf(buf, sizeof(buf), "  %-8s %6llu ops, %5.1f%% ok\n", a.during.c_str(),
+    std::snprintf(buf, sizeof(buf), "  %-12s %6llu ops, %5.1f%% ok\n", a.during.c_str(),
                   static_cast<unsigned long long>(a.ops), 100 * share);
     avail_text += buf;
   }

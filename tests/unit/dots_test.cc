@@ -12,6 +12,7 @@
 #include "storage/codec.h"
 #include "storage/dots.h"
 #include "storage/local_store.h"
+#include "storage/node_meta.h"
 #include "storage/power_loss_fs.h"
 #include "storage/rocksdb_engine.h"
 #include "tests/unit/temp_dir.h"
@@ -249,6 +250,70 @@ TEST(DotIssuer, ContinuesAKeysActorOrTakesANewEpoch) {
   others.CoverUpTo({(std::uint64_t{9} << DotIssuer::kEpochBits) | 1, 1000});
   EXPECT_EQ(d.Next(others, others).value().counter, 1u);
   EXPECT_EQ(d.life(), 5u);
+}
+
+TEST(DotIssuer, AResumedLifeContinuesItsEpochsOnlyIfNothingWasIssuedFirst) {
+  std::uint64_t next_life = 5;
+  DotIssuer first([&next_life] { return next_life++ << DotIssuer::kEpochBits; });
+  CausalContext none;
+  (void)first.Next(none, none);
+  (void)first.Next(none, none);
+  const DotIssuer::Saved saved = first.State();
+  EXPECT_EQ(saved.life, 5u);
+  EXPECT_EQ(saved.epoch, 2u);
+  DotIssuer second([&next_life] { return next_life++ << DotIssuer::kEpochBits; });
+  second.OfferResume(saved);
+  ASSERT_TRUE(second.ConfirmResume());
+  EXPECT_EQ(second.life(), 5u);
+  EXPECT_EQ(second.Next(none, none).value(), (Dot{(std::uint64_t{5} << DotIssuer::kEpochBits) | 3, 1}));
+  EXPECT_FALSE(second.ConfirmResume()) << "an offer is taken once";
+  // A dot issued before the confirmation keeps the fresh life.
+  DotIssuer third([&next_life] { return next_life++ << DotIssuer::kEpochBits; });
+  const std::uint64_t fresh = third.life();
+  third.OfferResume(saved);
+  (void)third.Next(none, none);
+  EXPECT_FALSE(third.ConfirmResume());
+  EXPECT_EQ(third.life(), fresh);
+  // Offers that no life could have made are ignored.
+  DotIssuer fourth([&next_life] { return next_life++ << DotIssuer::kEpochBits; });
+  fourth.OfferResume({0, 1});
+  EXPECT_FALSE(fourth.ConfirmResume());
+  fourth.OfferResume({std::uint64_t{1} << 40, 1});
+  EXPECT_FALSE(fourth.ConfirmResume());
+  fourth.OfferResume({7, std::uint64_t{1} << DotIssuer::kEpochBits});
+  EXPECT_FALSE(fourth.ConfirmResume());
+}
+
+// What bounds a key's context: a clean restart that resumes its life adds no entry; a crash (a
+// new life) adds one.
+TEST(Dots, ACleanRestartKeepsTheKeysActorAndACrashAddsOne) {
+  TempDir dir;
+  Node a;
+  a.Open(dir.path(), 1);
+  CausalContext ctx;
+  auto write = [&](const std::string& v) {
+    auto r = a.store->Write("k", ctx, false, v);
+    KV_CHECK(r.ok());
+    ctx = r->context();
+  };
+  write("1");
+  // A clean stop saves the life; the next start takes it back.
+  ASSERT_TRUE(SaveLife(*a.engine, {a.store->dots().State(), 7}).ok());
+  a.Open(dir.path(), 1);
+  auto saved = TakeSavedLife(*a.engine);
+  ASSERT_TRUE(saved.ok());
+  EXPECT_EQ(saved->generation, 7u);
+  a.store->dots().OfferResume(saved->dots);
+  ASSERT_TRUE(a.store->dots().ConfirmResume());
+  write("2");
+  EXPECT_EQ(ctx.vv().size() + ctx.cloud().size(), 1u) << "one actor: the life went on";
+  // The saved life was consumed: a crash now means a fresh life, and one more entry.
+  a.Open(dir.path(), 1);
+  auto again = TakeSavedLife(*a.engine);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->dots.life, 0u);
+  write("3");
+  EXPECT_EQ(ctx.vv().size() + ctx.cloud().size(), 2u);
 }
 
 TEST(DotIssuer, ANewLifeWhenTheEpochsRunOut) {

@@ -426,6 +426,64 @@ TEST(MembershipCluster, RestartWithHigherGenerationIsUpAgain) {
   }
 }
 
+// A node started on a data directory restored from an older copy comes back with a generation
+// the others have seen already: it learns of the later life, takes a generation above it, says
+// it was restored, and is UP again everywhere (not ignored as a previous life).
+TEST(MembershipCluster, ARestoredNodeRaisesItsGenerationAboveTheLaterLife) {
+  Cluster c(Config{});
+  StartAll(c, 4);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  c.Crash(2);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.AllSee(2, Liveness::kDown); }, seconds(60)));
+  c.Start(2, {3}, /*generation=*/5, AppOf(2, 6));  // the lives it went on to live
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  EXPECT_FALSE(c.node(2).View(c.now()).self_restored);
+  c.Crash(2);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.AllSee(2, Liveness::kDown); }, seconds(60)));
+  c.Start(2, {3}, /*generation=*/3, AppOf(2, 6));  // restored: its copy says generation 2
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  const ClusterView v = c.node(2).View(c.now());
+  EXPECT_TRUE(v.self_restored);
+  ASSERT_NE(v.Find(2), nullptr);
+  EXPECT_EQ(v.Find(2)->generation, 6u);
+  for (NodeId obs : {1, 3, 4}) {
+    EXPECT_EQ(c.ViewOf(obs, 2)->generation, 6u);
+    EXPECT_EQ(c.LivenessOf(obs, 2), Liveness::kUp);
+  }
+}
+
+// A node restarted on a copy of its data directory bumps to the generation its id lived on with
+// after the copy was made: the cluster knows that generation with another dot life. It learns
+// so, and raises its generation above.
+TEST(MembershipCluster, ARestoredNodeAtTheSameGenerationSeesTheOtherDotLife) {
+  Cluster c(Config{});
+  StartAll(c, 4);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  c.Crash(2);
+  c.Start(2, {3}, /*generation=*/5, AppOf(2, 6));
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  AppState lived_on = AppOf(2, 6);
+  lived_on.dots_life = 77;  // it resumed its saved life
+  c.node(2).UpdateApp(lived_on, c.now());
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.ViewOf(3, 2)->app == lived_on; }, seconds(10)));
+  c.Crash(2);
+  AppState copy = AppOf(2, 6);
+  copy.dots_life = 88;  // a fresh life, with the same generation the copy bumps to
+  c.Start(2, {3}, /*generation=*/5, copy);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.node(2).View(c.now()).synced; }, seconds(10)));
+  EXPECT_TRUE(c.node(2).View(c.now()).self_restored);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  for (NodeId obs : {1, 3, 4}) {
+    EXPECT_EQ(c.ViewOf(obs, 2)->generation, 6u);
+    EXPECT_EQ(c.ViewOf(obs, 2)->app.dots_life, 88u);
+  }
+  // An ordinary restart (a higher generation) is not taken for a restore.
+  c.Crash(2);
+  c.Start(2, {3}, /*generation=*/7, copy);
+  ASSERT_TRUE(c.RunUntilTrue([&] { return c.Converged(); }, seconds(10)));
+  EXPECT_FALSE(c.node(2).View(c.now()).self_restored);
+}
+
 // A member cut off for less than the suspicion timeout hears that it is suspected, refutes with
 // a higher incarnation, and is never declared DOWN.
 TEST(MembershipCluster, SuspectedLiveNodeRefutesAndStaysUp) {
@@ -667,7 +725,10 @@ TEST(MembershipCluster, DigestExchangeMessageByMessage) {
     std::set<NodeId> states, requests;
     for (const auto& u : m->states) states.insert(u.id);
     for (const auto& d : m->digests) requests.insert(d.id);
-    EXPECT_EQ(states, (std::set<NodeId>{2, 7}));
+    // b's states of itself, of 7, and of 1 as b knows it (the sender's own state always goes
+    // back, so that a restored copy learns of the life its id lived on with); a's newer state
+    // of itself is asked for.
+    EXPECT_EQ(states, (std::set<NodeId>{1, 2, 7}));
     EXPECT_EQ(requests, (std::set<NodeId>{1}));
   }
   a.Receive(Endpoint{EndpointOf(2).ip, 40001}, ack->bytes, true, now);
