@@ -259,5 +259,40 @@ TEST_F(Repair, TombstonesArePurgedOnlyOnceEveryReplicaHoldsThemAndDeletedDataSta
   }
 }
 
+// Clock skew (kvd --testing-clock-offset-s): a coordinator whose clock runs two hours behind
+// stamps its deletes two hours old. Past a one-hour grace by the clocks of the other replicas,
+// they purge them at once; the skewed replica checks the grace with its own clock, finds the
+// tombstones brand new, and keeps them. Nothing deleted comes back.
+TEST_F(Repair, EachReplicaChecksTheGraceWithItsOwnClock) {
+  const int kKeys = 20;
+  StartAll(3, {"--repair-interval-s", "0", "--tombstone-grace-s", "3600"});
+  Load(0, kKeys);
+  ASSERT_TRUE(Eventually([&] { return HeldLocally(2, kKeys) == kKeys; }, std::chrono::seconds(30)));
+  ASSERT_EQ(nodes_[2]->Stop(SIGTERM), 0);
+  std::vector<std::string> behind = extra_;
+  behind.insert(behind.end(), {"--testing-clock-offset-s", "-7200"});
+  StartNode(2, behind);
+  ASSERT_TRUE(AllSee(3, "UP"));
+  ASSERT_NE(nodes_[2]->stderr_text().find("clock runs -7200 s off"), std::string::npos);
+  for (int k = 0; k < kKeys; ++k) {
+    auto r = Kvtool({"--host", nodes_[2]->address(), "delete", "bench:" + std::to_string(k),
+                     "--consistency", "all"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  int code = -1;
+  auto run = RepairOn(0, &code);
+  EXPECT_EQ(code, 0) << run.dump();
+  EXPECT_EQ(run["tombstones_purged"].get<int>(), kKeys) << run.dump();
+  for (int k = 0; k < kKeys; ++k) {
+    const std::string key = "bench:" + std::to_string(k);
+    EXPECT_FALSE(StoresRecord(nodes_[0]->address(), key)) << key;
+    EXPECT_FALSE(StoresRecord(nodes_[1]->address(), key)) << key;
+    EXPECT_TRUE(StoresRecord(nodes_[2]->address(), key)) << key << ": purged by a clock that "
+                                                         << "says the grace has not passed";
+    auto g = Kvtool({"--host", nodes_[1]->address(), "get", key, "--consistency", "all"});
+    EXPECT_EQ(g.exit_code, 1) << key << ": " << g.out << g.err;
+  }
+}
+
 }  // namespace
 }  // namespace kv::test

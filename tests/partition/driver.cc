@@ -410,9 +410,7 @@ void RunClient(const Options& o, int client, double end_s, Workload w,
                                            ? rng.Below(o.del_hot_keys)
                                            : o.del_hot_keys + rng.Below(o.del_cold_keys));
     }
-    if (op.kind != OpKind::kDeleteKey) {
-      op.element = "c" + std::to_string(client) + "-" + std::to_string(seq++);
-    }
+    op.element = "c" + std::to_string(client) + "-" + std::to_string(seq++);
     const std::uint64_t pick = rng.Next();  // which element a removal takes out
     op.invoke_s = Now();
     Status st;
@@ -437,6 +435,10 @@ void RunClient(const Options& o, int client, double end_s, Workload w,
             for (const auto& e : DecodeSet(sib)) op.seen.insert(e);
           }
           if (op.kind == OpKind::kSetRemove && op.seen.empty()) op.kind = OpKind::kSetAdd;
+          // A delete with an empty context deletes everything the coordinator holds (kvtool's
+          // plain delete), not what the read saw: with nothing seen, it adds instead.
+          if (op.kind == OpKind::kDeleteKey && r.context.empty()) op.kind = OpKind::kSetAdd;
+          if (op.kind == OpKind::kDeleteKey) op.element.clear();
           std::set<std::string> elements = op.seen;
           if (op.kind == OpKind::kSetRemove) {
             op.removed = *std::next(op.seen.begin(),
