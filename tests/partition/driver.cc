@@ -914,10 +914,13 @@ int Main(int argc, char** argv) {
                                   [&](const std::string& v) { return v == views[0] && v != "(unreadable)"; });
     if (!same) divergent.push_back(k);
   }
-  // The trees: background repairs go on purging while this runs, and a purge reaches the
-  // replicas one after the other, so a difference must persist over 30 s to count.
+  // The trees: background repairs go on purging while this runs (every tombstone of the run's
+  // last seconds comes of age after it), and a purge reaches the replicas one after the other,
+  // so a difference counts only if it outlasts the grace period and two repair rounds, plus 30 s.
+  const double settle_s =
+      30 + (workload.deletes ? o.tombstone_grace_s + 2.0 * o.repair_every_s : 0);
   std::uint64_t tree_differing = 0;
-  PollUntil(Now() + 30, [&] {
+  PollUntil(Now() + settle_s, [&] {
     tree_differing = 0;
     for (int i : members) {
       auto c = ConnectChecker(i, 5000);
