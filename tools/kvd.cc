@@ -638,6 +638,11 @@ int Run(const Flags& flags) {
   // A clean stop: every write is made durable, then the dots' life is saved for the next start.
   if (!g_decommissioned && !g_refused) {
     Status synced = engine.SyncLog();
+    // A generation raised after start (a restored copy found out late) is kept, so that the
+    // next start bumps above it.
+    if (synced.ok() && stop_generation > generation.value()) {
+      synced = storage::StoreU64List(engine, "generation", {stop_generation});
+    }
     if (synced.ok()) synced = storage::SaveLife(engine, {store.dots().State(), stop_generation});
     if (!synced.ok()) {
       std::fprintf(stderr, "kvd: could not save the dot life (the next start takes a new one): %s\n",
