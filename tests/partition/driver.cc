@@ -79,6 +79,10 @@ struct Options {
   std::string report_root = "partition-reports";
   double heal_deadline_s = 120;
   double movement_deadline_s = 180;
+  // --scenario heal: one partition between two nodes under load, then the time until requests
+  // that need both succeed again.
+  std::string scenario = "nemeses";
+  double partition_s = 15, heal_bound_s = 2;
 };
 
 Clock::time_point g_start;
@@ -500,6 +504,174 @@ bool PollUntil(double deadline_s, F&& f, std::chrono::milliseconds every = std::
   return f();
 }
 
+
+// ---- scenario heal ---------------------------------------------------------------------------
+//
+// Nodes 1 and 2 are cut from each other (both still reach node 3) for --partition-s while
+// clients write through every node, then healed. From the heal on, a probe per side writes at
+// consistency ALL through node 1 and through node 2 (every key has all three nodes as replicas
+// when N = 3 = nodes), and the time from the heal to the first success is recorded. A node
+// whose connections to the other stay stuck in TCP retransmission backoff answers "timed out"
+// for as long as the backoff lasts. Fails (exit 1) when either side takes longer than
+// --heal-bound-s, or never succeeds within --heal-deadline.
+int RunHeal(const Options& o) {
+  std::string error;
+  const int slots = o.nodes;
+  if (!ApplyRules(nullptr, slots, &error)) {
+    std::fprintf(stderr, "partition: %s\n", error.c_str());
+    return 2;
+  }
+  Cluster cluster(o, o.report + "/nodes", slots);
+  std::vector<int> members;
+  for (int i = 1; i <= o.nodes; ++i) {
+    members.push_back(i);
+    if (!cluster.Start(i, i == 1 ? std::vector<int>{} : std::vector<int>{1})) {
+      std::fprintf(stderr, "partition: cannot start kvd %d\n", i);
+      return 2;
+    }
+  }
+  if (!PollUntil(Now() + 60, [&] { return AllUp(members); })) {
+    std::fprintf(stderr, "partition: the %d nodes did not all see each other UP within 60 s; "
+                         "logs in %s/nodes\n", o.nodes, o.report.c_str());
+    return 2;
+  }
+  Line("cluster of %s formed", std::to_string(o.nodes) + " nodes");
+  // Load: each client writes at consistency ONE through its node, paced, until told to stop.
+  std::atomic<bool> stop{false};
+  Progress progress;
+  std::vector<std::thread> load;
+  for (int c = 0; c < o.clients; ++c) {
+    load.emplace_back([&, c] {
+      const int node = 1 + c % o.nodes;
+      const double every_s = o.clients / o.rate;
+      double next_s = Now();
+      std::unique_ptr<rpc::BlockingClient> conn;
+      for (std::uint64_t seq = 0; !stop && seq < 10'000'000; ++seq) {
+        const double wait = next_s - Now();
+        if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));  // pacing
+        next_s += every_s;
+        if (!conn) {
+          auto r = rpc::BlockingClient::Connect(
+              Rpc(node), std::chrono::milliseconds(o.client_timeout_ms), ClientIp(c));
+          if (!r.ok()) continue;
+          conn = std::move(r.value());
+        }
+        const Status st = conn->Put("load-" + std::to_string(c) + "-" + std::to_string(seq % 500),
+                                    "v" + std::to_string(seq), "", rpc::Consistency::kOne)
+                              .status;
+        (st.ok() ? progress.ok : progress.fail)++;
+        if (!st.ok() && st.message().find("unreachable") != std::string::npos) conn.reset();
+      }
+    });
+  }
+  auto stop_load = [&] {
+    stop = true;
+    for (auto& t : load) t.join();
+    load.clear();
+  };
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the schedule: load before the cut
+  Fault cut;
+  cut.kind = NemesisKind::kBridge;
+  cut.groups = {{1}, {2}};
+  for (int i = 3; i <= o.nodes; ++i) {
+    cut.groups[0].push_back(i);
+    cut.groups[1].push_back(i);
+  }
+  if (!ApplyRules(&cut, slots, &error)) {
+    stop_load();
+    std::fprintf(stderr, "partition: %s\n", error.c_str());
+    return 2;
+  }
+  Line("cut %s", cut.Describe() + " for " + std::to_string(static_cast<int>(o.partition_s)) + " s");
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.partition_s));  // the schedule
+  if (!ApplyRules(nullptr, slots, &error)) {
+    stop_load();
+    std::fprintf(stderr, "partition: %s\n", error.c_str());
+    return 2;
+  }
+  const double heal_s = Now();
+  Line("healed; load so far: %s", std::to_string(progress.ok.load()) + " ok, " +
+                                      std::to_string(progress.fail.load()) + " failed");
+  // Probes: a put at ALL through node 1 and through node 2, again and again from the heal on.
+  struct Probe {
+    double first_ok_s = -1;
+    int failures = 0;
+    std::string last_error;
+  };
+  std::vector<Probe> probes(2);
+  std::vector<std::thread> probing;
+  for (int side = 0; side < 2; ++side) {
+    probing.emplace_back([&, side] {
+      const int node = side + 1;
+      Probe& p = probes[static_cast<std::size_t>(side)];
+      std::unique_ptr<rpc::BlockingClient> conn;
+      for (int n = 0; Now() < heal_s + o.heal_deadline_s && n < 100000; ++n) {
+        if (!conn) {
+          auto r = rpc::BlockingClient::Connect(Rpc(node), std::chrono::milliseconds(5000),
+                                                "127.0.1." + std::to_string(240 + side));
+          if (!r.ok()) {
+            p.last_error = r.status().ToString();
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));  // pacing retries
+            continue;
+          }
+          conn = std::move(r.value());
+        }
+        const Status st = conn->Put("probe-" + std::to_string(node) + "-" + std::to_string(n),
+                                    "x", "", rpc::Consistency::kAll)
+                              .status;
+        if (st.ok()) {
+          p.first_ok_s = Now() - heal_s;
+          return;
+        }
+        ++p.failures;
+        p.last_error = st.ToString();
+        if (st.message().find("unreachable") != std::string::npos) conn.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // pacing retries
+      }
+    });
+  }
+  for (auto& t : probing) t.join();
+  stop_load();
+  bool pass = true;
+  Json sides = Json::array();
+  std::string out;
+  for (int side = 0; side < 2; ++side) {
+    const Probe& p = probes[static_cast<std::size_t>(side)];
+    const bool ok = p.first_ok_s >= 0 && p.first_ok_s <= o.heal_bound_s;
+    pass = pass && ok;
+    char line[512];
+    std::snprintf(line, sizeof(line),
+                  "node %d: first write at ALL %s after the heal (%d failed before%s%s)\n",
+                  side + 1,
+                  p.first_ok_s >= 0 ? (std::to_string(p.first_ok_s).substr(0, 5) + " s").c_str()
+                                    : "NEVER",
+                  p.failures, p.failures ? "; last: " : "", p.failures ? p.last_error.c_str() : "");
+    out += line;
+    sides.push_back({{"node", side + 1},
+                     {"first_ok_after_heal_s", p.first_ok_s >= 0 ? Json(p.first_ok_s) : Json(nullptr)},
+                     {"failures", p.failures},
+                     {"last_error", p.last_error}});
+  }
+  out += "load: " + std::to_string(progress.ok.load()) + " ok, " +
+         std::to_string(progress.fail.load()) + " failed\n";
+  out += std::string("verdict: ") + (pass ? "pass" : "FAIL") + " (bound " +
+         std::to_string(o.heal_bound_s).substr(0, 4) + " s)\n";
+  for (const auto& e : cluster.crashes()) out += "crash: " + e + "\n";
+  pass = pass && cluster.crashes().empty();
+  Json findings{{"scenario", "heal"},
+                {"partition_s", o.partition_s},
+                {"heal_bound_s", o.heal_bound_s},
+                {"sides", sides},
+                {"load_ok", progress.ok.load()},
+                {"load_failed", progress.fail.load()},
+                {"verdict", pass ? "pass" : "FAIL"}};
+  std::ofstream(o.report + "/findings.json") << findings.dump(2) << "\n";
+  std::ofstream(o.report + "/findings.txt") << out;
+  std::printf("%s", out.c_str());
+  cluster.StopAll();
+  return pass ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
   Options o;
   CLI::App app{"Jepsen-style partition suite driver (run it through tests/partition/run)"};
@@ -533,6 +705,19 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(10.0, 3600.0));
   app.add_option("--report", o.report, "Report folder (default: REPORT_ROOT/DATE-seedS)");
   app.add_option("--report-root", o.report_root, "Where default report folders go");
+  app.add_option("--scenario", o.scenario,
+                 "nemeses (the schedule), or heal (one partition between nodes 1 and 2 under "
+                 "load, then how soon writes at ALL succeed through both)")
+      ->check(CLI::IsMember({"nemeses", "heal"}))
+      ->capture_default_str();
+  app.add_option("--partition-s", o.partition_s, "heal: seconds nodes 1 and 2 stay cut")
+      ->check(CLI::Range(1.0, 600.0))
+      ->capture_default_str();
+  app.add_option("--heal-bound-s", o.heal_bound_s,
+                 "heal: the run fails if a write at ALL through either node first succeeds "
+                 "later than this after the heal")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -610,6 +795,7 @@ int Main(int argc, char** argv) {
   std::fflush(stdout);
 
   g_start = Clock::now();
+  if (o.scenario == "heal") return RunHeal(o);
   const auto schedule = PlanSchedule(*kinds, o.nodes, o.time_s, o.quiet_s, o.min_fault_s,
                                      o.max_fault_s, o.seed, o.loss);
   const int slots = SlotsOf(schedule, o.nodes);
