@@ -133,4 +133,10 @@ struct Message {
   # The version of the sender's own application state. Whoever hears from a member directly
   # learns that it holds an older state and pulls it, even if the gossip of the change missed it.
   senderAppVersion @24 :UInt64;
+
+  # How old each of `removals` is at the sender, in seconds (same length as `removals`, or
+  # empty: all new). Every node expires a tombstone at the same age (Config::removed_ttl), and
+  # takes the oldest age it hears, so an expired tombstone is not brought back by a node that
+  # learnt it later.
+  removalAgesS @25 :List(UInt32);
 }

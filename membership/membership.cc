@@ -344,8 +344,40 @@ struct Membership::Impl {
   std::size_t N() const { return n_; }
   void SetLiveness(Member& m, Liveness l, NodeId from, Time now);
   bool Confirm(Member& m, NodeId from);
-  void MarkRemoved(NodeId id);
-  void AddTombstone(NodeId id);
+  void MarkRemoved(NodeId id, Time now);
+  // Adds a tombstone learnt at `since` (now, minus its age where it came from); an older one of
+  // a tombstone already held replaces its time.
+  void AddTombstone(NodeId id, Time since);
+  // The tombstones as sent: ids and ages in seconds at now_.
+  void FillRemovals(wire::Message* msg) const;
+  std::uint32_t AgeSeconds(Time since) const;
+
+  // ---- Forgetting (membership.h, "Forgetting").
+  // A forgotten LEFT or DOWN member: enough to refuse stale claims about the life it had.
+  struct Ghost {
+    std::uint64_t generation = 0;
+    std::uint64_t incarnation = 0;
+    std::uint64_t app_version = 0;
+    Time since{0};  // when it was forgotten
+    Endpoint endpoint;
+    bool left = false;
+  };
+  // True if a claim at (generation, incarnation, app_version) says nothing the ghost's member
+  // did not already say before it was forgotten: only the member itself raises these.
+  static bool Refuses(const Ghost& g, std::uint64_t generation, std::uint64_t incarnation,
+                      std::uint64_t app_version) {
+    if (generation != g.generation) return generation < g.generation;
+    return incarnation <= g.incarnation && app_version <= g.app_version;
+  }
+  wire::Update GhostState(NodeId id, const Ghost& g) const;
+  // True if m left the ring (topology.h's Gone) and may be forgotten once forget_after passed.
+  bool Forgettable(const Member& m) const;
+  // Expires tombstones and ghosts, and forgets members whose time came.
+  void Sweep(Time now);
+  // Drops the records at these slots (none is self), leaving ghosts, and renumbers the rest.
+  void Forget(const std::vector<std::uint32_t>& gone, Time now);
+  // Renumbers removal_ids_ to the tombstones still queued.
+  void CompactRemovalIds();
   std::vector<NodeId> RandomMembers(std::size_t k, const auto& eligible);
 
   // ---- Messages.
@@ -377,7 +409,7 @@ struct Membership::Impl {
   void ApplyUpdate(const wire::Update& u, const wire::Message& via, Time now);
   void ApplyClaimAboutSelf(const wire::Update& u, const wire::Message& via);
   void Refute(std::uint64_t at_least, bool accused, const wire::Message& via);
-  void ApplyRemovals(const std::vector<NodeId>& ids);
+  void ApplyRemovals(const wire::Message& m, Time now);
   void HandlePing(const wire::Message& m);
   void HandleAck(const wire::Message& m, Time now);
   void HandleNack(const wire::Message& m);
@@ -429,7 +461,12 @@ struct Membership::Impl {
   // suspect also carries the suspicion, so one that had not heard of it refutes. A dead suspect
   // costs each node kSuspicionChecks datagrams and delays nothing.
   SortedBlocks<Deadline, ByDeadline> suspicion_checks_;
-  std::set<NodeId> tombstones_;
+  std::map<NodeId, Time> tombstones_;  // removed ids, with when they were removed (by ages)
+  std::map<NodeId, Ghost> ghosts_;     // forgotten LEFT and DOWN members
+  Time created_at_{0};                 // restored tombstones count from here
+  Time now_{0};                        // the latest time passed in: tombstone ages sent
+  Time next_sweep_at_{0};
+  Duration sweep_every_{0};
   bool left_ = false;
   bool refused_ = false;
   // False from Join with seeds until a peer answered a push-pull with its full state.
@@ -467,13 +504,22 @@ struct Membership::Impl {
 
 Membership::Impl::Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t generation,
                        AppState app, std::uint64_t seed, Time now)
-    : config_(std::move(c)), self_id_(self), rng_(seed) {
+    : config_(std::move(c)), self_id_(self), rng_(seed), created_at_(now), now_(now) {
   KV_MEMBERSHIP_CHECK(config_.probe_interval > Duration(0));
   KV_MEMBERSHIP_CHECK(config_.probe_timeout > Duration(0));
   KV_MEMBERSHIP_CHECK(config_.indirect_probes >= 0 && config_.gossip_fanout >= 0);
   KV_MEMBERSHIP_CHECK(config_.retransmit_mult >= 1 && config_.suspicion_mult >= 1);
   KV_MEMBERSHIP_CHECK(config_.suspicion_max_mult >= 1 && config_.awareness_max >= 0);
   KV_MEMBERSHIP_CHECK(config_.join_retry_interval > Duration(0));
+  KV_MEMBERSHIP_CHECK(config_.forget_after >= Duration(0) && config_.ghost_ttl >= Duration(0) &&
+                      config_.removed_ttl >= Duration(0));
+  // Tables are swept this often: a member is forgotten at most this late.
+  sweep_every_ = std::chrono::seconds(10);
+  if (config_.forget_after > Duration(0)) {
+    sweep_every_ = std::min(sweep_every_, config_.forget_after / 4);
+  }
+  sweep_every_ = std::max(sweep_every_, config_.probe_interval);
+  next_sweep_at_ = now + sweep_every_;
 
   std::sort(app.tokens.begin(), app.tokens.end());
   Member me;
@@ -657,8 +703,9 @@ void Membership::Impl::SetLiveness(Member& m, Liveness l, NodeId from, Time now)
     others_.erase(pos);
     if (probe_.active && probe_.target == m.id) probe_.active = false;
   }
-  // The time of a change is read only for DOWN and LEFT members (gossip_to_dead).
-  if (l != m.liveness && l != Liveness::kUp && l != Liveness::kRemoved) ExtraOf(m).since = now;
+  // The time of a change is read only for DOWN, LEFT (gossip_to_dead, forget_after) and
+  // REMOVED members (forget_after).
+  if (l != m.liveness && l != Liveness::kUp) ExtraOf(m).since = now;
   m.liveness = l;
   if (l == Liveness::kUp && m.extra != 0 && !ExtraIf(m)->phi.heard()) DropExtra(m);
 }
@@ -678,17 +725,226 @@ bool Membership::Impl::Confirm(Member& m, NodeId from) {
   return true;
 }
 
-void Membership::Impl::MarkRemoved(NodeId id) {
+void Membership::Impl::MarkRemoved(NodeId id, Time now) {
   Member* m = Find(id);
   if (m == nullptr || m->liveness == Liveness::kRemoved) return;
-  SetLiveness(*m, Liveness::kRemoved, self_id_, Time{0});
+  SetLiveness(*m, Liveness::kRemoved, self_id_, now);
   EraseBroadcast(*m);
 }
 
-void Membership::Impl::AddTombstone(NodeId id) {
-  if (id == self_id_ || !tombstones_.insert(id).second) return;
-  MarkRemoved(id);
+void Membership::Impl::AddTombstone(NodeId id, Time since) {
+  if (id == self_id_) return;
+  auto [it, added] = tombstones_.emplace(id, since);
+  if (!added) {
+    it->second = std::min(it->second, since);
+    return;
+  }
+  ghosts_.erase(id);  // a tombstone refuses every life
+  MarkRemoved(id, now_);
   EnqueueRemoval(id);
+}
+
+// Rounded up: a tombstone taken from another node is never younger there than here, so copies
+// only age as they spread and every node drops it by the time the oldest copy expires.
+std::uint32_t Membership::Impl::AgeSeconds(Time since) const {
+  const auto age = std::chrono::ceil<std::chrono::seconds>(now_ - since).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(age, 0, UINT32_MAX));
+}
+
+void Membership::Impl::FillRemovals(wire::Message* msg) const {
+  msg->removals.clear();
+  msg->removal_ages_s.clear();
+  msg->removals.reserve(tombstones_.size());
+  msg->removal_ages_s.reserve(tombstones_.size());
+  for (const auto& [id, since] : tombstones_) {
+    msg->removals.push_back(id);
+    msg->removal_ages_s.push_back(AgeSeconds(since));
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Forgetting.
+
+wire::Update Membership::Impl::GhostState(NodeId id, const Ghost& g) const {
+  wire::Update u;
+  u.id = id;
+  u.endpoint = g.endpoint;
+  u.generation = g.generation;
+  u.incarnation = g.incarnation;
+  u.liveness = g.left ? Liveness::kLeft : Liveness::kDown;
+  u.from = g.left ? id : self_id_;
+  // No application state, and no version of one: the receiver must not pull what is gone.
+  u.app_version = 0;
+  return u;
+}
+
+bool Membership::Impl::Forgettable(const Member& m) const {
+  switch (m.liveness) {
+    case Liveness::kRemoved:
+    case Liveness::kLeft:
+      return true;
+    case Liveness::kDown: {
+      // As topology.h's Gone(): state left, or no tokens. A DOWN member with tokens still owns
+      // its ranges and stays until it is removed.
+      if (m.app == AppArena::kNone) return true;
+      const AppState app = apps_.Get(m.app);
+      return app.state == NodeState::kLeft || app.tokens.empty();
+    }
+    case Liveness::kUp:
+    case Liveness::kSuspect:
+      return false;
+  }
+  return false;
+}
+
+void Membership::Impl::Sweep(Time now) {
+  next_sweep_at_ = now + sweep_every_;
+  // Oldest first beyond the cap, then whatever outlived its ttl.
+  auto expire = [&](auto& table, Duration ttl, std::size_t cap, auto since_of,
+                    std::uint64_t* counter) {
+    std::vector<std::pair<Time, NodeId>> order;
+    for (const auto& [id, v] : table) {
+      if (ttl > Duration(0) && now - since_of(v) >= ttl) {
+        order.emplace_back(Time::min(), id);
+      } else if (table.size() > cap) {
+        order.emplace_back(since_of(v), id);
+      }
+    }
+    std::sort(order.begin(), order.end());
+    std::size_t left = table.size();
+    for (const auto& [since, id] : order) {
+      if (since != Time::min() && left <= cap) break;
+      table.erase(id);
+      --left;
+      ++*counter;
+    }
+  };
+  expire(tombstones_, config_.removed_ttl, config_.max_tombstones, [](Time t) { return t; },
+         &counters_.tombstones_expired);
+  expire(ghosts_, config_.ghost_ttl, config_.max_ghosts, [](const Ghost& g) { return g.since; },
+         &counters_.ghosts_expired);
+
+  std::vector<std::uint32_t> gone;
+  for (std::uint32_t slot = 1; slot < slots_.size(); ++slot) {
+    const Member& m = slots_[slot];
+    if (m.liveness == Liveness::kRemoved && tombstones_.count(m.id) == 0) {
+      gone.push_back(slot);  // its tombstone expired first (max_tombstones)
+      continue;
+    }
+    if (config_.forget_after == Duration(0) || Probeable(m.liveness)) continue;
+    const Extra* x = ExtraIf(m);
+    if (x != nullptr && now - x->since >= config_.forget_after && Forgettable(m)) {
+      gone.push_back(slot);
+    }
+  }
+  if (!gone.empty()) Forget(gone, now);
+  CompactRemovalIds();
+}
+
+void Membership::Impl::Forget(const std::vector<std::uint32_t>& gone, Time now) {
+  constexpr std::uint32_t kNoSlot = UINT32_MAX;
+  std::vector<bool> drop(slots_.size(), false);
+  for (std::uint32_t slot : gone) {
+    KV_MEMBERSHIP_CHECK(slot != 0 && slot < slots_.size() && !drop[slot]);
+    drop[slot] = true;
+    Member& m = slots_[slot];
+    if (m.liveness != Liveness::kRemoved) {
+      --n_;
+      // The tombstone (if any) refuses a REMOVED member's every life; the others leave a ghost.
+      ghosts_[m.id] = Ghost{m.generation, m.incarnation, m.app_version, now, m.endpoint(),
+                            m.liveness == Liveness::kLeft};
+    }
+    if (probe_.active && probe_.target == m.id) probe_.active = false;
+    EraseBroadcast(m);
+    DropExtra(m);
+    m.app = apps_.Put(AppState{}, m.app);  // its state becomes garbage
+    ++counters_.forgotten;
+  }
+  // Renumber the slots that stay, in order (self stays slot 0).
+  std::vector<std::uint32_t> remap(slots_.size(), kNoSlot);
+  std::deque<Member> kept;
+  for (std::uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    if (drop[slot]) continue;
+    remap[slot] = static_cast<std::uint32_t>(kept.size());
+    kept.push_back(slots_[slot]);
+  }
+  ById();  // sorts by_id_, so that it stays sorted below
+  std::vector<std::uint32_t> by_id;
+  by_id.reserve(kept.size());
+  for (std::uint32_t slot : by_id_) {
+    if (remap[slot] != kNoSlot) by_id.push_back(remap[slot]);
+  }
+  by_id_.swap(by_id);
+  sorted_ = by_id_.size();
+  slots_.swap(kept);
+
+  // The index, sized for the members that stay (it only grows in Add).
+  std::size_t size = 16;
+  while ((slots_.size() + 1) * 4 > size * 3) size *= 2;
+  index_.assign(size, 0);
+  for (std::uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    std::size_t i = HashId(slots_[slot].id) & (size - 1);
+    while (index_[i] != 0) i = (i + 1) & (size - 1);
+    index_[i] = slot + 1;
+  }
+  // Random picks: every slot but self's unless some member left is REMOVED.
+  others_.clear();
+  others_all_ = true;
+  for (std::uint32_t slot = 1; slot < slots_.size(); ++slot) {
+    if (slots_[slot].liveness == Liveness::kRemoved) others_all_ = false;
+  }
+  if (!others_all_) {
+    for (std::uint32_t slot = 1; slot < slots_.size(); ++slot) {
+      if (slots_[slot].liveness != Liveness::kRemoved) others_.push_back(slot);
+    }
+  }
+  others_.shrink_to_fit();
+  // This probe round's order, without the forgotten.
+  std::size_t index = 0;
+  std::vector<std::uint32_t> probe_list;
+  for (std::size_t i = 0; i < probe_list_.size(); ++i) {
+    const std::uint32_t slot = remap[probe_list_[i]];
+    if (slot == kNoSlot) continue;
+    if (i < probe_index_) ++index;
+    probe_list.push_back(slot);
+  }
+  probe_list_.swap(probe_list);
+  probe_index_ = index;
+  // Queued news of members that stay, by their new slots.
+  std::vector<QueuedBroadcast> moved;
+  queue_.ForEach([&](const QueuedBroadcast& e) {
+    if ((e.ref & kRemovalRef) == 0 && remap[e.ref] != e.ref) moved.push_back(e);
+    return true;
+  });
+  for (QueuedBroadcast e : moved) {
+    queue_.Erase(e);
+    KV_MEMBERSHIP_CHECK(remap[e.ref] != kNoSlot);
+    e.ref = remap[e.ref];
+    queue_.Insert(e);
+  }
+  if (apps_.NeedsCompaction()) {
+    apps_.Compact([this](const auto& relocate) {
+      for (Member& each : slots_) relocate(each.app);
+    });
+  }
+}
+
+void Membership::Impl::CompactRemovalIds() {
+  std::vector<QueuedBroadcast> queued;
+  queue_.ForEach([&](const QueuedBroadcast& e) {
+    if ((e.ref & kRemovalRef) != 0) queued.push_back(e);
+    return true;
+  });
+  if (removal_ids_.size() <= 2 * queued.size() + 64) return;
+  std::vector<NodeId> ids;
+  ids.reserve(queued.size());
+  for (QueuedBroadcast e : queued) {
+    queue_.Erase(e);
+    ids.push_back(removal_ids_[e.ref & ~kRemovalRef]);
+    e.ref = static_cast<std::uint32_t>(ids.size() - 1) | kRemovalRef;
+    queue_.Insert(e);
+  }
+  removal_ids_.swap(ids);
 }
 
 // Up to k distinct members other than self for which eligible(member) holds, drawn at random
@@ -767,6 +1023,7 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   }
   msg.updates = std::move(forced);
   msg.removals.clear();
+  msg.removal_ages_s.clear();
   const std::size_t forced_count = msg.updates.size();
   std::string bytes = wire::Encode(msg);
   while (bytes.size() > config_.max_datagram_bytes && !msg.updates.empty()) {
@@ -796,9 +1053,13 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   while (true) {
     msg.updates.resize(forced_count);
     msg.removals.clear();
+    msg.removal_ages_s.clear();
     for (const QueuedBroadcast& e : picked) {
       if ((e.ref & kRemovalRef) != 0) {
-        msg.removals.push_back(removal_ids_[e.ref & ~kRemovalRef]);
+        const NodeId id = removal_ids_[e.ref & ~kRemovalRef];
+        auto t = tombstones_.find(id);
+        msg.removals.push_back(id);
+        msg.removal_ages_s.push_back(t == tombstones_.end() ? 0 : AgeSeconds(t->second));
       } else {
         const Member& m = slots_[e.ref];
         msg.updates.push_back(StateOf(m, m.bcast_with_app));
@@ -849,7 +1110,7 @@ void Membership::Impl::SendSyn(const Endpoint& to) {
     const Member& m = slots_[slot];
     if (m.liveness != Liveness::kRemoved) msg.digests.push_back(DigestOf(m));
   }
-  msg.removals.assign(tombstones_.begin(), tombstones_.end());
+  FillRemovals(&msg);
   SendStream(to, msg);
 }
 
@@ -889,6 +1150,7 @@ std::size_t Membership::Impl::Cost(const wire::Update* u, NodeId removal) const 
     msg.updates.push_back(*u);
   } else {
     msg.removals.push_back(removal);
+    msg.removal_ages_s.push_back(AgeSeconds(Time{0}));  // as large as an age gets here
   }
   const std::size_t size = wire::Encode(msg).size();
   return size > base_bytes_ ? size - base_bytes_ : 1;
@@ -947,6 +1209,7 @@ void Membership::Impl::EraseBroadcast(Member& m) {
 
 void Membership::Impl::Receive(const Endpoint& from, std::string_view bytes, bool stream,
                                Time now) {
+  now_ = now;
   if (stream) {
     ++counters_.streams_in;
   } else {
@@ -1009,7 +1272,7 @@ void Membership::Impl::Receive(const Endpoint& from, std::string_view bytes, boo
   claim.from = msg.sender;
   ApplyUpdate(claim, msg, now);
 
-  ApplyRemovals(msg.removals);
+  ApplyRemovals(msg, now);
   if (refused_) return;
   for (const wire::Update& u : msg.updates) ApplyUpdate(u, msg, now);
   for (const wire::Update& u : msg.states) ApplyUpdate(u, msg, now);
@@ -1061,6 +1324,13 @@ void Membership::Impl::ApplyUpdate(const wire::Update& u, const wire::Message& v
   }
   Member* found = Find(u.id);
   if (found == nullptr) {
+    if (auto g = ghosts_.find(u.id); g != ghosts_.end()) {
+      if (Refuses(g->second, u.generation, u.incarnation, u.app_version)) {
+        ++counters_.dropped_forgotten;  // stale news of a member forgotten here
+        return;
+      }
+      ghosts_.erase(g);  // a new life, or news from the member itself: it is back
+    }
     Member fresh;
     fresh.id = u.id;
     fresh.set_endpoint(u.endpoint);
@@ -1178,12 +1448,20 @@ void Membership::Impl::Refute(std::uint64_t at_least, bool accused, const wire::
   SendDatagram(via.endpoint, via.sender, Header(wire::Kind::kGossip), {StateOf(me, false)});
 }
 
-void Membership::Impl::ApplyRemovals(const std::vector<NodeId>& ids) {
-  for (NodeId id : ids) {
+void Membership::Impl::ApplyRemovals(const wire::Message& m, Time now) {
+  for (std::size_t i = 0; i < m.removals.size(); ++i) {
+    const NodeId id = m.removals[i];
+    const Duration age =
+        std::chrono::seconds(m.removal_ages_s.empty() ? 0 : m.removal_ages_s[i]);
+    // Expired where it comes from, or it would be here: not taken back (it was dropped here,
+    // or this node never needed it). Its own removal still refuses this node.
+    if (id != self_id_ && config_.removed_ttl > Duration(0) && age >= config_.removed_ttl) {
+      continue;
+    }
     if (id == self_id_) {
       refused_ = true;
     } else {
-      AddTombstone(id);
+      AddTombstone(id, now - age);
     }
   }
 }
@@ -1252,7 +1530,14 @@ void Membership::Impl::HandleSyn(const wire::Message& m) {
     if (tombstones_.count(d->id) != 0) continue;  // they learn of the removal from ack.removals
     const Member* found = Find(d->id);
     if (found == nullptr) {
-      ack.digests.push_back(*d);
+      auto g = ghosts_.find(d->id);
+      if (g != ghosts_.end() && Refuses(g->second, d->generation, d->incarnation, d->app_version)) {
+        // They still hold a life forgotten here: tell them how it ended, so they forget it too.
+        ++counters_.dropped_forgotten;
+        ack.states.push_back(GhostState(d->id, g->second));
+      } else {
+        ack.digests.push_back(*d);
+      }
       continue;
     }
     const Member& mine = *found;
@@ -1283,7 +1568,7 @@ void Membership::Impl::HandleSyn(const wire::Message& m) {
       ack.states.push_back(StateOf(mine, true));
     }
   }
-  ack.removals.assign(tombstones_.begin(), tombstones_.end());
+  FillRemovals(&ack);
   SendStream(m.endpoint, ack);
 }
 
@@ -1303,7 +1588,9 @@ void Membership::Impl::HandleSynAck(const wire::Message& m) {
 // Timers.
 
 void Membership::Impl::Tick(Time now) {
+  now_ = now;
   if (refused_) return;
+  if (now >= next_sweep_at_) Sweep(now);
   // Ping-req relays whose target stayed silent: tell the requester we tried.
   while (!relays_.empty() && relays_.begin()->second.nack_at <= now) {
     wire::Message nack = Header(wire::Kind::kNack);
@@ -1471,7 +1758,7 @@ Time Membership::Impl::NextDeadline() const {
   if (config_.push_pull_interval > Duration(0)) t = std::min(t, next_push_pull_at_);
   if (joining_ || !synced_) t = std::min(t, next_join_at_);
   if (!relays_.empty()) t = std::min(t, relays_.begin()->second.nack_at);
-  return t;
+  return std::min(t, next_sweep_at_);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1543,14 +1830,15 @@ void Membership::Leave(Time now) {
   s.GossipRound(now);  // start spreading the news now rather than at the next round
 }
 
-bool Membership::Remove(NodeId id, Time /*now*/) {
+bool Membership::Remove(NodeId id, Time now) {
   Impl& s = *impl_;
+  s.now_ = now;
   if (id == s.self_id_) return false;
   const Impl::Member* m = s.Find(id);
   if (m == nullptr || m->liveness == Liveness::kUp || m->liveness == Liveness::kRemoved) {
     return false;
   }
-  s.AddTombstone(id);
+  s.AddTombstone(id, now);
   return true;
 }
 
@@ -1559,6 +1847,11 @@ void Membership::RestoreMembers(const std::vector<MemberView>& members, Time now
   for (const MemberView& v : members) {
     if (v.id == s.self_id_ || s.tombstones_.count(v.id) != 0 || s.Find(v.id) != nullptr ||
         v.liveness == Liveness::kRemoved) {
+      continue;
+    }
+    if (auto g = s.ghosts_.find(v.id);
+        g != s.ghosts_.end() &&
+        Impl::Refuses(g->second, v.generation, v.incarnation, v.app_version)) {
       continue;
     }
     Impl::Member fresh;
@@ -1576,11 +1869,14 @@ void Membership::RestoreMembers(const std::vector<MemberView>& members, Time now
 }
 
 void Membership::RestoreRemoved(const std::vector<NodeId>& ids) {
-  for (NodeId id : ids) impl_->AddTombstone(id);
+  for (NodeId id : ids) impl_->AddTombstone(id, impl_->created_at_);
 }
 
 std::vector<NodeId> Membership::Removed() const {
-  return std::vector<NodeId>(impl_->tombstones_.begin(), impl_->tombstones_.end());
+  std::vector<NodeId> ids;
+  ids.reserve(impl_->tombstones_.size());
+  for (const auto& [id, since] : impl_->tombstones_) ids.push_back(id);
+  return ids;
 }
 
 bool Membership::refused() const { return impl_->refused_; }
@@ -1638,6 +1934,10 @@ void Membership::ForEachMember(Time now, const std::function<bool(const MemberVi
 }
 
 const Counters& Membership::counters() const { return impl_->counters_; }
+
+TableStats Membership::table_stats() const {
+  return TableStats{impl_->slots_.size(), impl_->tombstones_.size(), impl_->ghosts_.size()};
+}
 
 QueueStats Membership::queue_stats() const {
   QueueStats q;

@@ -23,8 +23,31 @@
 //   - Phi accrual per peer from ack inter-arrival times, shown by `kvtool status`.
 //   - Generation: a restarted node comes back with a higher generation and is a new life of the
 //     same id; old generations and old incarnations are ignored.
-//   - Removal: Remove(id) turns a member into a tombstone that is gossiped and never forgotten;
-//     a removed id that shows up again is told so (it sees refused() become true) and ignored.
+//   - Removal: Remove(id) turns a member into a tombstone (its id alone) that is gossiped with
+//     every push-pull; a removed id that shows up again, in any generation, is told so (it sees
+//     refused() become true) and ignored. A tombstone is kept for removed_ttl after this node
+//     learnt it (or after a restart that restored it), at most max_tombstones of them (the
+//     oldest dropped first): then the id is a stranger again, and a node coming back with it is
+//     taken as a new member. The ttl (30 days) is far beyond how long news of a removal can be
+//     in flight (seconds by piggyback, push_pull_interval by push-pull) and beyond any partition
+//     the cluster is meant to ride out; a removed node's data directory must not be restarted
+//     after it. Removed() shrinks as tombstones expire, so the list kvd persists does too.
+//   - Forgetting (Cassandra's expire time, memberlist's reclaim of dead nodes): a member gone
+//     from the ring for forget_after is dropped from the tables: REMOVED, LEFT, and DOWN with
+//     no ring tokens or with state left (topology.h's Gone()). A DOWN member that owns tokens
+//     is never forgotten: it still owns its ranges (hints, repair) until it is removed. Neither
+//     is SUSPECT or UP. A forgotten REMOVED member leaves only its tombstone; a forgotten LEFT
+//     or DOWN one leaves a ghost (id, endpoint, generation, incarnation), kept for ghost_ttl,
+//     at most max_ghosts (the oldest dropped first), so that stale gossip from a member that
+//     has not forgotten it (one that was partitioned away) cannot bring it back (Cassandra's
+//     quarantine): a claim about a ghost's id is refused unless it is of a later generation
+//     (a new life) or, for a DOWN ghost, of the same generation at a higher incarnation (only
+//     the member itself raises its incarnation: it is alive after all). A push-pull that names
+//     a ghost's old life is answered with the ghost's state (LEFT, or DOWN), so the stale
+//     member learns the end it missed and forgets the member in turn. After ghost_ttl a stale
+//     claim is taken as news again: a member partitioned away for longer than that brings back
+//     what it last saw of the forgotten member (as in Cassandra past its expire time), which
+//     stays until removed, or forgotten again if gone from the ring.
 //
 // Wire: Cap'n Proto messages (membership/gossip.capnp), packed, with a version and the cluster
 // name. A datagram that does not decode, is larger than max_datagram_bytes, has an unknown
@@ -139,6 +162,18 @@ struct Config {
   // DOWN and LEFT members still receive gossip rounds for this long after the change, so a
   // member declared DOWN by mistake hears it and refutes (memberlist's GossipToTheDeadTime).
   Duration gossip_to_dead = std::chrono::seconds(30);
+  // Forgetting (see "Forgetting" and "Removal" above). A member gone from the ring (REMOVED,
+  // LEFT, or DOWN without tokens) is dropped from the tables this long after it became so;
+  // 0 keeps every member for ever.
+  Duration forget_after = std::chrono::hours(1);
+  // A forgotten LEFT or DOWN member's ghost is kept this long after it was forgotten, at most
+  // max_ghosts of them.
+  Duration ghost_ttl = std::chrono::hours(72);
+  std::size_t max_ghosts = 10000;
+  // A removed id's tombstone is kept this long after this node learnt it, at most
+  // max_tombstones of them; 0 keeps them for ever (with the cap).
+  Duration removed_ttl = std::chrono::hours(24 * 30);
+  std::size_t max_tombstones = 10000;
 };
 
 struct Outgoing {
@@ -170,6 +205,18 @@ struct Counters {
   std::uint64_t refutations = 0;         // own incarnation bumps answering an accusation
   std::uint64_t generation_raises = 0;   // own generation raised above a later life seen
   std::uint64_t suspicion_checks = 0;    // pings to members held SUSPECT for long here
+  // Forgetting.
+  std::uint64_t forgotten = 0;           // member records dropped (forget_after)
+  std::uint64_t ghosts_expired = 0;      // ghosts dropped (ghost_ttl or max_ghosts)
+  std::uint64_t tombstones_expired = 0;  // tombstones dropped (removed_ttl or max_tombstones)
+  std::uint64_t dropped_forgotten = 0;   // claims about a ghost's old life refused
+};
+
+// The size of the tables at one instant (a gauge).
+struct TableStats {
+  std::size_t members = 0;     // member records, self and REMOVED ones included
+  std::size_t tombstones = 0;  // removed ids
+  std::size_t ghosts = 0;      // forgotten LEFT and DOWN members
 };
 
 // The piggyback queue at one instant (a gauge, unlike Counters).
@@ -206,10 +253,11 @@ class Membership {
   // Graceful leave: announces state left / liveness LEFT and spreads it. Keep ticking for a
   // few gossip intervals before stopping so it gets out.
   void Leave(Time now);
-  // Removes a member for good (it must not be UP). The tombstone is gossiped and never
-  // forgotten. Returns false (and does nothing) for self, unknown ids or UP members.
+  // Removes a member for good (it must not be UP). The tombstone is gossiped and kept for
+  // removed_ttl. Returns false (and does nothing) for self, unknown ids or UP members.
   bool Remove(NodeId id, Time now);
-  // Tombstones known at start (kvd persists removed ids).
+  // Tombstones known at start (kvd persists removed ids); their removed_ttl runs from the
+  // construction time.
   void RestoreRemoved(const std::vector<NodeId>& ids);
   // Members known from elsewhere (a view persisted by an earlier run, or a simulated cluster
   // that starts formed), taken as they are without being gossiped as news. Self, removed ids
@@ -230,6 +278,7 @@ class Membership {
   void ForEachMember(Time now, const std::function<bool(const MemberView&)>& f) const;
   const Counters& counters() const;
   QueueStats queue_stats() const;
+  TableStats table_stats() const;
 
  private:
   struct Impl;

@@ -228,6 +228,11 @@ bool ReadBody(schema::Message::Reader r, Message* m) {
   m->removals.clear();
   m->removals.reserve(removals.size());
   for (auto id : removals) m->removals.push_back(id);
+  auto ages = r.getRemovalAgesS();
+  if (ages.size() != 0 && ages.size() != removals.size()) return false;
+  m->removal_ages_s.clear();
+  m->removal_ages_s.reserve(ages.size());
+  for (auto age : ages) m->removal_ages_s.push_back(age);
   return true;
 }
 
@@ -320,6 +325,10 @@ std::string Encode(const Message& m) {
   if (!m.removals.empty()) {
     auto removals = r.initRemovals(static_cast<unsigned>(m.removals.size()));
     for (unsigned i = 0; i < m.removals.size(); ++i) removals.set(i, m.removals[i]);
+  }
+  if (!m.removal_ages_s.empty()) {
+    auto ages = r.initRemovalAgesS(static_cast<unsigned>(m.removal_ages_s.size()));
+    for (unsigned i = 0; i < m.removal_ages_s.size(); ++i) ages.set(i, m.removal_ages_s[i]);
   }
   kj::VectorOutputStream out(512);
   capnp::writePackedMessage(out, builder);

@@ -79,6 +79,8 @@ struct Message {
 
   std::vector<Update> updates;   // piggybacked
   std::vector<NodeId> removals;  // tombstones
+  // Each tombstone's age at the sender in seconds, parallel to removals; or empty (all 0).
+  std::vector<std::uint32_t> removal_ages_s;
   bool operator==(const Message&) const = default;
 };
 

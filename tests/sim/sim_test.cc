@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <tuple>
@@ -421,6 +422,192 @@ TEST_F(Sim, SameSeedReplaysBitForBit) {
   other.seed = o.seed + 1;
   const auto third = Scenario(other);
   EXPECT_NE(std::get<0>(first), std::get<0>(third)) << "the digest does not depend on the seed";
+}
+
+// ---- Forgetting (membership.h, "Forgetting" and "Removal").
+
+// Short bounds so that a test sees them pass: forget after a minute, ghosts for five, tombstones
+// for ten.
+Options ForgetOptions(Options o) {
+  o.config.forget_after = 60s;
+  o.config.ghost_ttl = 5min;
+  o.config.removed_ttl = 10min;
+  return o;
+}
+
+// The first of `ids` that `observer` still holds, if any.
+std::optional<NodeId> StillKnown(const Simulator& sim, NodeId observer,
+                                 const std::vector<NodeId>& ids) {
+  for (NodeId id : ids) {
+    if (sim.Lookup(observer, id)) return id;
+  }
+  return std::nullopt;
+}
+
+// 1,000 nodes come and go through a core of 20: in each of ten waves 75 nodes join with tokens
+// and 25 would-be joiners without; then 40 of the 75 leave, 25 crash and are removed, the 25
+// joiners crash (DOWN without tokens) and 10 stay. Once forget_after has passed, every survivor
+// holds the survivors alone; once the ghosts' and tombstones' times have passed, nothing else.
+TEST_F(Sim, ChurnOfAThousandNodesLeavesBoundedTables) {
+  Options o = ForgetOptions(TestOptions(1401));
+  o.check_mode = CheckMode::kSampled;
+  o.sample_interval = 1s;
+  Simulator& sim = Make(o);
+  const std::vector<NodeId> core = StartCluster(20);
+  std::mt19937_64 rng(Mix(sim.seed()));
+  auto any_core = [&] { return core[rng() % core.size()]; };
+  auto largest_table = [&] {
+    std::size_t most = 0;
+    for (NodeId id : sim.Live()) most = std::max(most, sim.Core(id)->table_stats().members);
+    return most;
+  };
+  std::size_t peak = 0;
+  std::size_t removed = 0;
+  for (int wave = 0; wave < 10 && !HasFatalFailure(); ++wave) {
+    std::vector<NodeId> normal, joiners;
+    for (int k = 0; k < 75; ++k) normal.push_back(sim.AddAndJoin(any_core()));
+    for (int k = 0; k < 25; ++k) {
+      joiners.push_back(sim.AddJoiner());
+      sim.Join(joiners.back(), any_core());
+    }
+    ASSERT_TRUE(sim.RunUntil([&] { return sim.Converged(); }, 180s)) << NotConverged();
+    peak = std::max(peak, largest_table());
+    std::vector<NodeId> to_remove;
+    for (int k = 0; k < 40; ++k) sim.Leave(normal[k], 5s);
+    for (int k = 40; k < 65; ++k) {
+      sim.Crash(normal[k]);
+      to_remove.push_back(normal[k]);
+    }
+    for (NodeId j : joiners) sim.Crash(j);
+    const NodeId remover = core[0];
+    ASSERT_TRUE(sim.RunUntil(
+        [&] {
+          return std::all_of(to_remove.begin(), to_remove.end(),
+                             [&](NodeId id) { return sim.Sees(remover, id, Liveness::kDown); });
+        },
+        300s))
+        << sim.Describe(remover);
+    for (NodeId id : to_remove) ASSERT_TRUE(sim.Remove(remover, id)) << id;
+    removed += to_remove.size();
+    sim.RunFor(10s);
+    peak = std::max(peak, largest_table());
+  }
+  ASSERT_EQ(sim.size(), 1020u);
+  const std::vector<NodeId> live = sim.Live();
+  ASSERT_EQ(live.size(), 120u);
+  // Every member gone from the ring is forgotten a minute (and a sweep) after it went.
+  const bool forgot = sim.RunUntil(
+      [&] {
+        return std::all_of(live.begin(), live.end(), [&](NodeId id) {
+          return sim.Core(id)->table_stats().members == live.size();
+        });
+      },
+      300s);
+  std::size_t ghosts = 0, tombstones = 0;
+  for (NodeId id : live) {
+    const membership::TableStats t = sim.Core(id)->table_stats();
+    EXPECT_EQ(t.members, live.size()) << "node " << id << ": " << sim.Describe(id);
+    EXPECT_LE(t.tombstones, removed) << "node " << id;  // the earliest may have expired
+    ghosts = std::max(ghosts, t.ghosts);
+    tombstones = std::max(tombstones, t.tombstones);
+  }
+  ASSERT_TRUE(forgot);
+  std::printf("churn of %zu nodes: largest table %zu members during the waves, %zu after "
+              "forget_after (at most %zu tombstones of %zu removals, %zu ghosts)\n",
+              sim.size(), peak, largest_table(), tombstones, removed, ghosts);
+  // Ghosts (5 min) and tombstones (10 min) expire too, and stay expired: every node drops a
+  // tombstone at the same age, so no node brings one back.
+  EXPECT_TRUE(sim.RunUntil(
+      [&] {
+        return std::all_of(live.begin(), live.end(), [&](NodeId id) {
+          const membership::TableStats t = sim.Core(id)->table_stats();
+          return t.tombstones == 0 && t.ghosts == 0;
+        });
+      },
+      15min));
+  sim.RunFor(2min);
+  for (NodeId id : live) {
+    const membership::TableStats t = sim.Core(id)->table_stats();
+    EXPECT_EQ(t.members, live.size()) << "node " << id;
+    EXPECT_EQ(t.tombstones, 0u) << "node " << id;
+    EXPECT_EQ(t.ghosts, 0u) << "node " << id;
+    EXPECT_TRUE(sim.Core(id)->Removed().empty()) << "node " << id;
+    EXPECT_GT(sim.Core(id)->counters().forgotten, 0u) << "node " << id;
+  }
+  EXPECT_TRUE(sim.Converged()) << NotConverged();
+}
+
+// A node partitioned away while the others forget a LEFT member, a REMOVED one and a joiner
+// that died still holds them when the partition heals. Its stale gossip must not bring them
+// back: the simulator fails the run if any view shows a LEFT member otherwise in the same
+// generation or a REMOVED one otherwise; nobody holds them again; the stale node learns how
+// they ended and forgets them in turn; and the removed node, forgotten, is still refused.
+TEST_F(Sim, ForgottenMembersDoNotComeBackThroughStaleGossip) {
+  Simulator& sim = Make(ForgetOptions(TestOptions(1402)));
+  StartCluster(9);
+  const NodeId joiner = sim.AddJoiner();
+  sim.Join(joiner, 1);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Converged(); }, 120s)) << NotConverged();
+  const NodeId stale = 9, leaver = 8, removed = 7;
+  const std::vector<NodeId> gone = {leaver, removed, joiner};
+  const std::vector<NodeId> others = {1, 2, 3, 4, 5, 6};
+  std::vector<NodeId> all_but_stale = others;
+  all_but_stale.insert(all_but_stale.end(), gone.begin(), gone.end());
+  sim.Partition({stale}, all_but_stale);
+  sim.Leave(leaver, 5s);
+  sim.Crash(removed);
+  sim.Crash(joiner);
+  ASSERT_TRUE(sim.RunUntil(
+      [&] { return sim.Sees(1, removed, Liveness::kDown) && sim.Sees(1, joiner, Liveness::kDown); },
+      180s))
+      << sim.Describe(1);
+  ASSERT_TRUE(sim.Remove(1, removed));
+  ASSERT_TRUE(sim.RunUntil(
+      [&] {
+        return std::all_of(others.begin(), others.end(),
+                           [&](NodeId o) { return !StillKnown(sim, o, gone); });
+      },
+      300s))
+      << sim.Describe(1);
+  // The stale node never heard: it holds the leaver and the removed node DOWN, with tokens
+  // (alone, it takes its suspicions' longest timeout).
+  ASSERT_TRUE(sim.RunUntil(
+      [&] {
+        return sim.Sees(stale, leaver, Liveness::kDown) &&
+               sim.Sees(stale, removed, Liveness::kDown);
+      },
+      180s))
+      << sim.Describe(stale);
+
+  sim.Heal();
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Converged(); }, 180s)) << NotConverged();
+  EXPECT_TRUE(sim.RunUntil(
+      [&] {
+        return sim.Sees(stale, leaver, Liveness::kLeft) &&
+               sim.Sees(stale, removed, Liveness::kRemoved);
+      },
+      120s))
+      << sim.Describe(stale);
+  // Push-pull rounds go by both ways while the stale node still holds them.
+  sim.RunFor(40s);
+  std::uint64_t refused = 0;
+  for (NodeId o : others) {
+    EXPECT_EQ(StillKnown(sim, o, gone), std::nullopt) << "node " << o << ": " << sim.Describe(o);
+    refused += sim.Core(o)->counters().dropped_forgotten;
+  }
+  EXPECT_GT(refused, 0u) << "the stale node's gossip never reached a ghost";
+  EXPECT_TRUE(sim.RunUntil(
+      [&] {
+        const std::vector<NodeId> now_live = sim.Live();
+        return std::all_of(now_live.begin(), now_live.end(),
+                           [&](NodeId o) { return !StillKnown(sim, o, gone); });
+      },
+      300s))
+      << sim.Describe(stale);
+  // Forgotten, the removed node is still refused when it comes back (its tombstone lives on).
+  sim.Restart(removed, 2);
+  EXPECT_TRUE(sim.RunUntil([&] { return sim.WasRefused(removed); }, 60s));
+  EXPECT_EQ(StillKnown(sim, 1, {removed}), std::nullopt);
 }
 
 }  // namespace

@@ -68,7 +68,11 @@ Simulator::~Simulator() = default;
 
 // ---- Nodes.
 
-NodeId Simulator::AddNode() {
+NodeId Simulator::AddNode() { return AddNodeWith(/*joiner=*/false); }
+
+NodeId Simulator::AddJoiner() { return AddNodeWith(/*joiner=*/true); }
+
+NodeId Simulator::AddNodeWith(bool joiner) {
   const std::size_t i = nodes_.size();
   auto n = std::make_unique<Node>();
   n->id = static_cast<NodeId>(i + 1);
@@ -80,6 +84,10 @@ NodeId Simulator::AddNode() {
   }
   std::sort(n->app.tokens.begin(), n->app.tokens.end());
   n->app.state = membership::NodeState::kNormal;
+  if (joiner) {
+    n->app.tokens.clear();
+    n->app.state = membership::NodeState::kJoining;
+  }
   n->app.rack = "r" + std::to_string(i % 3);
   n->app.rpc_address = membership::ToString(Endpoint{n->gossip.ip, 7701});
   nodes_.push_back(std::move(n));

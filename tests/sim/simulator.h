@@ -126,6 +126,9 @@ class Simulator {
 
   // Starts a node at generation 1 that knows nobody (a seed, or one to Join later).
   NodeId AddNode();
+  // AddNode for a would-be joiner waiting for its turn: state joining and no tokens, so it is
+  // in no ring (topology.h).
+  NodeId AddJoiner();
   // Gives every running node every other running node as it is now (id, endpoint, generation,
   // incarnation, application state), as Membership::RestoreMembers: a formed cluster without the
   // N^2 join news of forming it by joins (which costs about 2 * 10^9 piggybacked updates at
@@ -240,6 +243,7 @@ class Simulator {
     std::vector<bool> from, to;  // by node index
   };
 
+  NodeId AddNodeWith(bool joiner);
   void Push(Event e);
   void Dispatch(const Event& e);
   void RunTo(Time t);

@@ -71,7 +71,8 @@ std::vector<Message> AllKinds() {
   out.push_back(gossip);
   Message syn = SampleHeader(Kind::kSyn);
   syn.digests = {Digest{1, 2, 3, Liveness::kDown, 4}, Digest{5, 6, 7, Liveness::kLeft, 8}};
-  syn.removals = {11};
+  syn.removals = {11, 12};
+  syn.removal_ages_s = {0, 86400};
   out.push_back(syn);
   Message synack = SampleHeader(Kind::kSynAck);
   synack.digests = {Digest{1, 2, 3, Liveness::kUp, 4}};
@@ -93,6 +94,15 @@ TEST(MembershipWire, EveryKindRoundTrips) {
     ASSERT_EQ(Decode(bytes, kLimit, &back), DecodeResult::kOk) << Name(m.kind);
     EXPECT_EQ(back, m) << Name(m.kind);
   }
+}
+
+// Tombstone ages travel beside the ids, one each or none at all.
+TEST(MembershipWire, RemovalAgesOfAnotherLengthAreMalformed) {
+  Message m = SampleHeader(Kind::kGossip);
+  m.removals = {1, 2, 3};
+  m.removal_ages_s = {5, 6};
+  Message back;
+  EXPECT_EQ(Decode(Encode(m), kLimit, &back), DecodeResult::kMalformed);
 }
 
 TEST(MembershipWire, PackedIsSmallerThanUnpacked) {
