@@ -60,6 +60,12 @@ struct GossipCounters {
   droppedRemoved @10 :UInt64;
 }
 
+# One of a node's own counters (`kvtool stats`): what it did and which bounds it hit.
+struct NamedCount {
+  name @0 :Text;
+  value @1 :UInt64;
+}
+
 # What one repair run did (`kvtool repair`).
 struct RepairSummary {
   status @0 :Status;          # ok when every range was compared; unavailable names the skipped
@@ -131,8 +137,9 @@ interface KvClient {
   # naming the movement in progress if there is one.
   removeNode @5 (id :UInt64) -> (status :Status);
 
-  # This node's own counters. `gossip` is false when it runs without membership.
-  stats @6 () -> (status :Status, gossip :Bool, counters :GossipCounters);
+  # This node's own counters: its gossip endpoint's (`gossip` is false when it runs without
+  # membership), and the rest of the node's by name (`node`: requests, connections, bounds hit).
+  stats @6 () -> (status :Status, gossip :Bool, counters :GossipCounters, node :List(NamedCount));
 
   # The internode interface, for other nodes of the cluster.
   replica @7 () -> (replica :KvReplica);

@@ -278,6 +278,9 @@ StatsReply BlockingClient::Stats() {
                       {"dropped_version", c.getDroppedVersion()},
                       {"dropped_cluster", c.getDroppedCluster()},
                       {"dropped_removed", c.getDroppedRemoved()}};
+    for (auto n : resp.getNode()) {
+      reply.node.emplace_back(std::string(n.getName().cStr()), n.getValue());
+    }
   });
   KJ_IF_MAYBE (e, failure) {
     reply.status = FromException(*e);

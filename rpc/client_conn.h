@@ -78,7 +78,8 @@ struct RingReply {
 struct StatsReply {
   Status status;
   bool gossip = false;
-  std::vector<std::pair<std::string, std::uint64_t>> counters;  // name, value
+  std::vector<std::pair<std::string, std::uint64_t>> counters;  // gossip's: name, value
+  std::vector<std::pair<std::string, std::uint64_t>> node;      // the rest: name, value
 };
 
 struct RepairPeerInfo {

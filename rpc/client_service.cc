@@ -482,6 +482,14 @@ kj::Promise<void> ClientService::stats(StatsContext context) {
     c.setDroppedCluster(counters->dropped_cluster);
     c.setDroppedRemoved(counters->dropped_removed);
   }
+  if (node_.counters) {
+    const auto named = node_.counters();
+    auto out = results.initNode(static_cast<unsigned>(named.size()));
+    for (unsigned i = 0; i < named.size(); ++i) {
+      out[i].setName(named[i].first);
+      out[i].setValue(named[i].second);
+    }
+  }
   ToWire(Status::Ok(), results.initStatus());
   return kj::READY_NOW;
 }

@@ -170,7 +170,7 @@ WritePlan Coordinator::PlanForWrite(const Snapshot& s, std::string_view key) con
 kj::Maybe<wire::KvReplica::Client> Coordinator::Peer(const Snapshot& s, std::uint64_t id) {
   const membership::MemberView* m = s.view->Find(id);
   if (m == nullptr || m->app.rpc_address.empty()) return nullptr;
-  return peers_->Get(id, m->app.rpc_address);
+  return peers_->Get(id, m->app.rpc_address, m->liveness != membership::Liveness::kUp);
 }
 
 kj::Promise<Coordinator::WriteOutcome> Coordinator::Write(WriteRequest request, bool forwarded) {
@@ -255,7 +255,7 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Replicate(const Snapshot& s,
       req.setKey(Bytes(key));
       req.setRecord(Bytes(encoded));
       req.setHintFor(t.hint_for);
-      auto call = peers_->timer().timeoutAfter(options_.request_timeout, req.send());
+      auto call = peers_->Timed(t.node, options_.request_timeout, req.send());
       tasks_.add(call.then(
           [this, state = kj::addRef(*state), t,
            counts](capnp::Response<wire::KvReplica::WriteResults>&& r) mutable {
@@ -315,8 +315,7 @@ kj::Promise<Coordinator::WriteOutcome> Coordinator::Forward(const Snapshot& s, s
     if (!request.seen.empty()) req.setContext(Bytes(storage::EncodeContext(request.seen)));
     req.setConsistency(static_cast<wire::Consistency>(request.consistency));
     // The owner waits up to one timeout for its replicas: allow for that and the hop.
-    return peers_->timer()
-        .timeoutAfter(options_.request_timeout * 2, req.send())
+    return peers_->Timed(leader, options_.request_timeout * 2, req.send())
         .then(
             [](capnp::Response<wire::KvReplica::CoordinateResults>&& r) {
               return WriteOutcome{FromWire(r.getStatus()), std::string(View(r.getContext()))};
@@ -408,7 +407,7 @@ kj::Promise<Coordinator::ReadOutcome> Coordinator::Read(std::string key, Consist
       auto req = peer->readRequest();
       req.setKey(Bytes(key));
       req.setHintFor(t.hint_for);
-      auto call = peers_->timer().timeoutAfter(options_.request_timeout, req.send());
+      auto call = peers_->Timed(t.node, options_.request_timeout, req.send());
       tasks_.add(call.then(
           [state = kj::addRef(*state), i,
            reply](capnp::Response<wire::KvReplica::ReadResults>&& r) mutable {
@@ -452,8 +451,7 @@ void Coordinator::Repair(const Snapshot& s, const ReplicaTarget& t, const std::s
     req.setRecord(Bytes(storage::EncodeRecord(merged)));
     req.setHintFor(t.hint_for);
     // Best effort: a repair that fails is left to the next read, hints and anti-entropy.
-    tasks_.add(peers_->timer()
-                   .timeoutAfter(options_.request_timeout, req.send())
+    tasks_.add(peers_->Timed(t.node, options_.request_timeout, req.send())
                    .then([](auto&&) {}, [](kj::Exception&&) {}));
   }
 }
@@ -536,8 +534,7 @@ kj::Promise<void> Coordinator::Rehome(std::uint64_t gone) {
         req.setKey(Bytes(h.key));
         req.setRecord(Bytes(storage::EncodeRecord(h.record)));
         req.setHintFor(t.hint_for);
-        calls.add(peers_->timer()
-                      .timeoutAfter(options_.request_timeout, req.send())
+        calls.add(peers_->Timed(t.node, options_.request_timeout, req.send())
                       .then(
                           [acked](capnp::Response<wire::KvReplica::WriteResults>&& r) {
                             if (!FromWire(r.getStatus()).ok()) *acked = false;
@@ -587,8 +584,7 @@ kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string addre
     req.setKey(Bytes(h.key));
     req.setRecord(Bytes(storage::EncodeRecord(h.record)));
     req.setHintFor(0);
-    calls.add(peers_->timer()
-                  .timeoutAfter(options_.request_timeout, req.send())
+    calls.add(peers_->Timed(target, options_.request_timeout, req.send())
                   .then(
                       [this, target, all_ok,
                        h = kj::mv(h)](capnp::Response<wire::KvReplica::WriteResults>&& r) {

@@ -157,8 +157,7 @@ kj::Promise<void> MovementRunner::Barrier(const Action& a) {
     const mb::MemberView* m = view->Find(id);
     if (m == nullptr || m->app.rpc_address.empty()) continue;
     auto req = peers_->Get(id, m->app.rpc_address).movementRequest();
-    asks.add(peers_->timer()
-                 .timeoutAfter(options_.timeout, req.send())
+    asks.add(peers_->Timed(id, options_.timeout, req.send())
                  .then(
                      [answers, id](capnp::Response<wire::KvReplica::MovementResults>&& r) {
                        mb::MovementDriver::Answer ans;
@@ -202,8 +201,7 @@ kj::Promise<void> MovementRunner::Copy(const Action& a) {
       for (unsigned i = 0; i < a.sources.size(); ++i) sources.set(i, a.sources[i]);
       // The target runs one exchange per source, each request bounded by the timeout.
       const kj::Duration bound = options_.timeout * static_cast<std::int64_t>(8 * (a.sources.size() + 1));
-      pulled = peers_->timer()
-                   .timeoutAfter(bound, req.send())
+      pulled = peers_->Timed(a.target, bound, req.send())
                    .then(
                        [](capnp::Response<wire::KvReplica::PullResults>&& r) {
                          return Pulled{FromWire(r.getStatus()), r.getKeys(), r.getBytes()};

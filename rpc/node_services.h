@@ -3,6 +3,12 @@
 // thread-safe).
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "repair/exchange.h"
 #include "rpc/cluster_control.h"
 #include "rpc/coordinator.h"
@@ -30,6 +36,8 @@ struct NodeServices {
   // cluster's state (null: always).
   std::function<Status()> serving;
   int tree_bits = 16;
+  // The node's own counters by name, for `kvtool stats` (null: none).
+  std::function<std::vector<std::pair<std::string, std::uint64_t>>()> counters;
 };
 
 }  // namespace kv::rpc

@@ -41,7 +41,7 @@ kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* 
   req.setTreeBits(static_cast<std::uint8_t>(tree_bits));
   auto initiator = std::make_shared<repair::Initiator>(reader, tree_bits, range, dry_run);
   if (copy) initiator->PreferCopy();
-  auto opened = peers->timer().timeoutAfter(timeout, req.send());
+  auto opened = peers->Timed(peer, timeout, req.send());
   return opened
       .then([peers, initiator, timeout,
              bytes_on_wire](capnp::Response<wire::KvReplica::RepairResults>&& resp)
@@ -179,8 +179,7 @@ kj::Promise<void> RepairRunner::Purge(std::shared_ptr<std::vector<Item>> items, 
   req.initRange().setBegin(item.range.begin);
   req.getRange().setEnd(item.range.end);
   req.setTreeBits(static_cast<std::uint8_t>(options_.tree_bits));
-  return peers_->timer()
-      .timeoutAfter(options_.timeout, req.send())
+  return peers_->Timed(item.peer, options_.timeout, req.send())
       .then([this, keys](capnp::Response<wire::KvReplica::RepairResults>&& resp)
                 -> kj::Promise<void> {
         if (!FromWire(resp.getStatus()).ok()) return kj::READY_NOW;

@@ -528,6 +528,17 @@ int Run(const Flags& flags) {
   services.repair = &repair_runner;
   services.peers = &peers;
   services.tree_bits = flags.tree_bits;
+  services.counters = [&]() {
+    const rpc::CoordinatorCounters& c = coordinator.counters();
+    return std::vector<std::pair<std::string, std::uint64_t>>{
+        {"writes_forwarded", c.forwarded},
+        {"read_repairs", c.read_repairs},
+        {"hints_stored", c.hints_stored},
+        {"hints_delivered", c.hints_delivered},
+        {"hints_expired", c.hints_expired},
+        {"peer_connections_replaced", peers.replaced()},
+    };
+  };
   rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message);
 
   // Background anti-entropy: every interval, jittered by up to a tenth either way, unless a

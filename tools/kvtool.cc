@@ -521,17 +521,21 @@ int DoStats(const Globals& g) {
   kv::rpc::StatsReply r = client.value()->Stats();
   if (!r.status.ok()) return Report(r.status);
   if (g.json) {
-    nlohmann::json gossip = nlohmann::json::object();
+    nlohmann::json gossip = nlohmann::json::object(), node = nlohmann::json::object();
     for (const auto& [name, value] : r.counters) gossip[name] = value;
-    PrintJson({{"gossip", r.gossip ? gossip : nlohmann::json()}});
+    for (const auto& [name, value] : r.node) node[name] = value;
+    PrintJson({{"gossip", r.gossip ? gossip : nlohmann::json()}, {"node", node}});
     return kExitOk;
   }
   if (!r.gossip) {
     std::printf("gossip: off (no --gossip)\n");
-    return kExitOk;
+  } else {
+    for (const auto& [name, value] : r.counters) {
+      std::printf("gossip.%-26s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
+    }
   }
-  for (const auto& [name, value] : r.counters) {
-    std::printf("gossip.%-20s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
+  for (const auto& [name, value] : r.node) {
+    std::printf("node.%-28s %llu\n", name.c_str(), static_cast<unsigned long long>(value));
   }
   return kExitOk;
 }
@@ -592,7 +596,7 @@ int main(int argc, char** argv) {
   auto* cleanup = app.add_subcommand(
       "cleanup", "Delete the data of ranges this node no longer replicates (after a movement)");
 
-  auto* stats = app.add_subcommand("stats", "This node's counters (gossip traffic and drops)");
+  auto* stats = app.add_subcommand("stats", "This node's counters (gossip traffic and drops; requests, connections, bounds hit)");
 
   bool dry_run = false;
   auto* repair = app.add_subcommand(
