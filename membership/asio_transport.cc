@@ -14,9 +14,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 
-// A push-pull message travels as a 4-byte big-endian length and the bytes, one per connection.
-constexpr std::uint32_t kMaxStreamBytes = 16u << 20;
-constexpr auto kStreamTimeout = std::chrono::seconds(5);
+// A push-pull message travels as a 4-byte big-endian length and the bytes, one per connection
+// (bounded by AgentOptions::streams).
 // Views are rebuilt at most this often under a burst of events; the timer catches up.
 constexpr auto kPublishEvery = std::chrono::milliseconds(10);
 
@@ -39,7 +38,34 @@ Endpoint FromAsio(const AsioEndpoint& e) {
 struct GossipAgent::Impl {
   explicit Impl(AgentOptions o) : opts(std::move(o)) {}
 
+  // Holds one of StreamLimits::max_incoming places while an incoming stream is read.
+  struct StreamSlot {
+    explicit StreamSlot(std::size_t* open) : open(open) { ++*open; }
+    ~StreamSlot() { --*open; }
+    StreamSlot(const StreamSlot&) = delete;
+    StreamSlot& operator=(const StreamSlot&) = delete;
+    std::size_t* open;
+  };
+  // One incoming stream, shared by its pending handlers; its place is given back when the last
+  // of them is gone.
+  struct IncomingStream {
+    IncomingStream(tcp::socket s, asio::io_context& io, std::size_t* open)
+        : sock(std::move(s)), deadline(io), slot(open) {}
+    tcp::socket sock;
+    asio::steady_timer deadline;
+    StreamSlot slot;
+    Endpoint from;
+    std::array<std::uint8_t, 4> header{};
+    std::uint32_t len = 0;
+    std::string body;   // grows with what arrived, by StreamLimits::read_step at most
+    bool done = false;  // finished, refused or timed out: nothing more happens to it
+  };
+
   AgentOptions opts;
+  // Membership thread only. Declared before io, whose destructor destroys pending handlers
+  // (and with them the StreamSlots that count here).
+  std::size_t open_streams = 0;
+  std::uint64_t refused_busy = 0, refused_oversize = 0, timed_out = 0;
   asio::io_context io;
   udp::socket udp_socket{io};
   tcp::acceptor acceptor{io};
@@ -65,7 +91,21 @@ struct GossipAgent::Impl {
     if (opts.on_view) opts.on_view(*v);
     std::lock_guard<std::mutex> lock(mu);
     view = std::move(v);
-    counters = m->counters();
+    counters = WithTransport(m->counters());
+  }
+
+  Counters WithTransport(Counters c) const {
+    c.streams_refused_busy = refused_busy;
+    c.streams_refused_oversize = refused_oversize;
+    c.streams_timed_out = timed_out;
+    return c;
+  }
+
+  // Counters alone, without rebuilding the view: cheap enough for every refused stream.
+  void PublishCounters() {
+    const Counters c = WithTransport(m->counters());
+    std::lock_guard<std::mutex> lock(mu);
+    counters = c;
   }
 
   void SendStream(Outgoing o) {
@@ -77,7 +117,7 @@ struct GossipAgent::Impl {
     data->push_back(static_cast<char>(n >> 8));
     data->push_back(static_cast<char>(n));
     data->append(o.bytes);
-    auto deadline = std::make_shared<asio::steady_timer>(io, kStreamTimeout);
+    auto deadline = std::make_shared<asio::steady_timer>(io, opts.streams.timeout);
     deadline->async_wait([sock](const boost::system::error_code& ec) {
       if (!ec) {
         boost::system::error_code ignored;
@@ -157,47 +197,76 @@ struct GossipAgent::Impl {
         });
   }
 
-  void ReadStream(std::shared_ptr<tcp::socket> sock) {
-    auto header = std::make_shared<std::array<std::uint8_t, 4>>();
-    auto deadline = std::make_shared<asio::steady_timer>(io, kStreamTimeout);
-    deadline->async_wait([sock](const boost::system::error_code& ec) {
-      if (!ec) {
-        boost::system::error_code ignored;
-        sock->close(ignored);
-      }
+  // Reads one length-prefixed message. Refused (and counted) if it announces more than
+  // max_bytes or is not complete within the timeout; memory grows with what arrives.
+  void ReadStream(tcp::socket s) {
+    auto st = std::make_shared<IncomingStream>(std::move(s), io, &open_streams);
+    boost::system::error_code ignored;
+    st->from = FromAsio(st->sock.remote_endpoint(ignored));
+    st->deadline.expires_after(opts.streams.timeout);
+    st->deadline.async_wait([this, st](const boost::system::error_code& ec) {
+      if (ec || st->done || stopped) return;
+      ++timed_out;
+      Finish(*st);
+      PublishCounters();
     });
-    asio::async_read(
-        *sock, asio::buffer(*header),
-        [this, sock, header, deadline](const boost::system::error_code& ec, std::size_t) {
-          if (ec || stopped) return;
-          const std::uint32_t len = std::uint32_t{(*header)[0]} << 24 |
-                                    std::uint32_t{(*header)[1]} << 16 |
-                                    std::uint32_t{(*header)[2]} << 8 | (*header)[3];
-          if (len > kMaxStreamBytes) {  // refuse before allocating
-            deadline->cancel();
-            boost::system::error_code ignored;
-            sock->close(ignored);
-            return;
-          }
-          auto body = std::make_shared<std::string>(len, '\0');
-          asio::async_read(
-              *sock, asio::buffer(*body),
-              [this, sock, body, deadline](const boost::system::error_code& ec2, std::size_t) {
-                deadline->cancel();
-                boost::system::error_code ignored;
-                const auto from = sock->remote_endpoint(ignored);
-                sock->close(ignored);
-                if (ec2 || stopped) return;
-                m->Receive(FromAsio(from), *body, true, Now());
-                AfterEvent();
-              });
-        });
+    asio::async_read(st->sock, asio::buffer(st->header),
+                     [this, st](const boost::system::error_code& ec, std::size_t) {
+                       if (st->done || stopped) return;
+                       if (ec) return Finish(*st);
+                       const auto& h = st->header;
+                       st->len = std::uint32_t{h[0]} << 24 | std::uint32_t{h[1]} << 16 |
+                                 std::uint32_t{h[2]} << 8 | h[3];
+                       if (st->len > opts.streams.max_bytes) {
+                         ++refused_oversize;
+                         Finish(*st);
+                         PublishCounters();
+                         return;
+                       }
+                       ReadBody(st);
+                     });
+  }
+
+  void ReadBody(const std::shared_ptr<IncomingStream>& st) {
+    const std::size_t have = st->body.size();
+    if (have == st->len) {
+      Finish(*st);
+      m->Receive(st->from, st->body, true, Now());
+      AfterEvent();
+      return;
+    }
+    const std::size_t want =
+        std::min<std::size_t>(std::max<std::size_t>(opts.streams.read_step, 1), st->len - have);
+    st->body.resize(have + want);
+    st->sock.async_read_some(asio::buffer(st->body.data() + have, want),
+                             [this, st, have](const boost::system::error_code& ec, std::size_t n) {
+                               if (st->done || stopped) return;
+                               st->body.resize(have + n);
+                               if (ec) return Finish(*st);
+                               ReadBody(st);
+                             });
+  }
+
+  static void Finish(IncomingStream& st) {
+    st.done = true;
+    st.deadline.cancel();
+    boost::system::error_code ignored;
+    st.sock.close(ignored);
   }
 
   void AcceptLoop() {
     acceptor.async_accept([this](const boost::system::error_code& ec, tcp::socket s) {
       if (stopped || ec == asio::error::operation_aborted) return;
-      if (!ec) ReadStream(std::make_shared<tcp::socket>(std::move(s)));
+      if (!ec) {
+        if (open_streams >= opts.streams.max_incoming) {
+          ++refused_busy;
+          boost::system::error_code ignored;
+          s.close(ignored);
+          PublishCounters();
+        } else {
+          ReadStream(std::move(s));
+        }
+      }
       AcceptLoop();
     });
   }

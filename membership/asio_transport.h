@@ -7,6 +7,10 @@
 // (published after every event, at most every few milliseconds) and post requests, whose
 // answers come back through callbacks run on the membership thread.
 //
+// Incoming streams are bounded (StreamLimits): how many are open at once, how many bytes one may
+// announce, and how long one may take. Memory follows the bytes that arrived, never the length a
+// peer announced. Each refusal is counted in counters().
+//
 // Thread-safety: every public method may be called from any thread, except that Start and Stop
 // must not race each other.
 #pragma once
@@ -23,6 +27,22 @@
 
 namespace kv::membership {
 
+// Bounds on incoming push-pull streams (one TCP connection each).
+struct StreamLimits {
+  // Connections read at once; beyond, a new one is closed at accept (streams_refused_busy).
+  // Push-pull runs every push_pull_interval with one or two members, so a node has a few open.
+  std::size_t max_incoming = 16;
+  // The largest message taken (streams_refused_oversize). A SYN-ACK carrying every state of a
+  // 1,000-node cluster with 128 tokens each is 1.1 MB (membership_transport_test), with 256
+  // 2.1 MB: 8 MiB leaves room for about 7,000 nodes of 128 tokens.
+  std::uint32_t max_bytes = 8u << 20;
+  // An incoming stream not complete by then is closed (streams_timed_out); also the deadline of
+  // an outgoing one.
+  Duration timeout = std::chrono::seconds(5);
+  // Bytes read into memory per step: a stream costs what arrived, rounded up to this.
+  std::size_t read_step = 64u << 10;
+};
+
 struct AgentOptions {
   Config config;
   NodeId self = 0;
@@ -33,6 +53,7 @@ struct AgentOptions {
   std::vector<NodeId> removed;  // tombstones known from a previous run
   std::vector<MemberView> restored;  // members known from a previous run (saved_peers.h)
   std::uint64_t seed = 0;       // randomness of the state machine
+  StreamLimits streams;
   // Called on the membership thread when the set of removed ids changes (to persist it), and
   // when the cluster says this node itself was removed.
   std::function<void(const std::vector<NodeId>&)> on_removed_changed;

@@ -210,6 +210,11 @@ struct Counters {
   std::uint64_t ghosts_expired = 0;      // ghosts dropped (ghost_ttl or max_ghosts)
   std::uint64_t tombstones_expired = 0;  // tombstones dropped (removed_ttl or max_tombstones)
   std::uint64_t dropped_forgotten = 0;   // claims about a ghost's old life refused
+  // Incoming push-pull streams refused by the transport (GossipAgent's StreamLimits); always 0
+  // from the pure core, filled in by the agent's counters().
+  std::uint64_t streams_refused_busy = 0;      // closed at accept: max_incoming_streams open
+  std::uint64_t streams_refused_oversize = 0;  // announced more than max_stream_bytes
+  std::uint64_t streams_timed_out = 0;         // not complete within stream_timeout
 };
 
 // The size of the tables at one instant (a gauge).

@@ -11,3 +11,9 @@ add_executable(membership_tests
 )
 target_link_libraries(membership_tests PRIVATE kv::membership GTest::gtest_main)
 gtest_discover_tests(membership_tests DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")
+
+# The gossip transport over real loopback sockets (127.0.0.1): its bounds on push-pull streams.
+add_executable(membership_transport_tests unit/membership_transport_test.cc)
+target_link_libraries(membership_transport_tests PRIVATE kv::membership_asio GTest::gtest_main)
+gtest_discover_tests(membership_transport_tests DISCOVERY_TIMEOUT 60
+                     PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")
