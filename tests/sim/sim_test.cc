@@ -538,7 +538,8 @@ TEST_F(Sim, ChurnOfAThousandNodesLeavesBoundedTables) {
 }
 
 // A node partitioned away while the others forget a LEFT member, a REMOVED one and a joiner
-// that died still holds them when the partition heals. Its stale gossip must not bring them
+// that died still holds them when the partition heals (and the members DOWN with tokens on
+// either side are never forgotten). Its stale gossip must not bring them
 // back: the simulator fails the run if any view shows a LEFT member otherwise in the same
 // generation or a REMOVED one otherwise; nobody holds them again; the stale node learns how
 // they ended and forgets them in turn; and the removed node, forgotten, is still refused.
@@ -578,6 +579,13 @@ TEST_F(Sim, ForgottenMembersDoNotComeBackThroughStaleGossip) {
       },
       180s))
       << sim.Describe(stale);
+  // A DOWN member that owns tokens is never forgotten, however long it stays DOWN.
+  sim.RunFor(2 * sim.options().config.forget_after);
+  for (NodeId o : all_but_stale) {
+    if (o == joiner) continue;
+    EXPECT_TRUE(sim.Sees(stale, o, Liveness::kDown)) << o << ": " << sim.Describe(stale);
+  }
+  for (NodeId o : others) EXPECT_TRUE(sim.Sees(o, stale, Liveness::kDown)) << sim.Describe(o);
 
   sim.Heal();
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Converged(); }, 180s)) << NotConverged();
