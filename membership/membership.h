@@ -25,29 +25,34 @@
 //     same id; old generations and old incarnations are ignored.
 //   - Removal: Remove(id) turns a member into a tombstone (its id alone) that is gossiped with
 //     every push-pull; a removed id that shows up again, in any generation, is told so (it sees
-//     refused() become true) and ignored. A tombstone is kept for removed_ttl after this node
-//     learnt it (or after a restart that restored it), at most max_tombstones of them (the
-//     oldest dropped first): then the id is a stranger again, and a node coming back with it is
-//     taken as a new member. The ttl (30 days) is far beyond how long news of a removal can be
-//     in flight (seconds by piggyback, push_pull_interval by push-pull) and beyond any partition
-//     the cluster is meant to ride out; a removed node's data directory must not be restarted
-//     after it. Removed() shrinks as tombstones expire, so the list kvd persists does too.
+//     refused() become true) and ignored. A tombstone expires removed_ttl after the removal, at
+//     most max_tombstones are kept (the oldest dropped first); Removed() shrinks with them, so
+//     the list kvd persists does too. Tombstones travel with their age and every node keeps
+//     the oldest age it heard, so all drop one at about the same moment, and one that arrives
+//     already expired is not taken: an expired tombstone does not bounce back from a node that
+//     learnt it later. Restored tombstones (kvd persists ids, not ages) count from the restart
+//     until a peer tells their age; a node that was down across the moment of expiry brings
+//     one back for one more removed_ttl. After that the id is a stranger again: a node coming
+//     back with it is taken as a new member, with whatever tokens it announces. The ttl
+//     (30 days) is far beyond how long news of a removal is in flight (seconds by piggyback,
+//     push_pull_interval by push-pull) and beyond any partition the cluster is meant to ride
+//     out; a removed node's data directory must not be started again after it.
 //   - Forgetting (Cassandra's expire time, memberlist's reclaim of dead nodes): a member gone
 //     from the ring for forget_after is dropped from the tables: REMOVED, LEFT, and DOWN with
 //     no ring tokens or with state left (topology.h's Gone()). A DOWN member that owns tokens
-//     is never forgotten: it still owns its ranges (hints, repair) until it is removed. Neither
-//     is SUSPECT or UP. A forgotten REMOVED member leaves only its tombstone; a forgotten LEFT
-//     or DOWN one leaves a ghost (id, endpoint, generation, incarnation), kept for ghost_ttl,
-//     at most max_ghosts (the oldest dropped first), so that stale gossip from a member that
-//     has not forgotten it (one that was partitioned away) cannot bring it back (Cassandra's
-//     quarantine): a claim about a ghost's id is refused unless it is of a later generation
-//     (a new life) or, for a DOWN ghost, of the same generation at a higher incarnation (only
-//     the member itself raises its incarnation: it is alive after all). A push-pull that names
-//     a ghost's old life is answered with the ghost's state (LEFT, or DOWN), so the stale
-//     member learns the end it missed and forgets the member in turn. After ghost_ttl a stale
-//     claim is taken as news again: a member partitioned away for longer than that brings back
-//     what it last saw of the forgotten member (as in Cassandra past its expire time), which
-//     stays until removed, or forgotten again if gone from the ring.
+//     is never forgotten: it still owns its ranges (hints, repair) until it is removed; nor is
+//     an UP or SUSPECT one. A forgotten REMOVED member leaves only its tombstone; a forgotten
+//     LEFT or DOWN one leaves a ghost (id, endpoint, generation, incarnation, app version),
+//     kept for ghost_ttl, at most max_ghosts (the oldest dropped first), so that stale gossip
+//     from a member that has not forgotten it (one partitioned away) cannot bring it back
+//     (Cassandra's quarantine): a claim about a ghost's id is refused unless it is of a later
+//     generation (a new life) or of the same generation at a higher incarnation or app version
+//     (news only the member itself can make: it is alive after all). A push-pull digest that
+//     names a ghost's old life is answered with the ghost's state (LEFT, or DOWN), so the
+//     stale member learns the end it missed and forgets the member in turn. After ghost_ttl a
+//     stale claim is news again: a member partitioned away for longer than that brings back
+//     what it last saw of the forgotten member (as Cassandra does past its expire time), which
+//     stays until removed, or is forgotten again if gone from the ring.
 //
 // Wire: Cap'n Proto messages (membership/gossip.capnp), packed, with a version and the cluster
 // name. A datagram that does not decode, is larger than max_datagram_bytes, has an unknown
@@ -170,8 +175,8 @@ struct Config {
   // max_ghosts of them.
   Duration ghost_ttl = std::chrono::hours(72);
   std::size_t max_ghosts = 10000;
-  // A removed id's tombstone is kept this long after this node learnt it, at most
-  // max_tombstones of them; 0 keeps them for ever (with the cap).
+  // A removed id's tombstone is kept this long after the removal (its age travels with it), at
+  // most max_tombstones of them; 0 keeps them for ever (with the cap).
   Duration removed_ttl = std::chrono::hours(24 * 30);
   std::size_t max_tombstones = 10000;
 };
