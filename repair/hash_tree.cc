@@ -114,6 +114,36 @@ void LiveTree::OnChange(std::string_view key, std::optional<std::uint64_t> befor
   const ring::Token t = ring::TokenOf(key);
   std::lock_guard<std::mutex> lock(mu_);
   tree_.Update(t, key, before, after);
+  if (rebuilding_) since_.Update(t, key, before, after);
+}
+
+bool LiveTree::ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ready_;
+}
+
+void LiveTree::BeginRebuild() {
+  std::lock_guard<std::mutex> lock(mu_);
+  since_.Clear();
+  rebuilding_ = true;
+}
+
+void LiveTree::AbandonRebuild() {
+  std::lock_guard<std::mutex> lock(mu_);
+  rebuilding_ = false;
+}
+
+std::size_t LiveTree::FinishRebuild(const HashTree& built) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t differ = 0;
+  for (std::size_t s = 0; s < tree_.segments(); ++s) {
+    const std::uint64_t leaf = built.Leaf(s) ^ since_.Leaf(s);
+    differ += ready_ && leaf != tree_.Leaf(s);
+    tree_.SetLeaf(s, leaf);
+  }
+  rebuilding_ = false;
+  ready_ = true;
+  return differ;
 }
 
 HashTree LiveTree::Snapshot() const {
@@ -132,6 +162,7 @@ std::vector<std::uint64_t> LiveTree::Leaves(std::size_t first, std::size_t last)
 void LiveTree::Reset(const HashTree& tree) {
   std::lock_guard<std::mutex> lock(mu_);
   tree_ = tree;
+  ready_ = true;
 }
 
 Result<HashTree> BuildFromScan(storage::Engine& engine, int bits) {
@@ -146,21 +177,46 @@ Result<HashTree> BuildFromScan(storage::Engine& engine, int bits) {
 }
 
 Result<std::size_t> RebuildLive(storage::LocalStore& store, storage::Engine& engine,
-                                LiveTree& live) {
-  Result<std::size_t> out = std::size_t{0};
+                                LiveTree& live, const std::atomic<bool>* cancel) {
+  // With writes paused, so that no write falls between the snapshot and the start of the
+  // changes kept aside (a write's engine commit and its OnChange happen under the store's
+  // pause lock, shared).
+  std::unique_ptr<storage::Engine::DataSnapshot> snapshot;
   store.WithWritesPaused([&] {
-    auto built = BuildFromScan(engine, live.bits());
-    if (!built.ok()) {
-      out = built.status();
-      return;
-    }
-    const HashTree old = live.Snapshot();
-    std::size_t differ = 0;
-    for (std::size_t s = 0; s < old.segments(); ++s) differ += old.Leaf(s) != built->Leaf(s);
-    live.Reset(built.value());
-    out = differ;
+    snapshot = engine.TakeSnapshot();
+    live.BeginRebuild();
   });
-  return out;
+  HashTree built(live.bits());
+  Status s = snapshot->Scan(ring::TokenRange{}, [&](ring::Token t, std::string_view key,
+                                                    std::string_view value) {
+    built.Update(t, key, std::nullopt, storage::VersionDigest(value));
+    return cancel == nullptr || !cancel->load(std::memory_order_relaxed);
+  });
+  snapshot.reset();
+  if (s.ok() && cancel != nullptr && cancel->load()) s = Status::Unavailable("rebuild cancelled");
+  if (!s.ok()) {
+    live.AbandonRebuild();
+    return s;
+  }
+  return live.FinishRebuild(built);
+}
+
+Result<bool> TakePersistedTree(storage::Engine& engine, LiveTree& live) {
+  std::string bytes;
+  Status s = engine.GetMeta("hash_tree", &bytes);
+  if (s.IsNotFound() || (s.ok() && bytes.empty())) return false;
+  if (!s.ok()) return s;
+  HashTree tree(live.bits());
+  const bool fits = tree.Decode(bytes);
+  if (Status c = engine.PutMeta("hash_tree", ""); !c.ok()) return c;  // consumed, synced
+  if (!fits) return false;
+  live.Reset(tree);
+  return true;
+}
+
+Status PersistTree(storage::Engine& engine, const LiveTree& live) {
+  if (!live.ready()) return Status::Ok();
+  return engine.PutMeta("hash_tree", live.Snapshot().Encode());
 }
 
 }  // namespace kv::repair

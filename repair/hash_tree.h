@@ -14,6 +14,7 @@
 // Pure; HashTree is thread-compatible (the owner serialises Update calls), RangeTree is a value.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -46,6 +47,7 @@ class HashTree {
   void Update(ring::Token t, std::string_view key, std::optional<std::uint64_t> before,
               std::optional<std::uint64_t> after);
   std::uint64_t Leaf(std::size_t s) const { return leaves_[s]; }
+  void SetLeaf(std::size_t s, std::uint64_t leaf) { leaves_[s] = leaf; }
   void Clear();
 
   // For persistence: the leaves as bytes, and back (false, leaving the tree untouched, if the
@@ -95,9 +97,18 @@ class RangeTree {
 
 // The node's live tree: a HashTree kept current by the LocalStore's change notifications.
 // Thread-safe: writes arrive on the storage worker thread, readers copy leaves under the lock.
+//
+// A tree is ready once it matches the data: loaded from a tree persisted at a clean stop, or
+// built by RebuildLive. Until then (a start after a crash, while the first build scans)
+// Leaves() must not be trusted: a repair would see every segment differ.
+//
+// A rebuild runs beside the writes: BeginRebuild() (called with writes paused, at the moment
+// the scan's snapshot is taken) starts keeping aside the changes made from then on;
+// FinishRebuild(built) sets each leaf to the scan's leaf with those changes folded in (XOR:
+// the order of changes does not matter), so nothing written during the scan is lost.
 class LiveTree final : public storage::ChangeListener {
  public:
-  explicit LiveTree(int bits) : tree_(bits) {}
+  explicit LiveTree(int bits, bool ready = true) : tree_(bits), since_(bits), ready_(ready) {}
   void OnChange(std::string_view key, std::optional<std::uint64_t> before,
                 std::optional<std::uint64_t> after) override;
   // A copy of the tree as it is now.
@@ -105,21 +116,43 @@ class LiveTree final : public storage::ChangeListener {
   // Leaves [first, last] as they are now.
   std::vector<std::uint64_t> Leaves(std::size_t first, std::size_t last) const;
   int bits() const { return tree_.bits(); }
-  // Replaces the tree (after a rebuild from a scan, or loading a persisted one).
+  bool ready() const;
+  // Replaces the tree (loading a persisted one) and makes it ready.
   void Reset(const HashTree& tree);
+  void BeginRebuild();
+  // Returns how many segments of a ready tree differed from the rebuilt one (drift); 0 when
+  // the tree was not ready yet.
+  std::size_t FinishRebuild(const HashTree& built);
+  // A rebuild that failed: the changes kept aside are dropped.
+  void AbandonRebuild();
 
  private:
   mutable std::mutex mu_;
-  HashTree tree_;  // guarded by mu_
+  HashTree tree_;            // guarded by mu_
+  HashTree since_;           // guarded by mu_: changes since BeginRebuild
+  bool rebuilding_ = false;  // guarded by mu_
+  bool ready_;               // guarded by mu_
 };
 
 // A tree built from scratch by scanning every key of `engine`'s data.
 Result<HashTree> BuildFromScan(storage::Engine& engine, int bits);
 
-// Rebuilds `live` from a scan of the data with writes paused, so that disk corruption (or a
-// bug) that made the live tree drift from the data is caught and repaired from then on.
-// Returns how many segments differed.
+// Rebuilds `live` from a scan of the data, so that disk corruption (or a bug) that made the
+// live tree drift from the data is caught and repaired from then on, and an unready tree
+// (a start without a persisted tree) becomes ready. Writes are held back only while the scan's
+// snapshot is taken (microseconds), never during the scan (see LiveTree). A long scan: call it
+// on a storage thread, never on an event loop. Returns how many segments differed (0 for a
+// tree that was not ready).
+// `cancel` (may be null) stops the scan early when set: Unavailable, the tree as it was.
 Result<std::size_t> RebuildLive(storage::LocalStore& store, storage::Engine& engine,
-                                LiveTree& live);
+                                LiveTree& live, const std::atomic<bool>* cancel = nullptr);
+
+// The tree persisted at a clean stop (metadata "hash_tree"), loaded into `live` (ready) and
+// consumed, synced, so that a crash from here on finds none and the next start rebuilds.
+// Returns whether one was loaded (false: none, or one of another size).
+Result<bool> TakePersistedTree(storage::Engine& engine, LiveTree& live);
+// At a clean stop, once nothing writes any more: persists a ready tree for the next start
+// (an unready one is not persisted: the next start rebuilds).
+Status PersistTree(storage::Engine& engine, const LiveTree& live);
 
 }  // namespace kv::repair

@@ -5,6 +5,11 @@
 namespace kv::repair {
 
 Result<std::vector<std::uint64_t>> StoreReader::Leaves(const ring::TokenRange& range) {
+  if (!tree_->ready()) {
+    return Status::Unavailable(
+        "this node's hash tree is still being built from its data (it started without a clean "
+        "stop); repair of its ranges waits for it");
+  }
   HashTree shape(tree_->bits());
   const SegmentSpan span = SpanOf(shape, range);
   std::vector<std::uint64_t> leaves = tree_->Leaves(span.first, span.last);

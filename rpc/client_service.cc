@@ -175,10 +175,13 @@ kj::Promise<void> ClientService::get(GetContext context) {
     return kj::READY_NOW;
   }
   if (params.getLocal()) {
-    Result<storage::Record> record = store_->Read(key);
-    FillGet(record.status(), record.ok() ? record.value() : storage::Record(),
-            context.getResults());
-    return kj::READY_NOW;
+    storage::LocalStore* store = store_;
+    return RunOn<Result<storage::Record>>(
+               node_.pool, [store, k = std::string(key)]() { return store->Read(k); })
+        .then([context](Result<storage::Record>&& record) mutable {
+          FillGet(record.status(), record.ok() ? record.value() : storage::Record(),
+                  context.getResults());
+        });
   }
   Consistency c;
   if (!FromWire(params.getConsistency(), &c)) {
@@ -448,20 +451,30 @@ kj::Promise<void> ClientService::cleanup(CleanupContext context) {
     at = r.end;
   }
   if (!top_reached) drop.push_back({at, 0});
-  std::uint64_t keys = 0, bytes = 0;
-  for (const auto& r : drop) {
-    auto dropped = store_->DropRange(r);
-    if (!dropped.ok()) {
-      ToWire(dropped.status(), results.initStatus());
-      return kj::READY_NOW;
-    }
-    keys += dropped->keys;
-    bytes += dropped->bytes;
-  }
-  results.setKeysDeleted(keys);
-  results.setBytesFreed(bytes);
-  ToWire(Status::Ok(), results.initStatus());
-  return kj::READY_NOW;
+  // A scan and delete of everything dropped: on a storage thread.
+  storage::LocalStore* store = store_;
+  return RunOn<Result<storage::LocalStore::Dropped>>(
+             node_.background,
+             [store, drop = std::move(drop)]() -> Result<storage::LocalStore::Dropped> {
+               storage::LocalStore::Dropped total;
+               for (const auto& r : drop) {
+                 auto dropped = store->DropRange(r);
+                 if (!dropped.ok()) return dropped.status();
+                 total.keys += dropped->keys;
+                 total.bytes += dropped->bytes;
+               }
+               return total;
+             })
+      .then([context](Result<storage::LocalStore::Dropped>&& total) mutable {
+        auto results = context.getResults();
+        if (!total.ok()) {
+          ToWire(total.status(), results.initStatus());
+          return;
+        }
+        results.setKeysDeleted(total->keys);
+        results.setBytesFreed(total->bytes);
+        ToWire(Status::Ok(), results.initStatus());
+      });
 }
 
 kj::Promise<void> ClientService::stats(StatsContext context) {

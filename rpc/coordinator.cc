@@ -116,9 +116,12 @@ struct Coordinator::ReadState : public kj::Refcounted {
   kj::Duration timeout;
 };
 
-Coordinator::Coordinator(storage::LocalStore* store, WriteBatcher* batcher, ClusterControl* cluster,
-                         PeerPool* peers, CoordinatorOptions options)
+Coordinator::Coordinator(storage::LocalStore* store, StoragePool* pool, StoragePool* background,
+                         WriteBatcher* batcher, ClusterControl* cluster, PeerPool* peers,
+                         CoordinatorOptions options)
     : store_(store),
+      pool_(pool),
+      background_(background),
       batcher_(batcher),
       cluster_(cluster),
       peers_(peers),
@@ -394,13 +397,17 @@ kj::Promise<Coordinator::ReadOutcome> Coordinator::Read(std::string key, Consist
   for (std::size_t i = 0; i < plan.targets.size(); ++i) {
     const ReplicaTarget t = plan.targets[i];
     if (t.node == self && t.hint_for == 0) {
-      Result<storage::Record> local = store_->Read(key);
-      if (local.ok()) {
-        reply(*state, i, std::move(local.value()), false);
-      } else {
-        KJ_LOG(ERROR, "local read failed", local.status().ToString());
-        reply(*state, i, std::nullopt, false);
-      }
+      storage::LocalStore* store = store_;
+      tasks_.add(RunOn<Result<storage::Record>>(pool_, [store, key]() { return store->Read(key); })
+                     .then([state = kj::addRef(*state), i,
+                            reply](Result<storage::Record>&& local) mutable {
+                       if (local.ok()) {
+                         reply(*state, i, std::move(local.value()), false);
+                       } else {
+                         KJ_LOG(ERROR, "local read failed", local.status().ToString());
+                         reply(*state, i, std::nullopt, false);
+                       }
+                     }));
       continue;
     }
     KJ_IF_MAYBE (peer, Peer(snap, t.node)) {
@@ -492,8 +499,35 @@ void Coordinator::DeliverHints() {
   }
 }
 
+kj::Promise<Result<std::vector<storage::Hint>>> Coordinator::ScanHints(std::uint64_t target) {
+  storage::LocalStore* store = store_;
+  const std::size_t limit = options_.handoff_batch;
+  return RunOn<Result<std::vector<storage::Hint>>>(
+      background_, [store, target, limit]() { return store->ScanHints(target, limit); });
+}
+
+kj::Promise<void> Coordinator::DeleteDelivered(std::uint64_t target, storage::Hint hint,
+                                              bool expired) {
+  storage::LocalStore* store = store_;
+  return RunOn<Result<bool>>(background_,
+                             [store, target, h = std::move(hint)]() {
+                               return store->DeleteHintIfUnchanged(target, h.key, h.record);
+                             })
+      .then([this, expired](Result<bool>&& deleted) {
+        if (deleted.ok() && deleted.value()) {
+          ++(expired ? counters_.hints_expired : counters_.hints_delivered);
+        }
+      });
+}
+
 kj::Promise<void> Coordinator::Rehome(std::uint64_t gone) {
-  Result<std::vector<storage::Hint>> hints = store_->ScanHints(gone, options_.handoff_batch);
+  return ScanHints(gone).then([this, gone](Result<std::vector<storage::Hint>>&& hints) {
+    return Rehome(gone, std::move(hints));
+  });
+}
+
+kj::Promise<void> Coordinator::Rehome(std::uint64_t gone,
+                                      Result<std::vector<storage::Hint>> hints) {
   if (!hints.ok()) {
     KJ_LOG(ERROR, "cannot read hints", hints.status().ToString());
     return kj::READY_NOW;
@@ -545,13 +579,12 @@ kj::Promise<void> Coordinator::Rehome(std::uint64_t gone) {
       }
     }
     keys.add(kj::joinPromises(calls.releaseAsArray())
-                 .then([this, gone, acked, all_ok, h = kj::mv(h)]() {
+                 .then([this, gone, acked, all_ok, h = kj::mv(h)]() mutable -> kj::Promise<void> {
                    if (!*acked) {
                      *all_ok = false;
-                     return;
+                     return kj::READY_NOW;
                    }
-                   Result<bool> deleted = store_->DeleteHintIfUnchanged(gone, h.key, h.record);
-                   if (deleted.ok() && deleted.value()) ++counters_.hints_delivered;
+                   return DeleteDelivered(gone, std::move(h), false);
                  }));
   }
   return kj::joinPromises(keys.releaseAsArray()).then([this, gone, all_ok, full]() -> kj::Promise<void> {
@@ -561,7 +594,14 @@ kj::Promise<void> Coordinator::Rehome(std::uint64_t gone) {
 }
 
 kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string address) {
-  Result<std::vector<storage::Hint>> hints = store_->ScanHints(target, options_.handoff_batch);
+  return ScanHints(target).then(
+      [this, target, address = kj::mv(address)](Result<std::vector<storage::Hint>>&& hints) mutable {
+        return DeliverTo(target, kj::mv(address), std::move(hints));
+      });
+}
+
+kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string address,
+                                         Result<std::vector<storage::Hint>> hints) {
   if (!hints.ok()) {
     KJ_LOG(ERROR, "cannot read hints", hints.status().ToString());
     return kj::READY_NOW;
@@ -576,8 +616,7 @@ kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string addre
   for (storage::Hint& h : hints.value()) {
     if (options_.hint_ttl_s != 0 && h.created_s != 0 && now_s > h.created_s &&
         now_s - h.created_s > options_.hint_ttl_s) {
-      Result<bool> deleted = store_->DeleteHintIfUnchanged(target, h.key, h.record);
-      if (deleted.ok() && deleted.value()) ++counters_.hints_expired;
+      calls.add(DeleteDelivered(target, std::move(h), true));
       continue;
     }
     auto req = peer.writeRequest();
@@ -586,16 +625,15 @@ kj::Promise<void> Coordinator::DeliverTo(std::uint64_t target, std::string addre
     req.setHintFor(0);
     calls.add(peers_->Timed(target, options_.request_timeout, req.send())
                   .then(
-                      [this, target, all_ok,
-                       h = kj::mv(h)](capnp::Response<wire::KvReplica::WriteResults>&& r) {
+                      [this, target, all_ok, h = kj::mv(h)](
+                          capnp::Response<wire::KvReplica::WriteResults>&& r) mutable
+                      -> kj::Promise<void> {
                         if (!FromWire(r.getStatus()).ok()) {
                           *all_ok = false;
-                          return;
+                          return kj::READY_NOW;
                         }
                         // Acknowledged: now it may go, unless it grew meanwhile.
-                        Result<bool> deleted =
-                            store_->DeleteHintIfUnchanged(target, h.key, h.record);
-                        if (deleted.ok() && deleted.value()) ++counters_.hints_delivered;
+                        return DeleteDelivered(target, std::move(h), false);
                       },
                       [all_ok](kj::Exception&&) { *all_ok = false; }));
   }

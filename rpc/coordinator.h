@@ -36,6 +36,7 @@
 #include "rpc/cluster_control.h"
 #include "rpc/peers.h"
 #include "rpc/replica_plan.h"
+#include "rpc/storage_pool.h"
 #include "rpc/write_batcher.h"
 #include "storage/local_store.h"
 
@@ -65,9 +66,11 @@ struct CoordinatorCounters {
 
 class Coordinator final : private kj::TaskSet::ErrorHandler {
  public:
-  // Every pointer must outlive the coordinator.
-  Coordinator(storage::LocalStore* store, WriteBatcher* batcher, ClusterControl* cluster,
-              PeerPool* peers, CoordinatorOptions options);
+  // Every pointer must outlive the coordinator. Its own reads run on `pool`, hint scans and
+  // deletes on `background` (null: inline), its writes through `batcher`.
+  Coordinator(storage::LocalStore* store, StoragePool* pool, StoragePool* background,
+              WriteBatcher* batcher, ClusterControl* cluster, PeerPool* peers,
+              CoordinatorOptions options);
   ~Coordinator();
 
   struct WriteRequest {
@@ -123,12 +126,21 @@ class Coordinator final : private kj::TaskSet::ErrorHandler {
               const storage::Record& merged);
   void DeliverHints();
   kj::Promise<void> DeliverTo(std::uint64_t target, std::string address);
+  kj::Promise<void> DeliverTo(std::uint64_t target, std::string address,
+                              Result<std::vector<storage::Hint>> hints);
+  // Up to handoff_batch hints for `target`, scanned on the storage pool.
+  kj::Promise<Result<std::vector<storage::Hint>>> ScanHints(std::uint64_t target);
+  // Deletes a delivered (or expired) hint on the storage pool, if it did not grow meanwhile.
+  kj::Promise<void> DeleteDelivered(std::uint64_t target, storage::Hint hint, bool expired);
   // Hints held for a node that left or was removed: written to the keys' current owners, then
   // deleted.
   kj::Promise<void> Rehome(std::uint64_t gone);
+  kj::Promise<void> Rehome(std::uint64_t gone, Result<std::vector<storage::Hint>> hints);
   void taskFailed(kj::Exception&& exception) override;
 
   storage::LocalStore* const store_;
+  StoragePool* const pool_;
+  StoragePool* const background_;
   WriteBatcher* const batcher_;
   ClusterControl* const cluster_;
   PeerPool* const peers_;

@@ -23,10 +23,11 @@ void FillSeen(const mb::Movement& mv, wire::MovementInfo::Builder out) {
 
 }  // namespace
 
-MovementRunner::MovementRunner(repair::RangeReader* reader, std::uint64_t self,
+MovementRunner::MovementRunner(StoragePool* pool, repair::RangeReader* reader, std::uint64_t self,
                                ClusterControl* cluster, PeerPool* peers, Options options,
                                Save save)
-    : reader_(reader),
+    : pool_(pool),
+      reader_(reader),
       self_(self),
       cluster_(cluster),
       peers_(peers),
@@ -254,7 +255,7 @@ kj::Promise<void> MovementRunner::PullFrom(std::shared_ptr<std::vector<std::uint
   auto bytes_on_wire = std::make_shared<std::uint64_t>(0);
   // The first source is copied from (this node holds little of the range yet); the others are
   // compared with, which moves only what the first lacked.
-  return ExchangeRange(reader_, peers_, options_.tree_bits, source, m->app.rpc_address, range,
+  return ExchangeRange(pool_, reader_, peers_, options_.tree_bits, source, m->app.rpc_address, range,
                        false, options_.timeout, bytes_on_wire.get(), /*copy=*/next == 0)
       .attach(kj::heap(bytes_on_wire))
       .then([this, sources, next, range, out,

@@ -22,6 +22,7 @@
 #include "repair/exchange.h"
 #include "rpc/cluster_control.h"
 #include "rpc/peers.h"
+#include "rpc/storage_pool.h"
 #include "rpc/repair_runner.h"
 
 namespace kv::rpc {
@@ -40,9 +41,9 @@ class MovementRunner final : private kj::TaskSet::ErrorHandler {
   // Persists a checkpoint (empty string: clears it).
   using Save = std::function<Status(const std::string& encoded)>;
 
-  // Every pointer must outlive the runner.
-  MovementRunner(repair::RangeReader* reader, std::uint64_t self, ClusterControl* cluster,
-                 PeerPool* peers, Options options, Save save);
+  // Every pointer must outlive the runner; `reader` is used on `pool`'s threads (null: inline).
+  MovementRunner(StoragePool* pool, repair::RangeReader* reader, std::uint64_t self,
+                 ClusterControl* cluster, PeerPool* peers, Options options, Save save);
   ~MovementRunner();
 
   // Starts driving a movement. Unavailable if this node drives one already.
@@ -71,6 +72,7 @@ class MovementRunner final : private kj::TaskSet::ErrorHandler {
   membership::Time Now() const;
   void taskFailed(kj::Exception&& exception) override;
 
+  StoragePool* const pool_;
   repair::RangeReader* const reader_;
   const std::uint64_t self_;
   ClusterControl* const cluster_;

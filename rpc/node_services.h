@@ -14,6 +14,7 @@
 #include "rpc/coordinator.h"
 #include "rpc/movement_runner.h"
 #include "rpc/repair_runner.h"
+#include "rpc/storage_pool.h"
 #include "rpc/write_batcher.h"
 #include "storage/local_store.h"
 
@@ -21,6 +22,8 @@ namespace kv::rpc {
 
 struct NodeServices {
   storage::LocalStore* store = nullptr;
+  StoragePool* pool = nullptr;        // client and replica reads run here, off the RPC thread
+  StoragePool* background = nullptr;  // repair, movement, cleanup and hint storage work
   ClusterControl* cluster = nullptr;
   WriteBatcher* batcher = nullptr;
   Coordinator* coordinator = nullptr;

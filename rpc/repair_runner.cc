@@ -26,11 +26,12 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-RepairRunner::RepairRunner(repair::RangeReader* reader, std::uint64_t self,
+RepairRunner::RepairRunner(StoragePool* pool, repair::RangeReader* reader, std::uint64_t self,
                            ClusterControl* cluster, PeerPool* peers, Options options)
-    : reader_(reader), self_(self), cluster_(cluster), peers_(peers), options_(options) {}
+    : pool_(pool), reader_(reader), self_(self), cluster_(cluster), peers_(peers), options_(options) {}
 
-kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* peers,
+kj::Promise<RangeExchange> ExchangeRange(StoragePool* pool, repair::RangeReader* reader,
+                                         PeerPool* peers,
                                          int tree_bits, std::uint64_t peer,
                                          const std::string& address, ring::TokenRange range,
                                          bool dry_run, kj::Duration timeout,
@@ -43,14 +44,13 @@ kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* 
   if (copy) initiator->PreferCopy();
   auto opened = peers->Timed(peer, timeout, req.send());
   return opened
-      .then([peers, initiator, timeout,
+      .then([pool, peers, initiator, timeout,
              bytes_on_wire](capnp::Response<wire::KvReplica::RepairResults>&& resp)
                 -> kj::Promise<Status> {
         Status s = FromWire(resp.getStatus());
         if (!s.ok()) return s;
-        // The initiator stays alive as long as the exchange runs.
-        return RunExchange(*initiator, resp.getSession(), peers->timer(), timeout, bytes_on_wire)
-            .attach(std::shared_ptr<repair::Initiator>(initiator));
+        return RunExchange(pool, initiator, resp.getSession(), peers->timer(), timeout,
+                           bytes_on_wire);
       })
       .catch_([](kj::Exception&& e) -> Status {
         return Status::Unavailable(std::string("peer unreachable: ") + e.getDescription().cStr());
@@ -154,41 +154,56 @@ kj::Promise<void> RepairRunner::Purge(std::shared_ptr<std::vector<Item>> items, 
   if (next >= items->size()) {
     // Every replica held these tombstones when the run confirmed the ranges: purge them here.
     // (A peer that missed its purge request keeps its copy; a later repair may bring it back
-    // here, which is churn, never a deleted value coming back.)
-    std::set<std::string> seen;
-    for (const Item& item : *items) {
-      auto candidates = reader_->PurgeCandidates(item.range, cutoff);
-      if (!candidates.ok()) continue;
-      for (const auto& kd : candidates.value()) {
-        if (!seen.insert(kd.key).second) continue;
-        auto purged = reader_->PurgeIfUnchanged(kd.key, kd.digest);
-        if (purged.ok() && purged.value()) ++summary->tombstones_purged;
-      }
-    }
-    return kj::READY_NOW;
+    // here, which is churn, never a deleted value coming back.) A scan: on a storage thread.
+    repair::RangeReader* reader = reader_;
+    return RunOn<Result<std::uint64_t>>(pool_,
+                                        [reader, items, cutoff]() -> Result<std::uint64_t> {
+                                          std::uint64_t purged = 0;
+                                          std::set<std::string> seen;
+                                          for (const Item& item : *items) {
+                                            auto candidates =
+                                                reader->PurgeCandidates(item.range, cutoff);
+                                            if (!candidates.ok()) continue;
+                                            for (const auto& kd : candidates.value()) {
+                                              if (!seen.insert(kd.key).second) continue;
+                                              auto p = reader->PurgeIfUnchanged(kd.key, kd.digest);
+                                              if (p.ok() && p.value()) ++purged;
+                                            }
+                                          }
+                                          return purged;
+                                        })
+        .then([summary](Result<std::uint64_t> purged) {
+          if (purged.ok()) summary->tombstones_purged += purged.value();
+        });
   }
   const Item item = (*items)[next];
-  auto candidates = reader_->PurgeCandidates(item.range, cutoff);
-  auto view = cluster_->View();
-  const membership::MemberView* m = view->Find(item.peer);
-  if (!candidates.ok() || candidates->empty() || m == nullptr || m->app.rpc_address.empty()) {
-    return Purge(items, next + 1, summary, cutoff);
-  }
-  auto keys = std::make_shared<std::vector<repair::KeyDigest>>(std::move(candidates.value()));
-  auto req = peers_->Get(item.peer, m->app.rpc_address).repairRequest();
-  req.initRange().setBegin(item.range.begin);
-  req.getRange().setEnd(item.range.end);
-  req.setTreeBits(static_cast<std::uint8_t>(options_.tree_bits));
-  return peers_->Timed(item.peer, options_.timeout, req.send())
-      .then([this, keys](capnp::Response<wire::KvReplica::RepairResults>&& resp)
-                -> kj::Promise<void> {
-        if (!FromWire(resp.getStatus()).ok()) return kj::READY_NOW;
-        return PurgeChunks(resp.getSession(), keys, 0, peers_->timer(), options_.timeout);
-      })
-      .catch_([](kj::Exception&&) {})
-      .then([this, items, next, summary, cutoff]() {
-        return Purge(items, next + 1, summary, cutoff);
-      });
+  repair::RangeReader* reader = reader_;
+  auto candidates = RunOn<Result<std::vector<repair::KeyDigest>>>(
+      pool_, [reader, range = item.range, cutoff]() { return reader->PurgeCandidates(range, cutoff); });
+  return candidates.then([this, items, next, summary, cutoff,
+                          item](Result<std::vector<repair::KeyDigest>>&& candidates)
+                             -> kj::Promise<void> {
+    auto view = cluster_->View();
+    const membership::MemberView* m = view->Find(item.peer);
+    if (!candidates.ok() || candidates->empty() || m == nullptr || m->app.rpc_address.empty()) {
+      return Purge(items, next + 1, summary, cutoff);
+    }
+    auto keys = std::make_shared<std::vector<repair::KeyDigest>>(std::move(candidates.value()));
+    auto req = peers_->Get(item.peer, m->app.rpc_address).repairRequest();
+    req.initRange().setBegin(item.range.begin);
+    req.getRange().setEnd(item.range.end);
+    req.setTreeBits(static_cast<std::uint8_t>(options_.tree_bits));
+    return peers_->Timed(item.peer, options_.timeout, req.send())
+        .then([this, keys](capnp::Response<wire::KvReplica::RepairResults>&& resp)
+                  -> kj::Promise<void> {
+          if (!FromWire(resp.getStatus()).ok()) return kj::READY_NOW;
+          return PurgeChunks(resp.getSession(), keys, 0, peers_->timer(), options_.timeout);
+        })
+        .catch_([](kj::Exception&&) {})
+        .then([this, items, next, summary, cutoff]() {
+          return Purge(items, next + 1, summary, cutoff);
+        });
+  });
 }
 
 kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> items,
@@ -227,7 +242,7 @@ kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> item
     skip(m == nullptr ? "unknown peer" : std::string("peer is ") + membership::Name(m->liveness));
     return advance();
   }
-  return ExchangeRange(reader_, peers_, options_.tree_bits, item.peer, m->app.rpc_address,
+  return ExchangeRange(pool_, reader_, peers_, options_.tree_bits, item.peer, m->app.rpc_address,
                        item.range, summary->dry_run, options_.timeout, &summary->bytes_on_wire)
       .then([this, summary, item, skip, advance](RangeExchange&& done) mutable {
         const Status& s = done.status;

@@ -19,6 +19,7 @@
 #include "repair/store_reader.h"
 #include "rpc/cluster_control.h"
 #include "rpc/peers.h"
+#include "rpc/storage_pool.h"
 
 namespace kv::rpc {
 
@@ -64,7 +65,9 @@ struct RangeExchange {
   Status status;
   repair::ExchangeStats stats;
 };
-kj::Promise<RangeExchange> ExchangeRange(repair::RangeReader* reader, PeerPool* peers,
+// The exchange's steps run on `pool` (null: inline).
+kj::Promise<RangeExchange> ExchangeRange(StoragePool* pool, repair::RangeReader* reader,
+                                         PeerPool* peers,
                                          int tree_bits, std::uint64_t peer,
                                          const std::string& address, ring::TokenRange range,
                                          bool dry_run, kj::Duration timeout,
@@ -82,9 +85,10 @@ class RepairRunner {
     std::uint64_t tombstone_grace_s = 10 * 86400;
     std::function<std::uint64_t()> clock;  // seconds since the epoch; the wall clock if unset
   };
-  // Every pointer must outlive the runner.
-  RepairRunner(repair::RangeReader* reader, std::uint64_t self, ClusterControl* cluster,
-               PeerPool* peers, Options options);
+  // Every pointer must outlive the runner; `reader` is used on `pool`'s threads only (null
+  // pool: inline).
+  RepairRunner(StoragePool* pool, repair::RangeReader* reader, std::uint64_t self,
+               ClusterControl* cluster, PeerPool* peers, Options options);
 
   // Runs a full repair. REQUIRES: !running() (one repair at a time per node).
   kj::Promise<RepairSummary> Run(bool dry_run);
@@ -106,6 +110,7 @@ class RepairRunner {
                              std::shared_ptr<RepairSummary> summary,
                              std::chrono::steady_clock::time_point start);
 
+  StoragePool* const pool_;
   repair::RangeReader* const reader_;
   const std::uint64_t self_;
   ClusterControl* const cluster_;

@@ -14,17 +14,22 @@ kj::Promise<void> Refuse(Results results, const Status& s) {
   return kj::READY_NOW;
 }
 
-// Answers `req`; on success `fill(results, reply)` writes the reply. The status goes out either
-// way.
+// Answers `req` on a storage thread (the responder reads the store); on success `fill(results,
+// reply)` writes the reply, back on the RPC thread. The status goes out either way.
 template <typename Context, typename Fill>
-kj::Promise<void> Serve(repair::Responder& responder, Context& context, const repair::Request& req,
-                        Fill&& fill) {
-  repair::Reply reply;
-  Status s = responder.Answer(req, &reply);
-  auto results = context.getResults();
-  if (s.ok()) fill(results, reply);
-  ToWire(s, results.initStatus());
-  return kj::READY_NOW;
+kj::Promise<void> Serve(StoragePool* pool, const std::shared_ptr<SharedResponder>& responder,
+                        Context& context, repair::Request req, Fill&& fill) {
+  auto reply = std::make_shared<repair::Reply>();
+  return RunOn<Status>(pool,
+                       [responder, req = std::move(req), reply]() {
+                         std::lock_guard<std::mutex> lock(responder->mu);
+                         return responder->responder.Answer(req, reply.get());
+                       })
+      .then([context, reply, fill = std::forward<Fill>(fill)](Status s) mutable {
+        auto results = context.getResults();
+        if (s.ok()) fill(results, *reply);
+        ToWire(s, results.initStatus());
+      });
 }
 
 // The (level, nodes) of a request about nodes of the range's tree.
@@ -54,7 +59,7 @@ void SetHashes(List list, const std::vector<std::uint64_t>& hashes) {
 kj::Promise<void> RepairSessionServer::root(RootContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kRoot;
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     results.setRoot(reply.hashes.at(0));
     results.setDepth(static_cast<std::uint32_t>(reply.depth));
   });
@@ -68,7 +73,7 @@ kj::Promise<void> RepairSessionServer::children(ChildrenContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kChildren;
   ReadNodes(params, &req);
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     SetHashes(results.initHashes(reply.hashes.size()), reply.hashes);
   });
 }
@@ -81,7 +86,7 @@ kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kEntries;
   for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     auto leaves = results.initLeaves(reply.entries.size());
     for (std::size_t i = 0; i < reply.entries.size(); ++i) {
       auto list = leaves[i].initHashes(reply.entries[i].size());
@@ -98,7 +103,7 @@ kj::Promise<void> RepairSessionServer::split(SplitContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kSplit;
   for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     SetHashes(results.initHashes(reply.hashes.size()), reply.hashes);
   });
 }
@@ -113,7 +118,7 @@ kj::Promise<void> RepairSessionServer::offer(OfferContext context) {
       !s.ok()) {
     return Refuse(context.getResults(), s);
   }
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     results.setAnswers(Bytes(EncodeAnswers(reply.offers)));
   });
 }
@@ -131,7 +136,7 @@ kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
     for (auto h : l.getHashes()) want.push_back(h);
     req.wanted.push_back(std::move(want));
   }
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     results.setRecords(Bytes(EncodeRecords(reply.records)));
   });
 }
@@ -146,7 +151,7 @@ kj::Promise<void> RepairSessionServer::copy(CopyContext context) {
   req.kind = repair::Request::Kind::kCopy;
   req.from = params.getFrom();
   for (auto h : params.getExcept()) req.except.push_back(h);
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     results.setRecords(Bytes(EncodeRecords(reply.records)));
     results.setMore(reply.more);
     results.setResume(reply.resume);
@@ -161,7 +166,7 @@ kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
   req.salt = params.getSalt();
   req.cells = params.getCells();
   req.cell_salt = params.getCellSalt();
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     results.setTable(Bytes(reply.sketch));
   });
 }
@@ -176,7 +181,7 @@ kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
   if (Status s = ReadNodeSet(params, &req); !s.ok()) return Refuse(context.getResults(), s);
   req.salt = params.getSalt();
   for (auto i : params.getItems()) req.items.push_back(i);
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     results.setRecords(Bytes(EncodeRecords(reply.records)));
     results.setTruncated(reply.truncated);
   });
@@ -191,7 +196,7 @@ kj::Promise<void> RepairSessionServer::push(PushContext context) {
                   Status::InvalidArgument("repair push: " + records.status().message()));
   }
   req.records = std::move(records.value());
-  return Serve(responder_, context, req, [&](auto& results, const repair::Reply& reply) {
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
     auto flags = results.initHoldsMore(static_cast<unsigned>(reply.holds_more.size()));
     for (unsigned i = 0; i < flags.size(); ++i) flags.set(i, reply.holds_more[i]);
   });
@@ -207,11 +212,8 @@ kj::Promise<void> RepairSessionServer::purge(PurgeContext context) {
   req.kind = repair::Request::Kind::kPurge;
   for (auto k : params.getKeys()) req.keys.push_back(Str(k));
   for (auto d : params.getDigests()) req.digests.push_back(d);
-  repair::Reply reply;
-  Status s = responder_.Answer(req, &reply);
-  context.getResults().setPurged(reply.purged);
-  ToWire(s, context.getResults().initStatus());
-  return kj::READY_NOW;
+  return Serve(pool_, responder_, context, std::move(req),
+               [](auto& results, const repair::Reply& reply) { results.setPurged(reply.purged); });
 }
 
 kj::Promise<Result<std::uint64_t>> PurgeRemote(wire::RepairSession::Client session,
@@ -428,39 +430,48 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
   return Status::Ok();
 }
 
-kj::Promise<Status> Step(repair::Initiator& initiator, wire::RepairSession::Client session,
-                         kj::Own<repair::Reply> last, kj::Timer& timer, kj::Duration timeout,
-                         std::uint64_t* bytes) {
-  repair::Request req = initiator.Next(last.get());
-  if (req.kind == repair::Request::Kind::kDone) return initiator.status();
-  auto reply = kj::heap<repair::Reply>();
-  // Next() may have kept this thread busy for long (a scan of a large range). The timer's clock
-  // moves only when the event loop polls, so a timeout set now would be measured from a stale
-  // time and could expire at once: let the loop turn first.
-  auto sent = timer.afterDelay(0 * kj::NANOSECONDS)
-                  .then([req = kj::mv(req), session, r = reply.get(), &timer, timeout,
-                         bytes]() mutable { return Send(req, session, r, timer, timeout, bytes); });
-  return sent.then(
-      [&initiator, session, reply = kj::mv(reply), &timer, timeout,
-       bytes](Status s) mutable -> kj::Promise<Status> {
-        if (!s.ok()) return s;
-        return Step(initiator, kj::mv(session), kj::mv(reply), timer, timeout, bytes);
-      },
-      [](kj::Exception&& e) -> kj::Promise<Status> {
-        if (e.getType() == kj::Exception::Type::OVERLOADED) {
-          return Status::Timeout("repair peer did not answer in time");
-        }
-        return Status::Unavailable(std::string("repair peer unreachable: ") +
-                                   e.getDescription().cStr());
+kj::Promise<Status> Step(StoragePool* pool, std::shared_ptr<repair::Initiator> initiator,
+                         wire::RepairSession::Client session, std::shared_ptr<repair::Reply> last,
+                         kj::Timer& timer, kj::Duration timeout, std::uint64_t* bytes) {
+  // The initiator reads the store to decide its next request: on a storage thread.
+  auto next = RunOn<Result<repair::Request>>(pool, [initiator, last]() {
+    return Result<repair::Request>(initiator->Next(last.get()));
+  });
+  return next.then(
+      [pool, initiator, session, &timer, timeout,
+       bytes](Result<repair::Request>&& req) mutable -> kj::Promise<Status> {
+        if (!req.ok()) return req.status();
+        if (req->kind == repair::Request::Kind::kDone) return initiator->status();
+        auto reply = std::make_shared<repair::Reply>();
+        // Next() may have kept a thread busy for long (inline, without a pool: this one). The
+        // timer's clock moves only when the event loop polls, so a timeout set now could be
+        // measured from a stale time and expire at once: let the loop turn first.
+        return timer.afterDelay(0 * kj::NANOSECONDS)
+            .then([req = std::move(req.value()), session, r = reply.get(), &timer, timeout,
+                   bytes]() mutable { return Send(req, session, r, timer, timeout, bytes); })
+            .then(
+                [pool, initiator, session, reply, &timer, timeout,
+                 bytes](Status s) mutable -> kj::Promise<Status> {
+                  if (!s.ok()) return s;
+                  return Step(pool, kj::mv(initiator), kj::mv(session), kj::mv(reply), timer,
+                              timeout, bytes);
+                },
+                [](kj::Exception&& e) -> kj::Promise<Status> {
+                  if (e.getType() == kj::Exception::Type::OVERLOADED) {
+                    return Status::Timeout("repair peer did not answer in time");
+                  }
+                  return Status::Unavailable(std::string("repair peer unreachable: ") +
+                                             e.getDescription().cStr());
+                });
       });
 }
 
 }  // namespace
 
-kj::Promise<Status> RunExchange(repair::Initiator& initiator, wire::RepairSession::Client session,
-                                kj::Timer& timer, kj::Duration timeout,
-                                std::uint64_t* bytes_on_wire) {
-  return Step(initiator, kj::mv(session), kj::Own<repair::Reply>(), timer, timeout, bytes_on_wire);
+kj::Promise<Status> RunExchange(StoragePool* pool, std::shared_ptr<repair::Initiator> initiator,
+                                wire::RepairSession::Client session, kj::Timer& timer,
+                                kj::Duration timeout, std::uint64_t* bytes_on_wire) {
+  return Step(pool, kj::mv(initiator), kj::mv(session), nullptr, timer, timeout, bytes_on_wire);
 }
 
 }  // namespace kv::rpc

@@ -100,7 +100,8 @@ kj::Promise<void> ReplicaService::repair(RepairContext context) {
     ToWire(Status::InvalidArgument("repair range must not wrap"), results.initStatus());
     return kj::READY_NOW;
   }
-  results.setSession(kj::heap<RepairSessionServer>(node_.repair_reader, node_.tree_bits, range));
+  results.setSession(
+      kj::heap<RepairSessionServer>(node_.background, node_.repair_reader, node_.tree_bits, range));
   ToWire(Status::Ok(), results.initStatus());
   return kj::READY_NOW;
 }
@@ -112,23 +113,30 @@ kj::Promise<void> ReplicaService::read(ReadContext context) {
     ToWire(ShuttingDown(), results.initStatus());
     return kj::READY_NOW;
   }
-  const std::string_view key = View(params.getKey());
-  Result<storage::Record> record = store_->Read(key);
-  if (record.ok() && params.getHintFor() != 0 && params.getHintFor() != store_->self()) {
-    Result<storage::Record> hint = store_->ReadHint(params.getHintFor(), key);
-    if (!hint.ok()) {
-      record = hint.status();
-    } else {
-      record = storage::Record::Merge(record.value(), hint.value());
-    }
-  }
-  if (!record.ok()) {
-    ToWire(record.status(), results.initStatus());
-    return kj::READY_NOW;
-  }
-  if (!record->empty()) results.setRecord(Bytes(storage::EncodeRecord(record.value())));
-  ToWire(Status::Ok(), results.initStatus());
-  return kj::READY_NOW;
+  storage::LocalStore* store = store_;
+  const std::uint64_t hint_for =
+      params.getHintFor() != store_->self() ? params.getHintFor() : std::uint64_t{0};
+  return RunOn<Result<std::string>>(
+             node_.pool,
+             [store, key = std::string(View(params.getKey())), hint_for]() -> Result<std::string> {
+               Result<storage::Record> record = store->Read(key);
+               if (record.ok() && hint_for != 0) {
+                 Result<storage::Record> hint = store->ReadHint(hint_for, key);
+                 if (!hint.ok()) return hint.status();
+                 record = storage::Record::Merge(record.value(), hint.value());
+               }
+               if (!record.ok()) return record.status();
+               return record->empty() ? std::string() : storage::EncodeRecord(record.value());
+             })
+      .then([context](Result<std::string>&& encoded) mutable {
+        auto results = context.getResults();
+        if (!encoded.ok()) {
+          ToWire(encoded.status(), results.initStatus());
+          return;
+        }
+        if (!encoded->empty()) results.setRecord(Bytes(encoded.value()));
+        ToWire(Status::Ok(), results.initStatus());
+      });
 }
 
 kj::Promise<void> ReplicaService::write(WriteContext context) {

@@ -30,10 +30,14 @@ Result<std::vector<std::uint64_t>> LoadU64List(Engine& engine, std::string_view 
   return v;
 }
 
-Status StoreU64List(Engine& engine, std::string_view name, const std::vector<std::uint64_t>& v) {
+std::string EncodeU64List(const std::vector<std::uint64_t>& v) {
   std::string bytes;
   for (std::uint64_t x : v) PutU64(x, &bytes);
-  return engine.PutMeta(name, bytes);
+  return bytes;
+}
+
+Status StoreU64List(Engine& engine, std::string_view name, const std::vector<std::uint64_t>& v) {
+  return engine.PutMeta(name, EncodeU64List(v));
 }
 
 Result<std::uint64_t> BumpGeneration(Engine& engine) {

@@ -29,6 +29,8 @@ Result<std::uint64_t> BumpGeneration(Engine& engine);
 // The stored list under `name`; empty if absent.
 Result<std::vector<std::uint64_t>> LoadU64List(Engine& engine, std::string_view name);
 Status StoreU64List(Engine& engine, std::string_view name, const std::vector<std::uint64_t>& v);
+// The bytes StoreU64List stores (for a MetaWriter).
+std::string EncodeU64List(const std::vector<std::uint64_t>& v);
 
 // The stored tokens, or `choose()`'s, stored first, if there are none yet.
 Result<std::vector<std::uint64_t>> LoadOrCreateTokens(

@@ -114,10 +114,33 @@ Status RocksDbEngine::Delete(std::string_view key) {
   return FromRocks(db_->Delete(wo, data_, EncodeStorageKey(key)));
 }
 
+class RocksDbEngine::Snapshot final : public DataSnapshot {
+ public:
+  Snapshot(RocksDbEngine* engine) : engine_(engine), snapshot_(engine->db_->GetSnapshot()) {}
+  ~Snapshot() override { engine_->db_->ReleaseSnapshot(snapshot_); }
+  Status Scan(const ring::TokenRange& range, const ScanFn& fn) override {
+    return engine_->ScanAt(range, fn, snapshot_);
+  }
+
+ private:
+  RocksDbEngine* const engine_;
+  const rocksdb::Snapshot* const snapshot_;
+};
+
+std::unique_ptr<Engine::DataSnapshot> RocksDbEngine::TakeSnapshot() {
+  return std::make_unique<Snapshot>(this);
+}
+
 Status RocksDbEngine::Scan(const ring::TokenRange& range, const ScanFn& fn) {
+  return ScanAt(range, fn, nullptr);
+}
+
+Status RocksDbEngine::ScanAt(const ring::TokenRange& range, const ScanFn& fn,
+                             const rocksdb::Snapshot* snapshot) {
   std::string lower, upper;
   AppendTokenPrefix(range.begin, &lower);
   rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
   rocksdb::Slice upper_slice;
   if (range.end != 0) {
     AppendTokenPrefix(range.end, &upper);

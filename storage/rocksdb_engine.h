@@ -19,6 +19,7 @@ namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
 class Env;
+class Snapshot;
 }  // namespace rocksdb
 
 namespace kv::storage {
@@ -46,6 +47,7 @@ class RocksDbEngine final : public Engine {
   Status PutBatch(const std::vector<KeyValue>& pairs) override;
   Status Delete(std::string_view key) override;
   Status Scan(const ring::TokenRange& range, const ScanFn& fn) override;
+  std::unique_ptr<DataSnapshot> TakeSnapshot() override;
   Status GetHint(std::uint64_t target, std::string_view key, std::string* value) override;
   Status DeleteHint(std::uint64_t target, std::string_view key) override;
   Status ScanHints(std::uint64_t target, const HintScanFn& fn) override;
@@ -56,6 +58,10 @@ class RocksDbEngine final : public Engine {
 
  private:
   RocksDbEngine() = default;
+  class Snapshot;
+  // Scan at `snapshot` (null: now).
+  Status ScanAt(const ring::TokenRange& range, const ScanFn& fn,
+                const rocksdb::Snapshot* snapshot);
 
   RocksDbOptions options_;
   std::unique_ptr<rocksdb::Env> env_;  // only on a PowerLossFileSystem; outlives db_

@@ -43,8 +43,10 @@
 #include "rpc/coordinator.h"
 #include "rpc/connect.h"
 #include "rpc/peers.h"
+#include "rpc/storage_pool.h"
 #include "rpc/write_batcher.h"
 #include "storage/local_store.h"
+#include "storage/meta_writer.h"
 #include "storage/node_meta.h"
 #include "storage/rocksdb_engine.h"
 
@@ -60,6 +62,9 @@ struct Flags {
   std::size_t max_value_bytes = 16 * 1024 * 1024;
   bool sync_writes = false;
   int wal_sync_interval_ms = 1000;
+  std::size_t storage_threads = 2;
+  std::size_t background_threads = 1;
+  std::size_t storage_max_queued = 1024;
   // Testing only.
   bool testing_lose_unsynced_on_kill = false;
   std::int64_t testing_clock_offset_s = 0;
@@ -238,18 +243,24 @@ int Run(const Flags& flags) {
   auto saved_life = storage::TakeSavedLife(engine);
   if (!saved_life.ok()) return Fail(saved_life.status().ToString());
   store.dots().OfferResume(saved_life.value().dots);
-  // The hash tree is rebuilt from the data at every start, before any write, and kept current
-  // from then on.
-  repair::LiveTree tree(flags.tree_bits);
-  {
-    const auto t0 = std::chrono::steady_clock::now();
-    auto built = repair::BuildFromScan(engine, flags.tree_bits);
-    if (!built.ok()) return Fail("cannot build the hash tree: " + built.status().ToString());
-    tree.Reset(built.value());
-    store.SetListener(&tree);
-    std::fprintf(stderr, "kvd: hash tree of 2^%d segments built in %.2f s\n", flags.tree_bits,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  // The hash tree a clean stop persisted is trusted; otherwise (a crash, a first start) it is
+  // built from the data in the background while the node serves, and repairs of this node's
+  // ranges wait for it (repair/hash_tree.h). Kept current by every write from here on.
+  repair::LiveTree tree(flags.tree_bits, /*ready=*/false);
+  store.SetListener(&tree);
+  auto tree_loaded = repair::TakePersistedTree(engine, tree);
+  if (!tree_loaded.ok()) {
+    return Fail("cannot read the persisted hash tree: " + tree_loaded.status().ToString());
   }
+  if (tree_loaded.value()) {
+    std::fprintf(stderr, "kvd: hash tree of 2^%d segments loaded (persisted at the last clean "
+                         "stop)\n", flags.tree_bits);
+  }
+  // Saves small metadata written from the gossip thread and the RPC thread without making
+  // them wait for the fsync.
+  storage::MetaWriter meta_writer(&engine, [](const std::string& name, const Status& s) {
+    std::fprintf(stderr, "kvd: cannot save %s: %s\n", name.c_str(), s.ToString().c_str());
+  });
   repair::StoreReader repair_reader(&store, &engine, &tree);
   auto io = kj::setupAsyncIo();
 
@@ -331,20 +342,20 @@ int Run(const Flags& flags) {
       }
     }
     ao.seed = id ^ (generation.value() * 0x9e3779b97f4a7c15ull);
-    ao.on_removed_changed = [&engine](const std::vector<mb::NodeId>& ids) {
-      Status s = storage::StoreU64List(engine, "removed_ids", ids);
-      if (!s.ok())
-        std::fprintf(stderr, "kvd: cannot persist removed ids: %s\n", s.ToString().c_str());
+    // On the gossip thread: the writes go to the metadata writer's thread, so that probes and
+    // acks never wait for an fsync.
+    ao.on_removed_changed = [&meta_writer](const std::vector<mb::NodeId>& ids) {
+      meta_writer.Put("removed_ids", storage::EncodeU64List(ids));
     };
-    // Saves the peers when who they are changes (not their liveness), before any request can
-    // have seen the new view: a node that crashes right after learning a peer still knows it.
-    ao.on_view = [&engine, cluster = flags.config.cluster_name,
+    // Saves the peers when who they are changes (not their liveness). A crash just after
+    // learning a peer may lose it from the saved list: the restarted node syncs with the peers
+    // it saved before it serves, and learns it again from them.
+    ao.on_view = [&meta_writer, cluster = flags.config.cluster_name,
                   saved_sig = std::uint64_t{0}](const mb::ClusterView& view) mutable {
       const std::uint64_t sig = mb::SavedPeersSignature(view);
       if (sig == saved_sig) return;
-      Status s = engine.PutMeta("peers", mb::EncodeSavedPeers(view, cluster));
-      if (s.ok()) saved_sig = sig;
-      else std::fprintf(stderr, "kvd: cannot save the peers: %s\n", s.ToString().c_str());
+      meta_writer.Put("peers", mb::EncodeSavedPeers(view, cluster));
+      saved_sig = sig;
     };
     ao.on_refused = [&engine, id]() {
       (void)storage::StoreFlag(engine, "removed_self");
@@ -374,6 +385,12 @@ int Run(const Flags& flags) {
   // A message may hold a key and a value at their limits, plus envelope.
   const std::size_t max_message = limits.max_key_bytes + limits.max_value_bytes + 64 * 1024;
   rpc::WriteBatcher batcher(&store);
+  // Storage work never runs on this (the RPC) thread: client and replica reads on `pool`;
+  // repair and movement steps, purges, hint scans, cleanup and tree rebuilds on `background`,
+  // so that a repair scanning everything does not queue ahead of the reads.
+  rpc::StoragePool pool({flags.storage_threads, flags.storage_max_queued});
+  rpc::StoragePool background({flags.background_threads, flags.storage_max_queued});
+  std::atomic<bool> stopping{false};  // cancels a tree rebuild's scan at the stop
   // Outgoing connections leave from the listen address, so peers see this node's own address.
   rpc::PeerPool peers(io, rpc::SourceHostOf(flags.listen), max_message);
   rpc::CoordinatorOptions co;
@@ -382,7 +399,7 @@ int Run(const Flags& flags) {
   co.handoff_interval = flags.handoff_interval_ms * kj::MILLISECONDS;
   co.hint_ttl_s = flags.tombstone_grace_s;  // see CoordinatorOptions::hint_ttl_s
   co.clock_s = wall_clock_s;
-  rpc::Coordinator coordinator(&store, &batcher, control.get(), &peers, co);
+  rpc::Coordinator coordinator(&store, &pool, &background, &batcher, control.get(), &peers, co);
   auto handoff = coordinator.RunHandoff().eagerlyEvaluate([](kj::Exception&& e) {
     std::fprintf(stderr, "kvd: hinted handoff stopped: %s\n", e.getDescription().cStr());
   });
@@ -393,15 +410,17 @@ int Run(const Flags& flags) {
   ro_repair.rate_bytes_per_s = flags.repair_rate_bytes;
   ro_repair.tombstone_grace_s = flags.tombstone_grace_s;
   ro_repair.clock = wall_clock_s;
-  rpc::RepairRunner repair_runner(&repair_reader, id, control.get(), &peers, ro_repair);
+  rpc::RepairRunner repair_runner(&background, &repair_reader, id, control.get(), &peers,
+                                  ro_repair);
   rpc::MovementRunner::Options mo;
   mo.tree_bits = flags.tree_bits;
   mo.n = static_cast<std::size_t>(flags.replication.n);
   mo.timeout = flags.request_timeout_ms * 5 * kj::MILLISECONDS;
   mo.rate_bytes_per_s = flags.movement_rate_bytes;
-  rpc::MovementRunner movement(&repair_reader, id, control.get(), &peers, mo,
-                               [&engine](const std::string& encoded) {
-                                 return engine.PutMeta("movement", encoded);
+  rpc::MovementRunner movement(&background, &repair_reader, id, control.get(), &peers, mo,
+                               [&meta_writer](const std::string& encoded) {
+                                 meta_writer.Put("movement", encoded);
+                                 return Status::Ok();
                                });
   // Starts a movement this node drives, resuming its checkpoint if an earlier run left one.
   IgnoreErrors log_errors;
@@ -521,6 +540,8 @@ int Run(const Flags& flags) {
   };
   auto deciding_life = decide_life().eagerlyEvaluate(nullptr);
   services.store = &store;
+  services.pool = &pool;
+  services.background = &background;
   services.cluster = control.get();
   services.batcher = &batcher;
   services.coordinator = &coordinator;
@@ -537,6 +558,13 @@ int Run(const Flags& flags) {
         {"hints_delivered", c.hints_delivered},
         {"hints_expired", c.hints_expired},
         {"peer_connections_replaced", peers.replaced()},
+        {"storage_jobs_run", pool.ran()},
+        {"storage_jobs_queued", pool.queued()},
+        {"storage_jobs_refused_overloaded", pool.refused()},
+        {"background_jobs_run", background.ran()},
+        {"background_jobs_queued", background.queued()},
+        {"background_jobs_refused_overloaded", background.refused()},
+        {"metadata_writes", meta_writer.written()},
     };
   };
   rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message);
@@ -563,26 +591,41 @@ int Run(const Flags& flags) {
       });
     });
   };
+  // A rebuild of the hash tree from the data, on the background pool (writes go on meanwhile).
+  auto rebuild_tree = [&]() -> kj::Promise<void> {
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool was_ready = tree.ready();
+    return background
+        .Run<Result<std::size_t>>(
+            [&store, &engine, &tree, &stopping]() {
+              return repair::RebuildLive(store, engine, tree, &stopping);
+            })
+        .then([t0, was_ready](Result<std::size_t>&& differ) {
+          const double secs =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (!differ.ok()) {
+            std::fprintf(stderr, "kvd: hash tree rebuild failed: %s\n",
+                         differ.status().ToString().c_str());
+          } else if (!was_ready) {
+            std::fprintf(stderr, "kvd: hash tree built from the data in %.2f s\n", secs);
+          } else if (differ.value() > 0) {
+            std::fprintf(stderr,
+                         "kvd: hash tree rebuilt in %.2f s: %zu segments had drifted from the "
+                         "data (corruption?); the next repairs compare the data as it is\n",
+                         secs, differ.value());
+          }
+        });
+  };
   std::function<kj::Promise<void>()> rebuild = [&]() -> kj::Promise<void> {
     const auto delay =
         static_cast<std::int64_t>(flags.tree_rebuild_interval_s * 1000) * kj::MILLISECONDS;
     return io.provider->getTimer().afterDelay(delay).then([&]() {
-      const auto t0 = std::chrono::steady_clock::now();
-      auto differ = repair::RebuildLive(store, engine, tree);
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (!differ.ok()) {
-        std::fprintf(stderr, "kvd: hash tree rebuild failed: %s\n",
-                     differ.status().ToString().c_str());
-      } else if (differ.value() > 0) {
-        std::fprintf(stderr,
-                     "kvd: hash tree rebuilt in %.2f s: %zu segments had drifted from the data "
-                     "(corruption?); the next repairs compare the data as it is\n",
-                     secs, differ.value());
-      }
-      return rebuild();
+      return rebuild_tree().then([&]() { return rebuild(); });
     });
   };
+  // Without a persisted tree, the first build starts now.
+  kj::Promise<void> first_build =
+      tree.ready() ? kj::Promise<void>(kj::READY_NOW) : rebuild_tree().eagerlyEvaluate(nullptr);
   kj::Promise<void> rebuilding = kj::READY_NOW;
   if (flags.tree_rebuild_interval_s > 0) rebuilding = rebuild().eagerlyEvaluate(nullptr);
   kj::Promise<void> repairing = kj::READY_NOW;
@@ -630,6 +673,8 @@ int Run(const Flags& flags) {
   handoff = nullptr;
   repairing = nullptr;
   rebuilding = nullptr;
+  stopping = true;  // a rebuild's scan stops early; the tree stays as it was
+  first_build = nullptr;
   // The generation the dots' life is saved with: raised, if this node turned out restored.
   std::uint64_t stop_generation = generation.value();
   if (const mb::MemberView* self = control->View()->Find(id)) stop_generation = self->generation;
@@ -646,9 +691,21 @@ int Run(const Flags& flags) {
   server.service().BeginShutdown();
   server.service().Drain().wait(io.waitScope);
   io.waitScope.poll();
-  // A clean stop: every write is made durable, then the dots' life is saved for the next start.
+  // Storage jobs still queued (repair merges, purges) finish; nothing writes after this.
+  pool.Stop();
+  background.Stop();
+  io.waitScope.poll();
+  meta_writer.Flush();
+  // A clean stop: every write is made durable, the hash tree persisted (trusted at the next
+  // start), then the dots' life is saved for the next start.
   if (!g_decommissioned && !g_refused) {
     Status synced = engine.SyncLog();
+    if (synced.ok()) {
+      if (Status t = repair::PersistTree(engine, tree); !t.ok()) {
+        std::fprintf(stderr, "kvd: could not persist the hash tree (the next start rebuilds it): "
+                             "%s\n", t.ToString().c_str());
+      }
+    }
     // A generation raised after start (a restored copy found out late) is kept, so that the
     // next start bumps above it.
     if (synced.ok() && stop_generation > generation.value()) {
@@ -688,6 +745,19 @@ int main(int argc, char** argv) {
                  "can lose (0: only when RocksDB flushes)")
       ->capture_default_str()
       ->check(CLI::Range(0, 600000));
+  app.add_option("--storage-threads", flags.storage_threads,
+                 "Threads that run reads, scans and repair steps off the RPC thread")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
+  app.add_option("--background-threads", flags.background_threads,
+                 "Threads that run repair, movement, hint, cleanup and tree-rebuild storage work")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
+  app.add_option("--storage-max-queued", flags.storage_max_queued,
+                 "Reads and scans waiting for a storage thread past which requests are refused "
+                 "as overloaded")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   auto* t = app.add_option_group("testing (never in production)");
   t->add_flag("--testing-lose-unsynced-on-kill", flags.testing_lose_unsynced_on_kill,
               "TESTING ONLY: hold unsynced writes in process memory, so that killing the process "

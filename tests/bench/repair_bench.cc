@@ -117,23 +117,24 @@ struct Exchanged {
 // `copy`, a copies (repair::Initiator::PreferCopy).
 Exchanged RunOverRpc(kj::AsyncIoContext& io, Replica& a, Replica& b, int bits, bool copy = false) {
   auto pipe = io.provider->newTwoWayPipe();
+  rpc::StoragePool pool({2, 64});  // as in kvd: steps off the event loop
   capnp::ReaderOptions opts;
   opts.traversalLimitInWords = 1ull << 30;
   rpc::RpcSession server(kj::mv(pipe.ends[0]),
-                         kj::heap<rpc::RepairSessionServer>(b.reader.get(), bits,
+                         kj::heap<rpc::RepairSessionServer>(&pool, b.reader.get(), bits,
                                                             ring::TokenRange{}),
                          opts);
   rpc::RpcSession client(kj::mv(pipe.ends[1]), opts);
   auto session = client.Bootstrap().castAs<rpc::wire::RepairSession>();
-  repair::Initiator init(a.reader.get(), bits, ring::TokenRange{});
-  if (copy) init.PreferCopy();
+  auto init = std::make_shared<repair::Initiator>(a.reader.get(), bits, ring::TokenRange{});
+  if (copy) init->PreferCopy();
   Exchanged out;
   const auto t0 = Clock::now();
-  out.status = rpc::RunExchange(init, session, io.provider->getTimer(), 600 * kj::SECONDS,
+  out.status = rpc::RunExchange(&pool, init, session, io.provider->getTimer(), 600 * kj::SECONDS,
                                 &out.bytes)
                    .wait(io.waitScope);
   out.seconds = Since(t0);
-  out.stats = init.stats();
+  out.stats = init->stats();
   return out;
 }
 

@@ -156,6 +156,34 @@ TEST_F(SingleNode, ACleanRestartKeepsTheDotLifeAndAKillEndsIt) {
   EXPECT_EQ(actors_after_write("3"), 2u);
 }
 
+// The hash tree a clean stop persisted is trusted at the next start (no scan of the data before
+// serving); after a kill there is none, and the node serves at once while it builds the tree
+// in the background.
+TEST_F(SingleNode, ACleanStopPersistsTheHashTreeAndAKillLeavesItToABackgroundBuild) {
+  {
+    auto c = Client();
+    for (int i = 0; i < 200; ++i) ASSERT_TRUE(c->Put("k" + std::to_string(i), "v", "").status.ok());
+  }
+  // stderr_text() keeps every run's lines: look at what this run wrote.
+  std::size_t from = 0;
+  auto this_run = [&]() { return kvd_->stderr_text().substr(from); };
+  ASSERT_EQ(kvd_->Stop(SIGTERM), 0);
+  from = kvd_->stderr_text().size();
+  ASSERT_TRUE(kvd_->Start()) << kvd_->stderr_text();
+  EXPECT_NE(this_run().find("hash tree of 2^16 segments loaded"), std::string::npos) << this_run();
+  EXPECT_EQ(this_run().find("hash tree built from the data"), std::string::npos);
+  EXPECT_TRUE(Client()->Get("k7").status.ok());
+  ASSERT_EQ(kvd_->Stop(SIGKILL), -1);
+  from = kvd_->stderr_text().size();
+  ASSERT_TRUE(kvd_->Start()) << kvd_->stderr_text();
+  EXPECT_TRUE(Client()->Get("k8").status.ok());
+  EXPECT_EQ(this_run().find("segments loaded"), std::string::npos) << this_run();
+  EXPECT_TRUE(Eventually(
+      [&] { return this_run().find("hash tree built from the data") != std::string::npos; },
+      std::chrono::seconds(30)))
+      << this_run();
+}
+
 // kvd --testing-lose-unsynced-on-kill: a SIGKILL then loses what a power loss would, the
 // writes since the last sync of the log, and nothing that was synced.
 TEST(PowerLoss, AKillLosesTheUnsyncedWritesOnlyUnderTheTestingFlag) {

@@ -5,12 +5,16 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "repair/exchange.h"
 #include "repair/hash_tree.h"
 #include "rpc/repair_service.h"
 #include "rpc/session.h"
+#include "rpc/storage_pool.h"
 #include "storage/codec.h"
 
 namespace kv::rpc {
@@ -22,8 +26,15 @@ constexpr int kBits = 4;
 class MapReader final : public repair::RangeReader {
  public:
   std::map<std::string, storage::Record> data;
+  // The threads that asked for the tree's leaves (every exchange starts there).
+  std::mutex mu;
+  std::set<std::thread::id> threads;
 
   Result<std::vector<std::uint64_t>> Leaves(const ring::TokenRange& range) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      threads.insert(std::this_thread::get_id());
+    }
     repair::HashTree shape(kBits);
     const repair::SegmentSpan span = repair::SpanOf(shape, range);
     std::vector<std::uint64_t> out(span.count(), 0);
@@ -90,18 +101,51 @@ TEST(RepairRpc, ACallAfterTheThreadWasBusyIsNotTimedOutAtOnce) {
   auto pipe = io.provider->newTwoWayPipe();
   capnp::ReaderOptions opts;
   RpcSession server(kj::mv(pipe.ends[0]),
-                    kj::heap<RepairSessionServer>(&b, kBits, ring::TokenRange{}), opts);
+                    kj::heap<RepairSessionServer>(nullptr, &b, kBits, ring::TokenRange{}), opts);
   RpcSession client(kj::mv(pipe.ends[1]), opts);
   auto session = client.Bootstrap().castAs<wire::RepairSession>();
-  repair::Initiator init(&a, kBits, ring::TokenRange{});
+  auto init = std::make_shared<repair::Initiator>(&a, kBits, ring::TokenRange{});
   // The thread is busy (here: blocked) for longer than the timeout before the exchange starts.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::uint64_t bytes = 0;
-  Status s = RunExchange(init, session, io.provider->getTimer(), 200 * kj::MILLISECONDS, &bytes)
-                 .wait(io.waitScope);
+  Status s =
+      RunExchange(nullptr, init, session, io.provider->getTimer(), 200 * kj::MILLISECONDS, &bytes)
+          .wait(io.waitScope);
   EXPECT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(init.stats().records_pushed, 5u);
+  EXPECT_EQ(init->stats().records_pushed, 5u);
   EXPECT_EQ(b.data.size(), a.data.size());
+}
+
+// With a storage pool, neither side's steps (which read and write the store) run on the event
+// loop's thread; the exchange still converges.
+TEST(RepairRpc, EveryStepRunsOnTheStoragePoolNotOnTheEventLoop) {
+  auto io = kj::setupAsyncIo();
+  StoragePool pool({2, 64});
+  MapReader a, b;
+  for (int k = 0; k < 300; ++k) {
+    storage::Record r;
+    r.Write(7, {}, false, "v" + std::to_string(k));
+    if (k % 7 != 0) a.data["key" + std::to_string(k)] = r;
+    if (k % 5 != 0) b.data["key" + std::to_string(k)] = r;
+  }
+  auto pipe = io.provider->newTwoWayPipe();
+  capnp::ReaderOptions opts;
+  RpcSession server(kj::mv(pipe.ends[0]),
+                    kj::heap<RepairSessionServer>(&pool, &b, kBits, ring::TokenRange{}), opts);
+  RpcSession client(kj::mv(pipe.ends[1]), opts);
+  auto session = client.Bootstrap().castAs<wire::RepairSession>();
+  auto init = std::make_shared<repair::Initiator>(&a, kBits, ring::TokenRange{});
+  std::uint64_t bytes = 0;
+  Status s = RunExchange(&pool, init, session, io.provider->getTimer(), 5 * kj::SECONDS, &bytes)
+                 .wait(io.waitScope);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(a.data == b.data);
+  EXPECT_EQ(a.data.size(), 300u - 300u / 35 - 1);  // all but the keys neither held (k % 35 == 0)
+  ASSERT_FALSE(a.threads.empty());
+  ASSERT_FALSE(b.threads.empty());
+  EXPECT_EQ(a.threads.count(std::this_thread::get_id()), 0u);
+  EXPECT_EQ(b.threads.count(std::this_thread::get_id()), 0u);
+  EXPECT_GT(pool.ran(), 2u);
 }
 
 // A movement's copy over RPC: the pages cross (RepairSession.copy), the copier's own keys are
@@ -120,20 +164,22 @@ TEST(RepairRpc, ACopyCrossesTheWireAndOffersTheCopiersOwnKeys) {
   copier.data["mine"] = mine;
   auto pipe = io.provider->newTwoWayPipe();
   capnp::ReaderOptions opts;
+  StoragePool pool({2, 64});
   RpcSession server(kj::mv(pipe.ends[0]),
-                    kj::heap<RepairSessionServer>(&source, kBits, ring::TokenRange{}), opts);
+                    kj::heap<RepairSessionServer>(&pool, &source, kBits, ring::TokenRange{}),
+                    opts);
   RpcSession client(kj::mv(pipe.ends[1]), opts);
   auto session = client.Bootstrap().castAs<wire::RepairSession>();
-  repair::Initiator init(&copier, kBits, ring::TokenRange{});
-  init.PreferCopy();
+  auto init = std::make_shared<repair::Initiator>(&copier, kBits, ring::TokenRange{});
+  init->PreferCopy();
   std::uint64_t bytes = 0;
-  Status s = RunExchange(init, session, io.provider->getTimer(), 5 * kj::SECONDS, &bytes)
+  Status s = RunExchange(&pool, init, session, io.provider->getTimer(), 5 * kj::SECONDS, &bytes)
                  .wait(io.waitScope);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(init.stats().copy_pages, 1u);
-  EXPECT_EQ(init.stats().nodes_compared, 0u);
-  EXPECT_EQ(init.stats().records_pulled, 180u);  // not the 20 it held already
-  EXPECT_EQ(init.stats().records_pushed, 1u);    // its own key, which the source lacked
+  EXPECT_EQ(init->stats().copy_pages, 1u);
+  EXPECT_EQ(init->stats().nodes_compared, 0u);
+  EXPECT_EQ(init->stats().records_pulled, 180u);  // not the 20 it held already
+  EXPECT_EQ(init->stats().records_pushed, 1u);    // its own key, which the source lacked
   EXPECT_TRUE(copier.data == source.data);
 }
 
