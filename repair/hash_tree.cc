@@ -177,7 +177,8 @@ Result<HashTree> BuildFromScan(storage::Engine& engine, int bits) {
 }
 
 Result<std::size_t> RebuildLive(storage::LocalStore& store, storage::Engine& engine,
-                                LiveTree& live, const std::atomic<bool>* cancel) {
+                                LiveTree& live, const std::atomic<bool>* cancel,
+                                const std::function<void(std::uint64_t)>& progress) {
   // With writes paused, so that no write falls between the snapshot and the start of the
   // changes kept aside (a write's engine commit and its OnChange happen under the store's
   // pause lock, shared).
@@ -187,9 +188,11 @@ Result<std::size_t> RebuildLive(storage::LocalStore& store, storage::Engine& eng
     live.BeginRebuild();
   });
   HashTree built(live.bits());
+  std::uint64_t scanned = 0;
   Status s = snapshot->Scan(ring::TokenRange{}, [&](ring::Token t, std::string_view key,
                                                     std::string_view value) {
     built.Update(t, key, std::nullopt, storage::VersionDigest(value));
+    if (progress && ++scanned % 1024 == 0) progress(scanned);
     return cancel == nullptr || !cancel->load(std::memory_order_relaxed);
   });
   snapshot.reset();

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -144,8 +145,10 @@ Result<HashTree> BuildFromScan(storage::Engine& engine, int bits);
 // on a storage thread, never on an event loop. Returns how many segments differed (0 for a
 // tree that was not ready).
 // `cancel` (may be null) stops the scan early when set: Unavailable, the tree as it was.
+// `progress` (may be null) is called every 1,024 keys scanned, with the count so far.
 Result<std::size_t> RebuildLive(storage::LocalStore& store, storage::Engine& engine,
-                                LiveTree& live, const std::atomic<bool>* cancel = nullptr);
+                                LiveTree& live, const std::atomic<bool>* cancel = nullptr,
+                                const std::function<void(std::uint64_t)>& progress = nullptr);
 
 // The tree persisted at a clean stop (metadata "hash_tree"), loaded into `live` (ready) and
 // consumed, synced, so that a crash from here on finds none and the next start rebuilds.

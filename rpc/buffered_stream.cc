@@ -3,6 +3,7 @@
 #include <capnp/serialize.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -30,6 +31,14 @@ void StoreLe32(std::uint32_t v, kj::byte* p) {
 
 BufferedMessageStream::BufferedMessageStream(kj::AsyncIoStream& stream)
     : stream_(stream), in_(kj::heapArray<kj::byte>(kReadChunk)), tasks_(*this) {}
+
+BufferedMessageStream::BufferedMessageStream(kj::AsyncIoStream& stream, kj::Timer& timer,
+                                             kj::Duration message_timeout)
+    : stream_(stream),
+      timer_(&timer),
+      message_timeout_(message_timeout),
+      in_(kj::heapArray<kj::byte>(kReadChunk)),
+      tasks_(*this) {}
 
 kj::Maybe<kj::Own<capnp::MessageReader>> BufferedMessageStream::TakeMessage(
     const capnp::ReaderOptions& options, std::size_t* need) {
@@ -68,13 +77,18 @@ kj::Maybe<kj::Own<capnp::MessageReader>> BufferedMessageStream::TakeMessage(
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> BufferedMessageStream::tryReadMessage(
     kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options,
     kj::ArrayPtr<capnp::word> scratch_space) {
-  return ReadLoop(options);
+  return ReadLoop(options).catch_(
+      [this](kj::Exception&& e) -> kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> {
+        read_failed_ = true;
+        return kj::mv(e);
+      });
 }
 
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> BufferedMessageStream::ReadLoop(
     capnp::ReaderOptions options) {
   std::size_t need = 0;
   KJ_IF_MAYBE (reader, TakeMessage(options, &need)) {
+    partial_since_ = nullptr;  // the next message's deadline starts when it does
     return kj::Maybe<capnp::MessageReaderAndFds>(
         capnp::MessageReaderAndFds{kj::mv(*reader), nullptr});
   }
@@ -85,8 +99,9 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> BufferedMessageStream::ReadLo
     in_begin_ = 0;
     in_end_ = have;
   }
-  if (need > in_.size()) {
-    auto bigger = kj::heapArray<kj::byte>(need);
+  if (have == in_.size() && need > in_.size()) {
+    // Full of what arrived: grow, at most doubling and never past what the message needs.
+    auto bigger = kj::heapArray<kj::byte>(std::min(need, 2 * in_.size()));
     std::memcpy(bigger.begin(), in_.begin() + in_begin_, have);
     in_ = kj::mv(bigger);
     in_begin_ = 0;
@@ -95,8 +110,22 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> BufferedMessageStream::ReadLo
     in_ = kj::heapArray<kj::byte>(kReadChunk);  // give back a buffer grown for a big message
     in_begin_ = in_end_ = 0;
   }
-  return stream_.tryRead(in_.begin() + in_end_, 1, in_.size() - in_end_)
-      .then([this, options](std::size_t n) -> kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> {
+  kj::Promise<std::size_t> read = stream_.tryRead(in_.begin() + in_end_, 1, in_.size() - in_end_);
+  if (have == 0) {
+    partial_since_ = nullptr;  // between messages: idle is allowed
+  } else if (timer_ != nullptr) {
+    if (partial_since_ == nullptr) partial_since_ = timer_->now();
+    KJ_IF_MAYBE (since, partial_since_) {
+      read = timer_->atTime(*since + message_timeout_)
+                 .then([this]() -> kj::Promise<std::size_t> {
+                   return KJ_EXCEPTION(DISCONNECTED, "incomplete message: the peer sent part of "
+                                                     "a message and not the rest in time",
+                                       message_timeout_ / kj::SECONDS);
+                 })
+                 .exclusiveJoin(kj::mv(read));
+    }
+  }
+  return read.then([this, options](std::size_t n) -> kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> {
         if (n == 0) {
           KJ_REQUIRE(in_end_ == in_begin_, "connection closed in the middle of a message");
           return kj::Maybe<capnp::MessageReaderAndFds>(nullptr);

@@ -3,13 +3,27 @@
 #include <kj/debug.h>
 
 #include <algorithm>
+#include <string>
 
 namespace kv::rpc {
 
 constexpr std::size_t kMinBatch = 4;
 constexpr std::size_t kMaxBatch = 1024;
 
-WriteBatcher::WriteBatcher(storage::LocalStore* store) : worker_(store), tasks_(*this) {}
+namespace {
+
+// What a write holds in memory while it waits, roughly: its key, value and the values of a
+// record from another replica.
+std::size_t BytesOf(const storage::WriteOp& op) {
+  std::size_t n = op.key.size() + op.value.size() + 64;
+  for (const auto& s : op.remote.siblings()) n += s.value.size() + 32;
+  return n;
+}
+
+}  // namespace
+
+WriteBatcher::WriteBatcher(storage::LocalStore* store, Options options)
+    : options_(options), worker_(store), tasks_(*this) {}
 
 WriteBatcher::~WriteBatcher() = default;
 
@@ -18,6 +32,19 @@ void WriteBatcher::taskFailed(kj::Exception&& exception) {
 }
 
 kj::Promise<void> WriteBatcher::Submit(PendingWrite& write) {
+  const std::size_t bytes = BytesOf(write.op);
+  // One write alone is always taken (a value at the size limit may exceed the byte bound).
+  if (queued_ > 0 && (queued_ >= options_.max_queued ||
+                      queued_bytes_ + bytes > options_.max_queued_bytes)) {
+    ++refused_;
+    write.op.status = Status::Overloaded(
+        "this node's write queue is full (" + std::to_string(queued_) + " writes, " +
+        std::to_string(queued_bytes_ >> 20) + " MiB waiting); retry later");
+    return kj::READY_NOW;
+  }
+  queued_ += 1;
+  queued_bytes_ += bytes;
+  write.queued_bytes = bytes;
   auto paf = kj::newPromiseAndFulfiller<void>();
   write.done = kj::mv(paf.fulfiller);
   pending_.push_back(kj::addRef(write));
@@ -57,7 +84,11 @@ void WriteBatcher::Flush() {
   // (the worker outlives tasks_, see the member order).
   tasks_.add(worker_.Apply(std::move(ops)).then([this, batch = std::move(batch)]() mutable {
     batch_in_flight_ = false;
-    for (auto& w : batch) w->done->fulfill();
+    for (auto& w : batch) {
+      queued_ -= 1;
+      queued_bytes_ -= w->queued_bytes;
+      w->done->fulfill();
+    }
     Flush();
   }));
 }

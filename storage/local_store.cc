@@ -98,6 +98,37 @@ Result<Record> LocalStore::Read(std::string_view key) {
   return ReadLocked(key);
 }
 
+namespace {
+
+// About what a record holds in memory and on the wire: values, per-sibling and context overhead.
+std::size_t ApproxBytes(const Record& r) {
+  std::size_t n = 16 * (r.context().vv().size() + r.context().cloud().size());
+  for (const Sibling& s : r.siblings()) n += s.value.size() + 40;
+  return n;
+}
+
+}  // namespace
+
+Status LocalStore::CheckCaps(const Record& before, const Record& after) {
+  const std::size_t n = after.siblings().size();
+  if (n > limits_.max_siblings && n > before.siblings().size()) {
+    refused_siblings_.fetch_add(1);
+    return Status::InvalidArgument(
+        "too many siblings: the key holds " + std::to_string(before.siblings().size()) +
+        " concurrent values (limit " + std::to_string(limits_.max_siblings) +
+        "); read it and write with its context to resolve them");
+  }
+  const std::size_t bytes = ApproxBytes(after);
+  if (bytes > limits_.max_record_bytes && bytes > ApproxBytes(before)) {
+    refused_size_.fetch_add(1);
+    return Status::InvalidArgument(
+        "record too large: the key's values would take about " + std::to_string(bytes >> 10) +
+        " KiB (limit " + std::to_string(limits_.max_record_bytes >> 10) +
+        " KiB); read it and write with its context to replace its siblings");
+  }
+  return Status::Ok();
+}
+
 Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen, bool tombstone,
                                  std::string value) {
   if (Status s = CheckKey(key, limits_); !s.ok()) return s;
@@ -111,6 +142,7 @@ Result<Record> LocalStore::Write(std::string_view key, const CausalContext& seen
   Result<Dot> dot = dots_->Next(record.context(), seen);
   if (!dot.ok()) return dot.status();
   record.WriteAs(dot.value(), seen, tombstone, std::move(value), clock_());
+  if (Status s = CheckCaps(current.value(), record); !s.ok()) return s;
   if (Status s = Store(key, current.value(), record); !s.ok()) return s;
   return record;
 }
@@ -210,8 +242,12 @@ void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
         continue;
       }
       const bool tombstone = op->kind != WriteOp::Kind::kPut;
-      op->record.WriteAs(dot.value(), seen, tombstone,
-                         tombstone ? std::string() : std::move(op->value), now);
+      Record written = op->record;
+      written.WriteAs(dot.value(), seen, tombstone,
+                      tombstone ? std::string() : std::move(op->value), now);
+      op->status = CheckCaps(op->record, written);
+      if (!op->status.ok()) continue;
+      op->record = std::move(written);
     }
     latest[slot] = Latest{&op->record, existed, before, created_s};
     applied.push_back(op);

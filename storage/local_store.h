@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -32,6 +33,15 @@ struct Limits {
   // A tombstone is purged only once this long has passed since its delete by this store's own
   // clock, whoever asks (kvd --tombstone-grace-s).
   std::uint64_t tombstone_grace_s = 10 * 86400;
+  // A write this node coordinates is refused if it would leave the key with more siblings than
+  // this, or a record larger than max_record_bytes (its values and causal metadata, about), and
+  // the record would grow: blind writes cannot pile up a record that no message can carry. The
+  // writer is told to read and write with the context, which resolves siblings (Riak's
+  // max_siblings). Merges from other replicas are never refused (that would lose their writes):
+  // concurrent sides of a partition can together exceed the caps, up to what a message carries
+  // (kvd sizes messages for two records at the cap).
+  std::size_t max_siblings = 100;
+  std::size_t max_record_bytes = std::size_t{32} << 20;
 };
 
 // InvalidArgument if the key is empty or too long.
@@ -119,6 +129,9 @@ class LocalStore {
   // time still comes from the clock of the node that wrote the delete). Returns whether it did.
   Result<bool> PurgeIfUnchanged(std::string_view key, std::uint64_t digest);
   const Limits& limits() const { return limits_; }
+  // Writes refused by the sibling cap and by the record size cap (Limits).
+  std::uint64_t refused_siblings() const { return refused_siblings_.load(); }
+  std::uint64_t refused_record_size() const { return refused_size_.load(); }
 
   // Cleanup: deletes every record whose key's token is in `range` (the hash tree is told).
   // Returns the keys deleted and their stored bytes (key and record).
@@ -182,6 +195,9 @@ class LocalStore {
   // by one thread.
   mutable std::shared_mutex pause_mu_;
   std::array<std::mutex, 32> stripes_;
+  // OK, or why a client write that turns `before` into `after` is refused (Limits' caps).
+  Status CheckCaps(const Record& before, const Record& after);
+  std::atomic<std::uint64_t> refused_siblings_{0}, refused_size_{0};
   mutable std::mutex counts_mu_;
   std::map<NodeId, std::uint64_t> hint_counts_;  // guarded by counts_mu_
 };

@@ -10,6 +10,7 @@
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -63,6 +64,13 @@ struct Flags {
   bool sync_writes = false;
   int wal_sync_interval_ms = 1000;
   std::size_t storage_threads = 2;
+  std::size_t max_siblings = 100;
+  std::size_t max_record_bytes = std::size_t{32} << 20;
+  std::size_t max_queued_writes = 4096;
+  std::size_t max_queued_write_bytes = std::size_t{256} << 20;
+  std::size_t max_connections = 4096;
+  std::size_t connection_flow_limit_bytes = std::size_t{64} << 20;
+  int message_timeout_ms = 30000;
   std::size_t background_threads = 1;
   std::size_t storage_max_queued = 1024;
   // Testing only.
@@ -127,20 +135,42 @@ class LocalControl final : public rpc::ClusterControl {
   std::shared_ptr<const mb::ClusterView> view_;
 };
 
+// The gossip agent's view. At the stop, Detach() (before the agent goes) keeps its last view
+// and counters for the requests still answered while the node drains: they must never reach
+// an agent that is gone.
 class GossipControl final : public rpc::ClusterControl {
  public:
   explicit GossipControl(mb::GossipAgent* agent) : agent_(agent) {}
-  std::shared_ptr<const mb::ClusterView> View() override { return agent_->view(); }
+  void Detach() {
+    view_ = agent_->view();
+    counters_ = agent_->counters();
+    agent_ = nullptr;
+  }
+  std::shared_ptr<const mb::ClusterView> View() override {
+    return agent_ != nullptr ? agent_->view() : view_;
+  }
   void Remove(mb::NodeId id, std::function<void(bool)> done) override {
+    if (agent_ == nullptr) {
+      done(false);
+      return;
+    }
     agent_->Remove(id, std::move(done));
   }
-  std::optional<mb::Counters> GossipCounters() override { return agent_->counters(); }
+  std::optional<mb::Counters> GossipCounters() override {
+    return agent_ != nullptr ? agent_->counters() : counters_;
+  }
   void MutateApp(std::function<void(mb::AppState&)> change, std::function<void()> done) override {
+    if (agent_ == nullptr) {
+      if (done) done();
+      return;
+    }
     agent_->MutateApp(std::move(change), std::move(done));
   }
 
  private:
-  mb::GossipAgent* agent_;
+  mb::GossipAgent* agent_;  // null once detached
+  std::shared_ptr<const mb::ClusterView> view_;
+  mb::Counters counters_;
 };
 
 std::atomic<bool> g_refused{false};
@@ -194,6 +224,29 @@ int Run(const Flags& flags) {
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
 
+  // Room for the connection cap: the soft limit on open files raised to the hard one, less a
+  // reserve for RocksDB's files, the peers' connections and gossip.
+  std::size_t max_connections = flags.max_connections;
+  {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+      }
+      constexpr rlim_t kReserve = 512;
+      const std::size_t room =
+          rl.rlim_cur > 2 * kReserve ? static_cast<std::size_t>(rl.rlim_cur - kReserve) : 64;
+      if (max_connections > room) {
+        std::fprintf(stderr,
+                     "kvd: --max-connections %zu lowered to %zu: this process may open %llu "
+                     "files (ulimit -n)\n",
+                     max_connections, room, static_cast<unsigned long long>(rl.rlim_cur));
+        max_connections = room;
+      }
+    }
+  }
   storage::RocksDbOptions ro;
   ro.sync_writes = flags.sync_writes;
   ro.lose_unsynced_on_kill = flags.testing_lose_unsynced_on_kill;
@@ -235,7 +288,8 @@ int Run(const Flags& flags) {
   auto removed = storage::LoadU64List(engine, "removed_ids");
   if (!removed.ok()) return Fail(removed.status().ToString());
 
-  storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes, flags.tombstone_grace_s};
+  storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes, flags.tombstone_grace_s,
+                         flags.max_siblings, flags.max_record_bytes};
   storage::LocalStore store(&engine, id, limits);
   store.SetClock(wall_clock_s);
   // The dots' life a clean stop saved: offered now, taken once the cluster confirms this is not
@@ -310,6 +364,7 @@ int Run(const Flags& flags) {
 
   std::unique_ptr<mb::GossipAgent> agent;
   std::unique_ptr<rpc::ClusterControl> control;
+  GossipControl* gossip_control_ptr = nullptr;
   std::string gossip_line;
   if (!flags.gossip.empty()) {
     mb::AgentOptions ao;
@@ -369,7 +424,9 @@ int Run(const Flags& flags) {
     agent = std::make_unique<mb::GossipAgent>(std::move(ao));
     std::string error;
     if (!agent->Start(&error)) return Fail(error);
-    control = std::make_unique<GossipControl>(agent.get());
+    auto gossip_control = std::make_unique<GossipControl>(agent.get());
+    gossip_control_ptr = gossip_control.get();
+    control = std::move(gossip_control);
     gossip_line = " gossip on " + mb::ToString(agent->endpoint());
   } else {
     mb::ClusterView view;
@@ -382,9 +439,10 @@ int Run(const Flags& flags) {
     control = std::make_unique<LocalControl>(std::move(view));
   }
 
-  // A message may hold a key and a value at their limits, plus envelope.
-  const std::size_t max_message = limits.max_key_bytes + limits.max_value_bytes + 64 * 1024;
-  rpc::WriteBatcher batcher(&store);
+  // A message may hold a key and two records at the record cap (a merge of two sides of a
+  // partition that each reached it), plus envelope.
+  const std::size_t max_message = limits.max_key_bytes + 2 * limits.max_record_bytes + 64 * 1024;
+  rpc::WriteBatcher batcher(&store, {flags.max_queued_writes, flags.max_queued_write_bytes});
   // Storage work never runs on this (the RPC) thread: client and replica reads on `pool`;
   // repair and movement steps, purges, hint scans, cleanup and tree rebuilds on `background`,
   // so that a repair scanning everything does not queue ahead of the reads.
@@ -549,8 +607,10 @@ int Run(const Flags& flags) {
   services.repair = &repair_runner;
   services.peers = &peers;
   services.tree_bits = flags.tree_bits;
+  rpc::ClientServer* server_ptr = nullptr;  // set once the server exists, below
   services.counters = [&]() {
     const rpc::CoordinatorCounters& c = coordinator.counters();
+    const rpc::ClientServer& server = *server_ptr;
     return std::vector<std::pair<std::string, std::uint64_t>>{
         {"writes_forwarded", c.forwarded},
         {"read_repairs", c.read_repairs},
@@ -558,6 +618,15 @@ int Run(const Flags& flags) {
         {"hints_delivered", c.hints_delivered},
         {"hints_expired", c.hints_expired},
         {"peer_connections_replaced", peers.replaced()},
+        {"writes_queued", batcher.queued()},
+        {"writes_queued_bytes", batcher.queued_bytes()},
+        {"writes_refused_overloaded", batcher.refused()},
+        {"writes_refused_sibling_cap", store.refused_siblings()},
+        {"writes_refused_record_size", store.refused_record_size()},
+        {"connections_open", server.open_connections()},
+        {"connections_refused_over_cap", server.refused_connections()},
+        {"connections_failed", server.failed_connections()},
+        {"accept_failures", server.accept_failures()},
         {"storage_jobs_run", pool.ran()},
         {"storage_jobs_queued", pool.queued()},
         {"storage_jobs_refused_overloaded", pool.refused()},
@@ -567,7 +636,13 @@ int Run(const Flags& flags) {
         {"metadata_writes", meta_writer.written()},
     };
   };
-  rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message);
+  rpc::ClientServer::Options so;
+  so.max_connections = max_connections;
+  so.flow_limit_bytes = flags.connection_flow_limit_bytes;
+  so.message_timeout = flags.message_timeout_ms * kj::MILLISECONDS;
+  rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message,
+                           io.provider->getTimer(), so);
+  server_ptr = &server;
 
   // Background anti-entropy: every interval, jittered by up to a tenth either way, unless a
   // repair is already running (one at a time per node).
@@ -667,6 +742,14 @@ int Run(const Flags& flags) {
   siginfo_t info = stop.wait(io.waitScope);
   std::fprintf(stderr, "kvd: caught %s, stopping\n",
                info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Each step of the stop, timed: a stop that takes long says where.
+  auto stop_mark = std::chrono::steady_clock::now();
+  auto stop_step = [&stop_mark](const char* what) {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - stop_mark).count();
+    if (s > 1) std::fprintf(stderr, "kvd: stopping: %s took %.1f s\n", what, s);
+    stop_mark = now;
+  };
 
   refreshing = nullptr;
   deciding_life = nullptr;
@@ -684,18 +767,22 @@ int Run(const Flags& flags) {
     if (g_decommissioned && !g_refused)
       agent->LeaveAndStop(
           std::max(flags.config.gossip_interval * 5, mb::Duration(std::chrono::milliseconds(500))));
+    gossip_control_ptr->Detach();
     agent.reset();
+    stop_step("leaving gossip");
   }
   // Refuse new requests, apply the writes already received, send every reply ready to go,
   // then close every connection and the database.
   server.service().BeginShutdown();
   server.service().Drain().wait(io.waitScope);
   io.waitScope.poll();
+  stop_step("applying the writes received");
   // Storage jobs still queued (repair merges, purges) finish; nothing writes after this.
   pool.Stop();
   background.Stop();
   io.waitScope.poll();
   meta_writer.Flush();
+  stop_step("finishing storage jobs");
   // A clean stop: every write is made durable, the hash tree persisted (trusted at the next
   // start), then the dots' life is saved for the next start.
   if (!g_decommissioned && !g_refused) {
@@ -745,6 +832,40 @@ int main(int argc, char** argv) {
                  "can lose (0: only when RocksDB flushes)")
       ->capture_default_str()
       ->check(CLI::Range(0, 600000));
+  auto* b = app.add_option_group("bounds (each hit is counted in kvtool stats)");
+  b->add_option("--max-siblings", flags.max_siblings,
+                "Concurrent values a key may hold; a write past it is refused (read the key and "
+                "write with its context)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+  b->add_option("--max-record-bytes", flags.max_record_bytes,
+                "Bytes a key's values may take together; a write past it is refused (at least "
+                "--max-value-bytes plus 64 KiB)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 30));
+  b->add_option("--max-queued-writes", flags.max_queued_writes,
+                "Writes waiting for the disk past which new ones are refused as overloaded")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  b->add_option("--max-queued-write-bytes", flags.max_queued_write_bytes,
+                "Bytes of keys and values waiting for the disk past which writes are refused as "
+                "overloaded")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 40));
+  b->add_option("--max-connections", flags.max_connections,
+                "Client and peer connections open at once; more are closed at once")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  b->add_option("--connection-flow-limit-bytes", flags.connection_flow_limit_bytes,
+                "Per connection: bytes of requests received and not yet answered before the "
+                "node stops reading from it")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 34));
+  b->add_option("--message-timeout-ms", flags.message_timeout_ms,
+                "Per connection: how long a request may stay half-sent before the connection "
+                "is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3600000));
   app.add_option("--storage-threads", flags.storage_threads,
                  "Threads that run reads, scans and repair steps off the RPC thread")
       ->capture_default_str()
@@ -864,6 +985,13 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "kvd: %s (see kvd --help)\n", e.what());
+    return 2;
+  }
+  if (flags.max_record_bytes < flags.max_value_bytes + 64 * 1024) {
+    std::fprintf(stderr,
+                 "kvd: --max-record-bytes %zu is too small for one value of --max-value-bytes "
+                 "%zu (it must be at least that plus 64 KiB)\n",
+                 flags.max_record_bytes, flags.max_value_bytes);
     return 2;
   }
   std::string host;

@@ -115,6 +115,46 @@ class Replication : public ::testing::Test {
   std::vector<std::unique_ptr<Kvd>> nodes_;
 };
 
+// Blind puts (no context) pile up siblings. At the cap the writer is told, and the key stays
+// whole: readable, handed off and repaired to a replica that missed the writes, and resolved by
+// a write with its context.
+TEST_F(Replication, BlindPutsStopAtTheSiblingCapAndTheKeyStaysReadableRepairableAndResolvable) {
+  StartAll(3, {"--max-siblings", "5"});
+  Kill(2);
+  ASSERT_TRUE(SeeStatus({0, 1}, {2}, "DOWN"));
+  std::set<std::string> values;
+  for (int i = 0; i < 5; ++i) {
+    auto r = Put(i % 2, "hot", "v" + std::to_string(i));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    values.insert("v" + std::to_string(i));
+  }
+  auto refused = Put(0, "hot", "v5");
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("too many siblings"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("write with its context"), std::string::npos) << refused.err;
+  EXPECT_EQ(Get(1, "hot"), values);
+  // The replica that missed them gets them (hints, then a repair that finds nothing left).
+  ASSERT_TRUE(nodes_[2]->Start()) << nodes_[2]->stderr_text();
+  ASSERT_TRUE(SeeStatus({0, 1, 2}, {0, 1, 2}, "UP"));
+  auto repair = Kvtool({"--host", nodes_[0]->address(), "--json", "repair"});
+  EXPECT_EQ(repair.exit_code, 0) << repair.out << repair.err;
+  EXPECT_TRUE(Eventually([&] { return Get(2, "hot", {"--local"}) == values; },
+                         std::chrono::seconds(30)));
+  // Resolved with the context: one value left, and blind puts are taken again.
+  auto got = Kvtool({"--host", nodes_[1]->address(), "--json", "get", "hot"});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  const std::string ctx = nlohmann::json::parse(got.out)["context"].get<std::string>();
+  auto resolved = Put(1, "hot", "merged", {"--context", ctx});
+  ASSERT_EQ(resolved.exit_code, 0) << resolved.err;
+  EXPECT_EQ(Get(0, "hot", {"--consistency", "all"}), std::set<std::string>{"merged"});
+  EXPECT_EQ(Put(0, "hot", "again").exit_code, 0);
+  // The writer's node counted the refusal.
+  auto stats = Kvtool({"--host", nodes_[0]->address(), "--json", "stats"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_GE(nlohmann::json::parse(stats.out)["node"]["writes_refused_sibling_cap"].get<int>(), 1)
+      << stats.out;
+}
+
 TEST_F(Replication, QuorumPutAndGetThroughDifferentCoordinators) {
   StartAll(3);
   for (int k = 0; k < 30; ++k) {

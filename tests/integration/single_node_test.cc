@@ -262,7 +262,8 @@ TEST_F(SingleNode, AckedWritesUnderLoadSurviveSigterm) { AckedWritesSurviveStop(
 TEST_F(SingleNode, AckedWritesUnderLoadSurviveSigkill) { AckedWritesSurviveStop(*kvd_, SIGKILL); }
 
 TEST_F(SingleNode, ConcurrentBlindPutsLeaveEverySibling) {
-  // Separate kvtool processes racing on one key, and client threads racing on another.
+  // Separate kvtool processes racing on one key, and client threads racing on another (80
+  // siblings: under the default cap of 100).
   std::vector<std::thread> procs;
   std::vector<int> codes(8, -1);
   for (int i = 0; i < 8; ++i) {
@@ -275,7 +276,7 @@ TEST_F(SingleNode, ConcurrentBlindPutsLeaveEverySibling) {
     threads.emplace_back([&, t] {
       auto c = rpc::BlockingClient::Connect(kvd_->address(), std::chrono::seconds(10));
       KV_CHECK(c.ok());
-      for (int i = 0; i < 50; ++i) {
+      for (int i = 0; i < 20; ++i) {
         KV_CHECK(
             c.value()->Put("race2", std::to_string(t) + ":" + std::to_string(i), "").status.ok());
       }
@@ -292,7 +293,7 @@ TEST_F(SingleNode, ConcurrentBlindPutsLeaveEverySibling) {
   EXPECT_EQ(values, expected);
   auto g = Client()->Get("race2");
   ASSERT_TRUE(g.status.ok());
-  EXPECT_EQ(std::set<std::string>(g.siblings.begin(), g.siblings.end()).size(), 200u);
+  EXPECT_EQ(std::set<std::string>(g.siblings.begin(), g.siblings.end()).size(), 80u);
 }
 
 TEST_F(SingleNode, EveryKvtoolExitCode) {

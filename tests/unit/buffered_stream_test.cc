@@ -122,5 +122,58 @@ TEST(BufferedMessageStream, RejectsHostileHeadersWithoutAllocating) {
   ExpectRejected(full.substr(0, 3));
 }
 
+// A message announced as 8 MiB of which only 100 KiB arrive holds a buffer about that size,
+// not 8 MiB; the message still reads whole once the rest arrives.
+TEST(BufferedMessageStream, TheBufferFollowsWhatArrivesNotWhatIsAnnounced) {
+  auto io = kj::setupAsyncIo();
+  auto pipe = io.provider->newTwoWayPipe();
+  BufferedMessageStream in(*pipe.ends[1]);
+  auto m = Message(9, 8 << 20);
+  const auto bytes = m.asBytes();
+  capnp::ReaderOptions big;
+  big.traversalLimitInWords = 2 << 20;
+  auto reading = in.tryReadMessage(nullptr, big, nullptr);
+  pipe.ends[0]->write(bytes.begin(), 100 * 1024).wait(io.waitScope);
+  // Let the reader take what was sent.
+  for (int i = 0; i < 20; ++i) io.provider->getTimer().afterDelay(5 * kj::MILLISECONDS).wait(io.waitScope);
+  EXPECT_LE(in.buffer_bytes(), 256u * 1024) << "grew to the announced size";
+  auto rest = pipe.ends[0]->write(bytes.begin() + 100 * 1024, bytes.size() - 100 * 1024);
+  auto r = reading.wait(io.waitScope);
+  rest.wait(io.waitScope);
+  KJ_IF_MAYBE (msg, r) {
+    EXPECT_EQ(Id(*msg->reader), 9u);
+  } else {
+    FAIL() << "no message";
+  }
+}
+
+// A message that starts and never finishes ends the read at the deadline; an idle connection
+// (nothing sent, or only whole messages) has none.
+TEST(BufferedMessageStream, AnIncompleteMessageIsCutOffAtItsDeadlineAndIdleIsNot) {
+  auto io = kj::setupAsyncIo();
+  auto& timer = io.provider->getTimer();
+  auto pipe = io.provider->newTwoWayPipe();
+  BufferedMessageStream in(*pipe.ends[1], timer, 200 * kj::MILLISECONDS);
+  // Idle: still waiting after twice the deadline.
+  bool idle_waited = in.tryReadMessage(nullptr, capnp::ReaderOptions(), nullptr)
+                         .then([](auto&&) { return false; })
+                         .exclusiveJoin(timer.afterDelay(400 * kj::MILLISECONDS).then([] { return true; }))
+                         .wait(io.waitScope);
+  EXPECT_TRUE(idle_waited);
+  // Half a message: the read fails at the deadline.
+  auto m = Message(3, 5000);
+  pipe.ends[0]->write(m.asBytes().begin(), m.asBytes().size() / 2).wait(io.waitScope);
+  const kj::TimePoint start = timer.now();
+  auto result = kj::runCatchingExceptions(
+      [&]() { in.tryReadMessage(nullptr, capnp::ReaderOptions(), nullptr).wait(io.waitScope); });
+  KJ_IF_MAYBE (e, result) {
+    EXPECT_NE(std::string(e->getDescription().cStr()).find("incomplete message"), std::string::npos)
+        << e->getDescription().cStr();
+  } else {
+    FAIL() << "half a message was accepted";
+  }
+  EXPECT_GE(timer.now() - start, 150 * kj::MILLISECONDS);
+}
+
 }  // namespace
 }  // namespace kv::rpc

@@ -126,7 +126,9 @@ TEST(LocalStore, LimitsAreEnforced) {
 TEST(LocalStore, ConcurrentBlindWritesAllSurvive) {
   TempDir dir;
   auto e = OpenOrDie(dir.path());
-  LocalStore store(e.get(), 1, Limits());
+  Limits limits;
+  limits.max_siblings = 1000;  // 400 concurrent blind writes, all kept
+  LocalStore store(e.get(), 1, limits);
   constexpr int kThreads = 4, kEach = 100;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -141,6 +143,50 @@ TEST(LocalStore, ConcurrentBlindWritesAllSurvive) {
   auto r = store.Read("hot");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->siblings().size(), static_cast<std::size_t>(kThreads * kEach));
+}
+
+// Blind writes stop at the sibling cap with a clear error, and so do writes that would make the
+// record too large; a write with the context (which resolves siblings) is taken, and a merge
+// from another replica is never refused.
+TEST(LocalStore, CapsRefuseGrowthButNeverResolutionOrMerges) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  Limits limits;
+  limits.max_siblings = 3;
+  limits.max_record_bytes = 64 * 1024 + 2000;
+  LocalStore store(e.get(), 1, limits);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store.Write("k", {}, false, "v" + std::to_string(i)).ok());
+  auto refused = store.Write("k", {}, false, "v3");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("too many siblings"), std::string::npos);
+  EXPECT_EQ(store.refused_siblings(), 1u);
+  // The batch path refuses the same way.
+  WriteOp op;
+  op.kind = WriteOp::Kind::kPut;
+  op.key = "k";
+  op.value = "v4";
+  std::vector<WriteOp*> ops{&op};
+  store.ApplyBatch(ops);
+  EXPECT_FALSE(op.status.ok());
+  EXPECT_EQ(store.Read("k")->siblings().size(), 3u);
+  // A merge of another replica's concurrent write goes in past the cap.
+  Record remote;
+  remote.Write(77, {}, false, "theirs");
+  ASSERT_TRUE(store.Merge("k", remote).ok());
+  EXPECT_EQ(store.Read("k")->siblings().size(), 4u);
+  // With the context: one value, and room again.
+  const CausalContext seen = store.Read("k")->context();
+  ASSERT_TRUE(store.Write("k", seen, false, "resolved").ok());
+  EXPECT_EQ(store.Read("k")->siblings().size(), 1u);
+  ASSERT_TRUE(store.Write("k", {}, false, "again").ok());
+  // Size: two values of 40 KiB do not fit 66 KiB; the second is refused, a replacement is not.
+  const std::string big(40 * 1024, 'x');
+  ASSERT_TRUE(store.Write("big", {}, false, big).ok());
+  auto too_big = store.Write("big", {}, false, big);
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_NE(too_big.status().message().find("record too large"), std::string::npos);
+  EXPECT_EQ(store.refused_record_size(), 1u);
+  ASSERT_TRUE(store.Write("big", store.Read("big")->context(), false, big).ok());
 }
 
 TEST(LocalStore, DeleteSeenHidesEverythingItSaw) {

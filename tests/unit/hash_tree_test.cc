@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <chrono>
 #include <random>
 #include <thread>
 
@@ -182,16 +183,23 @@ TEST(HashTree, ARebuildDuringWritesMissesNoneOfThem) {
       during.fetch_add(1);
     }
   });
-  // Let the writer get going, so that writes overlap the scan.
-  while (during.load() < 200) std::this_thread::yield();
-  const int before = during.load();
-  auto rebuilt = RebuildLive(store, *engine.value(), live);
-  const int after = during.load();
+  // Mid-scan, the rebuild waits until the writer has made 100 more writes: it could not if
+  // writes were held back while it scans.
+  bool writes_went_on = false;
+  auto rebuilt = RebuildLive(store, *engine.value(), live, nullptr, [&](std::uint64_t scanned) {
+    if (scanned != 1024) return;
+    const int target = during.load() + 100;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (during.load() < target && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    writes_went_on = during.load() >= target;
+  });
   done = true;
   writer.join();
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
   EXPECT_TRUE(live.ready());
-  EXPECT_GT(after - before, 10) << "writes were held back while the rebuild scanned";
+  EXPECT_TRUE(writes_went_on) << "writes were held back while the rebuild scanned";
   EXPECT_TRUE(live.Snapshot() == BuildFromScan(*engine.value(), 10).value());
 }
 
