@@ -274,6 +274,10 @@ TEST_F(Repair, EachReplicaChecksTheGraceWithItsOwnClock) {
   StartNode(2, behind);
   ASSERT_TRUE(AllSee(3, "UP"));
   ASSERT_NE(nodes_[2]->stderr_text().find("clock runs -7200 s off"), std::string::npos);
+  // Seen UP is not yet serving: the restarted node first waits for a peer's state.
+  ASSERT_TRUE(Eventually(
+      [&] { return Kvtool({"--host", nodes_[2]->address(), "get", "bench:0"}).exit_code == 0; },
+      std::chrono::seconds(30)));
   for (int k = 0; k < kKeys; ++k) {
     auto r = Kvtool({"--host", nodes_[2]->address(), "delete", "bench:" + std::to_string(k),
                      "--consistency", "all"});
