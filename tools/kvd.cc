@@ -84,6 +84,12 @@ struct Flags {
   mb::Config config;
   int probe_interval_ms = 1000, probe_timeout_ms = 500, gossip_interval_ms = 200;
   int push_pull_interval_ms = 30000;
+  // Membership's bounds (membership/membership.h, asio_transport.h).
+  std::int64_t gossip_forget_after_s = 3600, gossip_ghost_ttl_s = 72 * 3600;
+  std::int64_t gossip_removed_ttl_s = 30 * 86400;
+  std::size_t gossip_max_streams = 16;
+  std::uint32_t gossip_max_stream_bytes = 8u << 20;
+  int gossip_stream_timeout_ms = 5000;
   // Replication.
   rpc::ReplicationSettings replication;
   std::string hinted_handoff = "on";
@@ -369,6 +375,12 @@ int Run(const Flags& flags) {
   if (!flags.gossip.empty()) {
     mb::AgentOptions ao;
     ao.config = flags.config;
+    ao.config.forget_after = std::chrono::seconds(flags.gossip_forget_after_s);
+    ao.config.ghost_ttl = std::chrono::seconds(flags.gossip_ghost_ttl_s);
+    ao.config.removed_ttl = std::chrono::seconds(flags.gossip_removed_ttl_s);
+    ao.streams.max_incoming = flags.gossip_max_streams;
+    ao.streams.max_bytes = flags.gossip_max_stream_bytes;
+    ao.streams.timeout = std::chrono::milliseconds(flags.gossip_stream_timeout_ms);
     ao.self = id;
     (void)mb::ParseEndpoint(flags.gossip, &ao.gossip);
     ao.generation = generation.value();
@@ -611,7 +623,7 @@ int Run(const Flags& flags) {
   services.counters = [&]() {
     const rpc::CoordinatorCounters& c = coordinator.counters();
     const rpc::ClientServer& server = *server_ptr;
-    return std::vector<std::pair<std::string, std::uint64_t>>{
+    std::vector<std::pair<std::string, std::uint64_t>> out{
         {"writes_forwarded", c.forwarded},
         {"read_repairs", c.read_repairs},
         {"hints_stored", c.hints_stored},
@@ -635,6 +647,19 @@ int Run(const Flags& flags) {
         {"background_jobs_refused_overloaded", background.refused()},
         {"metadata_writes", meta_writer.written()},
     };
+    // Gossip's bounds (membership/membership.h, asio_transport.h).
+    if (auto g = control->GossipCounters()) {
+      out.insert(out.end(), {
+          {"gossip_members_forgotten", g->forgotten},
+          {"gossip_ghosts_expired", g->ghosts_expired},
+          {"gossip_tombstones_expired", g->tombstones_expired},
+          {"gossip_dropped_forgotten", g->dropped_forgotten},
+          {"gossip_streams_refused_busy", g->streams_refused_busy},
+          {"gossip_streams_refused_oversize", g->streams_refused_oversize},
+          {"gossip_streams_timed_out", g->streams_timed_out},
+      });
+    }
+    return out;
   };
   rpc::ClientServer::Options so;
   so.max_connections = max_connections;
@@ -926,6 +951,32 @@ int main(int argc, char** argv) {
   g->add_option("--push-pull-interval-ms", flags.push_pull_interval_ms)
       ->capture_default_str()
       ->check(CLI::Range(100, 3600000));
+  g->add_option("--gossip-forget-after-s", flags.gossip_forget_after_s,
+                "Members gone from the ring (LEFT, removed, DOWN without tokens) are dropped from "
+                "the tables after this long (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{365} * 86400));
+  g->add_option("--gossip-ghost-ttl-s", flags.gossip_ghost_ttl_s,
+                "How long a forgotten member's last life is remembered, to refuse stale gossip "
+                "of it")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{365} * 86400));
+  g->add_option("--gossip-removed-ttl-s", flags.gossip_removed_ttl_s,
+                "How long a removed id stays refused (0: for ever, within the tombstone cap)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3650} * 86400));
+  g->add_option("--gossip-max-streams", flags.gossip_max_streams,
+                "Incoming push-pull connections open at once; more are closed at accept")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+  g->add_option("--gossip-max-stream-bytes", flags.gossip_max_stream_bytes,
+                "Largest push-pull message taken (8 MiB: a cluster of about 7,000 nodes)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint32_t{64} << 10, std::uint32_t{1} << 30));
+  g->add_option("--gossip-stream-timeout-ms", flags.gossip_stream_timeout_ms,
+                "A push-pull connection not complete by then is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600000));
   auto* r = app.add_option_group("replication");
   r->add_option("--n", flags.replication.n, "Replicas per key (N)")
       ->capture_default_str()

@@ -406,6 +406,14 @@ TEST(Kvd, BadFlagsExitTwo) {
            {"--data-dir", dir.path(), "--bogus"},
            {"--data-dir", dir.path(), "--wal-sync-interval-ms", "-1"},
            {"--data-dir", dir.path(), "--testing-clock-offset-s", "x"},
+           {"--data-dir", dir.path(), "--max-siblings", "0"},
+           {"--data-dir", dir.path(), "--max-record-bytes", "70000"},  // under one value
+           {"--data-dir", dir.path(), "--max-queued-writes", "0"},
+           {"--data-dir", dir.path(), "--max-connections", "-1"},
+           {"--data-dir", dir.path(), "--message-timeout-ms", "5"},
+           {"--data-dir", dir.path(), "--storage-threads", "0"},
+           {"--data-dir", dir.path(), "--gossip-max-stream-bytes", "100"},
+           {"--data-dir", dir.path(), "--gossip-forget-after-s", "-3"},
        }) {
     std::vector<std::string> argv = {KV_KVD_PATH};
     argv.insert(argv.end(), args.begin(), args.end());
