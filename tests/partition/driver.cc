@@ -505,6 +505,25 @@ bool PollUntil(double deadline_s, F&& f, std::chrono::milliseconds every = std::
 }
 
 
+// Starts nodes 1..o.nodes (each joining through node 1) and waits until every one sees every
+// other UP; false, having said why, if that does not happen within 60 s.
+bool FormCluster(const Options& o, Cluster& cluster, std::vector<int>* members) {
+  for (int i = 1; i <= o.nodes; ++i) {
+    members->push_back(i);
+    if (!cluster.Start(i, i == 1 ? std::vector<int>{} : std::vector<int>{1})) {
+      std::fprintf(stderr, "partition: cannot start kvd %d\n", i);
+      return false;
+    }
+  }
+  if (!PollUntil(Now() + 60, [&] { return AllUp(*members); })) {
+    std::fprintf(stderr, "partition: the %d nodes did not all see each other UP within 60 s; "
+                         "logs in %s/nodes\n", o.nodes, o.report.c_str());
+    return false;
+  }
+  Line("cluster of %s formed", std::to_string(o.nodes) + " nodes");
+  return true;
+}
+
 // ---- scenario heal ---------------------------------------------------------------------------
 //
 // Nodes 1 and 2 are cut from each other (both still reach node 3) for --partition-s while
@@ -523,19 +542,7 @@ int RunHeal(const Options& o) {
   }
   Cluster cluster(o, o.report + "/nodes", slots);
   std::vector<int> members;
-  for (int i = 1; i <= o.nodes; ++i) {
-    members.push_back(i);
-    if (!cluster.Start(i, i == 1 ? std::vector<int>{} : std::vector<int>{1})) {
-      std::fprintf(stderr, "partition: cannot start kvd %d\n", i);
-      return 2;
-    }
-  }
-  if (!PollUntil(Now() + 60, [&] { return AllUp(members); })) {
-    std::fprintf(stderr, "partition: the %d nodes did not all see each other UP within 60 s; "
-                         "logs in %s/nodes\n", o.nodes, o.report.c_str());
-    return 2;
-  }
-  Line("cluster of %s formed", std::to_string(o.nodes) + " nodes");
+  if (!FormCluster(o, cluster, &members)) return 2;
   // Load: each client writes at consistency ONE through its node, paced, until told to stop.
   std::atomic<bool> stop{false};
   Progress progress;
@@ -809,19 +816,7 @@ int Main(int argc, char** argv) {
   }
   Cluster cluster(o, o.report + "/nodes", slots);
   std::vector<int> members;  // slots of the nodes in the ring, as the movements went
-  for (int i = 1; i <= o.nodes; ++i) {
-    members.push_back(i);
-    if (!cluster.Start(i, i == 1 ? std::vector<int>{} : std::vector<int>{1})) {
-      std::fprintf(stderr, "partition: cannot start kvd %d\n", i);
-      return 2;
-    }
-  }
-  if (!PollUntil(Now() + 60, [&] { return AllUp(members); })) {
-    std::fprintf(stderr, "partition: the %d nodes did not all see each other UP within 60 s; "
-                         "logs in %s/nodes\n", o.nodes, o.report.c_str());
-    return 2;
-  }
-  Line("cluster of %s formed", std::to_string(o.nodes) + " nodes");
+  if (!FormCluster(o, cluster, &members)) return 2;
 
   // Workload and nemeses, on the run's own clock from here.
   const double t0 = Now();
