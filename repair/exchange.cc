@@ -749,8 +749,9 @@ Request Initiator::Next(const Reply* reply) {
   return Request{};
 }
 
-Responder::Responder(RangeReader* local, int tree_bits, ring::TokenRange range)
-    : local_(local), shape_(tree_bits), range_(range) {}
+Responder::Responder(RangeReader* local, int tree_bits, ring::TokenRange range,
+                     std::size_t max_entries)
+    : local_(local), max_entries_(max_entries), shape_(tree_bits), range_(range) {}
 
 Status Responder::EnsureTree() {
   if (tree_) return Status::Ok();
@@ -822,7 +823,8 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         reply->hashes.insert(reply->hashes.end(), parts->begin(), parts->end());
       }
       return Status::Ok();
-    case Request::Kind::kEntries:
+    case Request::Kind::kEntries: {
+      std::size_t total_entries = 0;
       if (request.ranges.size() > kMaxLeavesPerRequest) {
         return Status::InvalidArgument("too many leaves in one request");
       }
@@ -830,12 +832,19 @@ Status Responder::Answer(const Request& request, Reply* reply) {
         if (!Inside(range_, r)) return Status::InvalidArgument("leaf outside the range");
         auto hashed = Hashed(local_, r);
         if (!hashed.ok()) return hashed.status();
+        total_entries += hashed->size();
+        if (total_entries > max_entries_) {
+          return Status::InvalidArgument("an entries reply would carry more than " +
+                                         std::to_string(max_entries_) +
+                                         " entry hashes: ask for fewer or smaller ranges");
+        }
         std::vector<std::uint64_t> hashes;
         hashes.reserve(hashed->size());
         for (const auto& [h, k] : hashed.value()) hashes.push_back(h);
         reply->entries.push_back(std::move(hashes));
       }
       return Status::Ok();
+    }
     case Request::Kind::kSketch: {
       if (Status s = EnsureTree(); !s.ok()) return s;
       if (Status s = CheckNodes(request); !s.ok()) return s;

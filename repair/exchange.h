@@ -130,6 +130,11 @@ inline constexpr std::size_t kMaxItemsPerFetch = 4096;
 // kMaxCopyBytes, and never between two keys of one token).
 inline constexpr std::size_t kMaxCopyOwnKeys = 4096;
 inline constexpr std::size_t kMaxCopyRecords = 16384;
+// An entries reply carries at most this many entry hashes (8 MiB); a request for more is
+// refused rather than answered without bound. The initiator asks for the entries of buckets
+// it split to a few of its own keys, so only a replica holding a million keys in one bucket
+// that the other lacks entirely could reach it (a copy, not this exchange, serves that case).
+inline constexpr std::size_t kMaxEntriesPerReply = std::size_t{1} << 20;
 // A copy page holds at most this many bytes of records (or one record alone): small enough
 // that the source's scan for one page is short beside the client requests it serves.
 inline constexpr std::size_t kMaxCopyBytes = std::size_t{256} << 10;
@@ -341,7 +346,9 @@ class Initiator {
 // requests of one session, from one root request to the next.
 class Responder {
  public:
-  Responder(RangeReader* local, int tree_bits, ring::TokenRange range);
+  // `max_entries`: the most entry hashes one entries reply may carry (kMaxEntriesPerReply).
+  Responder(RangeReader* local, int tree_bits, ring::TokenRange range,
+            std::size_t max_entries = kMaxEntriesPerReply);
   // Fills `reply`; an error ends the session.
   Status Answer(const Request& request, Reply* reply);
 
@@ -353,6 +360,7 @@ class Responder {
   Status CheckNodes(const Request& request) const;
 
   RangeReader* const local_;
+  const std::size_t max_entries_;
   HashTree shape_;
   const ring::TokenRange range_;
   SegmentSpan span_;

@@ -575,6 +575,25 @@ TEST(Exchange, ResponderRefusesOutOfBoundsRequests) {
   req.kind = Request::Kind::kEntries;
   req.ranges = {{0, 10}};  // outside the range
   EXPECT_EQ(resp.Answer(req, &reply).code(), Status::Code::kInvalidArgument);
+  // Entries: a reply is bounded in hashes (here 10); within the bound it is answered.
+  {
+    Replica dense(2);
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_TRUE(dense.store().Write("k" + std::to_string(i), {}, false, "v").ok());
+    }
+    Responder small(&dense.reader(), kBits, ring::TokenRange{}, 10);
+    Request entries;
+    entries.kind = Request::Kind::kEntries;
+    entries.ranges = {ring::TokenRange{}};
+    Reply r1;
+    const Status s = small.Answer(entries, &r1);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+    EXPECT_NE(s.message().find("more than 10 entry hashes"), std::string::npos) << s.ToString();
+    Responder big(&dense.reader(), kBits, ring::TokenRange{}, 40);
+    Reply r2;
+    ASSERT_TRUE(big.Answer(entries, &r2).ok());
+    EXPECT_EQ(r2.entries.at(0).size(), 40u);
+  }
   req = Request();
   req.kind = Request::Kind::kOffer;
   req.keys.assign(kMaxKeysPerRequest + 1, "k");
