@@ -167,7 +167,11 @@ TEST_F(SingleNode, ACleanStopPersistsTheHashTreeAndAKillLeavesItToABackgroundBui
   // stderr_text() keeps every run's lines: look at what this run wrote.
   std::size_t from = 0;
   auto this_run = [&]() { return kvd_->stderr_text().substr(from); };
-  ASSERT_EQ(kvd_->Stop(SIGTERM), 0);
+  // A first start builds its (empty) tree in the background; only a built tree is persisted.
+  ASSERT_TRUE(Eventually(
+      [&] { return this_run().find("hash tree built from the data") != std::string::npos; },
+      std::chrono::seconds(30)));
+  ASSERT_EQ(kvd_->Stop(SIGTERM), 0) << kvd_->stderr_text();
   from = kvd_->stderr_text().size();
   ASSERT_TRUE(kvd_->Start()) << kvd_->stderr_text();
   EXPECT_NE(this_run().find("hash tree of 2^16 segments loaded"), std::string::npos) << this_run();
