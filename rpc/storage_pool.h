@@ -57,10 +57,17 @@ class StoragePool {
                                   " jobs waiting)"));
     }
     auto paf = kj::newPromiseAndCrossThreadFulfiller<T>();
-    if (!Enqueue(std::make_unique<JobOf<T, F>>(std::move(fn), kj::mv(paf.fulfiller)))) {
+    if (!Enqueue(std::make_unique<JobOf<T, F>>(std::move(fn), kj::mv(paf.fulfiller), &handoff_mu_))) {
       return T(Status::Unavailable("node is shutting down"));
     }
-    return kj::mv(paf.promise);
+    // The job's writes happen before this thread reads them: KJ's cross-thread fulfilment
+    // orders them, but inside Debian's uninstrumented libkj, where ThreadSanitizer cannot see
+    // it; the pool thread unlocks handoff_mu_ before fulfilling and this thread locks it after,
+    // which TSan does see (an uncontended lock per job).
+    return paf.promise.then([this](T&& value) {
+      std::lock_guard<std::mutex> seen(handoff_mu_);
+      return kj::mv(value);
+    });
   }
 
   // Runs every job already queued, then joins the threads; later Run() calls resolve with
@@ -78,16 +85,20 @@ class StoragePool {
   };
   template <typename T, typename F>
   struct JobOf final : Job {
-    JobOf(F f, kj::Own<kj::CrossThreadPromiseFulfiller<T>> d) : fn(std::move(f)), done(kj::mv(d)) {}
+    JobOf(F f, kj::Own<kj::CrossThreadPromiseFulfiller<T>> d, std::mutex* h)
+        : fn(std::move(f)), done(kj::mv(d)), handoff(h) {}
     void Run() override {
       try {
-        done->fulfill(fn());
+        T result = fn();
+        { std::lock_guard<std::mutex> release(*handoff); }
+        done->fulfill(kj::mv(result));
       } catch (const std::exception& e) {
         done->reject(KJ_EXCEPTION(FAILED, "storage job failed", e.what()));
       }
     }
     F fn;
     kj::Own<kj::CrossThreadPromiseFulfiller<T>> done;
+    std::mutex* handoff;
   };
 
   bool Enqueue(std::unique_ptr<Job> job);  // false once stopped
@@ -95,6 +106,7 @@ class StoragePool {
 
   const Options options_;
   std::mutex mu_;
+  std::mutex handoff_mu_;  // see Run()
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> jobs_;  // guarded by mu_
   bool stop_ = false;                      // guarded by mu_

@@ -41,6 +41,7 @@ class StorageWorker {
 
   storage::LocalStore* const store_;
   std::mutex mu_;
+  std::mutex handoff_mu_;  // see Apply()
   std::condition_variable cv_;
   std::deque<Job> queue_;  // guarded by mu_
   bool stop_ = false;      // guarded by mu_
