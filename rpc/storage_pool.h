@@ -41,6 +41,13 @@ class StoragePool {
   struct Options {
     std::size_t threads = 2;
     std::size_t max_queued = 1024;
+    // Thread name (as `top -H` and perf show it; at most 15 bytes) and how much to add to the
+    // creating thread's nice value (as nice(1); clamped to 19). A pool of
+    // bulk work (repair, movement, rebuilds) runs niced so that, on a busy machine, the
+    // scheduler serves the RPC thread, the readers and the writer first; its jobs must then
+    // hold shared locks only briefly (LocalStore's stripes: see StoreReader::MergeAll).
+    std::string name = "kv-storage";
+    int nice = 0;
   };
   explicit StoragePool(Options options);
   ~StoragePool();

@@ -1,9 +1,14 @@
 #include "rpc/storage_worker.h"
 
+#include <pthread.h>
+
 namespace kv::rpc {
 
 StorageWorker::StorageWorker(storage::LocalStore* store)
-    : store_(store), thread_([this]() { Loop(); }) {}
+    : store_(store), thread_([this]() {
+        (void)pthread_setname_np(pthread_self(), "kv-write");
+        Loop();
+      }) {}
 
 StorageWorker::~StorageWorker() {
   {

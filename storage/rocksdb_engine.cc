@@ -60,6 +60,12 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const std::string& di
     engine->env_ = rocksdb::NewCompositeEnv(engine->options_.power_loss);
     db_options.env = engine->env_.get();
   }
+  // Compactions run at nice 19 (RocksDB's kLow), as Cassandra runs its compactors: where the
+  // cores are short, they yield to the threads clients wait for and catch up when the load
+  // drops. Flushes (the HIGH pool) keep normal priority, since a late flush stalls writes. The
+  // pools belong to the process-wide default Env, so this holds for every store in it.
+  (void)db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
+                                                   rocksdb::CpuPriority::kLow);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &engine->handles_, &raw);
   if (!s.ok()) {
