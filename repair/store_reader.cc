@@ -1,5 +1,7 @@
 #include "repair/store_reader.h"
 
+#include <algorithm>
+
 #include "storage/codec.h"
 
 namespace kv::repair {
@@ -45,17 +47,26 @@ Result<storage::Record> StoreReader::Merge(const std::string& key, const storage
 }
 
 Status StoreReader::MergeAll(const std::vector<std::pair<std::string, storage::Record>>& records) {
-  std::vector<storage::WriteOp> ops(records.size());
+  // A copy's page (up to kMaxCopyRecords) goes to the store in small batches: a batch holds the
+  // lock of every stripe it touches, which with a hundred keys is nearly all of them, so one
+  // batch per page would hold back every client write on this node for the whole page. Merges
+  // are idempotent, so a page applied in part (an error, a crash) is simply copied again.
+  std::vector<storage::WriteOp> ops;
   std::vector<storage::WriteOp*> ptrs;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    ops[i].kind = storage::WriteOp::Kind::kMerge;
-    ops[i].key = records[i].first;
-    ops[i].remote = records[i].second;
-    ptrs.push_back(&ops[i]);
-  }
-  store_->ApplyBatch(ptrs);
-  for (const auto& op : ops) {
-    if (!op.status.ok()) return op.status;
+  for (std::size_t first = 0; first < records.size(); first += kMergeBatch) {
+    const std::size_t n = std::min(kMergeBatch, records.size() - first);
+    ops.assign(n, storage::WriteOp{});
+    ptrs.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      ops[i].kind = storage::WriteOp::Kind::kMerge;
+      ops[i].key = records[first + i].first;
+      ops[i].remote = records[first + i].second;
+      ptrs.push_back(&ops[i]);
+    }
+    store_->ApplyBatch(ptrs);
+    for (const auto& op : ops) {
+      if (!op.status.ok()) return op.status;
+    }
   }
   return Status::Ok();
 }

@@ -30,6 +30,9 @@ class StoreReader final : public RangeReader {
               const std::function<bool(ring::Token, std::string_view, std::string_view)>& fn)
       override;
 
+  // Records per store batch in MergeAll.
+  static constexpr std::size_t kMergeBatch = 128;
+
  private:
   storage::LocalStore* const store_;
   storage::Engine* const engine_;

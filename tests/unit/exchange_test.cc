@@ -497,6 +497,61 @@ TEST(Exchange, ACopyIsPagedAtItsBoundsAndResumesWithNothingMissed) {
   }
 }
 
+// An Engine over RocksDB that notes the size of every batch written through it.
+class BatchCountingEngine final : public storage::Engine {
+ public:
+  explicit BatchCountingEngine(storage::Engine* e) : e_(e) {}
+  std::vector<std::size_t> batches;
+  Status Get(std::string_view k, std::string* v) override { return e_->Get(k, v); }
+  Status Put(std::string_view k, std::string_view v) override { return e_->Put(k, v); }
+  Status PutBatch(const std::vector<KeyValue>& pairs) override {
+    batches.push_back(pairs.size());
+    return e_->PutBatch(pairs);
+  }
+  Status Delete(std::string_view k) override { return e_->Delete(k); }
+  Status Scan(const ring::TokenRange& r, const ScanFn& fn) override { return e_->Scan(r, fn); }
+  std::unique_ptr<DataSnapshot> TakeSnapshot() override { return e_->TakeSnapshot(); }
+  Status GetHint(std::uint64_t t, std::string_view k, std::string* v) override {
+    return e_->GetHint(t, k, v);
+  }
+  Status DeleteHint(std::uint64_t t, std::string_view k) override { return e_->DeleteHint(t, k); }
+  Status ScanHints(std::uint64_t t, const HintScanFn& fn) override { return e_->ScanHints(t, fn); }
+  Status SyncLog() override { return e_->SyncLog(); }
+  std::uint64_t ApproximateBytes() override { return e_->ApproximateBytes(); }
+  Status GetMeta(std::string_view n, std::string* v) override { return e_->GetMeta(n, v); }
+  Status PutMeta(std::string_view n, std::string_view v) override { return e_->PutMeta(n, v); }
+
+ private:
+  storage::Engine* e_;
+};
+
+// A copy's page is merged in small store batches, each of which locks the stripes it touches
+// for a short time only: one batch for a whole page (up to kMaxCopyRecords) held back every
+// client write on the receiving node while it ran.
+TEST(Exchange, ACopyPageIsMergedInSmallStoreBatches) {
+  Replica source(1);
+  std::vector<std::pair<std::string, storage::Record>> page;
+  const std::size_t n = 5 * StoreReader::kMergeBatch + 7;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::string key = "k" + std::to_string(k);
+    page.emplace_back(key, source.store().Write(key, {}, false, "v").value());
+  }
+  std::string tmpl = (std::filesystem::temp_directory_path() / "kv_xchg_XXXXXX").string();
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  {
+    auto rocks = std::move(storage::RocksDbEngine::Open(tmpl, storage::RocksDbOptions()).value());
+    BatchCountingEngine engine(rocks.get());
+    storage::LocalStore store(&engine, 2, storage::Limits());
+    LiveTree tree(kBits);
+    StoreReader reader(&store, &engine, &tree);
+    ASSERT_TRUE(reader.MergeAll(page).ok());
+    ASSERT_EQ(engine.batches.size(), 6u);
+    for (std::size_t b : engine.batches) EXPECT_LE(b, StoreReader::kMergeBatch);
+    for (const auto& [key, record] : page) EXPECT_TRUE(store.Read(key).value() == record) << key;
+  }
+  std::filesystem::remove_all(tmpl);
+}
+
 TEST(Exchange, ACopierHoldingManyKeysComparesTreesInstead) {
   kBits = 10;
   Replica a(1), b(2);
