@@ -1,5 +1,7 @@
 #include "rpc/repair_service.h"
 
+#include <optional>
+
 #include "rpc/bytes.h"
 #include "rpc/repair_batch.h"
 #include "rpc/wire_status.h"
@@ -14,20 +16,49 @@ kj::Promise<void> Refuse(Results results, const Status& s) {
   return kj::READY_NOW;
 }
 
+// What a responder's step produces on a storage thread: its reply, and the reply's records
+// already encoded there, so that the RPC thread only copies bytes into the message.
+struct Served {
+  repair::Reply reply;
+  std::string records;  // EncodeRecords(reply.records)
+  std::string answers;  // EncodeAnswers(reply.offers), for an offer
+};
+
 // Answers `req` on a storage thread (the responder reads the store); on success `fill(results,
-// reply)` writes the reply, back on the RPC thread. The status goes out either way.
+// served)` writes the reply, back on the RPC thread. The status goes out either way.
+// `records_in` (a push's records as sent) is decoded on the storage thread too, into
+// req.records. Encoding and decoding a page of records costs milliseconds of CPU, which the
+// RPC thread must not spend: every client request on this node would wait behind it.
 template <typename Context, typename Fill>
 kj::Promise<void> Serve(StoragePool* pool, const std::shared_ptr<SharedResponder>& responder,
-                        Context& context, repair::Request req, Fill&& fill) {
-  auto reply = std::make_shared<repair::Reply>();
+                        Context& context, repair::Request req, Fill&& fill,
+                        std::optional<std::string> records_in = std::nullopt) {
+  auto served = std::make_shared<Served>();
   return RunOn<Status>(pool,
-                       [responder, req = std::move(req), reply]() {
-                         std::lock_guard<std::mutex> lock(responder->mu);
-                         return responder->responder.Answer(req, reply.get());
+                       [responder, req = std::move(req), records_in = std::move(records_in),
+                        served]() mutable {
+                         if (records_in) {
+                           auto records = DecodeRecords(*records_in, repair::kMaxKeysPerRequest);
+                           if (!records.ok()) {
+                             return Status::InvalidArgument("repair push: " +
+                                                            records.status().message());
+                           }
+                           req.records = std::move(records.value());
+                         }
+                         Status s;
+                         {
+                           std::lock_guard<std::mutex> lock(responder->mu);
+                           s = responder->responder.Answer(req, &served->reply);
+                         }
+                         if (s.ok()) {
+                           served->records = EncodeRecords(served->reply.records);
+                           served->answers = EncodeAnswers(served->reply.offers);
+                         }
+                         return s;
                        })
-      .then([context, reply, fill = std::forward<Fill>(fill)](Status s) mutable {
+      .then([context, served, fill = std::forward<Fill>(fill)](Status s) mutable {
         auto results = context.getResults();
-        if (s.ok()) fill(results, *reply);
+        if (s.ok()) fill(results, *served);
         ToWire(s, results.initStatus());
       });
 }
@@ -59,9 +90,9 @@ void SetHashes(List list, const std::vector<std::uint64_t>& hashes) {
 kj::Promise<void> RepairSessionServer::root(RootContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kRoot;
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    results.setRoot(reply.hashes.at(0));
-    results.setDepth(static_cast<std::uint32_t>(reply.depth));
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    results.setRoot(served.reply.hashes.at(0));
+    results.setDepth(static_cast<std::uint32_t>(served.reply.depth));
   });
 }
 
@@ -73,8 +104,8 @@ kj::Promise<void> RepairSessionServer::children(ChildrenContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kChildren;
   ReadNodes(params, &req);
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    SetHashes(results.initHashes(reply.hashes.size()), reply.hashes);
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    SetHashes(results.initHashes(served.reply.hashes.size()), served.reply.hashes);
   });
 }
 
@@ -86,11 +117,11 @@ kj::Promise<void> RepairSessionServer::entries(EntriesContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kEntries;
   for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    auto leaves = results.initLeaves(reply.entries.size());
-    for (std::size_t i = 0; i < reply.entries.size(); ++i) {
-      auto list = leaves[i].initHashes(reply.entries[i].size());
-      for (std::size_t j = 0; j < reply.entries[i].size(); ++j) list.set(j, reply.entries[i][j]);
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    auto leaves = results.initLeaves(served.reply.entries.size());
+    for (std::size_t i = 0; i < served.reply.entries.size(); ++i) {
+      auto list = leaves[i].initHashes(served.reply.entries[i].size());
+      for (std::size_t j = 0; j < served.reply.entries[i].size(); ++j) list.set(j, served.reply.entries[i][j]);
     }
   });
 }
@@ -103,8 +134,8 @@ kj::Promise<void> RepairSessionServer::split(SplitContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kSplit;
   for (auto r : params.getRanges()) req.ranges.push_back({r.getBegin(), r.getEnd()});
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    SetHashes(results.initHashes(reply.hashes.size()), reply.hashes);
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    SetHashes(results.initHashes(served.reply.hashes.size()), served.reply.hashes);
   });
 }
 
@@ -118,8 +149,8 @@ kj::Promise<void> RepairSessionServer::offer(OfferContext context) {
       !s.ok()) {
     return Refuse(context.getResults(), s);
   }
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    results.setAnswers(Bytes(EncodeAnswers(reply.offers)));
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    results.setAnswers(Bytes(served.answers));
   });
 }
 
@@ -136,8 +167,8 @@ kj::Promise<void> RepairSessionServer::fetch(FetchContext context) {
     for (auto h : l.getHashes()) want.push_back(h);
     req.wanted.push_back(std::move(want));
   }
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    results.setRecords(Bytes(EncodeRecords(reply.records)));
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    results.setRecords(Bytes(served.records));
   });
 }
 
@@ -151,10 +182,10 @@ kj::Promise<void> RepairSessionServer::copy(CopyContext context) {
   req.kind = repair::Request::Kind::kCopy;
   req.from = params.getFrom();
   for (auto h : params.getExcept()) req.except.push_back(h);
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    results.setRecords(Bytes(EncodeRecords(reply.records)));
-    results.setMore(reply.more);
-    results.setResume(reply.resume);
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    results.setRecords(Bytes(served.records));
+    results.setMore(served.reply.more);
+    results.setResume(served.reply.resume);
   });
 }
 
@@ -166,8 +197,8 @@ kj::Promise<void> RepairSessionServer::sketch(SketchContext context) {
   req.salt = params.getSalt();
   req.cells = params.getCells();
   req.cell_salt = params.getCellSalt();
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    results.setTable(Bytes(reply.sketch));
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    results.setTable(Bytes(served.reply.sketch));
   });
 }
 
@@ -181,25 +212,19 @@ kj::Promise<void> RepairSessionServer::fetchItems(FetchItemsContext context) {
   if (Status s = ReadNodeSet(params, &req); !s.ok()) return Refuse(context.getResults(), s);
   req.salt = params.getSalt();
   for (auto i : params.getItems()) req.items.push_back(i);
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    results.setRecords(Bytes(EncodeRecords(reply.records)));
-    results.setTruncated(reply.truncated);
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    results.setRecords(Bytes(served.records));
+    results.setTruncated(served.reply.truncated);
   });
 }
 
 kj::Promise<void> RepairSessionServer::push(PushContext context) {
   repair::Request req;
   req.kind = repair::Request::Kind::kPush;
-  auto records = DecodeRecords(View(context.getParams().getRecords()), repair::kMaxKeysPerRequest);
-  if (!records.ok()) {
-    return Refuse(context.getResults(),
-                  Status::InvalidArgument("repair push: " + records.status().message()));
-  }
-  req.records = std::move(records.value());
-  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const repair::Reply& reply) {
-    auto flags = results.initHoldsMore(static_cast<unsigned>(reply.holds_more.size()));
-    for (unsigned i = 0; i < flags.size(); ++i) flags.set(i, reply.holds_more[i]);
-  });
+  return Serve(pool_, responder_, context, std::move(req), [](auto& results, const Served& served) {
+    auto flags = results.initHoldsMore(static_cast<unsigned>(served.reply.holds_more.size()));
+    for (unsigned i = 0; i < flags.size(); ++i) flags.set(i, served.reply.holds_more[i]);
+  }, Str(context.getParams().getRecords()));
 }
 
 kj::Promise<void> RepairSessionServer::purge(PurgeContext context) {
@@ -213,7 +238,7 @@ kj::Promise<void> RepairSessionServer::purge(PurgeContext context) {
   for (auto k : params.getKeys()) req.keys.push_back(Str(k));
   for (auto d : params.getDigests()) req.digests.push_back(d);
   return Serve(pool_, responder_, context, std::move(req),
-               [](auto& results, const repair::Reply& reply) { results.setPurged(reply.purged); });
+               [](auto& results, const Served& served) { results.setPurged(served.reply.purged); });
 }
 
 kj::Promise<Result<std::uint64_t>> PurgeRemote(wire::RepairSession::Client session,
@@ -254,10 +279,35 @@ std::vector<std::uint64_t> Ascending(std::vector<std::uint64_t> nodes) {
   return nodes;
 }
 
-// One step: sends `req`, fills `reply`. Returns the peer's status.
-kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client& session,
-                         repair::Reply* reply, kj::Timer& timer, kj::Duration timeout,
+// A peer's answer to one step as it arrived. Records stay encoded until the next step's storage
+// job decodes them (Decode), so the RPC thread only copies their bytes out of the message.
+struct Received {
+  repair::Reply reply;
+  std::optional<std::string> records;  // encoded, for reply.records
+  std::size_t max_records = 0;         // the bound they are decoded with
+
+  Status Decode() {
+    if (!records) return Status::Ok();
+    auto decoded = DecodeRecords(*records, max_records);
+    records.reset();
+    if (!decoded.ok()) return decoded.status();
+    reply.records = std::move(decoded.value());
+    return Status::Ok();
+  }
+};
+
+// The initiator's next request, with a push's records already encoded (on a storage thread).
+struct Outgoing {
+  repair::Request req;
+  std::string records;  // EncodeRecords(req.records), for a push
+};
+
+// One step: sends `out`, fills `got`. Returns the peer's status.
+kj::Promise<Status> Send(const Outgoing& out, wire::RepairSession::Client& session,
+                         Received* got, kj::Timer& timer, kj::Duration timeout,
                          std::uint64_t* bytes) {
+  const repair::Request& req = out.req;
+  repair::Reply* reply = &got->reply;
   using K = repair::Request::Kind;
   switch (req.kind) {
     case K::kRoot: {
@@ -347,13 +397,12 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
           .then(
-              [reply, bytes](capnp::Response<wire::RepairSession::FetchResults>&& resp) -> Status {
+              [got, bytes](capnp::Response<wire::RepairSession::FetchResults>&& resp) -> Status {
                 Count(resp, bytes);
                 Status st = FromWire(resp.getStatus());
                 if (!st.ok()) return st;
-                auto records = DecodeRecords(View(resp.getRecords()), kMaxFetchedRecords);
-                if (!records.ok()) return records.status();
-                reply->records = std::move(records.value());
+                got->records = Str(resp.getRecords());
+                got->max_records = kMaxFetchedRecords;
                 return Status::Ok();
               });
     }
@@ -381,21 +430,20 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       for (std::size_t i = 0; i < req.items.size(); ++i) items.set(i, req.items[i]);
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply,
+          .then([got, reply,
                  bytes](capnp::Response<wire::RepairSession::FetchItemsResults>&& resp) -> Status {
             Count(resp, bytes);
             Status st = FromWire(resp.getStatus());
             if (!st.ok()) return st;
-            auto records = DecodeRecords(View(resp.getRecords()), kMaxFetchedRecords);
-            if (!records.ok()) return records.status();
-            reply->records = std::move(records.value());
+            got->records = Str(resp.getRecords());
+            got->max_records = kMaxFetchedRecords;
             reply->truncated = resp.getTruncated();
             return Status::Ok();
           });
     }
     case K::kPush: {
       auto r = session.pushRequest();
-      r.setRecords(Bytes(EncodeRecords(req.records)));
+      r.setRecords(Bytes(out.records));
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
           .then([bytes, reply](capnp::Response<wire::RepairSession::PushResults>&& resp) {
@@ -410,14 +458,14 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
       SetHashes(r.initExcept(req.except.size()), req.except);
       Count(r, bytes);
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, bytes](capnp::Response<wire::RepairSession::CopyResults>&& resp) -> Status {
+          .then([got, reply,
+                 bytes](capnp::Response<wire::RepairSession::CopyResults>&& resp) -> Status {
             Count(resp, bytes);
             Status st = FromWire(resp.getStatus());
             if (!st.ok()) return st;
             // A page stops at a token boundary: a few records past the bound (keys of one token).
-            auto records = DecodeRecords(View(resp.getRecords()), repair::kMaxCopyRecords + 64);
-            if (!records.ok()) return records.status();
-            reply->records = std::move(records.value());
+            got->records = Str(resp.getRecords());
+            got->max_records = repair::kMaxCopyRecords + 64;
             reply->more = resp.getMore();
             reply->resume = resp.getResume();
             return Status::Ok();
@@ -431,18 +479,27 @@ kj::Promise<Status> Send(const repair::Request& req, wire::RepairSession::Client
 }
 
 kj::Promise<Status> Step(StoragePool* pool, std::shared_ptr<repair::Initiator> initiator,
-                         wire::RepairSession::Client session, std::shared_ptr<repair::Reply> last,
+                         wire::RepairSession::Client session, std::shared_ptr<Received> last,
                          kj::Timer& timer, kj::Duration timeout, std::uint64_t* bytes) {
-  // The initiator reads the store to decide its next request: on a storage thread.
-  auto next = RunOn<Result<repair::Request>>(pool, [initiator, last]() {
-    return Result<repair::Request>(initiator->Next(last.get()));
+  // The initiator reads the store to decide its next request, after the last answer's records
+  // are decoded: on a storage thread.
+  auto next = RunOn<Result<Outgoing>>(pool, [initiator, last]() -> Result<Outgoing> {
+    Outgoing out;
+    if (last == nullptr) {
+      out.req = initiator->Next(nullptr);
+    } else {
+      if (Status s = last->Decode(); !s.ok()) return s;
+      out.req = initiator->Next(&last->reply);
+    }
+    if (out.req.kind == repair::Request::Kind::kPush) out.records = EncodeRecords(out.req.records);
+    return out;
   });
   return next.then(
       [pool, initiator, session, &timer, timeout,
-       bytes](Result<repair::Request>&& req) mutable -> kj::Promise<Status> {
+       bytes](Result<Outgoing>&& req) mutable -> kj::Promise<Status> {
         if (!req.ok()) return req.status();
-        if (req->kind == repair::Request::Kind::kDone) return initiator->status();
-        auto reply = std::make_shared<repair::Reply>();
+        if (req->req.kind == repair::Request::Kind::kDone) return initiator->status();
+        auto reply = std::make_shared<Received>();
         // Next() may have kept a thread busy for long (inline, without a pool: this one). The
         // timer's clock moves only when the event loop polls, so a timeout set now could be
         // measured from a stale time and expire at once: let the loop turn first.

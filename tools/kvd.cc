@@ -458,8 +458,11 @@ int Run(const Flags& flags) {
   // Storage work never runs on this (the RPC) thread: client and replica reads on `pool`;
   // repair and movement steps, purges, hint scans, cleanup and tree rebuilds on `background`,
   // so that a repair scanning everything does not queue ahead of the reads.
-  rpc::StoragePool pool({flags.storage_threads, flags.storage_max_queued});
-  rpc::StoragePool background({flags.background_threads, flags.storage_max_queued});
+  // The background pool runs niced (10): where the cores are short, bulk work yields to the
+  // requests clients wait for instead of sharing the CPU with them equally.
+  rpc::StoragePool pool({flags.storage_threads, flags.storage_max_queued, "kv-read", 0});
+  rpc::StoragePool background(
+      {flags.background_threads, flags.storage_max_queued, "kv-background", 10});
   std::atomic<bool> stopping{false};  // cancels a tree rebuild's scan at the stop
   // Outgoing connections leave from the listen address, so peers see this node's own address.
   rpc::PeerPool peers(io, rpc::SourceHostOf(flags.listen), max_message);
