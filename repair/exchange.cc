@@ -655,10 +655,15 @@ Request Initiator::Next(const Reply* reply) {
       return AskWork();
     }
     case Phase::kOffer: {
-      if (reply == nullptr || reply->offers.size() != offered_.size()) {
+      // The peer answers a prefix of the offers (at least one): its answers stop at a byte
+      // bound, and the rest are offered again.
+      if (reply == nullptr || reply->offers.empty() || reply->offers.size() > offered_.size()) {
         return Fail(Status::InvalidArgument("peer answered the wrong number of offers"));
       }
-      for (std::size_t i = 0; i < offered_.size(); ++i) {
+      to_offer_.insert(to_offer_.begin(),
+                       offered_.begin() + static_cast<std::ptrdiff_t>(reply->offers.size()),
+                       offered_.end());
+      for (std::size_t i = 0; i < reply->offers.size(); ++i) {
         const OfferAnswer& a = reply->offers[i];
         if (!a.record.empty() && !dry_run_) {
           Pulled(offered_[i], a.record);
@@ -905,20 +910,32 @@ Status Responder::Answer(const Request& request, Reply* reply) {
           request.contexts.size() != request.keys.size()) {
         return Status::InvalidArgument("bad offer");
       }
-      for (std::size_t i = 0; i < request.keys.size(); ++i) {
-        const std::string& k = request.keys[i];
+      for (const std::string& k : request.keys) {
         if (!range_.Contains(ring::TokenOf(k)))
           return Status::InvalidArgument("key outside the range");
-        auto rec = local_->Get(k);
-        if (!rec.ok()) return rec.status();
-        OfferAnswer a;
-        const storage::CausalContext& mine = rec->context();
-        // DVV: one record holds nothing the other lacks exactly when its context is included.
-        a.need = !mine.Includes(request.contexts[i]);
-        if (!request.dry_run && !request.contexts[i].Includes(mine)) a.record = rec.value();
-        if (!rec->empty())
-          a.entry = EntryHash(k, storage::VersionDigest(storage::EncodeRecord(rec.value())));
-        reply->offers.push_back(std::move(a));
+      }
+      {
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < request.keys.size(); ++i) {
+          const std::string& k = request.keys[i];
+          auto rec = local_->Get(k);
+          if (!rec.ok()) return rec.status();
+          OfferAnswer a;
+          const storage::CausalContext& mine = rec->context();
+          // DVV: one record holds nothing the other lacks exactly when its context is included.
+          a.need = !mine.Includes(request.contexts[i]);
+          const bool send = !request.dry_run && !request.contexts[i].Includes(mine);
+          if (!rec->empty()) {
+            const std::string encoded = storage::EncodeRecord(rec.value());
+            // Answers stop once their records reach kMaxPushBytes (the first always goes): the
+            // initiator offers the keys left unanswered again.
+            if (send && i > 0 && bytes + k.size() + encoded.size() > kMaxPushBytes) break;
+            if (send) bytes += k.size() + encoded.size();
+            a.entry = EntryHash(k, storage::VersionDigest(encoded));
+          }
+          if (send) a.record = std::move(rec.value());
+          reply->offers.push_back(std::move(a));
+        }
       }
       return Status::Ok();
     case Request::Kind::kFetch: {

@@ -107,8 +107,9 @@ inline constexpr std::size_t kMaxNodesPerRequest = 4096;  // parents per childre
 inline constexpr std::size_t kMaxLeavesPerRequest = 64;
 inline constexpr std::size_t kMaxKeysPerRequest = 256;
 inline constexpr std::size_t kSplitWays = 16;
-// A push (and a fetch reply by table item) holds at most this many bytes of records, or one
-// record alone.
+// A push, an offer's answers and a fetch reply by table item hold at most this many bytes of
+// records, or one record alone (answers then cover a prefix of the offered keys, and the rest
+// are offered again).
 inline constexpr std::size_t kMaxPushBytes = std::size_t{4} << 20;
 // A differing bucket with more of the initiator's keys than this is split before its entries
 // are compared.

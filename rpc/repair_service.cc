@@ -285,13 +285,22 @@ struct Received {
   repair::Reply reply;
   std::optional<std::string> records;  // encoded, for reply.records
   std::size_t max_records = 0;         // the bound they are decoded with
+  std::optional<std::string> answers;  // encoded, for reply.offers
+  std::size_t max_answers = 0;         // the keys offered
 
   Status Decode() {
-    if (!records) return Status::Ok();
-    auto decoded = DecodeRecords(*records, max_records);
-    records.reset();
-    if (!decoded.ok()) return decoded.status();
-    reply.records = std::move(decoded.value());
+    if (records) {
+      auto decoded = DecodeRecords(*records, max_records);
+      records.reset();
+      if (!decoded.ok()) return decoded.status();
+      reply.records = std::move(decoded.value());
+    }
+    if (answers) {
+      auto decoded = DecodeAnswers(*answers, max_answers);
+      answers.reset();
+      if (!decoded.ok()) return decoded.status();
+      reply.offers = std::move(decoded.value());
+    }
     return Status::Ok();
   }
 };
@@ -374,14 +383,13 @@ kj::Promise<Status> Send(const Outgoing& out, wire::RepairSession::Client& sessi
       Count(r, bytes);
       const std::size_t offered = req.keys.size();
       return timer.timeoutAfter(timeout, r.send())
-          .then([reply, bytes,
+          .then([got, bytes,
                  offered](capnp::Response<wire::RepairSession::OfferResults>&& resp) -> Status {
             Count(resp, bytes);
             Status st = FromWire(resp.getStatus());
             if (!st.ok()) return st;
-            auto answers = DecodeAnswers(View(resp.getAnswers()), offered);
-            if (!answers.ok()) return answers.status();
-            reply->offers = std::move(answers.value());
+            got->answers = Str(resp.getAnswers());
+            got->max_answers = offered;
             return Status::Ok();
           });
     }

@@ -303,6 +303,53 @@ TEST(Exchange, PushesOfLargeRecordsAreBoundedInBytes) {
   EXPECT_TRUE(a.All() == b.All());
 }
 
+// Both replicas hold concurrent versions of large keys: each offer's answers carry the
+// responder's records, and stop at the byte bound; the keys left unanswered are offered again.
+TEST(Exchange, OfferAnswersOfLargeRecordsAreBoundedInBytesAndTheRestOfferedAgain) {
+  // A range inside one segment: its tree is one leaf, whose keys are compared by entry hash and
+  // then offered (no table).
+  kBits = 4;
+  const ring::TokenRange range{0, ring::Token{1} << 60};
+  Replica a(1), b(2);
+  const std::string big(512 << 10, 'v');
+  int keys = 0;
+  for (int k = 0; keys < 40; ++k) {
+    const std::string key = "big" + std::to_string(k);
+    if (!range.Contains(ring::TokenOf(key))) continue;
+    ++keys;
+    ASSERT_TRUE(a.store().Write(key, {}, false, big + "a").ok());
+    ASSERT_TRUE(b.store().Write(key, {}, false, big + "b").ok());
+  }
+  Initiator init(&a.reader(), kBits, range);
+  Responder resp(&b.reader(), kBits, range);
+  Reply reply;
+  Request req = init.Next(nullptr);
+  int offers = 0;
+  std::size_t answered = 0;
+  while (req.kind != Request::Kind::kDone) {
+    reply = Reply();
+    ASSERT_TRUE(resp.Answer(req, &reply).ok());
+    if (req.kind == Request::Kind::kOffer) {
+      ++offers;
+      std::size_t bytes = 0, records = 0;
+      for (const auto& o : reply.offers) {
+        if (o.record.empty()) continue;
+        bytes += storage::EncodeRecord(o.record).size();
+        ++records;
+      }
+      EXPECT_TRUE(bytes <= kMaxPushBytes || records == 1) << bytes;
+      EXPECT_GE(reply.offers.size(), 1u);
+      answered += records;
+    }
+    req = init.Next(&reply);
+  }
+  ASSERT_TRUE(init.status().ok()) << init.status().ToString();
+  EXPECT_EQ(answered, 40u);
+  EXPECT_GE(offers, 5);
+  EXPECT_TRUE(a.All() == b.All());
+  for (const auto& [key, record] : a.All()) EXPECT_EQ(record.siblings().size(), 2u) << key;
+}
+
 TEST(Exchange, FetchesByTableItemAreCutAtTheByteBoundAndResumed) {
   kBits = 12;
   Replica a(1), b(2);
