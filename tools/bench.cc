@@ -11,6 +11,7 @@
 #include <optional>
 #include <chrono>
 #include <cstdio>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <unordered_map>
@@ -229,10 +230,15 @@ class Bench {
                  secs > 0 ? done / secs : 0.0, static_cast<unsigned long long>(errors()), suffix);
   }
 
-  kj::Promise<void> Progress() {
-    return io_.provider->getTimer().afterDelay(1 * kj::SECONDS).then([this]() {
-      PrintProgress();
-      return Progress();
+  // A progress line each second; with --until-file, the run ends (no new operations; those in
+  // flight finish) within 100 ms of the file appearing.
+  kj::Promise<void> Progress(int tick = 0) {
+    return io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).then([this, tick]() {
+      if (tick % 10 == 9) PrintProgress();
+      if (!o_.until_file.empty() && access(o_.until_file.c_str(), F_OK) == 0) {
+        deadline_ = Clock::now();
+      }
+      return Progress(tick + 1);
     });
   }
 
@@ -260,6 +266,9 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
   app->add_option("--duration", o->duration_s, "Stop after this many seconds")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
+  app->add_option("--until-file", o->until_file,
+                  "Also stop once this file exists (a script ends the load when an event it "
+                  "waits for has happened)");
   app->add_option("--concurrency", o->concurrency, "Requests in flight")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));

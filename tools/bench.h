@@ -32,6 +32,7 @@ struct BenchOptions {
   double rate = 0;  // operations started per second at most; 0: unthrottled
   std::uint64_t seed = 1;
   bool preload = true;  // read workloads first write every key once
+  std::string until_file;  // when set, the run also ends once this path exists
 };
 
 void AddBenchFlags(CLI::App* app, BenchOptions* options);
