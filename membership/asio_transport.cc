@@ -82,6 +82,7 @@ struct GossipAgent::Impl {
   mutable std::mutex mu;  // guards view and counters
   std::shared_ptr<const ClusterView> view;
   Counters counters;
+  TableStats tables;
 
   void Publish(bool force) {
     const auto now = std::chrono::steady_clock::now();
@@ -92,6 +93,7 @@ struct GossipAgent::Impl {
     std::lock_guard<std::mutex> lock(mu);
     view = std::move(v);
     counters = WithTransport(m->counters());
+    tables = m->table_stats();
   }
 
   Counters WithTransport(Counters c) const {
@@ -106,6 +108,7 @@ struct GossipAgent::Impl {
     const Counters c = WithTransport(m->counters());
     std::lock_guard<std::mutex> lock(mu);
     counters = c;
+    tables = m->table_stats();
   }
 
   void SendStream(Outgoing o) {
@@ -176,7 +179,7 @@ struct GossipAgent::Impl {
     std::vector<NodeId> removed = m->Removed();
     if (removed != last_removed) {
       last_removed = removed;
-      if (opts.on_removed_changed) opts.on_removed_changed(removed);
+      if (opts.on_removed_changed) opts.on_removed_changed(removed, m->RemovedAges());
     }
     if (m->refused() && !refused_reported) {
       refused_reported = true;
@@ -327,7 +330,7 @@ bool GossipAgent::Start(std::string* error) {
   if (!d.Bind(&bound_, error)) return false;
   d.m = std::make_unique<Membership>(d.opts.config, d.opts.self, bound_, d.opts.generation,
                                      d.opts.app, d.opts.seed, Now());
-  d.m->RestoreRemoved(d.opts.removed);
+  d.m->RestoreRemoved(d.opts.removed, d.opts.removed_ages_s);
   d.m->RestoreMembers(d.opts.restored, Now());
   d.last_removed = d.m->Removed();
   if (!d.opts.seeds.empty()) d.m->Join(d.opts.seeds, Now());
@@ -360,6 +363,11 @@ std::shared_ptr<const ClusterView> GossipAgent::view() const {
 Counters GossipAgent::counters() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->counters;
+}
+
+TableStats GossipAgent::table_stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->tables;
 }
 
 void GossipAgent::Remove(NodeId id, std::function<void(bool)> done) {

@@ -51,12 +51,15 @@ struct AgentOptions {
   AppState app;
   std::vector<Endpoint> seeds;
   std::vector<NodeId> removed;  // tombstones known from a previous run
+  std::vector<std::uint32_t> removed_ages_s;  // their ages now, parallel (RestoreRemoved)
   std::vector<MemberView> restored;  // members known from a previous run (saved_peers.h)
   std::uint64_t seed = 0;       // randomness of the state machine
   StreamLimits streams;
-  // Called on the membership thread when the set of removed ids changes (to persist it), and
-  // when the cluster says this node itself was removed.
-  std::function<void(const std::vector<NodeId>&)> on_removed_changed;
+  // Called on the membership thread when the set of removed ids changes (to persist it), with
+  // each one's age in seconds (parallel), and when the cluster says this node itself was
+  // removed.
+  std::function<void(const std::vector<NodeId>&, const std::vector<std::uint32_t>& ages_s)>
+      on_removed_changed;
   std::function<void()> on_refused;
   // Called on the membership thread with each new view before readers can see it (to save the
   // peers, saved_peers.h): whatever a reader sees has been handed to it first. Keep it short.
@@ -80,6 +83,8 @@ class GossipAgent {
 
   std::shared_ptr<const ClusterView> view() const;
   Counters counters() const;
+  // The membership tables' sizes as of the latest published view.
+  TableStats table_stats() const;
 
   // Requests, answered on the membership thread.
   void Remove(NodeId id, std::function<void(bool removed)> done);

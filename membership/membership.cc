@@ -1868,8 +1868,20 @@ void Membership::RestoreMembers(const std::vector<MemberView>& members, Time now
   }
 }
 
-void Membership::RestoreRemoved(const std::vector<NodeId>& ids) {
-  for (NodeId id : ids) impl_->AddTombstone(id, impl_->created_at_);
+void Membership::RestoreRemoved(const std::vector<NodeId>& ids,
+                                const std::vector<std::uint32_t>& ages_s) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const Duration age = std::chrono::seconds(i < ages_s.size() ? ages_s[i] : 0);
+    if (impl_->config_.removed_ttl.count() > 0 && age >= impl_->config_.removed_ttl) continue;
+    impl_->AddTombstone(ids[i], impl_->created_at_ - age);
+  }
+}
+
+std::vector<std::uint32_t> Membership::RemovedAges() const {
+  std::vector<std::uint32_t> ages;
+  ages.reserve(impl_->tombstones_.size());
+  for (const auto& [id, since] : impl_->tombstones_) ages.push_back(impl_->AgeSeconds(since));
+  return ages;
 }
 
 std::vector<NodeId> Membership::Removed() const {

@@ -30,9 +30,10 @@
 //     the list kvd persists does too. Tombstones travel with their age and every node keeps
 //     the oldest age it heard, so all drop one at about the same moment, and one that arrives
 //     already expired is not taken: an expired tombstone does not bounce back from a node that
-//     learnt it later. Restored tombstones (kvd persists ids, not ages) count from the restart
-//     until a peer tells their age; a node that was down across the moment of expiry brings
-//     one back for one more removed_ttl. After that the id is a stranger again: a node coming
+//     learnt it later. Restored tombstones keep their age: kvd persists each removed id with
+//     its removal time by the wall clock (RemovedAges), so a node that was down across the
+//     moment of expiry drops it at start like the others (a clock that moved back keeps it
+//     longer, never shorter). After that the id is a stranger again: a node coming
 //     back with it is taken as a new member, with whatever tokens it announces. The ttl
 //     (30 days) is far beyond how long news of a removal is in flight (seconds by piggyback,
 //     push_pull_interval by push-pull) and beyond any partition the cluster is meant to ride
@@ -266,15 +267,19 @@ class Membership {
   // Removes a member for good (it must not be UP). The tombstone is gossiped and kept for
   // removed_ttl. Returns false (and does nothing) for self, unknown ids or UP members.
   bool Remove(NodeId id, Time now);
-  // Tombstones known at start (kvd persists removed ids); their removed_ttl runs from the
-  // construction time.
-  void RestoreRemoved(const std::vector<NodeId>& ids);
+  // Tombstones known at start (kvd persists removed ids and when each was removed). `ages_s`,
+  // parallel to `ids`, is how old each was at construction time; without it (or for an id past
+  // its end) the removed_ttl runs from the construction time. One already past removed_ttl is
+  // not taken.
+  void RestoreRemoved(const std::vector<NodeId>& ids, const std::vector<std::uint32_t>& ages_s = {});
   // Members known from elsewhere (a view persisted by an earlier run, or a simulated cluster
   // that starts formed), taken as they are without being gossiped as news. Self, removed ids
   // and members already known are skipped; the rest are probed, and corrected by push-pull,
   // like any member.
   void RestoreMembers(const std::vector<MemberView>& members, Time now);
   std::vector<NodeId> Removed() const;
+  // Each tombstone's age in seconds at the last event's time, parallel to Removed().
+  std::vector<std::uint32_t> RemovedAges() const;
   // True once the cluster has told this node that its id was removed. The node must stop.
   bool refused() const;
 

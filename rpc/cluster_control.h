@@ -21,6 +21,8 @@ class ClusterControl {
   virtual std::shared_ptr<const membership::ClusterView> View() = 0;
   // Gossip traffic and drops; nullopt when membership does not run.
   virtual std::optional<membership::Counters> GossipCounters() = 0;
+  // The membership tables' sizes (members, tombstones, ghosts); nullopt as above.
+  virtual std::optional<membership::TableStats> GossipTables() = 0;
   // Removes a member for good; `done(removed)` may run on any thread.
   virtual void Remove(membership::NodeId id, std::function<void(bool removed)> done) = 0;
   // Changes this node's gossiped application state; `done` may run on any thread, once View()

@@ -133,6 +133,7 @@ class LocalControl final : public rpc::ClusterControl {
   std::shared_ptr<const mb::ClusterView> View() override { return view_; }
   void Remove(mb::NodeId, std::function<void(bool)> done) override { done(false); }
   std::optional<mb::Counters> GossipCounters() override { return std::nullopt; }
+  std::optional<mb::TableStats> GossipTables() override { return std::nullopt; }
   void MutateApp(std::function<void(mb::AppState&)>, std::function<void()> done) override {
     if (done) done();
   }
@@ -150,6 +151,7 @@ class GossipControl final : public rpc::ClusterControl {
   void Detach() {
     view_ = agent_->view();
     counters_ = agent_->counters();
+    tables_ = agent_->table_stats();
     agent_ = nullptr;
   }
   std::shared_ptr<const mb::ClusterView> View() override {
@@ -165,6 +167,9 @@ class GossipControl final : public rpc::ClusterControl {
   std::optional<mb::Counters> GossipCounters() override {
     return agent_ != nullptr ? agent_->counters() : counters_;
   }
+  std::optional<mb::TableStats> GossipTables() override {
+    return agent_ != nullptr ? agent_->table_stats() : tables_;
+  }
   void MutateApp(std::function<void(mb::AppState&)> change, std::function<void()> done) override {
     if (agent_ == nullptr) {
       if (done) done();
@@ -177,6 +182,7 @@ class GossipControl final : public rpc::ClusterControl {
   mb::GossipAgent* agent_;  // null once detached
   std::shared_ptr<const mb::ClusterView> view_;
   mb::Counters counters_;
+  mb::TableStats tables_;
 };
 
 std::atomic<bool> g_refused{false};
@@ -293,6 +299,8 @@ int Run(const Flags& flags) {
   if (!tokens.ok()) return Fail(tokens.status().ToString());
   auto removed = storage::LoadU64List(engine, "removed_ids");
   if (!removed.ok()) return Fail(removed.status().ToString());
+  auto removed_at = storage::LoadU64List(engine, "removed_at");
+  if (!removed_at.ok()) return Fail(removed_at.status().ToString());
 
   storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes, flags.tombstone_grace_s,
                          flags.max_siblings, flags.max_record_bytes};
@@ -392,6 +400,15 @@ int Run(const Flags& flags) {
       ao.seeds.push_back(e);
     }
     ao.removed = removed.value();
+    // Each tombstone keeps its age across the restart (membership.h, "Removal").
+    if (removed_at->size() == removed->size()) {
+      const std::uint64_t now_s = wall_clock_s();
+      for (std::uint64_t at : removed_at.value()) {
+        ao.removed_ages_s.push_back(
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(now_s > at ? now_s - at : 0,
+                                                               UINT32_MAX)));
+      }
+    }
     // The peers known before this restart: the whole ring from the first request on.
     if (!saved_peers.empty()) {
       std::string why;
@@ -411,8 +428,13 @@ int Run(const Flags& flags) {
     ao.seed = id ^ (generation.value() * 0x9e3779b97f4a7c15ull);
     // On the gossip thread: the writes go to the metadata writer's thread, so that probes and
     // acks never wait for an fsync.
-    ao.on_removed_changed = [&meta_writer](const std::vector<mb::NodeId>& ids) {
+    ao.on_removed_changed = [&meta_writer, wall_clock_s](const std::vector<mb::NodeId>& ids,
+                                                         const std::vector<std::uint32_t>& ages) {
+      const std::uint64_t now_s = wall_clock_s();
+      std::vector<std::uint64_t> at;
+      for (std::uint32_t age : ages) at.push_back(now_s > age ? now_s - age : 0);
       meta_writer.Put("removed_ids", storage::EncodeU64List(ids));
+      meta_writer.Put("removed_at", storage::EncodeU64List(at));
     };
     // Saves the peers when who they are changes (not their liveness). A crash just after
     // learning a peer may lose it from the saved list: the restarted node syncs with the peers
@@ -660,6 +682,13 @@ int Run(const Flags& flags) {
           {"gossip_streams_refused_busy", g->streams_refused_busy},
           {"gossip_streams_refused_oversize", g->streams_refused_oversize},
           {"gossip_streams_timed_out", g->streams_timed_out},
+      });
+    }
+    if (auto t = control->GossipTables()) {  // gauges: the tables' sizes now
+      out.insert(out.end(), {
+          {"gossip_members", t->members},
+          {"gossip_tombstones", t->tombstones},
+          {"gossip_ghosts", t->ghosts},
       });
     }
     return out;

@@ -51,10 +51,11 @@ struct Seen {
 
 class Cluster : public ::testing::Test {
  protected:
-  void StartAll(int n) {
+  void StartAll(int n, const std::vector<std::string>& extra = {}) {
     for (int i = 0; i < n; ++i) {
       const std::string ip = "127.0.0." + std::to_string(i + 1);
       std::vector<std::string> flags = kFast;
+      flags.insert(flags.end(), extra.begin(), extra.end());
       flags.insert(flags.end(), {"--gossip", ip + ":0"});
       if (i > 0) flags.insert(flags.end(), {"--seeds", nodes_[0]->gossip_address()});
       nodes_.push_back(
@@ -284,6 +285,48 @@ TEST_F(Cluster, SigtermStopsWithoutLeavingTheRing) {
   ASSERT_TRUE(AllUp({0, 1, 2, 3, 4}, 5, std::chrono::seconds(60)));
   const std::string restarted = nodes_[4]->stderr_text().substr(before);
   EXPECT_EQ(restarted.find("join of"), std::string::npos) << restarted;
+}
+
+// A removed id's tombstone keeps its age while a node is down (kvd persists when each id was
+// removed): a node stopped before the tombstone expired and started after it does not bring it
+// back to a cluster that dropped it (it did, for one more TTL, when only ids were kept).
+TEST_F(Cluster, ANodeDownWhileATombstoneExpiresDoesNotBringItBack) {
+  StartAll(3, {"--gossip-removed-ttl-s", "8"});
+  ASSERT_TRUE(AllUp({0, 1, 2}, 3, std::chrono::seconds(30)));
+  // Tombstones node i holds now (kvtool stats: node.gossip_tombstones); -1 if it did not answer.
+  auto tombstones = [&](int i) -> int {
+    auto r = Kvtool({"--host", nodes_[i]->address(), "--json", "stats"});
+    if (r.exit_code != 0) return -1;
+    return nlohmann::json::parse(r.out)["node"]["gossip_tombstones"].get<int>();
+  };
+  auto until = [&](const std::function<bool()>& done, std::chrono::seconds limit) {
+    const auto end = Clock::now() + limit;
+    while (Clock::now() < end) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // poll interval
+    }
+    return false;
+  };
+  const std::string victim = nodes_[2]->node_id();
+  nodes_[2]->Stop(SIGKILL);
+  ASSERT_TRUE(WaitAll(
+      {0, 1}, [&](auto& v) { return v[victim].status == "DOWN"; }, std::chrono::seconds(60)));
+  auto r = Kvtool({"--host", nodes_[0]->address(), "removenode", victim});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(until([&] { return tombstones(0) == 1 && tombstones(1) == 1; },
+                    std::chrono::seconds(60)));
+  nodes_[1]->Stop(SIGTERM);
+  // Node 0 drops the tombstone once it is 8 s old; node 1 is down meanwhile.
+  ASSERT_TRUE(until([&] { return tombstones(0) == 0; }, std::chrono::seconds(60)));
+  ASSERT_TRUE(nodes_[1]->Start()) << nodes_[1]->stderr_text();
+  EXPECT_EQ(tombstones(1), 0) << "the restarted node restored an expired tombstone";
+  ASSERT_TRUE(AllUp({0, 1}, 2, std::chrono::seconds(60)));
+  // Three push-pull rounds (2 s apart) go by: neither node holds the id again.
+  const auto end = Clock::now() + std::chrono::seconds(6);
+  while (Clock::now() < end) {
+    for (int i : {0, 1}) ASSERT_EQ(tombstones(i), 0) << "node " << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // poll interval
+  }
 }
 
 TEST_F(Cluster, RemovedNodeNeverComesBack) {

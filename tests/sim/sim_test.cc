@@ -618,5 +618,30 @@ TEST_F(Sim, ForgottenMembersDoNotComeBackThroughStaleGossip) {
   EXPECT_EQ(StillKnown(sim, 1, {removed}), std::nullopt);
 }
 
+// A node down across the moment a tombstone expires keeps its age while it is down (kvd
+// persists when each id was removed): restarted after the expiry, it drops the tombstone at
+// once instead of bringing it back to a cluster that has forgotten it, for another removed_ttl.
+TEST_F(Sim, ANodeDownWhileATombstoneExpiresDoesNotBringItBack) {
+  Simulator& sim = Make(ForgetOptions(TestOptions(1403)));
+  const std::vector<NodeId> ids = StartCluster(5);
+  const NodeId removed = ids[4], sleeper = ids[3];
+  sim.Crash(removed);
+  ASSERT_TRUE(sim.RunUntil([&] { return sim.Sees(ids[0], removed, Liveness::kDown); }, 120s));
+  ASSERT_TRUE(sim.Remove(ids[0], removed));
+  auto holds = [&](NodeId o) { return sim.Core(o)->table_stats().tombstones > 0; };
+  ASSERT_TRUE(sim.RunUntil([&] { return holds(ids[1]) && holds(ids[2]) && holds(sleeper); },
+                           60s));
+  sim.Crash(sleeper);
+  // The others drop it at removed_ttl (10 min); the sleeper is down until well after.
+  sim.RunFor(12min);
+  for (NodeId o : {ids[0], ids[1], ids[2]}) ASSERT_FALSE(holds(o)) << sim.Describe(o);
+  sim.Restart(sleeper, ids[0]);
+  EXPECT_FALSE(holds(sleeper)) << "restored an expired tombstone";
+  sim.RunFor(60s);
+  for (NodeId o : {ids[0], ids[1], ids[2], sleeper}) {
+    EXPECT_FALSE(holds(o)) << "node " << o << ": " << sim.Describe(o);
+  }
+}
+
 }  // namespace
 }  // namespace kv::sim

@@ -45,6 +45,7 @@ struct Simulator::Node {
   std::unique_ptr<membership::Membership> core;
   membership::AppState app;
   std::vector<NodeId> removed;  // tombstones persisted across lives, as kvd does
+  std::vector<Time> removed_at;  // when each was removed (kvd keeps wall-clock seconds)
   Time tick_at = kNever;        // when the armed timer fires; kNever: no timer armed
   Time last_tick_at = kNever;
   int ticks_at_last = 0;
@@ -112,7 +113,12 @@ void Simulator::StartLife(std::size_t i) {
   const std::uint64_t core_seed = Mix(options_.seed ^ Mix(n.id * 0x100000001b3ull + n.generation));
   n.core = std::make_unique<membership::Membership>(options_.config, n.id, n.gossip, n.generation,
                                                     n.app, core_seed, now_);
-  n.core->RestoreRemoved(n.removed);
+  std::vector<std::uint32_t> ages;
+  for (Time at : n.removed_at) {
+    ages.push_back(static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(now_ - at).count()));
+  }
+  n.core->RestoreRemoved(n.removed, ages);
   n.drops = n.core->counters();
   AfterCall(i);
 }
@@ -148,6 +154,10 @@ void Simulator::StopNode(std::size_t i) {
   Node& n = *nodes_[i];
   if (!n.running) return;
   n.removed = n.core->Removed();
+  n.removed_at.clear();
+  for (std::uint32_t age : n.core->RemovedAges()) {
+    n.removed_at.push_back(now_ - std::chrono::seconds(age));
+  }
   n.running = false;
   n.leaving = false;
   ++n.life;
