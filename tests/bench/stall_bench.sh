@@ -38,7 +38,8 @@
 #
 #   tests/bench/stall_bench.sh [--kvd PATH] [--kvtool PATH] [--keys 1000000] [--rate 800]
 #       [--duration 20] [--concurrency 1024] [--out DIR] [--label NAME] [--port 17701]
-#       [--gossip-port 17946] [--repair-timeout 1800]
+#       [--gossip-port 17946] [--repair-timeout 1800] [--repair-only]
+# --repair-only stops after the quiet phase (load, repair, quiet: the repair's figure alone).
 set -u
 cd "$(dirname "$0")/../.."
 KVD=build/tools/kvd
@@ -52,6 +53,7 @@ LABEL=
 PORT=17701
 GPORT=17946
 REPAIR_TIMEOUT=1800
+REPAIR_ONLY=0
 usage() { sed -n '/^#   tests/,/^#       \[--gossip/p' "$0" | sed 's/^# *//' >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -66,6 +68,7 @@ while [[ $# -gt 0 ]]; do
     --port) PORT=$2; shift 2 ;;
     --gossip-port) GPORT=$2; shift 2 ;;
     --repair-timeout) REPAIR_TIMEOUT=$2; shift 2 ;;
+    --repair-only) REPAIR_ONLY=1; shift ;;
     -h | --help) usage ;;
     *) echo "stall_bench: unknown argument $1" >&2; usage ;;
   esac
@@ -332,6 +335,7 @@ rc=$BENCH_RC
 cpu=$(cpu_delta)
 phase_line quiet "$rc" "{\"cpu_s\":$cpu}" | tee -a "$OUT/results.jsonl"
 
+if ((!REPAIR_ONLY)); then
 # 4. Startups of node 2 holding the data. The first restart after the load also replays the
 #    load's write-ahead log (RocksDB recovers what was not flushed yet: seconds at 1,000,000
 #    keys), so it is reported apart, and the two compared restarts, after SIGTERM and after
@@ -380,6 +384,7 @@ bench rebuild_coord 14
 rc=$BENCH_RC
 cpu=$(cpu_delta)
 phase_line rebuild_coord "$rc" "{\"cpu_s\":$cpu}" | tee -a "$OUT/results.jsonl"
+fi
 
 # 7. The table.
 python3 - "$OUT/results.jsonl" <<'PY'
