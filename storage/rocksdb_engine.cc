@@ -147,6 +147,9 @@ Status RocksDbEngine::ScanAt(const ring::TokenRange& range, const ScanFn& fn,
   AppendTokenPrefix(range.begin, &lower);
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
+  // Scans are bulk work (repair, copies, rebuilds, purges): they read each block once, and must
+  // not push the blocks client reads keep hitting out of the block cache.
+  ro.fill_cache = false;
   rocksdb::Slice upper_slice;
   if (range.end != 0) {
     AppendTokenPrefix(range.end, &upper);
