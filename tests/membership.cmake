@@ -17,3 +17,8 @@ add_executable(membership_transport_tests unit/membership_transport_test.cc)
 target_link_libraries(membership_transport_tests PRIVATE kv::membership_asio GTest::gtest_main)
 gtest_discover_tests(membership_transport_tests DISCOVERY_TIMEOUT 60
                      PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")
+
+# Gossip sealing and its replay window (membership/gossip_seal.h).
+add_executable(gossip_seal_tests unit/gossip_seal_test.cc)
+target_link_libraries(gossip_seal_tests PRIVATE kv::gossip_seal GTest::gtest_main)
+gtest_discover_tests(gossip_seal_tests DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")

@@ -6,6 +6,7 @@
 //   kvtool ... status | ring [--replicas N] | removenode ID | stats | repair [--dry-run]
 //   kvtool ... decommission [--no-wait] | cleanup
 //   kvtool ... bench [options]
+//   kvtool keygen                      a new gossip key (base64), asking no node
 //
 // --host defaults to $KV_HOST, else 127.0.0.1:7701. VALUE "-" reads the value from stdin,
 // binary safe. Contexts are printed and taken as base64.
@@ -23,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "membership/gossip_seal.h"
 #include "rpc/client_conn.h"
 #include "tools/bench.h"
 #include "tools/text.h"
@@ -603,6 +605,9 @@ int main(int argc, char** argv) {
       "repair", "Anti-entropy of this node's ranges against their other replicas, now");
   repair->add_flag("--dry-run", dry_run, "Find what differs, move nothing");
 
+  auto* keygen = app.add_subcommand(
+      "keygen", "Print a new random 256-bit gossip key (base64), for kvd --gossip-key-file");
+
   kv::tools::BenchOptions bench_options;
   auto* bench = app.add_subcommand("bench", "Closed-loop load against one node");
   kv::tools::AddBenchFlags(bench, &bench_options);
@@ -615,6 +620,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return Complain(kExitUsage, std::string(e.what()) + " (see kvtool --help)");
+  }
+  if (keygen->parsed()) {  // local: no node is asked
+    std::printf("%s\n", kv::membership::GossipKeyToText(kv::membership::NewGossipKey()).c_str());
+    return kExitOk;
   }
   std::string host;
   int port = 0;

@@ -401,6 +401,22 @@ TEST_F(SingleNode, SecondNodeOnTheSameDataDirIsRefused) {
   EXPECT_NE(other.stderr_text().find("in use"), std::string::npos) << other.stderr_text();
 }
 
+// kvtool keygen prints a new random gossip key: 32 bytes as base64, another each time, and
+// asks no node (no --host needed, none reachable).
+TEST(Kvtool, KeygenPrintsANewRandomKeyEachTime) {
+  std::set<std::string> keys;
+  for (int i = 0; i < 3; ++i) {
+    auto r = Kvtool({"--host", "127.0.0.1:1", "keygen"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_EQ(r.out.size(), 45u) << r.out;
+    EXPECT_EQ(r.out.back(), '\n');
+    EXPECT_EQ(r.out[43], '=');
+    keys.insert(r.out);
+  }
+  EXPECT_EQ(keys.size(), 3u);
+  EXPECT_EQ(Kvtool({"keygen", "extra"}).exit_code, 2);
+}
+
 TEST(Kvd, BadFlagsExitTwo) {
   TempDir dir;
   for (const auto& args : std::vector<std::vector<std::string>>{
