@@ -96,6 +96,9 @@ class RangeReader {
                                                          std::uint64_t cutoff_s) = 0;
   // Removes the key if its record still has `digest` and holds only tombstones.
   virtual Result<bool> PurgeIfUnchanged(const std::string& key, std::uint64_t digest) = 0;
+  // Deletes every record in `range` (a new replica's leftovers, before a ring movement copies
+  // the range to it: rpc/movement_runner.h). Returns how many keys it deleted.
+  virtual Result<std::uint64_t> DropRange(const ring::TokenRange& range) = 0;
   // Every record in `range` as stored (storage::EncodeRecord), in token order, until `fn`
   // returns false.
   virtual Status Scan(const ring::TokenRange& range,

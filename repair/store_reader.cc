@@ -95,6 +95,12 @@ Result<bool> StoreReader::PurgeIfUnchanged(const std::string& key, std::uint64_t
   return store_->PurgeIfUnchanged(key, digest);
 }
 
+Result<std::uint64_t> StoreReader::DropRange(const ring::TokenRange& range) {
+  auto dropped = store_->DropRange(range);
+  if (!dropped.ok()) return dropped.status();
+  return dropped->keys;
+}
+
 Status StoreReader::Scan(
     const ring::TokenRange& range,
     const std::function<bool(ring::Token, std::string_view, std::string_view)>& fn) {

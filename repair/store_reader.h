@@ -26,6 +26,7 @@ class StoreReader final : public RangeReader {
   Result<std::vector<KeyDigest>> PurgeCandidates(const ring::TokenRange& range,
                                                  std::uint64_t cutoff_s) override;
   Result<bool> PurgeIfUnchanged(const std::string& key, std::uint64_t digest) override;
+  Result<std::uint64_t> DropRange(const ring::TokenRange& range) override;
   Status Scan(const ring::TokenRange& range,
               const std::function<bool(ring::Token, std::string_view, std::string_view)>& fn)
       override;

@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "rpc/wire_status.h"
@@ -232,9 +233,56 @@ kj::Promise<void> MovementRunner::Copy(const Action& a) {
 
 kj::Promise<MovementRunner::Pulled> MovementRunner::Pull(ring::TokenRange range,
                                                          std::vector<std::uint64_t> sources) {
+  // What this node holds of a range it is gaining is not a replica's data. It is either left
+  // from a time it replicated the range before (a movement took the range away and no cleanup
+  // ran since), where a value may survive whose tombstone the replicas have purged meanwhile,
+  // or a write of this movement, which the sources hold as well: during a movement a write
+  // needs a quorum of the replicas before it too. Copied over, the leftovers would come back
+  // as live data; so the range is emptied first, and the copy brings every write back.
+  auto gained = std::make_shared<std::vector<ring::TokenRange>>();
+  if (Status s = GainedHere(range, gained.get()); !s.ok()) {
+    return Pulled{s, 0, 0};
+  }
   auto out = std::make_shared<Pulled>();
   auto list = std::make_shared<std::vector<std::uint64_t>>(std::move(sources));
-  return PullFrom(list, 0, range, out).then([out]() { return *out; });
+  repair::RangeReader* reader = reader_;
+  return RunOn<Status>(pool_,
+                       [reader, gained]() {
+                         for (const auto& r : *gained) {
+                           auto dropped = reader->DropRange(r);
+                           if (!dropped.ok()) return dropped.status();
+                         }
+                         return Status::Ok();
+                       })
+      .then([this, list, range, out](Status s) -> kj::Promise<void> {
+        if (!s.ok()) {
+          out->status = s;
+          return kj::READY_NOW;
+        }
+        return PullFrom(list, 0, range, out);
+      })
+      .then([out]() { return *out; });
+}
+
+Status MovementRunner::GainedHere(ring::TokenRange range, std::vector<ring::TokenRange>* out) {
+  const mb::Topology t = mb::TopologyOf(*cluster_->View());
+  if (!t.movement || t.before == nullptr || t.after == nullptr) {
+    return Status::Unavailable("this node sees no ring movement to copy a range for");
+  }
+  // Token ranges that do not wrap, the end 0 standing for the top of the token space.
+  const auto end_of = [](const ring::TokenRange& r) -> unsigned __int128 {
+    return r.end == 0 ? (static_cast<unsigned __int128>(1) << 64) : r.end;
+  };
+  for (const ring::RangeMove& mv : ring::PlanMoves(*t.before, *t.after, options_.n)) {
+    if (std::find(mv.targets.begin(), mv.targets.end(), self_) == mv.targets.end()) continue;
+    const ring::Token begin = std::max(mv.range.begin, range.begin);
+    const unsigned __int128 end = std::min(end_of(mv.range), end_of(range));
+    if (begin >= end) continue;
+    out->push_back({begin, end == (static_cast<unsigned __int128>(1) << 64)
+                               ? ring::Token{0}
+                               : static_cast<ring::Token>(end)});
+  }
+  return Status::Ok();
 }
 
 kj::Promise<void> MovementRunner::PullFrom(std::shared_ptr<std::vector<std::uint64_t>> sources,

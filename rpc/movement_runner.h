@@ -69,6 +69,9 @@ class MovementRunner final : private kj::TaskSet::ErrorHandler {
   kj::Promise<void> Copy(const membership::MovementDriver::Action& a);
   kj::Promise<void> PullFrom(std::shared_ptr<std::vector<std::uint64_t>> sources, std::size_t next,
                              ring::TokenRange range, std::shared_ptr<Pulled> out);
+  // The parts of `range` this node gains in the movement its view shows (it is a new replica
+  // there); Unavailable if it sees none.
+  Status GainedHere(ring::TokenRange range, std::vector<ring::TokenRange>* out);
   membership::Time Now() const;
   void taskFailed(kj::Exception&& exception) override;
 

@@ -75,6 +75,18 @@ class MapReader final : public repair::RangeReader {
     return std::vector<repair::KeyDigest>();
   }
   Result<bool> PurgeIfUnchanged(const std::string&, std::uint64_t) override { return false; }
+  Result<std::uint64_t> DropRange(const ring::TokenRange& range) override {
+    std::uint64_t n = 0;
+    for (auto it = data.begin(); it != data.end();) {
+      if (range.Contains(ring::TokenOf(it->first))) {
+        it = data.erase(it);
+        ++n;
+      } else {
+        ++it;
+      }
+    }
+    return n;
+  }
   Status Scan(const ring::TokenRange& range,
               const std::function<bool(ring::Token, std::string_view, std::string_view)>& fn)
       override {
