@@ -36,7 +36,11 @@ Endpoint FromAsio(const AsioEndpoint& e) {
 }  // namespace
 
 struct GossipAgent::Impl {
-  explicit Impl(AgentOptions o) : opts(std::move(o)) {}
+  explicit Impl(AgentOptions o) : opts(std::move(o)) {
+    // Sealed datagrams keep within max_datagram_bytes (and every node, whatever its mode,
+    // takes datagrams up to it).
+    if (opts.security) opts.config.datagram_overhead = kSealOverhead;
+  }
 
   // Holds one of StreamLimits::max_incoming places while an incoming stream is read.
   struct StreamSlot {
@@ -66,6 +70,10 @@ struct GossipAgent::Impl {
   // (and with them the StreamSlots that count here).
   std::size_t open_streams = 0;
   std::uint64_t refused_busy = 0, refused_oversize = 0, timed_out = 0;
+  // Gossip encryption (membership thread only).
+  ReplayWindow replay;
+  std::uint64_t seal_seq = 0;
+  std::uint64_t dropped_unsealed = 0, dropped_unopened = 0, dropped_replayed = 0;
   asio::io_context io;
   udp::socket udp_socket{io};
   tcp::acceptor acceptor{io};
@@ -100,7 +108,45 @@ struct GossipAgent::Impl {
     c.streams_refused_busy = refused_busy;
     c.streams_refused_oversize = refused_oversize;
     c.streams_timed_out = timed_out;
+    c.dropped_unsealed = dropped_unsealed;
+    c.dropped_unopened = dropped_unopened;
+    c.dropped_replayed = dropped_replayed;
     return c;
+  }
+
+  bool Sealing() const { return opts.security && opts.security->mode != SealMode::kAccept; }
+
+  // What goes on the wire for a message of the core's.
+  std::string Outbound(std::string bytes) {
+    if (!Sealing()) return bytes;
+    return Seal(opts.security->keyring, opts.config.cluster_name,
+                SealHeader{opts.self, opts.generation, ++seal_seq}, bytes);
+  }
+
+  // What the core gets of a message that arrived: false (counted) if it must be dropped; else
+  // `*plain` holds it when it was sealed, and `*view` points at what to hand on.
+  bool Inbound(std::string_view bytes, std::string* plain, std::string_view* view) {
+    *view = bytes;
+    if (!opts.security) return true;  // plain gossip: the core drops what does not decode
+    SealHeader h;
+    switch (Open(opts.security->keyring, opts.config.cluster_name, bytes, &h, plain)) {
+      case OpenResult::kNotSealed:
+        if (opts.security->mode != SealMode::kRequire) return true;
+        ++dropped_unsealed;
+        return false;
+      case OpenResult::kMalformed:
+      case OpenResult::kNoKey:
+        ++dropped_unopened;
+        return false;
+      case OpenResult::kOk:
+        break;
+    }
+    if (!replay.Accept(h)) {
+      ++dropped_replayed;
+      return false;
+    }
+    *view = *plain;
+    return true;
   }
 
   // Counters alone, without rebuilding the view: cheap enough for every refused stream.
@@ -114,6 +160,7 @@ struct GossipAgent::Impl {
   void SendStream(Outgoing o) {
     auto sock = std::make_shared<tcp::socket>(io);
     auto data = std::make_shared<std::string>();
+    o.bytes = Outbound(std::move(o.bytes));
     const auto n = static_cast<std::uint32_t>(o.bytes.size());
     data->push_back(static_cast<char>(n >> 24));
     data->push_back(static_cast<char>(n >> 16));
@@ -154,7 +201,7 @@ struct GossipAgent::Impl {
         SendStream(std::move(o));
         continue;
       }
-      auto data = std::make_shared<std::string>(std::move(o.bytes));
+      auto data = std::make_shared<std::string>(Outbound(std::move(o.bytes)));
       udp_socket.async_send_to(asio::buffer(*data), udp::endpoint(Addr(o.to), o.to.port),
                                [data](const boost::system::error_code&, std::size_t) {});
     }
@@ -193,8 +240,14 @@ struct GossipAgent::Impl {
         asio::buffer(rbuf), rfrom, [this](const boost::system::error_code& ec, std::size_t n) {
           if (stopped || ec == asio::error::operation_aborted) return;
           if (!ec) {
-            m->Receive(FromAsio(rfrom), std::string_view(rbuf.data(), n), false, Now());
-            AfterEvent();
+            std::string plain;
+            std::string_view msg;
+            if (Inbound(std::string_view(rbuf.data(), n), &plain, &msg)) {
+              m->Receive(FromAsio(rfrom), msg, false, Now());
+              AfterEvent();
+            } else {
+              PublishCounters();
+            }
           }
           ReceiveLoop();
         });
@@ -234,7 +287,10 @@ struct GossipAgent::Impl {
     const std::size_t have = st->body.size();
     if (have == st->len) {
       Finish(*st);
-      m->Receive(st->from, st->body, true, Now());
+      std::string plain;
+      std::string_view msg;
+      if (!Inbound(st->body, &plain, &msg)) return PublishCounters();
+      m->Receive(st->from, msg, true, Now());
       AfterEvent();
       return;
     }

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "membership/gossip_seal.h"
 #include "membership/membership.h"
 
 namespace kv::membership {
@@ -43,6 +44,19 @@ struct StreamLimits {
   std::size_t read_step = 64u << 10;
 };
 
+// Gossip encryption (gossip_seal.h). A live cluster moves from plain to sealed gossip without
+// stopping, one rolling restart per step: every node kAccept (it holds the key, still sends
+// plain), then every node kSeal, then every node kRequire.
+enum class SealMode {
+  kAccept,   // sends plain; takes plain and sealed messages
+  kSeal,     // sends sealed; takes plain and sealed messages
+  kRequire,  // sends sealed; takes sealed messages only
+};
+struct GossipSecurity {
+  Keyring keyring;
+  SealMode mode = SealMode::kRequire;
+};
+
 struct AgentOptions {
   Config config;
   NodeId self = 0;
@@ -55,6 +69,8 @@ struct AgentOptions {
   std::vector<MemberView> restored;  // members known from a previous run (saved_peers.h)
   std::uint64_t seed = 0;       // randomness of the state machine
   StreamLimits streams;
+  // Without it gossip is plain (and a sealed message is dropped as malformed).
+  std::optional<GossipSecurity> security;
   // Called on the membership thread when the set of removed ids changes (to persist it), with
   // each one's age in seconds (parallel), and when the cluster says this node itself was
   // removed.

@@ -348,6 +348,10 @@ struct Membership::Impl {
   // Adds a tombstone learnt at `since` (now, minus its age where it came from); an older one of
   // a tombstone already held replaces its time.
   void AddTombstone(NodeId id, Time since);
+  // What a datagram of this node's may hold: the transport adds datagram_overhead to each.
+  std::size_t DatagramBudget() const {
+    return config_.max_datagram_bytes - config_.datagram_overhead;
+  }
   // The tombstones as sent: ids and ages in seconds at now_.
   void FillRemovals(wire::Message* msg) const;
   std::uint32_t AgeSeconds(Time since) const;
@@ -543,7 +547,8 @@ Membership::Impl::Impl(Config c, NodeId self, Endpoint gossip, std::uint64_t gen
     u.endpoint = Endpoint{UINT32_MAX, UINT16_MAX};
     u.liveness = Liveness::kDown;
     worst.updates.push_back(u);
-    KV_MEMBERSHIP_CHECK(wire::Encode(worst).size() <= config_.max_datagram_bytes);
+    KV_MEMBERSHIP_CHECK(config_.datagram_overhead < config_.max_datagram_bytes);
+    KV_MEMBERSHIP_CHECK(wire::Encode(worst).size() <= DatagramBudget());
   }
 
   // Staggered so that nodes started together do not probe and gossip in lockstep.
@@ -1001,7 +1006,7 @@ void Membership::Impl::Push(const Endpoint& to, std::string bytes, bool stream) 
   if (stream) {
     ++counters_.streams_out;
   } else {
-    KV_MEMBERSHIP_CHECK(bytes.size() <= config_.max_datagram_bytes);
+    KV_MEMBERSHIP_CHECK(bytes.size() <= DatagramBudget());
     ++counters_.datagrams_out;
   }
   counters_.bytes_out += bytes.size();
@@ -1026,14 +1031,14 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
   msg.removal_ages_s.clear();
   const std::size_t forced_count = msg.updates.size();
   std::string bytes = wire::Encode(msg);
-  while (bytes.size() > config_.max_datagram_bytes && !msg.updates.empty()) {
+  while (bytes.size() > DatagramBudget() && !msg.updates.empty()) {
     msg.updates.pop_back();  // cannot happen with the sizes checked at construction
     bytes = wire::Encode(msg);
   }
-  KV_MEMBERSHIP_CHECK(bytes.size() <= config_.max_datagram_bytes);
+  KV_MEMBERSHIP_CHECK(bytes.size() <= DatagramBudget());
 
   // Pick queued broadcasts by estimated size, then confirm with the real encoding.
-  std::size_t budget = config_.max_datagram_bytes - bytes.size();
+  std::size_t budget = DatagramBudget() - bytes.size();
   std::vector<QueuedBroadcast> picked;
   int scanned = 0;
   queue_.ForEach([&](const QueuedBroadcast& e) {
@@ -1066,10 +1071,10 @@ bool Membership::Impl::SendDatagram(const Endpoint& to, std::optional<NodeId> to
       }
     }
     bytes = wire::Encode(msg);
-    if (bytes.size() <= config_.max_datagram_bytes || picked.empty()) break;
+    if (bytes.size() <= DatagramBudget() || picked.empty()) break;
     picked.pop_back();  // the estimate was short: give up the last pick
   }
-  KV_MEMBERSHIP_CHECK(bytes.size() <= config_.max_datagram_bytes);
+  KV_MEMBERSHIP_CHECK(bytes.size() <= DatagramBudget());
   if (require_piggyback && picked.empty() && forced_count == 0) return false;
 
   const int limit = lifeguard::RetransmitLimit(config_.retransmit_mult, N());
@@ -1171,7 +1176,7 @@ void Membership::Impl::EnqueueMember(Member& m, bool with_app, bool refutation) 
   wire::Update u = StateOf(m, with_app);
   bool b_with_app = u.has_app;
   std::size_t cost = Cost(&u, 0);
-  if (u.has_app && base_bytes_ + cost > config_.max_datagram_bytes) {
+  if (u.has_app && base_bytes_ + cost > DatagramBudget()) {
     // Too large to piggyback: send the liveness alone; receivers pull the state (RequestPull).
     u = StateOf(m, false);
     b_with_app = false;

@@ -164,6 +164,9 @@ struct Config {
   int awareness_max = 8;       // Lifeguard local health score ceiling
   Duration push_pull_interval = std::chrono::seconds(30);
   std::size_t max_datagram_bytes = 1400;
+  // Bytes the transport adds to each datagram it sends (sealing: gossip_seal.h). This node packs
+  // its datagrams to max_datagram_bytes less this, and still takes any up to max_datagram_bytes.
+  std::size_t datagram_overhead = 0;
   Duration join_retry_interval = std::chrono::seconds(1);  // re-contact seeds until joined
   // DOWN and LEFT members still receive gossip rounds for this long after the change, so a
   // member declared DOWN by mistake hears it and refutes (memberlist's GossipToTheDeadTime).
@@ -221,6 +224,10 @@ struct Counters {
   std::uint64_t streams_refused_busy = 0;      // closed at accept: max_incoming_streams open
   std::uint64_t streams_refused_oversize = 0;  // announced more than max_stream_bytes
   std::uint64_t streams_timed_out = 0;         // not complete within stream_timeout
+  // Gossip encryption (the agent's GossipSecurity); always 0 from the pure core.
+  std::uint64_t dropped_unsealed = 0;  // plain, where sealed messages are required
+  std::uint64_t dropped_unopened = 0;  // sealed, but no installed key opens it (or it is cut)
+  std::uint64_t dropped_replayed = 0;  // opened, but let through before or of a past life
 };
 
 // The size of the tables at one instant (a gauge).

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -238,6 +239,111 @@ TEST(TransportBounds, PushPullOfAThousandNodesFitsTheDefaultBound) {
     EXPECT_GT(bytes, 1000 * tokens * 8) << "not every state was sent";
     EXPECT_LT(bytes + 4, bound);
   }
+}
+
+// ---- Gossip encryption (GossipSecurity, gossip_seal.h) between real agents.
+
+class SealedTransport : public ::testing::Test {
+ protected:
+  // Starts agent `id`, joining through the first agent started; no security when `mode` is
+  // empty.
+  GossipAgent& Add(NodeId id, std::optional<GossipKey> key, SealMode mode = SealMode::kRequire) {
+    AgentOptions o;
+    o.self = id;
+    o.gossip = Endpoint{kLoopback, 0};
+    o.generation = 1;
+    o.seed = id;
+    o.config.probe_interval = 100ms;
+    o.config.push_pull_interval = 500ms;
+    if (!agents_.empty()) o.seeds = {agents_.front()->endpoint()};
+    if (key) o.security = GossipSecurity{Keyring(*key), mode};
+    agents_.push_back(std::make_unique<GossipAgent>(std::move(o)));
+    std::string error;
+    EXPECT_TRUE(agents_.back()->Start(&error)) << error;
+    return *agents_.back();
+  }
+  static bool Knows(const GossipAgent& a, NodeId id) {
+    const MemberView* m = a.view()->Find(id);
+    return m != nullptr && m->liveness == Liveness::kUp;
+  }
+  // Sends `bytes` as one datagram to `a`'s gossip port.
+  static void SendTo(const GossipAgent& a, const std::string& bytes) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(a.endpoint().port);
+    to.sin_addr.s_addr = htonl(kLoopback);
+    ::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    ::close(fd);
+  }
+
+  std::vector<std::unique_ptr<GossipAgent>> agents_;
+};
+
+TEST_F(SealedTransport, AgentsSharingAKeyFormAClusterAndAnotherKeyIsShutOut) {
+  const GossipKey key = NewGossipKey();
+  GossipAgent& a = Add(1, key);
+  GossipAgent& b = Add(2, key);
+  ASSERT_TRUE(WaitFor([&] { return Knows(a, 2) && Knows(b, 1); }));
+  GossipAgent& c = Add(3, NewGossipKey());  // joins through a with the wrong key
+  ASSERT_TRUE(WaitFor([&] { return a.counters().dropped_unopened > 0; }));
+  EXPECT_FALSE(Knows(a, 3));
+  EXPECT_FALSE(Knows(c, 1));
+  // The members still gossip with each other: b keeps hearing from a.
+  const auto heard = b.counters().datagrams_in;
+  EXPECT_TRUE(WaitFor([&] { return b.counters().datagrams_in > heard + 2; }));
+  EXPECT_TRUE(Knows(b, 1));
+}
+
+// The rolling change from plain to sealed gossip: each step's neighbours understand each other
+// (plain and accept; accept and seal; seal and require), plain and require do not.
+TEST_F(SealedTransport, EachStepOfTheMoveToSealedGossipTalksToTheNext) {
+  const GossipKey key = NewGossipKey();
+  struct Pair {
+    std::optional<SealMode> first, second;
+    bool talk;
+  };
+  const std::vector<Pair> pairs = {{std::nullopt, SealMode::kAccept, true},
+                                   {SealMode::kAccept, SealMode::kSeal, true},
+                                   {SealMode::kSeal, SealMode::kRequire, true},
+                                   {std::nullopt, SealMode::kRequire, false}};
+  NodeId next = 10;
+  for (const Pair& p : pairs) {
+    agents_.clear();
+    auto key_of = [&](std::optional<SealMode> m) { return m ? std::optional(key) : std::nullopt; };
+    GossipAgent& x = Add(next, key_of(p.first), p.first.value_or(SealMode::kRequire));
+    GossipAgent& y = Add(next + 1, key_of(p.second), p.second.value_or(SealMode::kRequire));
+    if (p.talk) {
+      EXPECT_TRUE(WaitFor([&] { return Knows(x, next + 1) && Knows(y, next); }))
+          << "pair starting at " << next;
+    } else {
+      // The sealed node's join reaches the plain one as bytes it cannot decode.
+      ASSERT_TRUE(WaitFor([&] { return x.counters().dropped_malformed > 0; }));
+      EXPECT_FALSE(Knows(y, next));
+      EXPECT_FALSE(Knows(x, next + 1));
+    }
+    next += 2;
+  }
+}
+
+TEST_F(SealedTransport, ReplayedPlainForeignAndCutDatagramsAreDroppedAndCounted) {
+  const GossipKey key = NewGossipKey();
+  GossipAgent& a = Add(1, key);
+  const Keyring ring(key);
+  // Opens, passes the replay window, then does not decode: the core counts it as malformed.
+  const std::string sealed = Seal(ring, Config{}.cluster_name, {99, 1, 5}, "not gossip");
+  SendTo(a, sealed);
+  ASSERT_TRUE(WaitFor([&] { return a.counters().dropped_malformed == 1; }));
+  SendTo(a, sealed);  // the same datagram again
+  ASSERT_TRUE(WaitFor([&] { return a.counters().dropped_replayed == 1; }));
+  SendTo(a, "plain bytes");
+  ASSERT_TRUE(WaitFor([&] { return a.counters().dropped_unsealed == 1; }));
+  SendTo(a, Seal(Keyring(NewGossipKey()), Config{}.cluster_name, {99, 1, 6}, "x"));
+  SendTo(a, sealed.substr(0, sealed.size() - 1));
+  SendTo(a, Seal(ring, "another cluster", {99, 1, 7}, "x"));
+  ASSERT_TRUE(WaitFor([&] { return a.counters().dropped_unopened == 3; }));
+  EXPECT_EQ(a.counters().dropped_malformed, 1u);  // nothing else reached the core
+  EXPECT_EQ(a.counters().dropped_replayed, 1u);
 }
 
 }  // namespace
