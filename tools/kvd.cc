@@ -45,6 +45,7 @@
 #include "rpc/connect.h"
 #include "rpc/peers.h"
 #include "rpc/storage_pool.h"
+#include "tools/gossip_key_file.h"
 #include "rpc/write_batcher.h"
 #include "storage/local_store.h"
 #include "storage/meta_writer.h"
@@ -90,6 +91,10 @@ struct Flags {
   std::size_t gossip_max_streams = 16;
   std::uint32_t gossip_max_stream_bytes = 8u << 20;
   int gossip_stream_timeout_ms = 5000;
+  // Gossip encryption (membership/gossip_seal.h).
+  std::string gossip_key_file;
+  std::string gossip_encryption;  // accept | seal | require (default with a key file)
+  std::optional<mb::GossipSecurity> gossip_security;  // from the two above
   // Replication.
   rpc::ReplicationSettings replication;
   std::string hinted_handoff = "on";
@@ -389,6 +394,7 @@ int Run(const Flags& flags) {
     ao.streams.max_incoming = flags.gossip_max_streams;
     ao.streams.max_bytes = flags.gossip_max_stream_bytes;
     ao.streams.timeout = std::chrono::milliseconds(flags.gossip_stream_timeout_ms);
+    ao.security = flags.gossip_security;
     ao.self = id;
     (void)mb::ParseEndpoint(flags.gossip, &ao.gossip);
     ao.generation = generation.value();
@@ -682,6 +688,9 @@ int Run(const Flags& flags) {
           {"gossip_streams_refused_busy", g->streams_refused_busy},
           {"gossip_streams_refused_oversize", g->streams_refused_oversize},
           {"gossip_streams_timed_out", g->streams_timed_out},
+          {"gossip_dropped_unsealed", g->dropped_unsealed},
+          {"gossip_dropped_unopened", g->dropped_unopened},
+          {"gossip_dropped_replayed", g->dropped_replayed},
       });
     }
     if (auto t = control->GossipTables()) {  // gauges: the tables' sizes now
@@ -1009,6 +1018,14 @@ int main(int argc, char** argv) {
                 "A push-pull connection not complete by then is closed")
       ->capture_default_str()
       ->check(CLI::Range(100, 600000));
+  g->add_option("--gossip-key-file", flags.gossip_key_file,
+                "Seal gossip with AES-256-GCM: a file (mode 600) of base64 keys from kvtool "
+                "keygen, one per line, the first sealing, every one opening");
+  g->add_option("--gossip-encryption", flags.gossip_encryption,
+                "With a key file: require (default) takes sealed gossip only; seal sends sealed "
+                "and takes plain too; accept sends plain and takes both. A running cluster "
+                "moves to sealed gossip by rolling restarts: accept, then seal, then require")
+      ->check(CLI::IsMember({"accept", "seal", "require"}));
   auto* r = app.add_option_group("replication");
   r->add_option("--n", flags.replication.n, "Replicas per key (N)")
       ->capture_default_str()
@@ -1107,6 +1124,26 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kvd: --replace needs --seeds\n");
       return 2;
     }
+  }
+  if (!flags.gossip_encryption.empty() && flags.gossip_key_file.empty()) {
+    std::fprintf(stderr, "kvd: --gossip-encryption needs --gossip-key-file\n");
+    return 2;
+  }
+  if (!flags.gossip_key_file.empty()) {
+    if (flags.gossip.empty()) {
+      std::fprintf(stderr, "kvd: --gossip-key-file needs --gossip\n");
+      return 2;
+    }
+    std::string error;
+    auto ring = kv::tools::LoadGossipKeyFile(flags.gossip_key_file, &error);
+    if (!ring) {
+      std::fprintf(stderr, "kvd: --gossip-key-file: %s\n", error.c_str());
+      return 2;
+    }
+    mb::SealMode mode = mb::SealMode::kRequire;
+    if (flags.gossip_encryption == "accept") mode = mb::SealMode::kAccept;
+    if (flags.gossip_encryption == "seal") mode = mb::SealMode::kSeal;
+    flags.gossip_security = mb::GossipSecurity{std::move(*ring), mode};
   }
   if (!flags.seeds.empty() && flags.gossip.empty()) {
     std::fprintf(stderr, "kvd: --seeds needs --gossip\n");

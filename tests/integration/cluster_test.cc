@@ -9,12 +9,14 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -367,6 +369,51 @@ TEST_F(Cluster, RemovedNodeNeverComesBack) {
 
 namespace kv::test {
 namespace {
+
+// Writes `text` to a new file of mode `mode` under `dir`; returns its path.
+std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text,
+                      mode_t mode = 0600) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  ::chmod(path.c_str(), mode);
+  return path;
+}
+
+// A new gossip key from kvtool keygen.
+std::string NewKey() {
+  auto r = Kvtool({"keygen"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+// Gossip sealed under one cluster key: the nodes holding it form a cluster and serve; a node
+// with another key never gets in, and what it sends is dropped and counted.
+TEST_F(Cluster, NodesSharingAGossipKeyFormAClusterAndAnotherKeyStaysOut) {
+  const std::string key = WriteFile(dir_.path(), "cluster.key", NewKey());
+  StartAll(3, {"--gossip-key-file", key});
+  ASSERT_TRUE(AllUp({0, 1, 2}, 3, std::chrono::seconds(30)));
+  auto put = Kvtool({"--host", nodes_[1]->address(), "put", "k", "v"});
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+  const std::string other = WriteFile(dir_.path(), "other.key", NewKey());
+  nodes_.push_back(std::make_unique<Kvd>(
+      dir_.path() + "/n4",
+      std::vector<std::string>{"--probe-interval-ms", "200", "--probe-timeout-ms", "100",
+                               "--gossip-interval-ms", "50", "--push-pull-interval-ms", "2000",
+                               "--cluster-name", "it", "--gossip", "127.0.0.4:0", "--seeds",
+                               nodes_[0]->gossip_address(), "--gossip-key-file", other},
+      "127.0.0.4"));
+  (void)nodes_.back()->Start(std::chrono::seconds(5));  // it may never get ready: it cannot join
+  auto dropped = [&](int i) -> std::uint64_t {
+    auto r = Kvtool({"--host", nodes_[i]->address(), "--json", "stats"});
+    if (r.exit_code != 0) return 0;
+    return nlohmann::json::parse(r.out)["node"]["gossip_dropped_unopened"].get<std::uint64_t>();
+  };
+  ASSERT_TRUE(Eventually([&] { return dropped(0) > 0; }, std::chrono::seconds(30)));
+  const auto v = ViewOf(0);
+  EXPECT_EQ(v.size(), 3u) << "a node with another key got into the view";
+  auto get = Kvtool({"--host", nodes_[2]->address(), "get", "k"});
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+}
 
 TEST_F(Cluster, GarbageDatagramsChangeNothingAndAreCounted) {
   StartAll(3);

@@ -8,9 +8,11 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -441,6 +443,49 @@ TEST(Kvd, BadFlagsExitTwo) {
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+}
+
+// Each bad gossip key file, or a key flag without what it needs, is refused with one line that
+// says why (and the line of the file), exit 2.
+TEST(Kvd, BadGossipKeyFilesAreRefusedSayingWhy) {
+  TempDir dir;
+  auto file = [&](const std::string& name, const std::string& text, mode_t mode = 0600) {
+    const std::string path = dir.path() + "/" + name;
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), mode);
+    return path;
+  };
+  const std::string good = "W4FXANKT1vbdujGQVVAzmjXzMGVPQB2a/xV0Z0k+HYM=\n";
+  const std::vector<std::string> gossip = {"--data-dir", dir.path() + "/d", "--gossip",
+                                           "127.0.0.1:0"};
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"--gossip-key-file", dir.path() + "/missing"}, "No such file"},
+      {{"--gossip-key-file", file("open.key", good, 0644)}, "chmod 600"},
+      {{"--gossip-key-file", file("empty.key", "# none\n\n")}, "no key"},
+      {{"--gossip-key-file", file("bad.key", good + "not a key\n")}, "line 2"},
+      {{"--gossip-key-file", file("twice.key", good + good)}, "the same key twice"},
+      {{"--gossip-key-file", dir.path()}, "not a regular file"},
+      {{"--gossip-encryption", "require"}, "needs --gossip-key-file"},
+      {{"--gossip-key-file", file("ok.key", good), "--gossip-encryption", "maybe"}, "maybe"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {KV_KVD_PATH};
+    argv.insert(argv.end(), gossip.begin(), gossip.end());
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    auto r = ::kv::test::Run(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.says << ": " << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  // Without --gossip there is nothing to seal.
+  auto r = ::kv::test::Run({KV_KVD_PATH, "--data-dir", dir.path() + "/d", "--gossip-key-file",
+                            file("alone.key", good)});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("needs --gossip"), std::string::npos) << r.err;
 }
 
 TEST_F(SingleNode, BenchReportsEachOperationKindAndErrorsByKind) {
