@@ -347,7 +347,9 @@ struct Membership::Impl {
   void MarkRemoved(NodeId id, Time now);
   // Adds a tombstone learnt at `since` (now, minus its age where it came from); an older one of
   // a tombstone already held replaces its time.
-  void AddTombstone(NodeId id, Time since);
+  // `age_known` false: a tombstone restored without its removal time, counted from `since` (the
+  // restart) until a peer tells its age.
+  void AddTombstone(NodeId id, Time since, bool age_known = true);
   // What a datagram of this node's may hold: the transport adds datagram_overhead to each.
   std::size_t DatagramBudget() const {
     return config_.max_datagram_bytes - config_.datagram_overhead;
@@ -466,6 +468,7 @@ struct Membership::Impl {
   // costs each node kSuspicionChecks datagrams and delays nothing.
   SortedBlocks<Deadline, ByDeadline> suspicion_checks_;
   std::map<NodeId, Time> tombstones_;  // removed ids, with when they were removed (by ages)
+  std::set<NodeId> ageless_;            // tombstones whose age is not known yet
   std::map<NodeId, Ghost> ghosts_;     // forgotten LEFT and DOWN members
   Time created_at_{0};                 // restored tombstones count from here
   Time now_{0};                        // the latest time passed in: tombstone ages sent
@@ -737,13 +740,19 @@ void Membership::Impl::MarkRemoved(NodeId id, Time now) {
   EraseBroadcast(*m);
 }
 
-void Membership::Impl::AddTombstone(NodeId id, Time since) {
+void Membership::Impl::AddTombstone(NodeId id, Time since, bool age_known) {
   if (id == self_id_) return;
   auto [it, added] = tombstones_.emplace(id, since);
   if (!added) {
-    it->second = std::min(it->second, since);
+    // The age first heard stays. Ages travel in whole seconds, rounded up, so a copy of this
+    // node's own age that comes back is up to a second older: taking the oldest, each round
+    // trip aged the tombstone faster than time (two nodes that push-pull every 2 s dropped an
+    // 8 s tombstone after 6). Only a tombstone restored without its age takes the first age a
+    // peer tells.
+    if (age_known && ageless_.erase(id) != 0) it->second = std::min(it->second, since);
     return;
   }
+  if (!age_known) ageless_.insert(id);
   ghosts_.erase(id);  // a tombstone refuses every life
   MarkRemoved(id, now_);
   EnqueueRemoval(id);
@@ -826,6 +835,7 @@ void Membership::Impl::Sweep(Time now) {
   };
   expire(tombstones_, config_.removed_ttl, config_.max_tombstones, [](Time t) { return t; },
          &counters_.tombstones_expired);
+  std::erase_if(ageless_, [&](NodeId id) { return tombstones_.count(id) == 0; });
   expire(ghosts_, config_.ghost_ttl, config_.max_ghosts, [](const Ghost& g) { return g.since; },
          &counters_.ghosts_expired);
 
@@ -1466,7 +1476,7 @@ void Membership::Impl::ApplyRemovals(const wire::Message& m, Time now) {
     if (id == self_id_) {
       refused_ = true;
     } else {
-      AddTombstone(id, now - age);
+      AddTombstone(id, now - age, /*age_known=*/!m.removal_ages_s.empty());
     }
   }
 }
@@ -1876,9 +1886,10 @@ void Membership::RestoreMembers(const std::vector<MemberView>& members, Time now
 void Membership::RestoreRemoved(const std::vector<NodeId>& ids,
                                 const std::vector<std::uint32_t>& ages_s) {
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    const Duration age = std::chrono::seconds(i < ages_s.size() ? ages_s[i] : 0);
+    const bool known = i < ages_s.size();
+    const Duration age = std::chrono::seconds(known ? ages_s[i] : 0);
     if (impl_->config_.removed_ttl.count() > 0 && age >= impl_->config_.removed_ttl) continue;
-    impl_->AddTombstone(ids[i], impl_->created_at_ - age);
+    impl_->AddTombstone(ids[i], impl_->created_at_ - age, known);
   }
 }
 

@@ -27,8 +27,9 @@
 //     every push-pull; a removed id that shows up again, in any generation, is told so (it sees
 //     refused() become true) and ignored. A tombstone expires removed_ttl after the removal, at
 //     most max_tombstones are kept (the oldest dropped first); Removed() shrinks with them, so
-//     the list kvd persists does too. Tombstones travel with their age and every node keeps
-//     the oldest age it heard, so all drop one at about the same moment, and one that arrives
+//     the list kvd persists does too. Tombstones travel with their age (whole seconds,
+//     rounded up) and every node keeps the age it first heard, so all drop one at about the
+//     same moment (taking the oldest instead aged it with every round trip), and one that arrives
 //     already expired is not taken: an expired tombstone does not bounce back from a node that
 //     learnt it later. Restored tombstones keep their age: kvd persists each removed id with
 //     its removal time by the wall clock (RemovedAges), so a node that was down across the

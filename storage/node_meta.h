@@ -4,8 +4,8 @@
 //   generation     8 bytes   bumped at every start: a restarted node is a new life of its id
 //   tokens         8*n bytes ring tokens chosen at first start and kept
 //   removed_ids    8*n bytes ids removed from the cluster (tombstones this node must keep)
-//   removed_at     8*n bytes when each was removed, wall-clock seconds (parallel; a list of
-//                  another length, as a crash between the two writes can leave, is ignored)
+//   removed_at_ms  8*n bytes when each was removed, wall-clock milliseconds (parallel; a list
+//                  of another length, as a crash between the two writes can leave, is ignored)
 //   removed_self   1 byte    present once the cluster told this node it was removed
 //   peers          bytes     the members this node knew (membership/saved_peers.h)
 //   dots_life      24 bytes  the dots' life, its last epoch and the node's generation, saved at a

@@ -285,6 +285,13 @@ int Run(const Flags& flags) {
     const std::int64_t t = static_cast<std::int64_t>(std::time(nullptr)) + clock_offset_s;
     return static_cast<std::uint64_t>(std::max<std::int64_t>(t, 1));
   };
+  const std::function<std::uint64_t()> wall_clock_ms = [clock_offset_s]() {
+    const std::int64_t t = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count() +
+                           clock_offset_s * 1000;
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(t, 1));
+  };
   auto node_id = storage::LoadOrCreateNodeId(engine);
   if (!node_id.ok()) return Fail(node_id.status().ToString());
   auto removed_self = storage::LoadFlag(engine, "removed_self");
@@ -304,7 +311,7 @@ int Run(const Flags& flags) {
   if (!tokens.ok()) return Fail(tokens.status().ToString());
   auto removed = storage::LoadU64List(engine, "removed_ids");
   if (!removed.ok()) return Fail(removed.status().ToString());
-  auto removed_at = storage::LoadU64List(engine, "removed_at");
+  auto removed_at = storage::LoadU64List(engine, "removed_at_ms");
   if (!removed_at.ok()) return Fail(removed_at.status().ToString());
 
   storage::Limits limits{flags.max_key_bytes, flags.max_value_bytes, flags.tombstone_grace_s,
@@ -407,13 +414,19 @@ int Run(const Flags& flags) {
     }
     ao.removed = removed.value();
     // Each tombstone keeps its age across the restart (membership.h, "Removal").
+    // Ages are rounded up: a tombstone may end a second early here, never late.
     if (removed_at->size() == removed->size()) {
-      const std::uint64_t now_s = wall_clock_s();
+      const std::uint64_t now_ms = wall_clock_ms();
       for (std::uint64_t at : removed_at.value()) {
+        const std::uint64_t age_ms = now_ms > at ? now_ms - at : 0;
         ao.removed_ages_s.push_back(
-            static_cast<std::uint32_t>(std::min<std::uint64_t>(now_s > at ? now_s - at : 0,
-                                                               UINT32_MAX)));
+            static_cast<std::uint32_t>(std::min<std::uint64_t>((age_ms + 999) / 1000, UINT32_MAX)));
       }
+    } else if (!removed->empty()) {
+      std::fprintf(stderr,
+                   "kvd: %zu removed ids kept without their removal times: each is refused for "
+                   "another --gossip-removed-ttl-s\n",
+                   removed->size());
     }
     // The peers known before this restart: the whole ring from the first request on.
     if (!saved_peers.empty()) {
@@ -434,13 +447,16 @@ int Run(const Flags& flags) {
     ao.seed = id ^ (generation.value() * 0x9e3779b97f4a7c15ull);
     // On the gossip thread: the writes go to the metadata writer's thread, so that probes and
     // acks never wait for an fsync.
-    ao.on_removed_changed = [&meta_writer, wall_clock_s](const std::vector<mb::NodeId>& ids,
-                                                         const std::vector<std::uint32_t>& ages) {
-      const std::uint64_t now_s = wall_clock_s();
+    ao.on_removed_changed = [&meta_writer, wall_clock_ms](const std::vector<mb::NodeId>& ids,
+                                                          const std::vector<std::uint32_t>& ages) {
+      const std::uint64_t now_ms = wall_clock_ms();
       std::vector<std::uint64_t> at;
-      for (std::uint32_t age : ages) at.push_back(now_s > age ? now_s - age : 0);
+      for (std::uint32_t age : ages) {
+        const std::uint64_t age_ms = std::uint64_t{age} * 1000;
+        at.push_back(now_ms > age_ms ? now_ms - age_ms : 0);
+      }
       meta_writer.Put("removed_ids", storage::EncodeU64List(ids));
-      meta_writer.Put("removed_at", storage::EncodeU64List(at));
+      meta_writer.Put("removed_at_ms", storage::EncodeU64List(at));
     };
     // Saves the peers when who they are changes (not their liveness). A crash just after
     // learning a peer may lose it from the saved list: the restarted node syncs with the peers

@@ -321,7 +321,8 @@ TEST_F(Cluster, ANodeDownWhileATombstoneExpiresDoesNotBringItBack) {
   // Node 0 drops the tombstone once it is 8 s old; node 1 is down meanwhile.
   ASSERT_TRUE(until([&] { return tombstones(0) == 0; }, std::chrono::seconds(60)));
   ASSERT_TRUE(nodes_[1]->Start()) << nodes_[1]->stderr_text();
-  EXPECT_EQ(tombstones(1), 0) << "the restarted node restored an expired tombstone";
+  EXPECT_EQ(tombstones(1), 0) << "the restarted node restored an expired tombstone: "
+                              << nodes_[1]->stderr_text();
   ASSERT_TRUE(AllUp({0, 1}, 2, std::chrono::seconds(60)));
   // Three push-pull rounds (2 s apart) go by: neither node holds the id again.
   const auto end = Clock::now() + std::chrono::seconds(6);
