@@ -60,12 +60,10 @@ Result<std::unique_ptr<RocksDbEngine>> RocksDbEngine::Open(const std::string& di
     engine->env_ = rocksdb::NewCompositeEnv(engine->options_.power_loss);
     db_options.env = engine->env_.get();
   }
-  // Compactions run at nice 19 (RocksDB's kLow), as Cassandra runs its compactors: where the
-  // cores are short, they yield to the threads clients wait for and catch up when the load
-  // drops. Flushes (the HIGH pool) keep normal priority, since a late flush stalls writes. The
-  // pools belong to the process-wide default Env, so this holds for every store in it.
-  (void)db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
-                                                   rocksdb::CpuPriority::kLow);
+  // Compactions keep normal priority. Tried at nice 19 (RocksDB's kLow, as Cassandra runs its
+  // compactors): quorum p99 in the 10 s after a 1M-key load was about 5x that with normal
+  // priority, and no better during a join's copy (tests/bench/join_bench.sh, one run each),
+  // most likely because the compaction debt of the load lingered (more level-0 files per read).
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, families, &engine->handles_, &raw);
   if (!s.ok()) {
