@@ -436,6 +436,7 @@ TEST(Kvd, BadFlagsExitTwo) {
            {"--data-dir", dir.path(), "--storage-threads", "0"},
            {"--data-dir", dir.path(), "--gossip-max-stream-bytes", "100"},
            {"--data-dir", dir.path(), "--gossip-forget-after-s", "-3"},
+           {"--data-dir", dir.path(), "--background-nice", "20"},
        }) {
     std::vector<std::string> argv = {KV_KVD_PATH};
     argv.insert(argv.end(), args.begin(), args.end());
