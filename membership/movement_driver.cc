@@ -270,6 +270,10 @@ MovementDriver::Action MovementDriver::Next(const ClusterView& view, Time now) {
       a.reads_new = reads_new;
       a.members = LiveOthers(view);
       barrier_asked_ = a.members;
+      drivers_in_view_.clear();
+      if (std::optional<Movement> mv = MovementOf(view, &drivers_in_view_)) {
+        drivers_in_view_.push_back(mv->driver);
+      }
       return a;
     }
     case Phase::kCopy: {
@@ -410,6 +414,16 @@ void MovementDriver::BarrierResult(const std::vector<Answer>& answers, Time now)
     if (mv.driver != options_.self && options_.kind == MovementKind::kRemove &&
         mv.driver == options_.subject && mv.kind != MovementKind::kRemove) {
       lagging.push_back(id);  // it has not seen yet that this removal supersedes that movement
+      continue;
+    }
+    if (mv.driver != options_.self &&
+        std::find(drivers_in_view_.begin(), drivers_in_view_.end(), mv.driver) ==
+            drivers_in_view_.end()) {
+      // That member's view of the other driver differs from this node's: typically a
+      // decommissioner that has left (this view shows it LEFT, that one still leaving). Gossip
+      // settles it; if the other movement is real, this node's own view comes to show it and
+      // the driver withdraws then (kBarrier's SeesSelf check).
+      lagging.push_back(id);
       continue;
     }
     if (mv.driver != options_.self) {

@@ -163,6 +163,10 @@ class MovementDriver {
   bool published_ = false;  // the last kPublish was applied
   std::vector<std::uint64_t> tokens_;  // the tokens this movement claims (join, replace)
   std::vector<NodeId> barrier_asked_;
+  // Members this node's own view shows driving a movement when the barrier was asked (the
+  // winner and the ignored): an answer naming any other driver comes from a view that is behind
+  // (or ahead of) this one, and is waited out rather than taken as a conflict.
+  std::vector<NodeId> drivers_in_view_;
   bool removed_ = false;
   bool published_final_ = false;
   std::string failure_;

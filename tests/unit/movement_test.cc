@@ -445,7 +445,8 @@ TEST(MovementDriver, ALosingJoinWithdrawsAndWaitsForItsTurn) {
   h.Publish(d, d.Next(h.View(), h.now));
   auto a = d.Next(h.View(), h.now);
   ASSERT_EQ(a.type, Type::kBarrier);
-  // Node 2 already sees another joiner (id 5) that won the race.
+  // Node 2 already sees another joiner (id 5) that won the race; this node hears of it too.
+  h.members.push_back(Member(5, NodeState::kJoining, {20}));
   d.BarrierResult({{2, Movement{MovementKind::kJoin, 5, 5, false}}}, h.now);
   a = d.Next(h.View(), h.now);
   ASSERT_EQ(a.type, Type::kPublish);
@@ -453,11 +454,45 @@ TEST(MovementDriver, ALosingJoinWithdrawsAndWaitsForItsTurn) {
   h.Publish(d, a);
   EXPECT_EQ(d.Next(h.View(), h.now).type, Type::kWait);
   EXPECT_FALSE(d.finished());
-  // Its turn comes again once nothing else moves.
+  // Its turn comes again once nothing else moves (node 5 has joined).
+  h.Find(5).app.state = NodeState::kNormal;
   h.now += std::chrono::seconds(2);
   a = d.Next(h.View(), h.now);
   ASSERT_EQ(a.type, Type::kPublish);
   EXPECT_FALSE(a.app.tokens.empty());
+}
+
+// Found by CI: node A decommissions and leaves; node B, whose view shows A LEFT, decommissions
+// next, while a third member has not heard A's LEFT yet and still answers "decommission of A".
+// That member is behind, not a conflict: B waits for it instead of withdrawing.
+TEST(MovementDriver, AMemberThatStillSeesALeftDecommissionerIsWaitedForNotAConflict) {
+  Harness h(2);
+  h.members = {Member(1, NodeState::kLeft, {10, 60}, Liveness::kLeft),
+               Member(2, NodeState::kNormal, {30, 80}), Member(3, NodeState::kNormal, {50, 90}),
+               Member(4, NodeState::kNormal, {20, 70})};
+  MovementDriver::Options o = JoinOptions(2);
+  o.kind = MovementKind::kDecommission;
+  o.subject = 2;
+  MovementDriver d(o, {});
+  auto a = d.Next(h.View(), h.now);
+  ASSERT_EQ(a.type, Type::kPublish) << a.error;
+  h.Publish(d, a);
+  a = d.Next(h.View(), h.now);
+  ASSERT_EQ(a.type, Type::kBarrier);
+  Movement stale;
+  stale.kind = MovementKind::kDecommission;
+  stale.driver = stale.subject = 1;
+  stale.reads_new = true;
+  d.BarrierResult({{3, membership::MovementOf(h.View())}, {4, stale}}, h.now);
+  a = d.Next(h.View(), h.now);
+  EXPECT_EQ(a.type, Type::kWait) << a.error;
+  EXPECT_EQ(d.progress().note.find("another movement"), std::string::npos) << d.progress().note;
+  EXPECT_NE(d.progress().note.find("0000000000000004"), std::string::npos) << d.progress().note;
+  h.now += std::chrono::seconds(1);
+  a = d.Next(h.View(), h.now);
+  ASSERT_EQ(a.type, Type::kBarrier);
+  h.AllAgree(d, a);
+  EXPECT_EQ(d.Next(h.View(), h.now).type, Type::kCopy);
 }
 
 TEST(MovementDriver, AResumedJoinSkipsTheCopiesItsCheckpointHolds) {
