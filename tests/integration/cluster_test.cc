@@ -371,22 +371,6 @@ TEST_F(Cluster, RemovedNodeNeverComesBack) {
 namespace kv::test {
 namespace {
 
-// Writes `text` to a new file of mode `mode` under `dir`; returns its path.
-std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text,
-                      mode_t mode = 0600) {
-  const std::string path = dir + "/" + name;
-  std::ofstream(path) << text;
-  ::chmod(path.c_str(), mode);
-  return path;
-}
-
-// A new gossip key from kvtool keygen.
-std::string NewKey() {
-  auto r = Kvtool({"keygen"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return r.out;
-}
-
 // Gossip sealed under one cluster key: the nodes holding it form a cluster and serve; a node
 // with another key never gets in, and what it sends is dropped and counted.
 TEST_F(Cluster, NodesSharingAGossipKeyFormAClusterAndAnotherKeyStaysOut) {

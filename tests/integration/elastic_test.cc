@@ -18,6 +18,7 @@
 
 #include "rpc/client_conn.h"
 #include "tests/integration/process.h"
+#include "tests/integration/writers.h"
 
 namespace kv::test {
 namespace {
@@ -28,66 +29,6 @@ const std::vector<std::string> kFast = {
     "--probe-interval-ms",     "200",  "--probe-timeout-ms", "100", "--gossip-interval-ms",  "50",
     "--push-pull-interval-ms", "2000", "--cluster-name",     "el",  "--handoff-interval-ms", "200",
     "--repair-interval-s",     "0"};
-
-// Writers that put unique keys at quorum through the given nodes until stopped, and remember
-// which were acknowledged. Bounded: at most kMaxOps each.
-class Writers {
- public:
-  static constexpr int kMaxOps = 1500;
-  Writers(std::vector<std::string> hosts, int count) : hosts_(std::move(hosts)) {
-    for (int t = 0; t < count; ++t) {
-      threads_.emplace_back([this, t]() { Run(t); });
-    }
-  }
-  ~Writers() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  // Hosts the writers use from now on (a decommissioned node goes away).
-  void SetHosts(std::vector<std::string> hosts) {
-    std::lock_guard<std::mutex> lock(mu_);
-    hosts_ = std::move(hosts);
-  }
-  std::vector<std::string> Acked() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_;
-  }
-  std::size_t acked_count() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return acked_.size();
-  }
-
- private:
-  void Run(int t) {
-    for (int i = 0; i < kMaxOps && !stop_; ++i) {
-      std::string host;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        host = hosts_[static_cast<std::size_t>(i + t) % hosts_.size()];
-      }
-      auto c = rpc::BlockingClient::Connect(host, std::chrono::milliseconds(3000));
-      if (!c.ok()) continue;
-      // A few puts per connection, so coordinators change often.
-      for (int j = 0; j < 5 && !stop_; ++j, ++i) {
-        const std::string key = "w" + std::to_string(t) + "-" + std::to_string(i);
-        auto r = c.value()->Put(key, "v" + key, "", rpc::Consistency::kQuorum);
-        if (r.status.ok()) {
-          std::lock_guard<std::mutex> lock(mu_);
-          acked_.push_back(key);
-        }
-      }
-    }
-  }
-
-  std::mutex mu_;
-  std::vector<std::string> hosts_;
-  std::vector<std::string> acked_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-};
 
 class Elastic : public ::testing::Test {
  protected:

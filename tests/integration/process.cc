@@ -7,10 +7,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <regex>
 #include <stdexcept>
@@ -275,6 +277,20 @@ bool WaitSettled(const std::vector<std::string>& hosts, std::size_t members,
     if (std::chrono::steady_clock::now() >= end) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval
   }
+}
+
+std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text,
+                      mode_t mode) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  ::chmod(path.c_str(), mode);
+  return path;
+}
+
+std::string NewKey() {
+  auto r = Kvtool({"keygen"});
+  if (r.exit_code != 0) throw std::runtime_error("kvtool keygen failed: " + r.err);
+  return r.out;
 }
 
 }  // namespace kv::test

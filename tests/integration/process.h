@@ -38,6 +38,13 @@ RunResult Run(const std::vector<std::string>& argv, const std::string& input = "
 // Runs kvtool (the binary under test) with `args`.
 RunResult Kvtool(const std::vector<std::string>& args, const std::string& input = "");
 
+// Writes `text` to a new file of mode `mode` under `dir`; returns its path.
+std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text,
+                      mode_t mode = 0600);
+
+// A new gossip key from kvtool keygen.
+std::string NewKey();
+
 // Polls `pred` every 50 ms until it holds or `deadline` passes; returns its last value.
 bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline);
 

@@ -1,0 +1,88 @@
+// Writers: client load for integration tests that must prove no acknowledged write is lost
+// while the cluster changes. For tests only.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rpc/client_conn.h"
+
+namespace kv::test {
+
+// Writers that put unique keys at quorum through the given nodes until stopped, and remember
+// which were acknowledged. Bounded: at most kMaxOps each.
+class Writers {
+ public:
+  static constexpr int kMaxOps = 1500;
+  Writers(std::vector<std::string> hosts, int count) : hosts_(std::move(hosts)) {
+    for (int t = 0; t < count; ++t) {
+      threads_.emplace_back([this, t]() { Run(t); });
+    }
+  }
+  ~Writers() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // Hosts the writers use from now on (a decommissioned node goes away).
+  void SetHosts(std::vector<std::string> hosts) {
+    std::lock_guard<std::mutex> lock(mu_);
+    hosts_ = std::move(hosts);
+  }
+  std::vector<std::string> Acked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_;
+  }
+  std::size_t acked_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_.size();
+  }
+  // Every request that failed (connections that failed included), as "host: why".
+  std::vector<std::string> Failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failures_;
+  }
+
+ private:
+  void Run(int t) {
+    for (int i = 0; i < kMaxOps && !stop_; ++i) {
+      std::string host;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        host = hosts_[static_cast<std::size_t>(i + t) % hosts_.size()];
+      }
+      auto c = rpc::BlockingClient::Connect(host, std::chrono::milliseconds(3000));
+      if (!c.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        failures_.push_back(host + ": " + c.status().ToString());
+        continue;
+      }
+      // A few puts per connection, so coordinators change often.
+      for (int j = 0; j < 5 && !stop_; ++j, ++i) {
+        const std::string key = "w" + std::to_string(t) + "-" + std::to_string(i);
+        auto r = c.value()->Put(key, "v" + key, "", rpc::Consistency::kQuorum);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (r.status.ok()) {
+          acked_.push_back(key);
+        } else {
+          failures_.push_back(host + ": put " + key + ": " + r.status.ToString());
+        }
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> hosts_;
+  std::vector<std::string> acked_;
+  std::vector<std::string> failures_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace kv::test
