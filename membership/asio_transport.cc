@@ -39,7 +39,10 @@ struct GossipAgent::Impl {
   explicit Impl(AgentOptions o) : opts(std::move(o)) {
     // Sealed datagrams keep within max_datagram_bytes (and every node, whatever its mode,
     // takes datagrams up to it).
-    if (opts.security) opts.config.datagram_overhead = kSealOverhead;
+    if (opts.security) {
+      opts.config.datagram_overhead = kSealOverhead;
+      keyring_copy = opts.security->keyring;
+    }
   }
 
   // Holds one of StreamLimits::max_incoming places while an incoming stream is read.
@@ -87,7 +90,8 @@ struct GossipAgent::Impl {
   bool refused_reported = false;
   std::chrono::steady_clock::time_point last_publish;
 
-  mutable std::mutex mu;  // guards view and counters
+  mutable std::mutex mu;  // guards view, counters and keyring_copy
+  std::optional<Keyring> keyring_copy;  // what keyring() answers: opts.security's, as last set
   std::shared_ptr<const ClusterView> view;
   Counters counters;
   TableStats tables;
@@ -419,6 +423,22 @@ std::shared_ptr<const ClusterView> GossipAgent::view() const {
 Counters GossipAgent::counters() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->counters;
+}
+
+std::optional<Keyring> GossipAgent::keyring() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->keyring_copy;
+}
+
+void GossipAgent::SetKeyring(Keyring ring, std::function<void()> done) {
+  asio::post(impl_->io, [this, ring = std::move(ring), done = std::move(done)]() mutable {
+    if (impl_->opts.security) {
+      impl_->opts.security->keyring = ring;
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      impl_->keyring_copy = std::move(ring);
+    }
+    if (done) done();
+  });
 }
 
 TableStats GossipAgent::table_stats() const {

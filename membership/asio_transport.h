@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,6 +102,12 @@ class GossipAgent {
   Counters counters() const;
   // The membership tables' sizes as of the latest published view.
   TableStats table_stats() const;
+
+  // The gossip keyring in use; nullopt when gossip is plain (no GossipSecurity).
+  std::optional<Keyring> keyring() const;
+  // Replaces the keyring (gossip encryption must be on). `done` runs on the membership thread
+  // once every message sent after it is sealed with the new primary and opened with the new keys.
+  void SetKeyring(Keyring ring, std::function<void()> done);
 
   // Requests, answered on the membership thread.
   void Remove(NodeId id, std::function<void(bool removed)> done);

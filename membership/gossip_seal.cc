@@ -81,6 +81,21 @@ std::string GossipKeyToText(const GossipKey& key) {
   return out;
 }
 
+std::string KeyFingerprint(const GossipKey& key) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(key.data(), key.size(), md, &len, EVP_sha256(), nullptr) != 1 || len < 8) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
 bool GossipKeyFromText(std::string_view text, GossipKey* key, std::string* error) {
   const auto space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
   while (!text.empty() && space(text.front())) text.remove_prefix(1);

@@ -44,6 +44,9 @@ GossipKey NewGossipKey();
 // the base64 of exactly 32 bytes (surrounding white space is ignored).
 std::string GossipKeyToText(const GossipKey& key);
 bool GossipKeyFromText(std::string_view text, GossipKey* key, std::string* error);
+// A key's fingerprint: the first 8 bytes of its SHA-256, as 16 hex digits. What `kvtool keyring
+// list` shows, so that keys are told apart without their bytes leaving the nodes.
+std::string KeyFingerprint(const GossipKey& key);
 
 class Keyring {
  public:

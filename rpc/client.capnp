@@ -11,6 +11,7 @@ $Cxx.namespace("kv::rpc::wire");
 
 using import "common.capnp".Status;
 using import "common.capnp".Consistency;
+using import "common.capnp".KeyringOp;
 using import "replica.capnp".KvReplica;
 using import "replica.capnp".MovementInfo;
 
@@ -91,6 +92,14 @@ struct RepairSummary {
 }
 
 # A repair run in progress.
+# One member's answer to a keyring request (`kvtool keyring`).
+struct KeyringNode {
+  id @0 :UInt64;
+  address @1 :Text;       # its client API address
+  status @2 :Status;      # ok: applied (and saved); else why not, or that it was not reached
+  keys @3 :List(Text);    # its keyring after the request, as fingerprints, the primary first
+}
+
 interface RepairJob {
   progress @0 () -> (rangesTotal :UInt64, rangesDone :UInt64, keysMoved :UInt64,
                      bytesMoved :UInt64, elapsed :Float64, done :Bool);
@@ -156,4 +165,11 @@ interface KvClient {
   # Deletes the data of the ranges this node no longer replicates. unavailable while any
   # movement is pending.
   cleanup @10 () -> (status :Status, keysDeleted :UInt64, bytesFreed :UInt64);
+
+  # Applies `op` with `key` (32 bytes; empty for list) to the gossip keyring of this node and
+  # of every other live member (UP or SUSPECT), asked at once; members that are DOWN are listed
+  # as not reached. One entry per member, this node first. `status` is ok only if every member
+  # that is not gone applied it. invalidArgument for a key that is not 32 bytes (or one given
+  # to list); unavailable when gossip encryption is off on this node.
+  keyring @11 (op :KeyringOp, key :Data) -> (status :Status, nodes :List(KeyringNode));
 }

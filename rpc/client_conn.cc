@@ -224,6 +224,29 @@ CleanupReply BlockingClient::Cleanup() {
   return reply;
 }
 
+KeyringReply BlockingClient::Keyring(KeyringOp op, const std::string& key) {
+  KeyringReply reply;
+  kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+    auto req = impl_->client.keyringRequest();
+    req.setOp(ToWire(op));
+    req.setKey(Bytes(key));
+    auto resp = impl_->Bound(req.send()).wait(impl_->io.waitScope);
+    reply.status = FromWire(resp.getStatus());
+    for (auto n : resp.getNodes()) {
+      KeyringNodeInfo info;
+      info.id = n.getId();
+      info.address = n.getAddress();
+      info.status = FromWire(n.getStatus());
+      for (auto k : n.getKeys()) info.keys.emplace_back(k.cStr());
+      reply.nodes.push_back(std::move(info));
+    }
+  });
+  KJ_IF_MAYBE (e, failure) {
+    reply.status = FromException(*e);
+  }
+  return reply;
+}
+
 RingReply BlockingClient::Ring(std::uint32_t replicas) {
   RingReply reply;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rpc/keyring_op.h"
 #include "rpc/replica_plan.h"
 #include "storage/status.h"
 
@@ -62,6 +63,18 @@ struct StatusReply {
 struct CleanupReply {
   Status status;
   std::uint64_t keys_deleted = 0, bytes_freed = 0;
+};
+
+// One member's answer to a keyring request (KvClient.keyring).
+struct KeyringNodeInfo {
+  std::uint64_t id = 0;
+  std::string address;
+  Status status;
+  std::vector<std::string> keys;  // fingerprints, the primary first
+};
+struct KeyringReply {
+  Status status;
+  std::vector<KeyringNodeInfo> nodes;  // the asked node first
 };
 
 struct RingRangeInfo {
@@ -125,6 +138,8 @@ class BlockingClient {
   Status RemoveNode(std::uint64_t id);
   Status Decommission();
   CleanupReply Cleanup();
+  // `key`: 32 bytes, empty for kList.
+  KeyringReply Keyring(KeyringOp op, const std::string& key);
   StatsReply Stats();
   // Runs a repair on the node and waits for it (no overall timeout: each progress poll is
   // bounded instead); `on_progress` is called about every `every`.

@@ -2,9 +2,11 @@
 
 #include <kj/debug.h>
 
+#include <cstdio>
 #include <string_view>
 
 #include "rpc/bytes.h"
+#include "rpc/keyring.h"
 #include "membership/topology.h"
 #include "ring/movement.h"
 #include "rpc/replica_service.h"
@@ -505,6 +507,46 @@ kj::Promise<void> ClientService::stats(StatsContext context) {
   }
   ToWire(Status::Ok(), results.initStatus());
   return kj::READY_NOW;
+}
+
+kj::Promise<void> ClientService::keyring(KeyringContext context) {
+  auto params = context.getParams();
+  auto op = FromWire(params.getOp());
+  if (!op) {
+    ToWire(Status::InvalidArgument("unknown keyring operation"), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  return KeyringEverywhere(node_, *op, Str(params.getKey()))
+      .then([context](std::vector<KeyringAnswer>&& answers) mutable {
+        auto results = context.getResults();
+        auto nodes = results.initNodes(static_cast<unsigned>(answers.size()));
+        std::size_t failed = 0;
+        std::string first;
+        for (unsigned i = 0; i < nodes.size(); ++i) {
+          const KeyringAnswer& a = answers[i];
+          nodes[i].setId(a.id);
+          nodes[i].setAddress(a.address);
+          ToWire(a.status, nodes[i].initStatus());
+          auto keys = nodes[i].initKeys(static_cast<unsigned>(a.keys.size()));
+          for (unsigned k = 0; k < keys.size(); ++k) keys.set(k, a.keys[k]);
+          if (!a.status.ok() && failed++ == 0) {
+            char id[17];
+            std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(a.id));
+            first = std::string(id) + ": " + a.status.ToString();
+          }
+        }
+        if (failed == 0) {
+          ToWire(Status::Ok(), results.initStatus());
+        } else if (!answers[0].status.ok() &&
+                   answers[0].status.code() == Status::Code::kInvalidArgument) {
+          ToWire(answers[0].status, results.initStatus());
+        } else {
+          ToWire(Status::Unavailable("not applied on " + std::to_string(failed) + " of " +
+                                     std::to_string(answers.size()) + " members (first " +
+                                     first + ")"),
+                 results.initStatus());
+        }
+      });
 }
 
 }  // namespace kv::rpc

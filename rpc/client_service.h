@@ -37,6 +37,7 @@ class ClientService final : public wire::KvClient::Server {
   kj::Promise<void> repair(RepairContext context) override;
   kj::Promise<void> decommission(DecommissionContext context) override;
   kj::Promise<void> cleanup(CleanupContext context) override;
+  kj::Promise<void> keyring(KeyringContext context) override;
 
  private:
   // Why this node does not coordinate client requests now (ok: it does).

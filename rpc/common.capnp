@@ -27,3 +27,11 @@ enum Consistency {
   quorum @2;
   all @3;
 }
+
+# What `kvtool keyring` asks of the gossip keyring (membership/gossip_seal.h).
+enum KeyringOp {
+  list @0;     # report the keys, changing nothing
+  install @1;  # add a key that opens messages
+  use @2;      # make an installed key the primary, the one that seals
+  remove @3;   # drop an installed key that is not the primary
+}

@@ -12,6 +12,7 @@
 #include "repair/exchange.h"
 #include "rpc/cluster_control.h"
 #include "rpc/coordinator.h"
+#include "rpc/keyring_op.h"
 #include "rpc/movement_runner.h"
 #include "rpc/repair_runner.h"
 #include "rpc/storage_pool.h"
@@ -39,6 +40,10 @@ struct NodeServices {
   // cluster's state (null: always).
   std::function<Status()> serving;
   int tree_bits = 16;
+  // Applies a keyring request to this node's gossip keyring (`key` is 32 bytes, unused by
+  // kList) and returns the keyring after it as fingerprints, the primary first. Blocking (it
+  // rewrites the key file): the services run it on `background`. Null: gossip is plain.
+  std::function<Result<std::vector<std::string>>(KeyringOp op, const std::string& key)> keyring;
   // The node's own counters by name, for `kvtool stats` (null: none).
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> counters;
 };

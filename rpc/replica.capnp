@@ -8,6 +8,7 @@ $Cxx.namespace("kv::rpc::wire");
 
 using import "common.capnp".Status;
 using import "common.capnp".Consistency;
+using import "common.capnp".KeyringOp;
 
 enum WriteKind {
   put @0;         # a value superseding the context
@@ -104,6 +105,12 @@ interface KvReplica {
   # with each, initiated here. Asked by a movement's driver of a new replica of the range.
   pull @6 (range :TokenRange, sources :List(UInt64)) -> (status :Status, keys :UInt64,
                                                          bytes :UInt64);
+
+  # Applies `op` with `key` (32 bytes; empty for list) to this node's gossip keyring and answers
+  # with the keyring after it, as key fingerprints (KeyFingerprint), the primary first. The
+  # change is in this node's key file before it answers ok. Asked by the node a `kvtool
+  # keyring` went to, of every live member.
+  keyring @7 (op :KeyringOp, key :Data) -> (status :Status, keys :List(Text));
 }
 
 # A ring movement as one node sees it.

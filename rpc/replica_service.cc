@@ -2,6 +2,7 @@
 
 #include "membership/topology.h"
 #include "rpc/bytes.h"
+#include "rpc/keyring.h"
 #include "rpc/repair_service.h"
 #include "rpc/wire_status.h"
 #include "storage/codec.h"
@@ -42,6 +43,23 @@ kj::Promise<void> ReplicaService::movement(MovementContext context) {
     out.setReadsNew(mv->reads_new);
   }
   return kj::READY_NOW;
+}
+
+kj::Promise<void> ReplicaService::keyring(KeyringContext context) {
+  auto params = context.getParams();
+  auto op = FromWire(params.getOp());
+  if (!op) {
+    ToWire(Status::InvalidArgument("unknown keyring operation"), context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+  return KeyringHere(node_, *op, Str(params.getKey()))
+      .then([context](Result<std::vector<std::string>>&& after) mutable {
+        auto results = context.getResults();
+        ToWire(after.status(), results.initStatus());
+        if (!after.ok()) return;
+        auto keys = results.initKeys(static_cast<unsigned>(after.value().size()));
+        for (unsigned i = 0; i < keys.size(); ++i) keys.set(i, after.value()[i]);
+      });
 }
 
 kj::Promise<void> ReplicaService::pull(PullContext context) {

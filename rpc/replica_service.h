@@ -24,6 +24,7 @@ class ReplicaService final : public wire::KvReplica::Server {
   kj::Promise<void> repairInfo(RepairInfoContext context) override;
   kj::Promise<void> movement(MovementContext context) override;
   kj::Promise<void> pull(PullContext context) override;
+  kj::Promise<void> keyring(KeyringContext context) override;
 
  private:
   const NodeServices node_;

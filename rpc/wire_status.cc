@@ -60,4 +60,32 @@ Status FromWire(wire::Status::Reader in) {
   return Status::IoError("unknown status code from server: " + msg);
 }
 
+std::optional<KeyringOp> FromWire(wire::KeyringOp op) {
+  switch (op) {
+    case wire::KeyringOp::LIST:
+      return KeyringOp::kList;
+    case wire::KeyringOp::INSTALL:
+      return KeyringOp::kInstall;
+    case wire::KeyringOp::USE:
+      return KeyringOp::kUse;
+    case wire::KeyringOp::REMOVE:
+      return KeyringOp::kRemove;
+  }
+  return std::nullopt;
+}
+
+wire::KeyringOp ToWire(KeyringOp op) {
+  switch (op) {
+    case KeyringOp::kList:
+      return wire::KeyringOp::LIST;
+    case KeyringOp::kInstall:
+      return wire::KeyringOp::INSTALL;
+    case KeyringOp::kUse:
+      return wire::KeyringOp::USE;
+    case KeyringOp::kRemove:
+      return wire::KeyringOp::REMOVE;
+  }
+  return wire::KeyringOp::LIST;
+}
+
 }  // namespace kv::rpc

@@ -1,8 +1,12 @@
-// Conversions between Status (storage/status.h) and the wire Status of common.capnp.
+// Conversions between the types of common.capnp and their C++ counterparts: Status
+// (storage/status.h) and KeyringOp (keyring_op.h).
 // Pure functions; thread-safe.
 #pragma once
 
+#include <optional>
+
 #include "rpc/common.capnp.h"
+#include "rpc/keyring_op.h"
 #include "storage/status.h"
 
 namespace kv::rpc {
@@ -11,5 +15,9 @@ namespace kv::rpc {
 void ToWire(const Status& status, wire::Status::Builder out);
 // The Status a wire status carries; a code this build does not know is an IoError.
 Status FromWire(wire::Status::Reader in);
+
+// The op a request named; nullopt for one this build does not know.
+std::optional<KeyringOp> FromWire(wire::KeyringOp op);
+wire::KeyringOp ToWire(KeyringOp op);
 
 }  // namespace kv::rpc

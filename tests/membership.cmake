@@ -18,7 +18,9 @@ target_link_libraries(membership_transport_tests PRIVATE kv::membership_asio GTe
 gtest_discover_tests(membership_transport_tests DISCOVERY_TIMEOUT 60
                      PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")
 
-# Gossip sealing and its replay window (membership/gossip_seal.h).
-add_executable(gossip_seal_tests unit/gossip_seal_test.cc)
-target_link_libraries(gossip_seal_tests PRIVATE kv::gossip_seal GTest::gtest_main)
+# Gossip sealing and its replay window (membership/gossip_seal.h), and the key file kvd keeps
+# its keyring in (tools/gossip_key_file.h).
+add_executable(gossip_seal_tests unit/gossip_seal_test.cc unit/gossip_key_file_test.cc)
+target_link_libraries(gossip_seal_tests PRIVATE kv::gossip_seal kv::gossip_key_file
+                                                GTest::gtest_main)
 gtest_discover_tests(gossip_seal_tests DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "${KV_TEST_ENV}")

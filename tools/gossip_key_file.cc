@@ -87,4 +87,51 @@ std::optional<membership::Keyring> LoadGossipKeyFile(const std::string& path,
   return ring;
 }
 
+bool WriteGossipKeyFile(const std::string& path, const membership::Keyring& ring,
+                        std::string* error) {
+  std::string text =
+      "# The gossip keyring of this kvd (kvtool keyring rewrites it); the first key seals.\n";
+  for (const auto& key : ring.keys()) text += membership::GossipKeyToText(key) + "\n";
+  const std::string tmp = path + ".new";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *error = tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  auto fail = [&](const std::string& what) {
+    *error = what + ": " + std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return false;
+  };
+  // O_CREAT's mode is masked by the umask and ignored for a file left by an earlier attempt.
+  if (::fchmod(fd, 0600) != 0) return fail(tmp);
+  std::size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(tmp);
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail(tmp);
+  if (::close(fd) != 0) {
+    *error = tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    *error = path + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
+}
+
 }  // namespace kv::tools

@@ -18,11 +18,15 @@
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <cstring>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <future>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -147,6 +151,71 @@ class LocalControl final : public rpc::ClusterControl {
  private:
   std::shared_ptr<const mb::ClusterView> view_;
 };
+
+// `kvtool keyring` on this node (rpc/keyring.h): applies a request to the gossip keyring, the key
+// file first, so that what the node gossips with is always what it restarts with. Requests are
+// idempotent, as memberlist's keyring is: installing an installed key, using the primary, or
+// removing a key that is not there changes nothing and succeeds, so a cluster-wide request that
+// some members missed can simply be repeated. Runs on a background pool thread (it syncs the
+// file); one request at a time.
+std::function<kv::Result<std::vector<std::string>>(rpc::KeyringOp, const std::string&)>
+KeyringRequests(mb::GossipAgent* agent, std::string path) {
+  auto mu = std::make_shared<std::mutex>();
+  return [agent, path, mu](rpc::KeyringOp op,
+                           const std::string& bytes) -> kv::Result<std::vector<std::string>> {
+    std::lock_guard<std::mutex> lock(*mu);
+    std::optional<mb::Keyring> ring = agent->keyring();
+    if (!ring) return kv::Status::Unavailable("gossip encryption is off on this node");
+    mb::GossipKey key{};
+    if (op != rpc::KeyringOp::kList) std::memcpy(key.data(), bytes.data(), key.size());
+    const auto& keys = ring->keys();
+    const bool installed = std::find(keys.begin(), keys.end(), key) != keys.end();
+    std::string error;
+    bool changed = false;
+    switch (op) {
+      case rpc::KeyringOp::kList:
+        break;
+      case rpc::KeyringOp::kInstall:
+        if (installed) break;
+        if (!ring->Install(key, &error)) return kv::Status::InvalidArgument(error);
+        changed = true;
+        break;
+      case rpc::KeyringOp::kUse:
+        if (!installed) {
+          return kv::Status::InvalidArgument("key " + mb::KeyFingerprint(key) +
+                                             " is not installed here: install it first");
+        }
+        if (ring->primary() == key) break;
+        if (!ring->Use(key, &error)) return kv::Status::InvalidArgument(error);
+        changed = true;
+        break;
+      case rpc::KeyringOp::kRemove:
+        if (!installed) break;
+        if (ring->primary() == key) {
+          return kv::Status::InvalidArgument("key " + mb::KeyFingerprint(key) +
+                                             " is the primary here: use another key first");
+        }
+        if (!ring->Remove(key, &error)) return kv::Status::InvalidArgument(error);
+        changed = true;
+        break;
+    }
+    if (changed) {
+      if (!kv::tools::WriteGossipKeyFile(path, *ring, &error)) {
+        return kv::Status::IoError("the keyring was not changed: cannot save it: " + error);
+      }
+      auto applied = std::make_shared<std::promise<void>>();
+      auto done = applied->get_future();
+      agent->SetKeyring(*ring, [applied]() { applied->set_value(); });
+      if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+        return kv::Status::Unavailable(
+            "the key file holds the new keyring but gossip did not take it (is it stopping?)");
+      }
+    }
+    std::vector<std::string> out;
+    for (const auto& k : ring->keys()) out.push_back(mb::KeyFingerprint(k));
+    return out;
+  };
+}
 
 // The gossip agent's view. At the stop, Detach() (before the agent goes) keeps its last view
 // and counters for the requests still answered while the node drains: they must never reach
@@ -611,6 +680,9 @@ int Run(const Flags& flags) {
   };
   rpc::NodeServices services;
   services.movement = agent ? &movement : nullptr;
+  if (agent && flags.gossip_security) {
+    services.keyring = KeyringRequests(agent.get(), flags.gossip_key_file);
+  }
   if (agent) services.start_movement = start_movement;
   // A new node serves nothing before it holds the cluster's state (it would coordinate from a
   // partial view). A node that was in the ring already restarts with its saved view: it waits
@@ -699,6 +771,7 @@ int Run(const Flags& flags) {
     // Gossip's bounds (membership/membership.h, asio_transport.h).
     if (auto g = control->GossipCounters()) {
       out.insert(out.end(), {
+          {"gossip_suspicions_started", g->suspicions_started},
           {"gossip_members_forgotten", g->forgotten},
           {"gossip_ghosts_expired", g->ghosts_expired},
           {"gossip_tombstones_expired", g->tombstones_expired},

@@ -6,6 +6,7 @@
 //   kvtool ... status | ring [--replicas N] | removenode ID | stats | repair [--dry-run]
 //   kvtool ... decommission [--no-wait] | cleanup
 //   kvtool ... bench [options]
+//   kvtool ... keyring list | install KEY | use KEY | remove KEY    every member's gossip keyring
 //   kvtool keygen                      a new gossip key (base64), asking no node
 //
 // --host defaults to $KV_HOST, else 127.0.0.1:7701. VALUE "-" reads the value from stdin,
@@ -374,6 +375,82 @@ int DoCleanup(const Globals& g) {
   return kExitOk;
 }
 
+// `keyring`: the request goes to --host, which applies it and asks every other live member
+// (rpc/keyring.h); one line per member, then what the keys look like across the cluster.
+int DoKeyring(const Globals& g, const std::string& verb, const std::string& key_text) {
+  kv::rpc::KeyringOp op = kv::rpc::KeyringOp::kList;
+  if (verb == "install") op = kv::rpc::KeyringOp::kInstall;
+  if (verb == "use") op = kv::rpc::KeyringOp::kUse;
+  if (verb == "remove") op = kv::rpc::KeyringOp::kRemove;
+  std::string key;
+  if (op == kv::rpc::KeyringOp::kList) {
+    if (!key_text.empty()) return Complain(kExitUsage, "keyring list takes no KEY");
+  } else {
+    if (key_text.empty()) return Complain(kExitUsage, "keyring " + verb + " needs a KEY");
+    kv::membership::GossipKey k;
+    std::string error;
+    if (!kv::membership::GossipKeyFromText(key_text, &k, &error)) {
+      return Complain(kExitUsage, "keyring " + verb + ": KEY: " + error);
+    }
+    key.assign(reinterpret_cast<const char*>(k.data()), k.size());
+  }
+  auto client = Connect(g);
+  if (!client.ok()) return Report(client.status());
+  kv::rpc::KeyringReply r = client.value()->Keyring(op, key);
+  if (r.nodes.empty()) return Complain(ExitFor(r.status), "keyring: " + r.status.ToString());
+  // Per key: on how many members it is installed, and on how many it is the primary.
+  std::map<std::string, std::pair<int, int>> spread;
+  int answered = 0;
+  for (const auto& n : r.nodes) {
+    if (!n.status.ok()) continue;
+    ++answered;
+    for (std::size_t i = 0; i < n.keys.size(); ++i) {
+      ++spread[n.keys[i]].first;
+      spread[n.keys[i]].second += i == 0;
+    }
+  }
+  if (g.json) {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& n : r.nodes) {
+      nlohmann::json j = {{"id", Hex(n.id)}, {"address", n.address}, {"ok", n.status.ok()}};
+      if (!n.status.ok()) j["error"] = n.status.ToString();
+      if (n.status.ok()) {
+        j["primary"] = n.keys.empty() ? "" : n.keys.front();
+        j["keys"] = n.keys;
+      }
+      nodes.push_back(j);
+    }
+    nlohmann::json keys = nlohmann::json::array();
+    for (const auto& [fp, counts] : spread) {
+      keys.push_back({{"key", fp}, {"installed", counts.first}, {"primary", counts.second}});
+    }
+    PrintJson({{"operation", verb},
+               {"ok", r.status.ok()},
+               {"members", r.nodes.size()},
+               {"answered", answered},
+               {"nodes", nodes},
+               {"keys", keys}});
+  } else {
+    for (const auto& n : r.nodes) {
+      std::string line = Hex(n.id) + "  " + n.address + "  ";
+      if (n.status.ok()) {
+        line += "ok   primary " + (n.keys.empty() ? std::string("-") : n.keys.front());
+        line += "  keys";
+        for (const auto& k : n.keys) line += " " + k;
+      } else {
+        line += "FAILED  " + n.status.ToString();
+      }
+      std::printf("%s\n", line.c_str());
+    }
+    for (const auto& [fp, counts] : spread) {
+      std::printf("key %s: installed on %d of %zu members, primary on %d\n", fp.c_str(),
+                  counts.first, r.nodes.size(), counts.second);
+    }
+  }
+  if (!r.status.ok()) return Complain(ExitFor(r.status), "keyring " + verb + ": " + r.status.ToString());
+  return kExitOk;
+}
+
 int DoRing(const Globals& g, std::uint32_t replicas) {
   auto client = Connect(g);
   if (!client.ok()) return Report(client.status());
@@ -605,6 +682,16 @@ int main(int argc, char** argv) {
       "repair", "Anti-entropy of this node's ranges against their other replicas, now");
   repair->add_flag("--dry-run", dry_run, "Find what differs, move nothing");
 
+  std::string keyring_verb, keyring_key;
+  auto* keyring = app.add_subcommand(
+      "keyring",
+      "Every member's gossip keyring: list, install KEY, use KEY (make it the one that seals), "
+      "remove KEY; each member answers for itself");
+  keyring->add_option("OPERATION", keyring_verb, "list, install, use or remove")
+      ->required()
+      ->check(CLI::IsMember({"list", "install", "use", "remove"}));
+  keyring->add_option("KEY", keyring_key, "A key as kvtool keygen prints it (base64)");
+
   auto* keygen = app.add_subcommand(
       "keygen", "Print a new random 256-bit gossip key (base64), for kvd --gossip-key-file");
 
@@ -646,6 +733,7 @@ int main(int argc, char** argv) {
   if (removenode->parsed()) return DoRemoveNode(g, remove_id);
   if (decommission->parsed()) return DoDecommission(g, !no_wait);
   if (cleanup->parsed()) return DoCleanup(g);
+  if (keyring->parsed()) return DoKeyring(g, keyring_verb, keyring_key);
   if (repair->parsed()) return DoRepair(g, dry_run);
   if (bench->parsed()) {
     Status s = kv::tools::RunBench(g.host, bench_options, g.json);
