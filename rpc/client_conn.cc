@@ -6,6 +6,7 @@
 #include "rpc/client.capnp.h"
 #include "rpc/connect.h"
 #include "rpc/session.h"
+#include "rpc/tls.h"
 #include "rpc/wire_status.h"
 
 namespace kv::rpc {
@@ -60,7 +61,8 @@ BlockingClient::~BlockingClient() = default;
 
 Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(const std::string& host_port,
                                                                 std::chrono::milliseconds timeout,
-                                                                const std::string& source_host) {
+                                                                const std::string& source_host,
+                                                                Tls* tls) {
   std::string host;
   int port = 0;
   if (Status s = ParseHostPort(host_port, false, &host, &port); !s.ok()) return s;
@@ -68,6 +70,9 @@ Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(const std::strin
   impl->timeout = timeout.count() * kj::MILLISECONDS;
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
     auto connect = Dial(*impl->io.provider, *impl->io.lowLevelProvider, host_port, source_host);
+    if (tls != nullptr) {
+      connect = connect.then([tls](kj::Own<kj::AsyncIoStream> s) { return tls->Secure(kj::mv(s)); });
+    }
     auto stream = impl->Bound(kj::mv(connect)).wait(impl->io.waitScope);
     impl->session = kj::heap<RpcSession>(kj::mv(stream), capnp::ReaderOptions());
   });
@@ -76,8 +81,14 @@ Result<std::unique_ptr<BlockingClient>> BlockingClient::Connect(const std::strin
     if (s.code() == Status::Code::kTimeout) {
       return Status::Unavailable("node unreachable: connecting to " + host_port + " timed out");
     }
-    return Status::Unavailable("node unreachable: cannot connect to " + host_port + ": " +
-                               e->getDescription().cStr());
+    const std::string desc = e->getDescription().cStr();
+    if (tls != nullptr && desc.find("OpenSSL") != std::string::npos) {
+      return Status::Unavailable("TLS handshake with " + host_port + " failed (the node must hold "
+                                 "a certificate of --tls-ca naming the identity '" +
+                                 tls->settings().identity + "', and accept this client's): " +
+                                 desc);
+    }
+    return Status::Unavailable("node unreachable: cannot connect to " + host_port + ": " + desc);
   }
   impl->client = impl->session->Bootstrap().castAs<wire::KvClient>();
   return std::unique_ptr<BlockingClient>(new BlockingClient(std::move(impl)));

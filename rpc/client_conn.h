@@ -117,13 +117,19 @@ struct RepairProgressInfo {
   double elapsed_s = 0;
 };
 
+class Tls;  // tls.h
+
 class BlockingClient {
  public:
   // `host_port` is "HOST:PORT". Fails with Unavailable if the node cannot be reached in time.
   // A non-empty `source_host` (an IPv4 literal) is the address the connection leaves from.
+  // With `tls` (it must outlive the client), the connection goes through its handshake: the
+  // node must hold a certificate of the cluster CA naming the identity (a failed handshake is
+  // Unavailable, saying why).
   static Result<std::unique_ptr<BlockingClient>> Connect(const std::string& host_port,
                                                          std::chrono::milliseconds timeout,
-                                                         const std::string& source_host = "");
+                                                         const std::string& source_host = "",
+                                                         Tls* tls = nullptr);
   ~BlockingClient();
 
   // `local`: the node's own record, with no coordination.

@@ -2,7 +2,9 @@
 //
 // Each connection gets its own Cap'n Proto two-party RPC session. A connection that sends
 // bytes that do not parse, or a message larger than the limit, is closed and counted; the node
-// goes on serving everyone else. Lives on the RPC thread's KJ event loop.
+// goes on serving everyone else. With TLS (tls.h), each connection's handshake comes first, and
+// what it may call follows from its certificate's role: a call its role does not allow fails
+// with "permission denied" and is counted. Lives on the RPC thread's KJ event loop.
 #pragma once
 
 #include <capnp/message.h>
@@ -12,6 +14,7 @@
 
 #include "rpc/client_service.h"
 #include "rpc/session.h"
+#include "rpc/tls.h"
 
 namespace kv::rpc {
 
@@ -26,8 +29,9 @@ class ClientServer final : private kj::TaskSet::ErrorHandler {
     kj::Duration message_timeout = 30 * kj::SECONDS;
   };
   // `max_message_bytes` bounds one incoming message. `timer` must outlive the server.
+  // `tls` (may be null: plain connections with every role) must outlive the server.
   ClientServer(kj::Own<ClientService> service, std::size_t max_message_bytes, kj::Timer& timer,
-               Options options);
+               Options options, Tls* tls = nullptr);
 
   ClientService& service() { return *service_; }
 
@@ -40,9 +44,15 @@ class ClientServer final : private kj::TaskSet::ErrorHandler {
   std::size_t open_connections() const { return open_; }
   std::uint64_t refused_connections() const { return refused_; }
   std::uint64_t accept_failures() const { return accept_failures_; }
+  // TLS: handshakes that failed (no certificate, another CA, another cluster's node, plain in
+  // require mode, a timeout), and calls refused because the connection's role does not allow
+  // them.
+  std::uint64_t tls_refused() const { return tls_refused_; }
+  std::uint64_t permission_denied() const { return permission_denied_; }
+  std::uint64_t plain_connections() const { return plain_connections_; }
 
  private:
-  kj::Promise<void> Serve(kj::Own<kj::AsyncIoStream> stream);
+  kj::Promise<void> Serve(kj::Own<kj::AsyncIoStream> stream, Role role, std::string who);
   void taskFailed(kj::Exception&& exception) override;
 
   ClientService* const service_;  // owned by bootstrap_
@@ -54,6 +64,10 @@ class ClientServer final : private kj::TaskSet::ErrorHandler {
   std::size_t open_ = 0;
   std::uint64_t refused_ = 0;
   std::uint64_t accept_failures_ = 0;
+  Tls* const tls_;
+  std::uint64_t tls_refused_ = 0;
+  std::uint64_t permission_denied_ = 0;
+  std::uint64_t plain_connections_ = 0;
   kj::TaskSet tasks_;  // last: destroyed first, closing every connection
 };
 

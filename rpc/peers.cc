@@ -68,9 +68,14 @@ wire::KvReplica::Client PeerPool::Get(std::uint64_t id, const std::string& addre
     }
   }
   const std::uint64_t serial = next_serial_++;
-  auto connected = timer_.timeoutAfter(
-      options_.connect_timeout,
-      Dial(*io_.provider, *io_.lowLevelProvider, address, source_host_));
+  kj::Promise<kj::Own<kj::AsyncIoStream>> dialed =
+      Dial(*io_.provider, *io_.lowLevelProvider, address, source_host_);
+  if (options_.tls != nullptr && options_.tls->dials_tls()) {
+    dialed = dialed.then([tls = options_.tls](kj::Own<kj::AsyncIoStream> s) {
+      return tls->Secure(kj::mv(s));
+    });
+  }
+  auto connected = timer_.timeoutAfter(options_.connect_timeout, kj::mv(dialed));
   auto fork = connected
                   .then([this, id, serial](kj::Own<kj::AsyncIoStream> stream)
                             -> wire::KvReplica::Client {

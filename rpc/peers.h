@@ -30,6 +30,7 @@
 
 #include "rpc/client.capnp.h"
 #include "rpc/replica.capnp.h"
+#include "rpc/tls.h"
 #include "rpc/session.h"
 
 namespace kv::rpc {
@@ -44,6 +45,8 @@ class PeerPool final : private kj::TaskSet::ErrorHandler {
     // heals still gets through on that retry.
     kj::Duration connect_timeout = 1500 * kj::MILLISECONDS;
     kj::Duration retire_grace = 60 * kj::SECONDS;
+    // Connections to peers go through its handshake when it dials TLS (tls.h); null: plain.
+    Tls* tls = nullptr;
   };
   static constexpr std::size_t kMaxRetired = 64;
 

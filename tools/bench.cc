@@ -22,6 +22,7 @@
 #include "tools/zipfian.h"
 #include "rpc/replica_plan.h"
 #include "rpc/session.h"
+#include "rpc/tls.h"
 #include "rpc/wire_status.h"
 
 namespace kv::tools {
@@ -297,7 +298,8 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
   app->add_flag("!--no-preload", o->preload, "Do not write every key before a read workload");
 }
 
-Status RunBench(const std::string& host, const BenchOptions& options, bool json) {
+Status RunBench(const std::string& host, const BenchOptions& options, bool json,
+                rpc::Tls* tls) {
   if (options.distribution == "zipfian" && options.keys > kMaxZipfianKeys) {
     return Status::InvalidArgument("--distribution zipfian takes at most " +
                                    std::to_string(kMaxZipfianKeys) + " keys");
@@ -307,8 +309,18 @@ Status RunBench(const std::string& host, const BenchOptions& options, bool json)
   kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
     auto stream = io.provider->getTimer()
                       .timeoutAfter(10 * kj::SECONDS,
-                                    io.provider->getNetwork().parseAddress(host).then(
-                                        [](kj::Own<kj::NetworkAddress> a) { return a->connect(); }))
+                                    io.provider->getNetwork()
+                                        .parseAddress(host)
+                                        .then([](kj::Own<kj::NetworkAddress> a) {
+                                          return a->connect();
+                                        })
+                                        .then([tls](kj::Own<kj::AsyncIoStream> s) {
+                                          if (tls == nullptr) {
+                                            return kj::Promise<kj::Own<kj::AsyncIoStream>>(
+                                                kj::mv(s));
+                                          }
+                                          return tls->Secure(kj::mv(s));
+                                        }))
                       .wait(io.waitScope);
     session = kj::heap<rpc::RpcSession>(kj::mv(stream), capnp::ReaderOptions());
   });

@@ -18,6 +18,10 @@ namespace CLI {
 class App;
 }
 
+namespace kv::rpc {
+class Tls;  // rpc/tls.h
+}  // namespace kv::rpc
+
 namespace kv::tools {
 
 struct BenchOptions {
@@ -37,6 +41,8 @@ struct BenchOptions {
 
 void AddBenchFlags(CLI::App* app, BenchOptions* options);
 
-Status RunBench(const std::string& host, const BenchOptions& options, bool json);
+// With `tls`, the connection goes through its handshake (rpc/tls.h).
+Status RunBench(const std::string& host, const BenchOptions& options, bool json,
+                rpc::Tls* tls = nullptr);
 
 }  // namespace kv::tools

@@ -42,6 +42,7 @@
 #include "repair/store_reader.h"
 #include "rpc/cluster_control.h"
 #include "rpc/node_services.h"
+#include "rpc/tls.h"
 #include "rpc/repair_runner.h"
 #include "rpc/movement_runner.h"
 #include "membership/topology.h"
@@ -100,6 +101,9 @@ struct Flags {
   std::string gossip_key_file;
   std::string gossip_encryption;  // accept | seal | require (default with a key file)
   std::optional<mb::GossipSecurity> gossip_security;  // from the two above
+  // Mutual TLS on the RPC port (rpc/tls.h).
+  std::string tls_cert, tls_key, tls_ca, tls_identity = "kv", tls_mode;
+  std::shared_ptr<rpc::Tls> tls;  // loaded from the above
   // Replication.
   rpc::ReplicationSettings replication;
   std::string hinted_handoff = "on";
@@ -580,7 +584,9 @@ int Run(const Flags& flags) {
                                "kv-background", flags.background_nice});
   std::atomic<bool> stopping{false};  // cancels a tree rebuild's scan at the stop
   // Outgoing connections leave from the listen address, so peers see this node's own address.
-  rpc::PeerPool peers(io, rpc::SourceHostOf(flags.listen), max_message);
+  rpc::PeerPool::Options peer_options;
+  peer_options.tls = flags.tls.get();
+  rpc::PeerPool peers(io, rpc::SourceHostOf(flags.listen), max_message, peer_options);
   rpc::CoordinatorOptions co;
   co.replication = flags.replication;
   co.request_timeout = flags.request_timeout_ms * kj::MILLISECONDS;
@@ -760,6 +766,9 @@ int Run(const Flags& flags) {
         {"connections_refused_over_cap", server.refused_connections()},
         {"connections_failed", server.failed_connections()},
         {"accept_failures", server.accept_failures()},
+        {"tls_handshakes_refused", server.tls_refused()},
+        {"tls_calls_permission_denied", server.permission_denied()},
+        {"tls_plain_connections", server.plain_connections()},
         {"storage_jobs_run", pool.ran()},
         {"storage_jobs_queued", pool.queued()},
         {"storage_jobs_refused_overloaded", pool.refused()},
@@ -798,7 +807,7 @@ int Run(const Flags& flags) {
   so.flow_limit_bytes = flags.connection_flow_limit_bytes;
   so.message_timeout = flags.message_timeout_ms * kj::MILLISECONDS;
   rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message,
-                           io.provider->getTimer(), so);
+                           io.provider->getTimer(), so, flags.tls.get());
   server_ptr = &server;
 
   // Background anti-entropy: every interval, jittered by up to a tenth either way, unless a
@@ -1122,6 +1131,21 @@ int main(int argc, char** argv) {
                 "and takes plain too; accept sends plain and takes both. A running cluster "
                 "moves to sealed gossip by rolling restarts: accept, then seal, then require")
       ->check(CLI::IsMember({"accept", "seal", "require"}));
+  auto* tg = app.add_option_group("tls");
+  tg->add_option("--tls-cert", flags.tls_cert,
+                "Mutual TLS on the RPC port: this node's certificate (PEM), common name "
+                "node:IDENTITY and IDENTITY as a DNS name (tools/certs.sh makes them)");
+  tg->add_option("--tls-key", flags.tls_key, "Its private key (PEM)");
+  tg->add_option("--tls-ca", flags.tls_ca, "The cluster CA (PEM): the only one trusted");
+  tg->add_option("--tls-identity", flags.tls_identity,
+                "The cluster identity every node certificate names; peers are verified against "
+                "it, never against anything heard through gossip")
+      ->capture_default_str();
+  tg->add_option("--tls-mode", flags.tls_mode,
+                "require (default) takes TLS only; connect takes TLS and plain and dials peers "
+                "with TLS; accept takes both and dials in plain. A running cluster moves to "
+                "TLS by rolling restarts: accept, then connect, then require")
+      ->check(CLI::IsMember({"accept", "connect", "require"}));
   auto* r = app.add_option_group("replication");
   r->add_option("--n", flags.replication.n, "Replicas per key (N)")
       ->capture_default_str()
@@ -1220,6 +1244,29 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kvd: --replace needs --seeds\n");
       return 2;
     }
+  }
+  const int tls_files = !flags.tls_cert.empty() + !flags.tls_key.empty() + !flags.tls_ca.empty();
+  if (tls_files != 0 && tls_files != 3) {
+    std::fprintf(stderr, "kvd: TLS needs all three of --tls-cert, --tls-key and --tls-ca\n");
+    return 2;
+  }
+  if (!flags.tls_mode.empty() && tls_files == 0) {
+    std::fprintf(stderr, "kvd: --tls-mode needs --tls-cert, --tls-key and --tls-ca\n");
+    return 2;
+  }
+  if (tls_files == 3) {
+    rpc::TlsSettings ts;
+    ts.cert_file = flags.tls_cert;
+    ts.key_file = flags.tls_key;
+    ts.ca_file = flags.tls_ca;
+    ts.identity = flags.tls_identity;
+    if (!flags.tls_mode.empty()) (void)rpc::ParseTlsMode(flags.tls_mode, &ts.mode);
+    auto tls = rpc::Tls::Load(ts);
+    if (!tls.ok()) {
+      std::fprintf(stderr, "kvd: %s\n", tls.status().message().c_str());
+      return 2;
+    }
+    flags.tls = std::move(tls.value());
   }
   if (!flags.gossip_encryption.empty() && flags.gossip_key_file.empty()) {
     std::fprintf(stderr, "kvd: --gossip-encryption needs --gossip-key-file\n");

@@ -27,6 +27,7 @@
 
 #include "membership/gossip_seal.h"
 #include "rpc/client_conn.h"
+#include "rpc/tls.h"
 #include "tools/bench.h"
 #include "tools/text.h"
 
@@ -45,6 +46,8 @@ struct Globals {
   int timeout_ms = 10000;
   kv::rpc::Consistency consistency = kv::rpc::Consistency::kDefault;
   bool local = false;
+  kv::rpc::TlsSettings tls_settings;
+  std::unique_ptr<kv::rpc::Tls> tls;  // with --tls-cert, --tls-key and --tls-ca
 };
 
 int ExitFor(const Status& s) {
@@ -70,7 +73,18 @@ int Complain(int code, const std::string& what) {
   return code;
 }
 
-int Report(const Status& s) { return Complain(ExitFor(s), s.ToString()); }
+// Whether kvtool talks TLS (set once in main): a node that requires TLS closes a plain
+// connection at its first byte, which the first request sees as a disconnection.
+bool g_plain = true;
+
+int Report(const Status& s) {
+  std::string line = s.ToString();
+  if (g_plain && s.code() == Status::Code::kUnavailable &&
+      line.find("isconnected") != std::string::npos) {
+    line += " (if the node requires TLS, give --tls-cert, --tls-key and --tls-ca)";
+  }
+  return Complain(ExitFor(s), line);
+}
 
 // JSON string for bytes: as is when valid UTF-8, else base64 and marked so.
 nlohmann::json Blob(const std::string& bytes) {
@@ -95,7 +109,8 @@ kv::Result<std::string> DecodeContextFlag(const std::string& ctx) {
 }
 
 kv::Result<std::unique_ptr<kv::rpc::BlockingClient>> Connect(const Globals& g) {
-  return kv::rpc::BlockingClient::Connect(g.host, std::chrono::milliseconds(g.timeout_ms));
+  return kv::rpc::BlockingClient::Connect(g.host, std::chrono::milliseconds(g.timeout_ms), "",
+                                          g.tls.get());
 }
 
 int DoGet(const Globals& g, const std::string& key) {
@@ -629,6 +644,14 @@ int main(int argc, char** argv) {
       ->envname("KV_HOST")
       ->capture_default_str();
   app.add_flag("--json", g.json, "Print results as JSON");
+  app.add_option("--tls-cert", g.tls_settings.cert_file,
+                 "Mutual TLS: this client's certificate (PEM); its common name gives its role: "
+                 "admin for removenode, repair, decommission, cleanup and keyring");
+  app.add_option("--tls-key", g.tls_settings.key_file, "Its private key (PEM)");
+  app.add_option("--tls-ca", g.tls_settings.ca_file, "The cluster CA (PEM)");
+  app.add_option("--tls-identity", g.tls_settings.identity,
+                 "The cluster identity the node's certificate must name")
+      ->capture_default_str();
   app.add_option("--timeout-ms", g.timeout_ms, "Bound on connecting and on each request")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600 * 1000));
@@ -712,6 +735,17 @@ int main(int argc, char** argv) {
     std::printf("%s\n", kv::membership::GossipKeyToText(kv::membership::NewGossipKey()).c_str());
     return kExitOk;
   }
+  const int tls_files = !g.tls_settings.cert_file.empty() + !g.tls_settings.key_file.empty() +
+                        !g.tls_settings.ca_file.empty();
+  if (tls_files != 0 && tls_files != 3) {
+    return Complain(kExitUsage, "TLS needs all three of --tls-cert, --tls-key and --tls-ca");
+  }
+  if (tls_files == 3) {
+    auto tls = kv::rpc::Tls::Load(g.tls_settings);
+    if (!tls.ok()) return Complain(kExitUsage, tls.status().message());
+    g.tls = std::move(tls.value());
+    g_plain = false;
+  }
   std::string host;
   int port = 0;
   if (Status s = kv::rpc::ParseHostPort(g.host, false, &host, &port); !s.ok()) {
@@ -736,7 +770,7 @@ int main(int argc, char** argv) {
   if (keyring->parsed()) return DoKeyring(g, keyring_verb, keyring_key);
   if (repair->parsed()) return DoRepair(g, dry_run);
   if (bench->parsed()) {
-    Status s = kv::tools::RunBench(g.host, bench_options, g.json);
+    Status s = kv::tools::RunBench(g.host, bench_options, g.json, g.tls.get());
     return s.ok() ? kExitOk : Report(s);
   }
   return Complain(kExitUsage, "no command (see kvtool --help)");
