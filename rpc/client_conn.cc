@@ -18,6 +18,16 @@ Status FromException(const kj::Exception& e) {
       desc.find("timed out") != std::string::npos) {
     return Status::Timeout("request timed out");
   }
+  if (desc.find("SSL routines") != std::string::npos) {
+    // Under TLS 1.3 a node checks the client's certificate after the client's side of the
+    // handshake is done: its refusal (an alert) arrives with the first request.
+    const bool alert = desc.find("alert") != std::string::npos;
+    return Status::Unavailable(std::string("TLS handshake failed") +
+                               (alert ? " (the node refused this client's certificate: is it "
+                                        "signed by the cluster CA?)"
+                                      : "") +
+                               ": " + desc);
+  }
   if (e.getType() == kj::Exception::Type::DISCONNECTED) {
     return Status::Unavailable("node unreachable: " + desc);
   }

@@ -4,7 +4,9 @@
 #   tools/certs.sh [--identity NAME] [--days N] DIR NODE...
 #
 # writes into DIR (created if missing; keys mode 600):
-#   ca.pem, ca-key.pem          the cluster CA (EC P-256), the only one the nodes trust
+#   ca.pem, ca-key.pem          the cluster CA (EC P-256), the only one the nodes trust; one
+#                               already in DIR is kept and signs the new certificates (to add
+#                               nodes later)
 #   NODE.pem, NODE-key.pem      for each NODE: a node certificate, common name node:NAME and
 #                               NAME as its DNS name (NAME: --identity, default "kv")
 #   client.pem, client-key.pem  a client certificate (common name client:client)
@@ -66,7 +68,11 @@ leaf() {  # CA NAME CN [DNS]
   rm -f "$ext" "$dir/.$name.csr"
 }
 
-ca ca "kv cluster CA"
+if [[ -f $dir/ca.pem && -f $dir/ca-key.pem ]]; then
+  echo "certs.sh: signing with the CA already in $dir"
+else
+  ca ca "kv cluster CA"
+fi
 for node in "$@"; do
   if ! [[ $node =~ ^[A-Za-z0-9_.-]+$ ]]; then
     echo "certs.sh: node name '$node': letters, digits, '.', '_' and '-' only" >&2

@@ -249,12 +249,14 @@ bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline
 }
 
 bool WaitSettled(const std::vector<std::string>& hosts, std::size_t members,
-                 std::chrono::seconds deadline) {
+                 std::chrono::seconds deadline, const std::vector<std::string>& kvtool_flags) {
   const auto end = std::chrono::steady_clock::now() + deadline;
   for (;;) {
     bool all = true;
     for (const std::string& host : hosts) {
-      auto r = Kvtool({"--host", host, "--timeout-ms", "2000", "--json", "status"});
+      std::vector<std::string> args = kvtool_flags;
+      args.insert(args.end(), {"--host", host, "--timeout-ms", "2000", "--json", "status"});
+      auto r = Kvtool(args);
       if (r.exit_code != 0) {
         all = false;
         break;

@@ -51,8 +51,10 @@ bool Eventually(const std::function<bool()>& pred, std::chrono::seconds deadline
 // Polls `kvtool --json status` on each of `hosts` until every one shows at least `members`
 // members UP in state normal and no ring movement under way (joins done). False if that does
 // not happen within `deadline`.
+// `kvtool_flags` go before the command (TLS flags for a cluster that requires them).
 bool WaitSettled(const std::vector<std::string>& hosts, std::size_t members,
-                 std::chrono::seconds deadline = std::chrono::seconds(60));
+                 std::chrono::seconds deadline = std::chrono::seconds(60),
+                 const std::vector<std::string>& kvtool_flags = {});
 
 // A kvd process. Start() returns once it printed its ready line (or fails the test).
 class Kvd {

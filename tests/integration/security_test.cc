@@ -6,12 +6,19 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "rpc/client_conn.h"
+#include "rpc/client.capnp.h"
+#include "rpc/connect.h"
+#include "rpc/session.h"
+#include "rpc/tls.h"
+#include "rpc/wire_status.h"
 #include "tests/integration/process.h"
 #include "tests/integration/writers.h"
 
@@ -39,20 +46,67 @@ class Security : public ::testing::Test {
   // The key file of node i: each node has its own, which kvd rewrites when its keyring changes.
   std::string KeyFile(int i) const { return dir_.path() + "/n" + std::to_string(i + 1) + ".key"; }
 
-  // Starts node i (127.0.0.(i+1)), joining through node 0, with `key` in its own key file.
-  void StartNode(int i, const std::string& key) {
+  // Starts (or restarts, with new flags) node i on 127.0.0.(i+1) and its data directory,
+  // joining through the gossip address of `seed` (another node) if there is one.
+  void StartNode(int i, const std::vector<std::string>& extra, int seed = 0) {
     const std::string ip = "127.0.0." + std::to_string(i + 1);
-    WriteFile(dir_.path(), "n" + std::to_string(i + 1) + ".key", key);
     std::vector<std::string> flags = kFast;
-    flags.insert(flags.end(), {"--gossip", ip + ":0", "--gossip-key-file", KeyFile(i)});
-    if (i > 0) flags.insert(flags.end(), {"--seeds", nodes_[0]->gossip_address()});
-    nodes_.push_back(std::make_unique<Kvd>(dir_.path() + "/n" + std::to_string(i + 1), flags, ip));
-    ASSERT_TRUE(nodes_.back()->Start()) << nodes_.back()->stderr_text();
+    flags.insert(flags.end(), {"--gossip", ip + ":0"});
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    if (seed != i && static_cast<std::size_t>(seed) < nodes_.size() && nodes_[seed]) {
+      flags.insert(flags.end(), {"--seeds", nodes_[static_cast<std::size_t>(seed)]->gossip_address()});
+    }
+    auto node = std::make_unique<Kvd>(dir_.path() + "/n" + std::to_string(i + 1), flags, ip);
+    ASSERT_TRUE(node->Start()) << node->stderr_text();
+    if (nodes_.size() <= static_cast<std::size_t>(i)) nodes_.resize(static_cast<std::size_t>(i) + 1);
+    nodes_[static_cast<std::size_t>(i)] = std::move(node);
   }
 
-  void StartCluster(int n, const std::string& key) {
-    for (int i = 0; i < n; ++i) StartNode(i, key);
+  // `n` nodes sharing the gossip key `key`, each in its own key file.
+  void StartKeyedCluster(int n, const std::string& key) {
+    for (int i = 0; i < n; ++i) {
+      WriteFile(dir_.path(), "n" + std::to_string(i + 1) + ".key", key);
+      StartNode(i, {"--gossip-key-file", KeyFile(i)});
+    }
     ASSERT_TRUE(WaitSettled(Hosts(), static_cast<std::size_t>(n)));
+  }
+
+  // A CA and certificates from tools/certs.sh under the test's directory: n1..n`nodes`, client,
+  // admin, and a stranger signed by another CA. Again with another identity: more node
+  // certificates signed by the same CA.
+  void MakeCerts(int nodes, const std::string& identity = "kv") {
+    std::vector<std::string> argv = {KV_CERTS_SH, "--identity", identity, certs_};
+    for (int i = 1; i <= nodes; ++i) argv.push_back("n" + std::to_string(i));
+    auto r = kv::test::Run(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  // kvd flags: node i's certificate, in `mode`.
+  std::vector<std::string> NodeTls(int i, const std::string& mode = "require") const {
+    const std::string n = certs_ + "/n" + std::to_string(i + 1);
+    return {"--tls-cert", n + ".pem", "--tls-key", n + "-key.pem", "--tls-ca", certs_ + "/ca.pem",
+            "--tls-mode", mode};
+  }
+  // kvtool flags: the certificate `who` (client, admin, stranger, n1, ...).
+  std::vector<std::string> As(const std::string& who) const {
+    return {"--tls-cert", certs_ + "/" + who + ".pem", "--tls-key", certs_ + "/" + who + "-key.pem",
+            "--tls-ca", certs_ + "/ca.pem"};
+  }
+  // kvtool through node i as `who` (empty: no certificate).
+  RunResult KvtoolAs(const std::string& who, int i, const std::vector<std::string>& args) {
+    std::vector<std::string> argv;
+    if (!who.empty()) argv = As(who);
+    argv.insert(argv.end(), {"--host", nodes_[static_cast<std::size_t>(i)]->address()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Kvtool(argv);
+  }
+  std::unique_ptr<rpc::Tls> ClientTls(const std::string& who) const {
+    rpc::TlsSettings t;
+    t.cert_file = certs_ + "/" + who + ".pem";
+    t.key_file = certs_ + "/" + who + "-key.pem";
+    t.ca_file = certs_ + "/ca.pem";
+    auto tls = rpc::Tls::Load(t);
+    EXPECT_TRUE(tls.ok()) << tls.status().ToString();
+    return tls.ok() ? std::move(tls.value()) : nullptr;
   }
 
   std::vector<std::string> Hosts() const {
@@ -91,6 +145,7 @@ class Security : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::string certs_ = dir_.path() + "/certs";
   std::vector<std::unique_ptr<Kvd>> nodes_;
 };
 
@@ -102,7 +157,7 @@ class Security : public ::testing::Test {
 TEST_F(Security, AKeyRotationUnderLoadReachesEveryMemberWithoutASuspicionOrAFailedRequest) {
   const std::string key_a = Trimmed(NewKey());
   const std::string key_b = Trimmed(NewKey());
-  StartCluster(5, key_a + "\n");
+  StartKeyedCluster(5, key_a + "\n");
   std::vector<std::int64_t> suspicions;
   for (int i = 0; i < 5; ++i) suspicions.push_back(Counter(i, "gossip_suspicions_started"));
   Writers writers(Hosts(), 3);
@@ -171,7 +226,7 @@ TEST_F(Security, AKeyRotationUnderLoadReachesEveryMemberWithoutASuspicionOrAFail
 // fails (exit 3) while the live members apply it. A node with plain gossip has no keyring.
 TEST_F(Security, AKeyringChangeNamesTheMembersItDidNotReach) {
   const std::string key_a = Trimmed(NewKey());
-  StartCluster(3, key_a + "\n");
+  StartKeyedCluster(3, key_a + "\n");
   const std::string down_id = nodes_[2]->node_id();
   nodes_[2]->Stop(SIGKILL);
   ASSERT_TRUE(Eventually(
@@ -205,6 +260,143 @@ TEST_F(Security, AKeyringChangeNamesTheMembersItDidNotReach) {
   auto r = Kvtool({"--host", plain.address(), "keyring", "list"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("gossip encryption is off"), std::string::npos) << r.err;
+}
+
+// What a node with TLS required tells each comer, and what each role may call: no certificate,
+// a certificate of another CA, and another cluster's node certificate are refused at the
+// handshake; a client certificate reads and writes but runs no admin operation and cannot
+// reach the internode interface; an admin certificate runs them. The node serves throughout.
+TEST_F(Security, TlsRefusesWhoIsNotOfTheClusterAndEachRoleGetsOnlyItsCalls) {
+  MakeCerts(2);
+  MakeCerts(1, "other");  // n1 again, same CA, but of another cluster identity: saved below
+  std::filesystem::rename(certs_ + "/n1.pem", certs_ + "/foreign.pem");
+  std::filesystem::rename(certs_ + "/n1-key.pem", certs_ + "/foreign-key.pem");
+  MakeCerts(2);
+  StartNode(0, NodeTls(0));
+
+  auto r = KvtoolAs("client", 0, {"put", "k", "v"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = KvtoolAs("", 0, {"get", "k"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("if the node requires TLS"), std::string::npos) << r.err;
+  r = KvtoolAs("stranger", 0, {"get", "k"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("TLS handshake"), std::string::npos) << r.err;
+  r = KvtoolAs("foreign", 0, {"get", "k"});
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  // kvtool checks the identity the node's certificate names.
+  r = Kvtool({"--tls-identity", "other", "--tls-cert", certs_ + "/client.pem", "--tls-key",
+              certs_ + "/client-key.pem", "--tls-ca", certs_ + "/ca.pem", "--host",
+              nodes_[0]->address(), "get", "k"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("identity 'other'"), std::string::npos) << r.err;
+
+  // A client: reads, writes and the read-only views; no admin operation.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"get", "k"}, {"delete", "gone"}, {"status"}, {"ring"}, {"stats"}}) {
+    r = KvtoolAs("client", 0, args);
+    EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1) << args[0] << ": " << r.err;
+  }
+  int denied = 0;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"repair"}, {"cleanup"}, {"keyring", "list"}, {"removenode", "00000000000000aa"},
+           {"decommission"}}) {
+    r = KvtoolAs("client", 0, args);
+    EXPECT_EQ(r.exit_code, 3) << args[0];
+    EXPECT_NE(r.err.find("permission denied"), std::string::npos) << args[0] << ": " << r.err;
+    ++denied;
+  }
+  // An admin runs them (cleanup here; the keyring is off without a gossip key).
+  r = KvtoolAs("admin", 0, {"cleanup"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  // The internode interface: a client certificate is refused, a node certificate served.
+  auto replica_read = [&](const std::string& who) -> std::string {
+    auto tls = ClientTls(who);
+    if (tls == nullptr) return "no tls";
+    auto io = kj::setupAsyncIo();
+    std::string outcome;
+    kj::Maybe<kj::Exception> failure = kj::runCatchingExceptions([&]() {
+      auto stream = rpc::Dial(*io.provider, *io.lowLevelProvider, nodes_[0]->address(), "")
+                        .then([&](kj::Own<kj::AsyncIoStream> s) { return tls->Secure(kj::mv(s)); })
+                        .wait(io.waitScope);
+      rpc::RpcSession session(kj::mv(stream), capnp::ReaderOptions());
+      auto client = session.Bootstrap().castAs<rpc::wire::KvClient>();
+      auto replica = client.replicaRequest().send().getReplica();
+      auto req = replica.readRequest();
+      req.setKey(kj::StringPtr("k").asBytes());
+      auto resp = req.send().wait(io.waitScope);
+      outcome = "served: " + std::string(rpc::FromWire(resp.getStatus()).ToString());
+    });
+    KJ_IF_MAYBE (e, failure) {
+      outcome = e->getDescription().cStr();
+    }
+    return outcome;
+  };
+  const std::string as_client = replica_read("client");
+  EXPECT_NE(as_client.find("permission denied"), std::string::npos) << as_client;
+  const std::string as_admin = replica_read("admin");
+  EXPECT_NE(as_admin.find("permission denied"), std::string::npos) << as_admin;
+  const std::string as_node = replica_read("n2");
+  EXPECT_EQ(as_node.rfind("served: ", 0), 0u) << as_node;
+
+  // Still serving, and every refusal counted.
+  r = KvtoolAs("admin", 0, {"get", "k"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = KvtoolAs("admin", 0, {"--json", "stats"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stats = nlohmann::json::parse(r.out)["node"];
+  EXPECT_GE(stats["tls_handshakes_refused"].get<int>(), 4) << stats.dump();
+  EXPECT_EQ(stats["tls_calls_permission_denied"].get<int>(), denied + 2) << stats.dump();
+  EXPECT_EQ(stats["tls_plain_connections"].get<int>(), 0) << stats.dump();
+}
+
+// A live 3-node cluster moves from plain RPC to TLS by three rolling restarts (accept, connect,
+// require) while writers write; the writers move to TLS before the last round. Every write
+// acknowledged on the way reads back at quorum through every node, and plain clients are then
+// refused.
+TEST_F(Security, ALiveClusterSwitchesToTlsNodeByNodeUnderLoadAndLosesNoWrite) {
+  MakeCerts(3);
+  for (int i = 0; i < 3; ++i) StartNode(i, {});
+  ASSERT_TRUE(WaitSettled(Hosts(), 3));
+  Writers writers(Hosts(), 3);
+  ASSERT_TRUE(Eventually([&] { return writers.acked_count() > 20; }, std::chrono::seconds(30)));
+  auto client_tls = ClientTls("client");
+  ASSERT_NE(client_tls, nullptr);
+  for (const std::string mode : {"accept", "connect", "require"}) {
+    if (mode == "require") writers.SetTls(client_tls.get());  // every node takes TLS by now
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(nodes_[static_cast<std::size_t>(i)]->Stop(SIGTERM), 0);
+      StartNode(i, NodeTls(i, mode), (i + 1) % 3);
+      // Every node takes plain connections until the last round, and TLS from then on.
+      ASSERT_TRUE(WaitSettled(Hosts(), 3, std::chrono::seconds(60),
+                              mode == "require" ? As("admin") : std::vector<std::string>{}))
+          << mode << " " << i;
+      writers.SetHosts(Hosts());
+      const std::size_t acked = writers.acked_count();
+      ASSERT_TRUE(Eventually([&] { return writers.acked_count() > acked + 10; },
+                             std::chrono::seconds(30)))
+          << "no write acknowledged after node " << i << " went to " << mode;
+    }
+  }
+  writers.Stop();
+  const auto acked = writers.Acked();
+  std::printf("[ figure ] %zu writes acknowledged through the switch to TLS, %zu failed (nodes "
+              "restarting)\n",
+              acked.size(), writers.Failures().size());
+  for (int i = 0; i < 3; ++i) {
+    auto c = rpc::BlockingClient::Connect(nodes_[static_cast<std::size_t>(i)]->address(),
+                                          std::chrono::milliseconds(5000), "", client_tls.get());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    std::size_t missing = 0;
+    for (const auto& key : acked) {
+      auto g = c.value()->Get(key, rpc::Consistency::kQuorum);
+      missing += !g.status.ok();
+    }
+    EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged writes, through node " << i;
+  }
+  auto r = KvtoolAs("", 1, {"get", acked.front()});
+  EXPECT_EQ(r.exit_code, 3) << r.out;
 }
 
 }  // namespace

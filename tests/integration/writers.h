@@ -30,6 +30,11 @@ class Writers {
       if (t.joinable()) t.join();
     }
   }
+  // With `tls` (it must outlive the writers), connections from now on go through it.
+  void SetTls(rpc::Tls* tls) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tls_ = tls;
+  }
   // Hosts the writers use from now on (a decommissioned node goes away).
   void SetHosts(std::vector<std::string> hosts) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -53,11 +58,13 @@ class Writers {
   void Run(int t) {
     for (int i = 0; i < kMaxOps && !stop_; ++i) {
       std::string host;
+      rpc::Tls* tls = nullptr;
       {
         std::lock_guard<std::mutex> lock(mu_);
         host = hosts_[static_cast<std::size_t>(i + t) % hosts_.size()];
+        tls = tls_;
       }
-      auto c = rpc::BlockingClient::Connect(host, std::chrono::milliseconds(3000));
+      auto c = rpc::BlockingClient::Connect(host, std::chrono::milliseconds(3000), "", tls);
       if (!c.ok()) {
         std::lock_guard<std::mutex> lock(mu_);
         failures_.push_back(host + ": " + c.status().ToString());
@@ -81,6 +88,7 @@ class Writers {
   std::vector<std::string> hosts_;
   std::vector<std::string> acked_;
   std::vector<std::string> failures_;
+  rpc::Tls* tls_ = nullptr;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
 };
