@@ -7,11 +7,13 @@
 #   tools/cluster.sh stop [DIR]                          SIGTERM every node, wait for each to exit
 #   tools/cluster.sh kill I [DIR] | restart I [DIR]      SIGKILL node I / start it again
 #
-# Uses build/tools/kvd and kvtool (KVD and KVTOOL override). Nodes join through node 1.
+# Uses build/tools/kvd and kvtool (KVD and KVTOOL override; KVTOOL_FLAGS, such as TLS flags,
+# go to every kvtool call). Nodes join through node 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KVD=${KVD:-build/tools/kvd}
 KVTOOL=${KVTOOL:-build/tools/kvtool}
+read -r -a KVTOOL_FLAGS <<<"${KVTOOL_FLAGS:-}"
 cmd=${1:-}
 shift || true
 
@@ -33,7 +35,7 @@ wait_up() {  # wait_up N: every node sees N members UP and normal, within 60 s
     local ok=1
     for i in $(seq "$n"); do
       local up
-      up=$("$KVTOOL" --host "127.0.0.$i:7701" --timeout-ms 1000 status 2>/dev/null |
+      up=$("$KVTOOL" "${KVTOOL_FLAGS[@]}" --host "127.0.0.$i:7701" --timeout-ms 1000 status 2>/dev/null |
         awk '$1 == "UP" && $5 == "normal"' | wc -l) || up=0
       [[ $up -eq $n ]] || ok=0
     done
@@ -87,7 +89,7 @@ case $cmd in
     fi
     ;;
   *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

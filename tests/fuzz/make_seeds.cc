@@ -4,6 +4,9 @@
 // target's key; saved peers, a checkpoint and a table. Not a test; run once after a format
 // changes, and commit what it writes:
 //   build/tests/fuzz_make_seeds tests/fuzz/corpus
+#include <capnp/rpc.capnp.h>
+#include <capnp/serialize.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,6 +17,7 @@
 #include "membership/movement_driver.h"
 #include "membership/saved_peers.h"
 #include "repair/iblt.h"
+#include "rpc/client.capnp.h"
 #include "rpc/repair_batch.h"
 #include "storage/codec.h"
 
@@ -39,6 +43,85 @@ std::vector<storage::Record> Records() {
   storage::Record big;
   for (int i = 0; i < 20; ++i) big.Write(static_cast<storage::NodeId>(i + 1), {}, false, std::string(i * 10, 'x'));
   out.push_back(big);
+  return out;
+}
+
+// One Cap'n Proto RPC message as it goes on the wire (unpacked, framed).
+std::string Framed(capnp::MessageBuilder& m) {
+  auto words = capnp::messageToFlatArray(m);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+std::string Bootstrap(std::uint32_t question) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(question);
+  return Framed(b);
+}
+
+// A call on the answer to `on` (its capability, or the pointer field `field` of its results
+// when field >= 0), with parameters filled by `fill`.
+template <typename Params, typename Fill>
+std::string Call(std::uint32_t question, std::uint32_t on, int field, std::uint64_t interface,
+                 std::uint16_t method, Fill fill) {
+  capnp::MallocMessageBuilder b;
+  auto call = b.initRoot<capnp::rpc::Message>().initCall();
+  call.setQuestionId(question);
+  auto target = call.initTarget().initPromisedAnswer();
+  target.setQuestionId(on);
+  if (field >= 0) {
+    target.initTransform(1)[0].setGetPointerField(static_cast<std::uint16_t>(field));
+  }
+  call.setInterfaceId(interface);
+  call.setMethodId(method);
+  fill(call.initParams().getContent().initAs<Params>());
+  return Framed(b);
+}
+
+// Sessions a client or a peer opens: bootstrap, then calls on the client interface, and on the
+// internode interface it hands out.
+std::vector<std::string> RpcSessions(const std::vector<storage::Record>& records) {
+  using rpc::wire::KvClient;
+  using rpc::wire::KvReplica;
+  const std::uint64_t client = capnp::typeId<KvClient>();
+  const std::uint64_t replica = capnp::typeId<KvReplica>();
+  auto data = [](const std::string& s) {
+    return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
+  };
+  std::vector<std::string> out;
+  std::string s = Bootstrap(0);
+  s += Call<KvClient::GetParams>(1, 0, -1, client, 0, [&](auto p) { p.setKey(data("k")); });
+  out.push_back(s);
+  const std::string context = storage::EncodeContext(records.back().context());
+  s = Bootstrap(0);
+  s += Call<KvClient::PutParams>(1, 0, -1, client, 1, [&](auto p) {
+    p.setKey(data("key"));
+    p.setValue(data("value"));
+    p.setContext(data(context));
+  });
+  s += Call<KvClient::DeleteParams>(2, 0, -1, client, 2, [&](auto p) {
+    p.setKey(data("key"));
+    p.setContext(data(context));
+  });
+  s += Call<KvClient::StatusParams>(3, 0, -1, client, 3, [](auto) {});
+  out.push_back(s);
+  s = Bootstrap(0);
+  s += Call<KvClient::ReplicaParams>(1, 0, -1, client, 7, [](auto) {});
+  const std::string record = storage::EncodeRecord(records.front());
+  s += Call<KvReplica::WriteParams>(2, 1, 0, replica, 1, [&](auto p) {
+    p.setKey(data("key"));
+    p.setRecord(data(record));
+  });
+  s += Call<KvReplica::CoordinateParams>(3, 1, 0, replica, 2, [&](auto p) {
+    p.setKey(data("key"));
+    p.setValue(data("v"));
+    p.setContext(data(context));
+  });
+  s += Call<KvReplica::KeyringParams>(4, 1, 0, replica, 7, [&](auto p) {
+    p.setOp(rpc::wire::KeyringOp::INSTALL);
+    p.setKey(data(std::string(32, 'k')));
+  });
+  out.push_back(s);
   return out;
 }
 
@@ -122,6 +205,10 @@ int main(int argc, char** argv) {
   Write(dir, "gossip_sealed", i++, membership::GossipKeyToText(key) + "\n");
 
   const membership::ClusterView view = a.View(now);
+  {
+    int n = 0;
+    for (const auto& session : RpcSessions(Records())) Write(dir, "rpc_messages", n++, session);
+  }
   Write(dir, "peers_and_checkpoints", 0, std::string(1, '\0') + membership::EncodeSavedPeers(view, "kv"));
   membership::MovementCheckpoint c;
   c.kind = membership::MovementKind::kDecommission;

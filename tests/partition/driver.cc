@@ -46,6 +46,7 @@
 
 #include "ring/token.h"
 #include "rpc/client_conn.h"
+#include "rpc/tls.h"
 #include "tests/partition/history.h"
 #include "tests/partition/nemesis.h"
 #include "tests/partition/timeline.h"
@@ -83,9 +84,22 @@ struct Options {
   // that need both succeed again.
   std::string scenario = "nemeses";
   double partition_s = 15, heal_bound_s = 2;
+  // --secure-dir: a folder with gossip.key, node.pem, node-key.pem, ca.pem, client.pem and
+  // client-key.pem (tests/partition/run --secure makes one): every kvd seals gossip with the key
+  // and requires TLS, and every client of the run connects with the client certificate.
+  std::string secure_dir;
 };
 
 Clock::time_point g_start;
+// The clients' TLS with --secure-dir (set once in main, before any client runs); else null.
+rpc::Tls* g_tls = nullptr;
+
+// Every connection of the run: clients, the checker and the heal probes.
+Result<std::unique_ptr<rpc::BlockingClient>> Connect(const std::string& host,
+                                                     std::chrono::milliseconds timeout,
+                                                     const std::string& source) {
+  return rpc::BlockingClient::Connect(host, timeout, source, g_tls);
+}
 double Now() { return std::chrono::duration<double>(Clock::now() - g_start).count(); }
 
 std::string Ip(int node) { return "127.0.0." + std::to_string(node); }
@@ -268,7 +282,7 @@ bool ApplyRules(const Fault* f, int slots, std::string* error) {
 // ---- status polling (one client at a time on this thread) ------------------------------------
 
 std::unique_ptr<rpc::BlockingClient> ConnectChecker(int node, int timeout_ms = 2000) {
-  auto c = rpc::BlockingClient::Connect(Rpc(node), std::chrono::milliseconds(timeout_ms),
+  auto c = Connect(Rpc(node), std::chrono::milliseconds(timeout_ms),
                                         kCheckerIp);
   if (!c.ok()) return nullptr;
   return std::move(c.value());
@@ -424,7 +438,7 @@ void RunClient(const Options& o, int client, double end_s, Workload w,
       op.node = node;
       // The bound covers connecting and each request: longer than a coordinator takes to give
       // its own verdict (a forwarded write waits up to twice kvd's --request-timeout-ms).
-      auto c = rpc::BlockingClient::Connect(
+      auto c = Connect(
           Rpc(node), std::chrono::milliseconds(o.client_timeout_ms), ClientIp(client));
       if (c.ok()) conn = std::move(c.value());
       else st = c.status();
@@ -558,7 +572,7 @@ int RunHeal(const Options& o) {
         if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));  // pacing
         next_s += every_s;
         if (!conn) {
-          auto r = rpc::BlockingClient::Connect(
+          auto r = Connect(
               Rpc(node), std::chrono::milliseconds(o.client_timeout_ms), ClientIp(c));
           if (!r.ok()) continue;
           conn = std::move(r.value());
@@ -614,7 +628,7 @@ int RunHeal(const Options& o) {
       std::unique_ptr<rpc::BlockingClient> conn;
       for (int n = 0; Now() < heal_s + o.heal_deadline_s && n < 100000; ++n) {
         if (!conn) {
-          auto r = rpc::BlockingClient::Connect(Rpc(node), std::chrono::milliseconds(5000),
+          auto r = Connect(Rpc(node), std::chrono::milliseconds(5000),
                                                 "127.0.1." + std::to_string(240 + side));
           if (!r.ok()) {
             p.last_error = r.status().ToString();
@@ -712,6 +726,10 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(10.0, 3600.0));
   app.add_option("--report", o.report, "Report folder (default: REPORT_ROOT/DATE-seedS)");
   app.add_option("--report-root", o.report_root, "Where default report folders go");
+  app.add_option("--secure-dir", o.secure_dir,
+                 "Seal gossip and require TLS with the key and certificates in this folder "
+                 "(tests/partition/run --secure makes one)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--scenario", o.scenario,
                  "nemeses (the schedule), or heal (one partition between nodes 1 and 2 under "
                  "load, then how soon writes at ALL succeed through both)")
@@ -773,6 +791,23 @@ int Main(int argc, char** argv) {
       }
     }
     o.kvd_args = auto_args + " " + o.kvd_args;
+  }
+  std::unique_ptr<rpc::Tls> tls;
+  if (!o.secure_dir.empty()) {
+    const std::string& d = o.secure_dir;
+    o.kvd_args += " --gossip-key-file " + d + "/gossip.key --tls-cert " + d + "/node.pem" +
+                  " --tls-key " + d + "/node-key.pem --tls-ca " + d + "/ca.pem";
+    rpc::TlsSettings ts;
+    ts.cert_file = d + "/client.pem";
+    ts.key_file = d + "/client-key.pem";
+    ts.ca_file = d + "/ca.pem";
+    auto loaded = rpc::Tls::Load(ts);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "partition: --secure-dir: %s\n", loaded.status().ToString().c_str());
+      return 2;
+    }
+    tls = std::move(loaded.value());
+    g_tls = tls.get();
   }
   if (o.seed == 0) o.seed = static_cast<std::uint64_t>(std::time(nullptr));
   if (o.clients == 0) o.clients = 2 * o.nodes;
