@@ -6,21 +6,25 @@
 #   tools/fuzz.sh                     every target for 60 s
 #   tools/fuzz.sh --seconds 10        CI's short run
 #   tools/fuzz.sh --seconds 3600 gossip repair_batch     a long run of some targets
+#   tools/fuzz.sh --runs 10000000 --seconds 3600         10^7 inputs each (or an hour)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=60
+RUNS=-1
 TARGETS=()
 while (($#)); do
   case $1 in
     --seconds) SECONDS_EACH=$2; shift 2 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) TARGETS+=("$1"); shift ;;
   esac
 done
 [[ $SECONDS_EACH =~ ^[0-9]+$ && $SECONDS_EACH -ge 1 && $SECONDS_EACH -le 86400 ]] ||
   { echo "fuzz.sh: --seconds must be 1..86400" >&2; exit 2; }
-ALL=(record repair_batch gossip gossip_sealed peers_and_checkpoints)
+[[ $RUNS =~ ^-?[0-9]+$ ]] || { echo "fuzz.sh: --runs must be a count" >&2; exit 2; }
+ALL=(record repair_batch gossip gossip_sealed peers_and_checkpoints rpc_messages)
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 for t in "${TARGETS[@]}"; do
   [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: no target $t (${ALL[*]})" >&2; exit 2; }
@@ -49,8 +53,8 @@ failed=0
 for t in "${TARGETS[@]}"; do
   work=build-fuzz/corpus/$t
   mkdir -p "$work"
-  echo "fuzz: $t for ${SECONDS_EACH} s"
-  if ! build-fuzz/tests/fuzz_$t -max_total_time="$SECONDS_EACH" -max_len=65536 -rss_limit_mb=2048 \
+  echo "fuzz: $t for ${SECONDS_EACH} s$( ((RUNS >= 0)) && echo " or $RUNS inputs")"
+  if ! build-fuzz/tests/fuzz_$t -max_total_time="$SECONDS_EACH" -runs="$RUNS" -max_len=65536 -rss_limit_mb=2048 \
       -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/"$t"- \
       "$work" tests/fuzz/corpus/"$t" >build-fuzz/"$t".log 2>&1; then
     echo "fuzz: $t FAILED; see build-fuzz/$t.log and build-fuzz/crashes/"
@@ -58,7 +62,7 @@ for t in "${TARGETS[@]}"; do
     failed=1
   else
     grep -E "stat::number_of_executed_units|cov:" build-fuzz/"$t".log | tail -2 | tr '\n' ' '
-    echo
+    echo "corpus $(find "$work" -type f | wc -l) files"
   fi
 done
 exit $failed

@@ -84,21 +84,26 @@ struct Options {
   // that need both succeed again.
   std::string scenario = "nemeses";
   double partition_s = 15, heal_bound_s = 2;
-  // --secure-dir: a folder with gossip.key, node.pem, node-key.pem, ca.pem, client.pem and
-  // client-key.pem (tests/partition/run --secure makes one): every kvd seals gossip with the key
-  // and requires TLS, and every client of the run connects with the client certificate.
+  // --secure-dir: a folder with gossip.key, ca.pem and the certificates (with keys) node,
+  // client and admin (tests/partition/run --secure makes one): every kvd seals gossip with the
+  // key and requires TLS; clients connect with the client certificate, the checker (repairs,
+  // movements) with the admin one.
   std::string secure_dir;
 };
 
 Clock::time_point g_start;
-// The clients' TLS with --secure-dir (set once in main, before any client runs); else null.
-rpc::Tls* g_tls = nullptr;
+// With --secure-dir (set once in main, before any client runs; else null): the TLS of the
+// clients (a client certificate) and of the checker, which runs repairs and movements as an
+// operator would (an admin certificate).
+rpc::Tls* g_client_tls = nullptr;
+rpc::Tls* g_admin_tls = nullptr;
 
-// Every connection of the run: clients, the checker and the heal probes.
+// Every connection of the run: clients and heal probes, or (`admin`) the checker.
 Result<std::unique_ptr<rpc::BlockingClient>> Connect(const std::string& host,
                                                      std::chrono::milliseconds timeout,
-                                                     const std::string& source) {
-  return rpc::BlockingClient::Connect(host, timeout, source, g_tls);
+                                                     const std::string& source,
+                                                     bool admin = false) {
+  return rpc::BlockingClient::Connect(host, timeout, source, admin ? g_admin_tls : g_client_tls);
 }
 double Now() { return std::chrono::duration<double>(Clock::now() - g_start).count(); }
 
@@ -282,8 +287,7 @@ bool ApplyRules(const Fault* f, int slots, std::string* error) {
 // ---- status polling (one client at a time on this thread) ------------------------------------
 
 std::unique_ptr<rpc::BlockingClient> ConnectChecker(int node, int timeout_ms = 2000) {
-  auto c = Connect(Rpc(node), std::chrono::milliseconds(timeout_ms),
-                                        kCheckerIp);
+  auto c = Connect(Rpc(node), std::chrono::milliseconds(timeout_ms), kCheckerIp, true);
   if (!c.ok()) return nullptr;
   return std::move(c.value());
 }
@@ -792,22 +796,25 @@ int Main(int argc, char** argv) {
     }
     o.kvd_args = auto_args + " " + o.kvd_args;
   }
-  std::unique_ptr<rpc::Tls> tls;
+  std::unique_ptr<rpc::Tls> client_tls, admin_tls;
   if (!o.secure_dir.empty()) {
     const std::string& d = o.secure_dir;
     o.kvd_args += " --gossip-key-file " + d + "/gossip.key --tls-cert " + d + "/node.pem" +
                   " --tls-key " + d + "/node-key.pem --tls-ca " + d + "/ca.pem";
-    rpc::TlsSettings ts;
-    ts.cert_file = d + "/client.pem";
-    ts.key_file = d + "/client-key.pem";
-    ts.ca_file = d + "/ca.pem";
-    auto loaded = rpc::Tls::Load(ts);
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "partition: --secure-dir: %s\n", loaded.status().ToString().c_str());
-      return 2;
+    for (const std::string who : {"client", "admin"}) {
+      rpc::TlsSettings ts;
+      ts.cert_file = d + "/" + who + ".pem";
+      ts.key_file = d + "/" + who + "-key.pem";
+      ts.ca_file = d + "/ca.pem";
+      auto loaded = rpc::Tls::Load(ts);
+      if (!loaded.ok()) {
+        std::fprintf(stderr, "partition: --secure-dir: %s\n", loaded.status().ToString().c_str());
+        return 2;
+      }
+      (who == "client" ? client_tls : admin_tls) = std::move(loaded.value());
     }
-    tls = std::move(loaded.value());
-    g_tls = tls.get();
+    g_client_tls = client_tls.get();
+    g_admin_tls = admin_tls.get();
   }
   if (o.seed == 0) o.seed = static_cast<std::uint64_t>(std::time(nullptr));
   if (o.clients == 0) o.clients = 2 * o.nodes;
