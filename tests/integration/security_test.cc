@@ -369,9 +369,10 @@ TEST_F(Security, ALiveClusterSwitchesToTlsNodeByNodeUnderLoadAndLosesNoWrite) {
       ASSERT_EQ(nodes_[static_cast<std::size_t>(i)]->Stop(SIGTERM), 0);
       StartNode(i, NodeTls(i, mode), (i + 1) % 3);
       // Every node takes plain connections until the last round, and TLS from then on.
-      ASSERT_TRUE(WaitSettled(Hosts(), 3, std::chrono::seconds(60),
+      ASSERT_TRUE(WaitSettled(Hosts(), 3, std::chrono::seconds(120),
                               mode == "require" ? As("admin") : std::vector<std::string>{}))
-          << mode << " " << i;
+          << mode << " " << i << ": " << nodes_[0]->stderr_text() << nodes_[1]->stderr_text()
+          << nodes_[2]->stderr_text();
       writers.SetHosts(Hosts());
       const std::size_t acked = writers.acked_count();
       ASSERT_TRUE(Eventually([&] { return writers.acked_count() > acked + 10; },
