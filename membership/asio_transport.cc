@@ -77,6 +77,7 @@ struct GossipAgent::Impl {
   ReplayWindow replay;
   std::uint64_t seal_seq = 0;
   std::uint64_t dropped_unsealed = 0, dropped_unopened = 0, dropped_replayed = 0;
+  std::uint64_t seal_bytes_out = 0, seal_bytes_in = 0;  // what sealing added on the wire
   asio::io_context io;
   udp::socket udp_socket{io};
   tcp::acceptor acceptor{io};
@@ -115,6 +116,9 @@ struct GossipAgent::Impl {
     c.dropped_unsealed = dropped_unsealed;
     c.dropped_unopened = dropped_unopened;
     c.dropped_replayed = dropped_replayed;
+    // The core counts the messages it sends and takes; on the wire, sealed ones are larger.
+    c.bytes_out += seal_bytes_out;
+    c.bytes_in += seal_bytes_in;
     return c;
   }
 
@@ -123,8 +127,10 @@ struct GossipAgent::Impl {
   // What goes on the wire for a message of the core's.
   std::string Outbound(std::string bytes) {
     if (!Sealing()) return bytes;
-    return Seal(opts.security->keyring, opts.config.cluster_name,
-                SealHeader{opts.self, opts.generation, ++seal_seq}, bytes);
+    std::string sealed = Seal(opts.security->keyring, opts.config.cluster_name,
+                              SealHeader{opts.self, opts.generation, ++seal_seq}, bytes);
+    seal_bytes_out += sealed.size() - bytes.size();
+    return sealed;
   }
 
   // What the core gets of a message that arrived: false (counted) if it must be dropped; else
@@ -149,6 +155,7 @@ struct GossipAgent::Impl {
       ++dropped_replayed;
       return false;
     }
+    seal_bytes_in += bytes.size() - plain->size();
     *view = *plain;
     return true;
   }

@@ -195,7 +195,7 @@ struct Outgoing {
 // Inputs dropped and why, and traffic totals. Monotonic.
 struct Counters {
   std::uint64_t datagrams_in = 0, datagrams_out = 0, streams_in = 0, streams_out = 0;
-  std::uint64_t bytes_in = 0, bytes_out = 0;
+  std::uint64_t bytes_in = 0, bytes_out = 0;  // messages' bytes (GossipAgent: on the wire, sealed)
   std::uint64_t dropped_malformed = 0;  // did not decode
   std::uint64_t dropped_oversize = 0;   // larger than max_datagram_bytes
   std::uint64_t dropped_version = 0;    // unknown protocol version

@@ -8,7 +8,8 @@
 #   tools/cluster.sh kill I [DIR] | restart I [DIR]      SIGKILL node I / start it again
 #
 # Uses build/tools/kvd and kvtool (KVD and KVTOOL override; KVTOOL_FLAGS, such as TLS flags,
-# go to every kvtool call). Nodes join through node 1.
+# go to every kvtool call; WAIT_S, default 60, bounds the wait for a start). Nodes join through
+# node 1, one at a time (each join is a ring movement).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KVD=${KVD:-build/tools/kvd}
@@ -29,8 +30,8 @@ start_node() {  # start_node I N DIR FLAGS...
   echo "$n" >"$dir/size"
 }
 
-wait_up() {  # wait_up N: every node sees N members UP and normal, within 60 s
-  local n=$1 deadline=$((SECONDS + 60))
+wait_up() {  # wait_up N: every node sees N members UP and normal, within WAIT_S (60) s
+  local n=$1 deadline=$((SECONDS + ${WAIT_S:-60}))
   while ((SECONDS < deadline)); do
     local ok=1
     for i in $(seq "$n"); do
@@ -42,7 +43,7 @@ wait_up() {  # wait_up N: every node sees N members UP and normal, within 60 s
     ((ok)) && return 0
     sleep 0.2
   done
-  echo "cluster.sh: not every node is UP after 60 s; logs in $DIR" >&2
+  echo "cluster.sh: not every node is UP after ${WAIT_S:-60} s; logs in $DIR" >&2
   return 1
 }
 
@@ -89,7 +90,7 @@ case $cmd in
     fi
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

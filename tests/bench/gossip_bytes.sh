@@ -31,7 +31,7 @@ for mode in plain sealed; do
   rm -rf "$WORK/cluster"
   flags=()
   [[ $mode == sealed ]] && flags=(--gossip-key-file "$WORK/gossip.key")
-  KVD="$BUILD/tools/kvd" KVTOOL="$K" tools/cluster.sh start "$N" "$WORK/cluster" -- "${flags[@]}" >/dev/null
+  WAIT_S=600 KVD="$BUILD/tools/kvd" KVTOOL="$K" tools/cluster.sh start "$N" "$WORK/cluster" -- "${flags[@]}" >/dev/null
   b0=$(out_bytes)
   t0=$(date +%s.%N)
   sleep "$SECS"  # the measured interval itself, not a wait for an event

@@ -332,8 +332,11 @@ TEST_F(SealedTransport, ReplayedPlainForeignAndCutDatagramsAreDroppedAndCounted)
   const Keyring ring(key);
   // Opens, passes the replay window, then does not decode: the core counts it as malformed.
   const std::string sealed = Seal(ring, Config{}.cluster_name, {99, 1, 5}, "not gossip");
+  const std::uint64_t before = a.counters().bytes_in;  // alone: nothing else arrives
   SendTo(a, sealed);
   ASSERT_TRUE(WaitFor([&] { return a.counters().dropped_malformed == 1; }));
+  // Counted as it came on the wire, sealed.
+  EXPECT_EQ(a.counters().bytes_in - before, sealed.size());
   SendTo(a, sealed);  // the same datagram again
   ASSERT_TRUE(WaitFor([&] { return a.counters().dropped_replayed == 1; }));
   SendTo(a, "plain bytes");
