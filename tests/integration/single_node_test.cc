@@ -489,6 +489,57 @@ TEST(Kvd, BadGossipKeyFilesAreRefusedSayingWhy) {
   EXPECT_NE(r.err.find("needs --gossip"), std::string::npos) << r.err;
 }
 
+// Every TLS flag is checked before the node starts: missing, unreadable or malformed files are
+// named, partial settings and a mode without certificates are refused (kvd and kvtool alike).
+TEST(Kvd, BadTlsFlagsAreRefusedSayingWhy) {
+  TempDir dir;
+  const std::string certs = dir.path() + "/certs";
+  ASSERT_EQ(::kv::test::Run({KV_CERTS_SH, certs, "n1"}).exit_code, 0);
+  const std::string junk = WriteFile(dir.path(), "junk.pem", "not a certificate\n", 0644);
+  const std::string fake = WriteFile(
+      dir.path(), "fake.pem", "-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n",
+      0644);
+  const std::vector<std::string> cert = {"--tls-cert", certs + "/n1.pem"};
+  const std::vector<std::string> key = {"--tls-key", certs + "/n1-key.pem"};
+  const std::vector<std::string> ca = {"--tls-ca", certs + "/ca.pem"};
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  auto with = [](std::vector<std::vector<std::string>> parts) {
+    std::vector<std::string> out;
+    for (auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+  };
+  const std::vector<Case> cases = {
+      {with({cert, key}), "all three"},
+      {with({cert}), "all three"},
+      {{"--tls-mode", "require"}, "needs --tls-cert"},
+      {with({cert, key, ca, {"--tls-mode", "maybe"}}), "maybe"},
+      {with({{"--tls-cert", dir.path() + "/missing.pem"}, key, ca}), "missing.pem"},
+      {with({{"--tls-cert", junk}, key, ca}), "not a PEM file"},
+      {with({{"--tls-cert", fake}, key, ca}), "fake.pem"},
+      {with({cert, {"--tls-key", certs + "/ca.pem"}, ca}), "--tls-key"},
+      {with({cert, key, {"--tls-ca", junk}}), "--tls-ca"},
+      {with({cert, key, ca, {"--tls-identity", ""}}), "identity"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {KV_KVD_PATH, "--data-dir", dir.path() + "/d"};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    auto r = ::kv::test::Run(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.says << ": " << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  // kvtool checks the same before it connects anywhere.
+  auto r = Kvtool({"--tls-cert", certs + "/n1.pem", "get", "k"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("all three"), std::string::npos) << r.err;
+  r = Kvtool({"--tls-cert", junk, "--tls-key", certs + "/n1-key.pem", "--tls-ca", certs + "/ca.pem",
+              "get", "k"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("junk.pem"), std::string::npos) << r.err;
+}
+
 TEST_F(SingleNode, BenchReportsEachOperationKindAndErrorsByKind) {
   auto r = Tool({"--json", "bench", "--workload", "95/5", "--distribution", "zipfian", "--ops",
                  "2000", "--keys", "500", "--concurrency", "8", "--consistency", "quorum",
