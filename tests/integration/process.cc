@@ -1,5 +1,6 @@
 #include "tests/integration/process.h"
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -143,6 +144,14 @@ void Kvd::Signal(int sig) {
 
 Kvd::~Kvd() {
   if (pid_ > 0) Stop(SIGKILL);
+  // A sanitizer report makes the node exit (TSan and ASan halt on error), and the test then
+  // sees only a dead peer: fail here with the report, so the failure names its cause.
+  for (const char* mark : {"ThreadSanitizer", "AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+    if (err_.find(mark) == std::string::npos) continue;
+    ADD_FAILURE() << "kvd " << node_id_ << " (" << data_dir_ << ") reported " << mark
+                  << ":\n" << err_;
+    break;
+  }
 }
 
 bool Kvd::Start(std::chrono::milliseconds deadline_in) {

@@ -263,7 +263,8 @@ class SealedTransport : public ::testing::Test {
     return *agents_.back();
   }
   static bool Knows(const GossipAgent& a, NodeId id) {
-    const MemberView* m = a.view()->Find(id);
+    const auto view = a.view();  // held: the member found points into it
+    const MemberView* m = view->Find(id);
     return m != nullptr && m->liveness == Liveness::kUp;
   }
   // Sends `bytes` as one datagram to `a`'s gossip port.
