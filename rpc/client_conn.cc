@@ -36,6 +36,10 @@ Status FromException(const kj::Exception& e) {
 
 }  // namespace
 
+bool IsUnreachable(const Status& s) {
+  return s.code() == Status::Code::kUnavailable && s.message().rfind("node unreachable", 0) == 0;
+}
+
 Status ParseHostPort(const std::string& s, bool allow_zero, std::string* host, int* port) {
   const auto colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {

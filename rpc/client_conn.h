@@ -161,6 +161,11 @@ class BlockingClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// Whether `s` says the node could not be reached or its connection failed (the transport, not
+// the node, failed the call): Unavailable "node unreachable: ...", as Connect and the calls
+// return it.
+bool IsUnreachable(const Status& s);
+
 // Parses "HOST:PORT" with a numeric port in 1..65535 (0 allowed when `allow_zero`).
 Status ParseHostPort(const std::string& s, bool allow_zero, std::string* host, int* port);
 

@@ -9,8 +9,13 @@
 //   kvtool ... keyring list | install KEY | use KEY | remove KEY    every member's gossip keyring
 //   kvtool keygen                      a new gossip key (base64), asking no node
 //
-// --host defaults to $KV_HOST, else 127.0.0.1:7701. VALUE "-" reads the value from stdin,
-// binary safe. Contexts are printed and taken as base64.
+// Global options (--host, --json, --timeout-ms, the TLS ones) go before or after the command.
+// --host defaults to $KV_HOST, else 127.0.0.1:7701; it takes a list (a,b,c): a node that cannot
+// be reached is passed over for the next, and a read whose node fails or times out is asked
+// again of the next, but a put or delete whose outcome is unknown is never sent twice (it
+// says so). Commands about one node (stats, repair, decommission, cleanup, get --local, bench)
+// take one host. VALUE "-" reads the value from stdin, binary safe. Contexts are printed and
+// taken as base64.
 // Exit codes: 0 ok, 1 key not found, 2 bad usage or rejected input, 3 node unreachable or the
 // request failed. Every non-zero exit prints one line on stderr saying why.
 #include <unistd.h>
@@ -41,7 +46,11 @@ constexpr int kExitUsage = 2;
 constexpr int kExitFailed = 3;
 
 struct Globals {
-  std::string host = "127.0.0.1:7701";
+  std::vector<std::string> hosts = {"127.0.0.1:7701"};  // --host, in the order given
+  // The entry of `hosts` in use: Connect moves past those it cannot reach, and a read moves
+  // past one that fails it.
+  mutable std::size_t current = 0;
+  const std::string& host() const { return hosts[std::min(current, hosts.size() - 1)]; }
   bool json = false;
   int timeout_ms = 10000;
   kv::rpc::Consistency consistency = kv::rpc::Consistency::kDefault;
@@ -108,15 +117,53 @@ kv::Result<std::string> DecodeContextFlag(const std::string& ctx) {
   return *bytes;
 }
 
+// A connection to the node in use, or to the next of --host that can be reached: a node that
+// cannot be connected to was sent nothing, so passing it over is safe for every command.
 kv::Result<std::unique_ptr<kv::rpc::BlockingClient>> Connect(const Globals& g) {
-  return kv::rpc::BlockingClient::Connect(g.host, std::chrono::milliseconds(g.timeout_ms), "",
-                                          g.tls.get());
+  std::string tried;
+  Status last;
+  for (; g.current < g.hosts.size(); ++g.current) {
+    auto c = kv::rpc::BlockingClient::Connect(g.hosts[g.current],
+                                              std::chrono::milliseconds(g.timeout_ms), "",
+                                              g.tls.get());
+    if (c.ok() || !kv::rpc::IsUnreachable(c.status())) return c;
+    last = c.status();
+    tried += (tried.empty() ? "" : "; ") + c.status().message();
+  }
+  g.current = g.hosts.size() - 1;  // FollowMovement polls again: start over from the last
+  if (g.hosts.size() == 1) return last;
+  return Status::Unavailable("no node of --host could be reached: " + tried);
+}
+
+// Whether a read that failed with `s` is asked again of the next node of --host: when the node
+// could not be reached or did not answer in time, and another node remains.
+bool NextNodeFor(const Globals& g, const Status& s) {
+  if (!(kv::rpc::IsUnreachable(s) || s.code() == Status::Code::kTimeout)) return false;
+  if (g.current + 1 >= g.hosts.size()) return false;
+  ++g.current;
+  return true;
+}
+
+// A put or delete that failed with `s` may have been applied when the node failed or timed out
+// after it was sent: it is not sent again to another node (a retried blind put would add a
+// second sibling), and with several hosts the message says why.
+Status UnknownOutcome(const Globals& g, const char* what, Status s) {
+  if (g.hosts.size() < 2 ||
+      !(kv::rpc::IsUnreachable(s) || s.code() == Status::Code::kTimeout)) {
+    return s;
+  }
+  return Status(s.code(), std::string(what) + " outcome unknown, not retried on another node " +
+                              "(it may have been applied; read the key to know): " +
+                              s.message());
 }
 
 int DoGet(const Globals& g, const std::string& key) {
-  auto client = Connect(g);
-  if (!client.ok()) return Report(client.status());
-  kv::rpc::GetReply r = client.value()->Get(key, g.consistency, g.local);
+  kv::rpc::GetReply r;
+  do {
+    auto client = Connect(g);
+    if (!client.ok()) return Report(client.status());
+    r = client.value()->Get(key, g.consistency, g.local);
+  } while (!r.status.ok() && NextNodeFor(g, r.status));
   if (!r.status.ok()) {
     if (r.status.IsNotFound()) return Complain(kExitNotFound, "not found: " + JsonKey(key));
     return Report(r.status);
@@ -158,7 +205,7 @@ int DoPut(const Globals& g, const std::string& key, const std::string& value_arg
   auto client = Connect(g);
   if (!client.ok()) return Report(client.status());
   kv::rpc::WriteReply r = client.value()->Put(key, value, ctx.value(), g.consistency);
-  if (!r.status.ok()) return Report(r.status);
+  if (!r.status.ok()) return Report(UnknownOutcome(g, "put:", r.status));
   const std::string out_ctx = kv::tools::Base64Encode(r.context);
   if (g.json) {
     PrintJson({{"key", key}, {"context", out_ctx}});
@@ -175,7 +222,7 @@ int DoDelete(const Globals& g, const std::string& key, const std::string& ctx_ar
   if (!client.ok()) return Report(client.status());
   kv::rpc::WriteReply r = client.value()->Delete(key, ctx.value(), g.consistency);
   if (r.status.IsNotFound()) return Complain(kExitNotFound, "not found: " + JsonKey(key));
-  if (!r.status.ok()) return Report(r.status);
+  if (!r.status.ok()) return Report(UnknownOutcome(g, "delete:", r.status));
   if (g.json) {
     PrintJson({{"key", key}, {"deleted", true}, {"context", kv::tools::Base64Encode(r.context)}});
   } else {
@@ -249,9 +296,12 @@ std::string MovementLine(const kv::rpc::MovementView& m) {
 }
 
 int DoStatus(const Globals& g) {
-  auto client = Connect(g);
-  if (!client.ok()) return Report(client.status());
-  kv::rpc::StatusReply r = client.value()->ClusterStatus();
+  kv::rpc::StatusReply r;
+  do {
+    auto client = Connect(g);
+    if (!client.ok()) return Report(client.status());
+    r = client.value()->ClusterStatus();
+  } while (!r.status.ok() && NextNodeFor(g, r.status));
   if (!r.status.ok()) return Report(r.status);
   if (g.json) {
     nlohmann::json nodes = nlohmann::json::array();
@@ -305,7 +355,7 @@ kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone, bool* left = 
       int asked = 0;
       for (const auto& m : members) {
         if (asked == 3) break;
-        const bool is_host = last.driver != 0 ? m.id == last.driver : m.rpc == g.host;
+        const bool is_host = last.driver != 0 ? m.id == last.driver : m.rpc == g.host();
         if (is_host || m.status != "UP") continue;
         auto other = kv::rpc::BlockingClient::Connect(m.rpc, std::chrono::milliseconds(g.timeout_ms));
         if (!other.ok()) continue;
@@ -313,7 +363,7 @@ kv::rpc::MovementView FollowMovement(const Globals& g, bool* gone, bool* left = 
         if (!seen.status.ok()) continue;
         ++asked;
         for (const auto& o : seen.members) {
-          const bool is_host = last.driver != 0 ? o.id == last.driver : o.rpc == g.host;
+          const bool is_host = last.driver != 0 ? o.id == last.driver : o.rpc == g.host();
           if (is_host && o.status == "LEFT") {
             *gone = true;
             if (left != nullptr) *left = true;
@@ -367,11 +417,11 @@ int DoDecommission(const Globals& g, bool wait) {
                                  "ring: start it and decommission again");
   }
   if (g.json) {
-    PrintJson({{"decommissioned", g.host}, {"bytes_copied", last.bytes_copied}});
+    PrintJson({{"decommissioned", g.host()}, {"bytes_copied", last.bytes_copied}});
   } else {
     std::printf("decommissioned %s: its ranges were copied to their new replicas (%s), it left "
                 "and stopped\n",
-                g.host.c_str(), HumanBytes(last.bytes_copied).c_str());
+                g.host().c_str(), HumanBytes(last.bytes_copied).c_str());
   }
   return kExitOk;
 }
@@ -467,9 +517,12 @@ int DoKeyring(const Globals& g, const std::string& verb, const std::string& key_
 }
 
 int DoRing(const Globals& g, std::uint32_t replicas) {
-  auto client = Connect(g);
-  if (!client.ok()) return Report(client.status());
-  kv::rpc::RingReply r = client.value()->Ring(replicas);
+  kv::rpc::RingReply r;
+  do {
+    auto client = Connect(g);
+    if (!client.ok()) return Report(client.status());
+    r = client.value()->Ring(replicas);
+  } while (!r.status.ok() && NextNodeFor(g, r.status));
   if (!r.status.ok()) return Report(r.status);
   std::map<std::uint64_t, std::string> rpc_of;
   for (const auto& m : r.members) rpc_of[m.id] = m.rpc;
@@ -640,8 +693,15 @@ int main(int argc, char** argv) {
   Globals g;
   CLI::App app{"kvtool: client for the kv store"};
   app.require_subcommand(1);
-  app.add_option("--host", g.host, "Node to talk to, HOST:PORT")
+  // Subcommands hand the options they do not know to this level: global options may follow
+  // the command (kvtool status --json), as with nodetool and redis-cli.
+  app.fallthrough();
+  app.add_option("--host", g.hosts,
+                 "Node to talk to, HOST:PORT, or a comma-separated list tried in order: an "
+                 "unreachable node is passed over, a read is asked again of the next node, a "
+                 "write whose outcome is unknown is not")
       ->envname("KV_HOST")
+      ->delimiter(',')
       ->capture_default_str();
   app.add_flag("--json", g.json, "Print results as JSON");
   app.add_option("--tls-cert", g.tls_settings.cert_file,
@@ -746,10 +806,25 @@ int main(int argc, char** argv) {
     g.tls = std::move(tls.value());
     g_plain = false;
   }
-  std::string host;
-  int port = 0;
-  if (Status s = kv::rpc::ParseHostPort(g.host, false, &host, &port); !s.ok()) {
-    return Complain(kExitUsage, "--host: " + s.message());
+  if (g.hosts.empty()) return Complain(kExitUsage, "--host: no node given");
+  for (const std::string& h : g.hosts) {
+    std::string host;
+    int port = 0;
+    if (Status s = kv::rpc::ParseHostPort(h, false, &host, &port); !s.ok()) {
+      return Complain(kExitUsage, "--host: " + s.message());
+    }
+  }
+  // These act on, or report about, the node they are sent to: another node is not the same.
+  const std::pair<CLI::App*, const char*> one_node[] = {
+      {stats, "stats"}, {repair, "repair"}, {decommission, "decommission"},
+      {cleanup, "cleanup"}, {bench, "bench"}};
+  for (const auto& [cmd, name] : one_node) {
+    if (cmd->parsed() && g.hosts.size() > 1) {
+      return Complain(kExitUsage, std::string(name) + " acts on one node: give one --host");
+    }
+  }
+  if (g.local && g.hosts.size() > 1) {
+    return Complain(kExitUsage, "get --local reads one node's record: give one --host");
   }
   if ((get->parsed() || put->parsed() || del->parsed()) && key.empty()) {
     return Complain(kExitUsage, "invalid argument: key is empty");
@@ -770,7 +845,7 @@ int main(int argc, char** argv) {
   if (keyring->parsed()) return DoKeyring(g, keyring_verb, keyring_key);
   if (repair->parsed()) return DoRepair(g, dry_run);
   if (bench->parsed()) {
-    Status s = kv::tools::RunBench(g.host, bench_options, g.json, g.tls.get());
+    Status s = kv::tools::RunBench(g.host(), bench_options, g.json, g.tls.get());
     return s.ok() ? kExitOk : Report(s);
   }
   return Complain(kExitUsage, "no command (see kvtool --help)");
