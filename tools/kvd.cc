@@ -20,6 +20,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
 #include <ctime>
 #include <functional>
@@ -50,6 +51,8 @@
 #include "rpc/connect.h"
 #include "rpc/peers.h"
 #include "rpc/storage_pool.h"
+#include "tools/config_file.h"
+#include "tools/log.h"
 #include "tools/gossip_key_file.h"
 #include "rpc/write_batcher.h"
 #include "storage/local_store.h"
@@ -101,6 +104,8 @@ struct Flags {
   std::string gossip_key_file;
   std::string gossip_encryption;  // accept | seal | require (default with a key file)
   std::optional<mb::GossipSecurity> gossip_security;  // from the two above
+  // The log (tools/log.h).
+  std::string log_level = "info", log_format = "text", log_file;
   // Mutual TLS on the RPC port (rpc/tls.h).
   std::string tls_cert, tls_key, tls_ca, tls_identity = "kv", tls_mode;
   std::shared_ptr<rpc::Tls> tls;  // loaded from the above
@@ -121,15 +126,32 @@ struct Flags {
   std::uint64_t movement_rate_bytes = 32ull << 20;
 };
 
+using L = kv::log::Level;
+
+// printf into the log (tools/log.h).
+__attribute__((format(printf, 2, 3))) void Logf(L level, const char* format, ...) {
+  if (!kv::log::Enabled(level)) return;
+  va_list args;
+  va_start(args, format);
+  va_list again;
+  va_copy(again, args);
+  const int n = std::vsnprintf(nullptr, 0, format, args);
+  va_end(args);
+  std::string text(n > 0 ? static_cast<std::size_t>(n) : 0, '\0');
+  if (n > 0) std::vsnprintf(text.data(), text.size() + 1, format, again);
+  va_end(again);
+  kv::log::Write(level, text);
+}
+
 class IgnoreErrors final : public kj::TaskSet::ErrorHandler {
  public:
   void taskFailed(kj::Exception&& e) override {
-    std::fprintf(stderr, "kvd: %s\n", e.getDescription().cStr());
+    kv::log::WriteLimited(L::kError, "task failed", e.getDescription().cStr());
   }
 };
 
 int Fail(const std::string& what) {
-  std::fprintf(stderr, "kvd: %s\n", what.c_str());
+  Logf(L::kError, "%s", what.c_str());
   return 1;
 }
 
@@ -293,7 +315,7 @@ class PeriodicLogSync {
       lock.unlock();
       const Status s = engine_->SyncLog();
       if (!s.ok() && !failing) {
-        std::fprintf(stderr, "kvd: syncing the write-ahead log failed: %s\n",
+        Logf(L::kError, "syncing the write-ahead log failed: %s",
                      s.ToString().c_str());
       }
       failing = !s.ok();  // said once per run of failures
@@ -314,6 +336,9 @@ int Run(const Flags& flags) {
   // inherit the blocked mask, so the signals reach only this thread's event loop.
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
+  kj::UnixEventPort::captureSignal(SIGHUP);
+  // What KJ logs on this thread (the RPC event loop's) goes to the log too.
+  kv::log::KjLogRoute kj_logs;
 
   // Room for the connection cap: the soft limit on open files raised to the hard one, less a
   // reserve for RocksDB's files, the peers' connections and gossip.
@@ -330,9 +355,8 @@ int Run(const Flags& flags) {
       const std::size_t room =
           rl.rlim_cur > 2 * kReserve ? static_cast<std::size_t>(rl.rlim_cur - kReserve) : 64;
       if (max_connections > room) {
-        std::fprintf(stderr,
-                     "kvd: --max-connections %zu lowered to %zu: this process may open %llu "
-                     "files (ulimit -n)\n",
+        Logf(L::kWarning, "--max-connections %zu lowered to %zu: this process may open %llu "
+                     "files (ulimit -n)",
                      max_connections, room, static_cast<unsigned long long>(rl.rlim_cur));
         max_connections = room;
       }
@@ -345,14 +369,14 @@ int Run(const Flags& flags) {
   if (!engine_or.ok()) return Fail(engine_or.status().ToString());
   storage::Engine& engine = *engine_or.value();
   if (flags.testing_lose_unsynced_on_kill) {
-    std::fprintf(stderr, "kvd: TESTING: unsynced writes are held in memory; a kill loses them\n");
+    Logf(L::kWarning, "TESTING: unsynced writes are held in memory; a kill loses them");
   }
   PeriodicLogSync log_sync(&engine, std::chrono::milliseconds(
                                         flags.sync_writes ? 0 : flags.wal_sync_interval_ms));
   // Every wall-clock reading that decides something (tombstone times, purge and hint ages).
   const std::int64_t clock_offset_s = flags.testing_clock_offset_s;
   if (clock_offset_s != 0) {
-    std::fprintf(stderr, "kvd: TESTING: the clock runs %+lld s off\n",
+    Logf(L::kWarning, "TESTING: the clock runs %+lld s off",
                  static_cast<long long>(clock_offset_s));
   }
   const std::function<std::uint64_t()> wall_clock_s = [clock_offset_s]() {
@@ -379,6 +403,7 @@ int Run(const Flags& flags) {
   if (!generation.ok()) return Fail(generation.status().ToString());
   const std::size_t vnodes = flags.vnodes;
   const std::uint64_t id = node_id.value();
+  kv::log::SetNode(Hex(id));
   auto tokens = storage::LoadOrCreateTokens(engine, [&]() {
     return ring::ChooseTokens(vnodes, id ^ static_cast<std::uint64_t>(getpid()));
   });
@@ -407,13 +432,13 @@ int Run(const Flags& flags) {
     return Fail("cannot read the persisted hash tree: " + tree_loaded.status().ToString());
   }
   if (tree_loaded.value()) {
-    std::fprintf(stderr, "kvd: hash tree of 2^%d segments loaded (persisted at the last clean "
-                         "stop)\n", flags.tree_bits);
+    Logf(L::kInfo, "hash tree of 2^%d segments loaded (persisted at the last clean "
+                         "stop)", flags.tree_bits);
   }
   // Saves small metadata written from the gossip thread and the RPC thread without making
   // them wait for the fsync.
   storage::MetaWriter meta_writer(&engine, [](const std::string& name, const Status& s) {
-    std::fprintf(stderr, "kvd: cannot save %s: %s\n", name.c_str(), s.ToString().c_str());
+    Logf(L::kError, "cannot save %s: %s", name.c_str(), s.ToString().c_str());
   });
   repair::StoreReader repair_reader(&store, &engine, &tree);
   auto io = kj::setupAsyncIo();
@@ -447,7 +472,7 @@ int Run(const Flags& flags) {
     joined = true;
   }
   if (joined.value() && replace_id != 0) {
-    std::fprintf(stderr, "kvd: --replace ignored: this node is in the ring already\n");
+    Logf(L::kWarning, "--replace ignored: this node is in the ring already");
     replace_id = 0;
   }
   mb::AppState app;
@@ -497,16 +522,15 @@ int Run(const Flags& flags) {
             static_cast<std::uint32_t>(std::min<std::uint64_t>((age_ms + 999) / 1000, UINT32_MAX)));
       }
     } else if (!removed->empty()) {
-      std::fprintf(stderr,
-                   "kvd: %zu removed ids kept without their removal times: each is refused for "
-                   "another --gossip-removed-ttl-s\n",
+      Logf(L::kWarning, "%zu removed ids kept without their removal times: each is refused for "
+                   "another --gossip-removed-ttl-s",
                    removed->size());
     }
     // The peers known before this restart: the whole ring from the first request on.
     if (!saved_peers.empty()) {
       std::string why;
       if (!mb::DecodeSavedPeers(saved_peers, flags.config.cluster_name, &ao.restored, &why)) {
-        std::fprintf(stderr, "kvd: ignoring the saved peers: they %s\n", why.c_str());
+        Logf(L::kWarning, "ignoring the saved peers: they %s", why.c_str());
         ao.restored.clear();
       }
     }
@@ -544,9 +568,8 @@ int Run(const Flags& flags) {
     };
     ao.on_refused = [&engine, id]() {
       (void)storage::StoreFlag(engine, "removed_self");
-      std::fprintf(stderr,
-                   "kvd: the cluster says node %s was removed (kvtool removenode); refusing to "
-                   "run with this data directory\n",
+      Logf(L::kError, "the cluster says node %s was removed (kvtool removenode); refusing to "
+                   "run with this data directory",
                    Hex(id).c_str());
       g_refused = true;
       kill(getpid(), SIGTERM);
@@ -595,7 +618,7 @@ int Run(const Flags& flags) {
   co.clock_s = wall_clock_s;
   rpc::Coordinator coordinator(&store, &pool, &background, &batcher, control.get(), &peers, co);
   auto handoff = coordinator.RunHandoff().eagerlyEvaluate([](kj::Exception&& e) {
-    std::fprintf(stderr, "kvd: hinted handoff stopped: %s\n", e.getDescription().cStr());
+    Logf(L::kError, "hinted handoff stopped: %s", e.getDescription().cStr());
   });
   rpc::RepairRunner::Options ro_repair;
   ro_repair.tree_bits = flags.tree_bits;
@@ -644,27 +667,27 @@ int Run(const Flags& flags) {
     std::string saved;
     if (engine.GetMeta("movement", &saved).ok() && !saved.empty() &&
         !mb::DecodeCheckpoint(saved, &resumed)) {
-      std::fprintf(stderr, "kvd: ignoring a malformed movement checkpoint\n");
+      Logf(L::kWarning, "ignoring a malformed movement checkpoint");
     }
     if (!resumed.done.empty() && resumed.kind == kind && resumed.subject == subject) {
-      std::fprintf(stderr, "kvd: resuming the %s: %zu copies done before\n", mb::Name(kind),
+      Logf(L::kInfo, "resuming the %s: %zu copies done before", mb::Name(kind),
                    resumed.done.size());
     }
     return movement.Start(d, resumed, [&, kind, subject](mb::MovementKind, const Status& s) {
       if (!s.ok()) {
-        std::fprintf(stderr, "kvd: %s of %s failed and was withdrawn: %s\n", mb::Name(kind),
+        Logf(L::kError, "%s of %s failed and was withdrawn: %s", mb::Name(kind),
                      Hex(subject).c_str(), s.ToString().c_str());
         if (kind == mb::MovementKind::kJoin || kind == mb::MovementKind::kReplace) {
           // Try again later: the node has nothing to serve from until it has joined.
           movement_tasks.add(io.provider->getTimer().afterDelay(10 * kj::SECONDS).then([&, kind, subject]() {
             Status again = start_movement(kind, subject);
-            if (!again.ok()) std::fprintf(stderr, "kvd: %s\n", again.ToString().c_str());
+            if (!again.ok()) Logf(L::kError, "%s", again.ToString().c_str());
           }));
         }
         return;
       }
       const mb::MovementProgress& p = movement.last_progress();
-      std::fprintf(stderr, "kvd: %s of %s complete: %zu range copies, %llu bytes of records copied\n",
+      Logf(L::kInfo, "%s of %s complete: %zu range copies, %llu bytes of records copied",
                    mb::Name(kind), Hex(subject).c_str(), p.copies_total,
                    static_cast<unsigned long long>(p.bytes_copied));
       if (kind == mb::MovementKind::kJoin || kind == mb::MovementKind::kReplace) {
@@ -675,7 +698,7 @@ int Run(const Flags& flags) {
           }
         }
         if (Status f = storage::StoreFlag(engine, "joined"); !f.ok()) {
-          std::fprintf(stderr, "kvd: cannot record the join: %s\n", f.ToString().c_str());
+          Logf(L::kError, "cannot record the join: %s", f.ToString().c_str());
         }
       } else if (kind == mb::MovementKind::kDecommission) {
         // Its ranges are with their new replicas: leave (LEFT) and stop.
@@ -717,15 +740,14 @@ int Run(const Flags& flags) {
       if (view->self_restored) {
         const mb::MemberView* self = view->Find(id);
         const std::uint64_t raised = self != nullptr ? self->generation : 0;
-        std::fprintf(stderr,
-                     "kvd: node %s lived on after the state of this data directory (restored "
+        Logf(L::kWarning, "node %s lived on after the state of this data directory (restored "
                      "from an older copy?): generation raised to %llu, and its writes take a new "
-                     "dot life\n",
+                     "dot life",
                      Hex(id).c_str(), static_cast<unsigned long long>(raised));
         if (raised != 0) (void)storage::StoreU64List(engine, "generation", {raised});
       } else if ((!agent || view->synced) && saved_life.value().dots.life != 0 &&
                  store.dots().ConfirmResume()) {
-        std::fprintf(stderr, "kvd: resumed the dot life of the last clean stop\n");
+        Logf(L::kInfo, "resumed the dot life of the last clean stop");
         if (agent) {
           const std::uint64_t life = store.life();
           agent->MutateApp([life](mb::AppState& a) { a.dots_life = life; });
@@ -822,9 +844,8 @@ int Run(const Flags& flags) {
       return repair_runner.Run(false).then([&](rpc::RepairSummary&& s) {
         std::uint64_t moved = 0;
         for (const auto& [peer, t] : s.peers) moved += t.keys_sent + t.keys_received;
-        std::fprintf(stderr,
-                     "kvd: background repair: %zu of %zu ranges, %llu keys moved, %llu tombstones "
-                     "purged, %s\n",
+        Logf(L::kInfo, "background repair: %zu of %zu ranges, %llu keys moved, %llu tombstones "
+                     "purged, %s",
                      s.ranges_compared, s.ranges_total, static_cast<unsigned long long>(moved),
                      static_cast<unsigned long long>(s.tombstones_purged),
                      s.status.ToString().c_str());
@@ -845,14 +866,13 @@ int Run(const Flags& flags) {
           const double secs =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           if (!differ.ok()) {
-            std::fprintf(stderr, "kvd: hash tree rebuild failed: %s\n",
+            Logf(L::kError, "hash tree rebuild failed: %s",
                          differ.status().ToString().c_str());
           } else if (!was_ready) {
-            std::fprintf(stderr, "kvd: hash tree built from the data in %.2f s\n", secs);
+            Logf(L::kInfo, "hash tree built from the data in %.2f s", secs);
           } else if (differ.value() > 0) {
-            std::fprintf(stderr,
-                         "kvd: hash tree rebuilt in %.2f s: %zu segments had drifted from the "
-                         "data (corruption?); the next repairs compare the data as it is\n",
+            Logf(L::kWarning, "hash tree rebuilt in %.2f s: %zu segments had drifted from the "
+                         "data (corruption?); the next repairs compare the data as it is",
                          secs, differ.value());
           }
         });
@@ -872,11 +892,12 @@ int Run(const Flags& flags) {
   kj::Promise<void> repairing = kj::READY_NOW;
   if (flags.repair_interval_s > 0 && agent) {
     repairing = periodic().eagerlyEvaluate([](kj::Exception&& e) {
-      std::fprintf(stderr, "kvd: background repair stopped: %s\n", e.getDescription().cStr());
+      Logf(L::kError, "background repair stopped: %s", e.getDescription().cStr());
     });
   }
   auto accepting = server.Listen(*listener).eagerlyEvaluate([](kj::Exception&& e) {
-    std::fprintf(stderr, "kvd: accept failed: %s\n", e.getDescription().cStr());
+    kv::log::WriteLimited(L::kError, "accept failed",
+                          std::string("accept failed: ") + e.getDescription().cStr());
   });
 
   // Keeps the gossiped load current.
@@ -904,19 +925,33 @@ int Run(const Flags& flags) {
               generation.value(), rpc_address.c_str(), gossip_line.c_str());
   std::fflush(stdout);
 
+  // SIGHUP reopens the log file (after logrotate moved it away).
+  std::function<kj::Promise<void>()> on_hangup = [&]() -> kj::Promise<void> {
+    return io.unixEventPort.onSignal(SIGHUP).then([&](siginfo_t) {
+      const Status s = kv::log::Reopen();
+      if (s.ok()) {
+        Logf(L::kInfo, "caught SIGHUP: log reopened");
+      } else {
+        Logf(L::kError, "caught SIGHUP: %s", s.ToString().c_str());
+      }
+      return on_hangup();
+    });
+  };
+  auto hangups = on_hangup().eagerlyEvaluate(nullptr);
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
   siginfo_t info = stop.wait(io.waitScope);
-  std::fprintf(stderr, "kvd: caught %s, stopping\n",
+  Logf(L::kInfo, "caught %s, stopping",
                info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
   // Each step of the stop, timed: a stop that takes long says where.
   auto stop_mark = std::chrono::steady_clock::now();
   auto stop_step = [&stop_mark](const char* what) {
     const auto now = std::chrono::steady_clock::now();
     const double s = std::chrono::duration<double>(now - stop_mark).count();
-    if (s > 1) std::fprintf(stderr, "kvd: stopping: %s took %.1f s\n", what, s);
+    if (s > 1) Logf(L::kInfo, "stopping: %s took %.1f s", what, s);
     stop_mark = now;
   };
 
+  hangups = nullptr;
   refreshing = nullptr;
   deciding_life = nullptr;
   handoff = nullptr;
@@ -955,8 +990,8 @@ int Run(const Flags& flags) {
     Status synced = engine.SyncLog();
     if (synced.ok()) {
       if (Status t = repair::PersistTree(engine, tree); !t.ok()) {
-        std::fprintf(stderr, "kvd: could not persist the hash tree (the next start rebuilds it): "
-                             "%s\n", t.ToString().c_str());
+        Logf(L::kWarning, "could not persist the hash tree (the next start rebuilds it): "
+                             "%s", t.ToString().c_str());
       }
     }
     // A generation raised after start (a restored copy found out late) is kept, so that the
@@ -966,7 +1001,7 @@ int Run(const Flags& flags) {
     }
     if (synced.ok()) synced = storage::SaveLife(engine, {store.dots().State(), stop_generation});
     if (!synced.ok()) {
-      std::fprintf(stderr, "kvd: could not save the dot life (the next start takes a new one): %s\n",
+      Logf(L::kWarning, "could not save the dot life (the next start takes a new one): %s",
                    synced.ToString().c_str());
     }
   }
@@ -981,8 +1016,18 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
   Flags flags;
   CLI::App app{"kvd: a node of the kv store"};
-  app.add_option("--data-dir", flags.data_dir, "Directory for this node's RocksDB data")
-      ->required();
+  // Every option knows its default, for --print-config.
+  app.option_defaults()->always_capture_default();
+  std::string config_file;
+  bool print_config = false;
+  app.add_option("--config", config_file,
+                 "TOML file of settings: each key a flag without its dashes (data-dir = ...); "
+                 "flags given here win over it");
+  app.add_flag("--print-config", print_config,
+               "Print the effective settings (defaults, the file, flags) as a config file and "
+               "exit");
+  app.add_option("--data-dir", flags.data_dir,
+                 "Directory for this node's RocksDB data (required)");
   app.add_option("--listen", flags.listen, "HOST:PORT for the client API (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--max-key-bytes", flags.max_key_bytes, "Largest key accepted")
@@ -1146,6 +1191,15 @@ int main(int argc, char** argv) {
                 "with TLS; accept takes both and dials in plain. A running cluster moves to "
                 "TLS by rolling restarts: accept, then connect, then require")
       ->check(CLI::IsMember({"accept", "connect", "require"}));
+  auto* lg = app.add_option_group("log");
+  lg->add_option("--log-level", flags.log_level, "Least level logged")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  lg->add_option("--log-format", flags.log_format,
+                 "text: TIME LEVEL node=ID message, one line per event; json: one object per "
+                 "line with ts, level, node and msg")
+      ->check(CLI::IsMember({"text", "json"}));
+  lg->add_option("--log-file", flags.log_file,
+                 "Append the log to this file instead of stderr; SIGHUP reopens it");
   auto* r = app.add_option_group("replication");
   r->add_option("--n", flags.replication.n, "Replicas per key (N)")
       ->capture_default_str()
@@ -1183,7 +1237,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   ae->add_option("--tree-rebuild-interval-s", flags.tree_rebuild_interval_s,
                  "Rebuild the hash tree from the data this often, to catch disk corruption; "
-                 "writes pause during the scan (0: only at start)")
+                 "writes go on during the scan (0: only at start)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 365 * 86400.0));
   auto* mv = app.add_option_group("ring movements");
@@ -1205,6 +1259,25 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "kvd: %s (see kvd --help)\n", e.what());
+    return 2;
+  }
+  const std::vector<std::string> not_settings = {"help", "config", "print-config"};
+  if (!config_file.empty()) {
+    auto entries = kv::tools::ReadConfigFile(config_file);
+    kv::Status s = entries.ok() ? kv::tools::ApplyConfig(&app, entries.value(), config_file,
+                                                         not_settings)
+                                : entries.status();
+    if (!s.ok()) {
+      std::fprintf(stderr, "kvd: %s\n", s.message().c_str());
+      return 2;
+    }
+  }
+  if (print_config) {
+    std::fputs(kv::tools::PrintConfig(app, not_settings).c_str(), stdout);
+    return 0;
+  }
+  if (flags.data_dir.empty()) {
+    std::fprintf(stderr, "kvd: --data-dir is required (or data-dir in the --config file)\n");
     return 2;
   }
   if (flags.max_record_bytes < flags.max_value_bytes + 64 * 1024) {
@@ -1300,6 +1373,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kvd: --r and --w must not exceed --n\n");
     return 2;
   }
+  kv::log::Options log_options;
+  (void)kv::log::ParseLevel(flags.log_level, &log_options.level);
+  (void)kv::log::ParseFormat(flags.log_format, &log_options.format);
+  log_options.file = flags.log_file;
+  if (kv::Status s = kv::log::Configure(log_options); !s.ok()) {
+    std::fprintf(stderr, "kvd: --log-file: %s\n", s.message().c_str());
+    return 2;
+  }
   flags.replication.hinted_handoff = flags.hinted_handoff == "on";
   flags.config.retry_direct_probe = flags.retry_direct_probe == "on";
   flags.config.probe_interval = std::chrono::milliseconds(flags.probe_interval_ms);
@@ -1307,6 +1388,6 @@ int main(int argc, char** argv) {
   flags.config.gossip_interval = std::chrono::milliseconds(flags.gossip_interval_ms);
   flags.config.push_pull_interval = std::chrono::milliseconds(flags.push_pull_interval_ms);
   const int rc = Run(flags);
-  if (rc == 0) std::fprintf(stderr, "kvd: stopped\n");
+  if (rc == 0) kv::log::Write(L::kInfo, "stopped");
   return rc;
 }

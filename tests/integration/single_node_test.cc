@@ -15,7 +15,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "rpc/client_conn.h"
@@ -340,6 +342,63 @@ TEST_F(SingleNode, EveryKvtoolExitCode) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// Global options go before or after the command; --host takes a list, passes over a node it
+// cannot reach, asks a read again of the next node, and never sends a write twice.
+TEST_F(SingleNode, GlobalOptionsGoAnywhereAndHostTakesAListWithSafeFailover) {
+  const std::string a = kvd_->address();
+  ASSERT_EQ(Kvtool({"put", "k", "from-a", "--host", a}).exit_code, 0);
+  auto r = Kvtool({"get", "k", "--json", "--host", a, "--timeout-ms", "5000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["siblings"][0]["value"], "from-a");
+  r = Kvtool({"stats", "--json", "--host", a});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out).contains("node")) << r.out;
+  r = Kvtool({"status", "--host", a, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out).contains("nodes")) << r.out;
+
+  // Port 1 on loopback has no listener: passed over, for reads and writes alike.
+  const std::string dead = "127.0.0.1:1";
+  r = Kvtool({"--host", dead + "," + a, "get", "k"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "from-a");
+  ASSERT_EQ(Kvtool({"--host", dead + "," + a, "put", "k2", "v"}).exit_code, 0);
+  r = Kvtool({"--host", dead + ",127.0.0.1:2", "get", "k"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("no node of --host could be reached"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("127.0.0.1:2"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  // Commands about one node refuse a list.
+  for (const char* cmd : {"stats", "repair", "cleanup", "decommission"}) {
+    r = Kvtool({"--host", dead + "," + a, cmd});
+    EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("one --host"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(Kvtool({"--host", dead + "," + a, "get", "k", "--local"}).exit_code, 2);
+
+  // A second, separate node b; a is stopped (SIGSTOP): it accepts connections and answers
+  // nothing. A read times out on a and is asked of b; a put times out on a and is not sent to
+  // b, since a may have applied it.
+  Kvd b(dir_.path() + "/b");
+  ASSERT_TRUE(b.Start()) << b.stderr_text();
+  ASSERT_EQ(Kvtool({"--host", b.address(), "put", "k", "from-b"}).exit_code, 0);
+  kvd_->Signal(SIGSTOP);
+  const std::string both = a + "," + b.address();
+  r = Kvtool({"--host", both, "--timeout-ms", "1000", "get", "k"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "from-b");
+  r = Kvtool({"--host", both, "--timeout-ms", "1000", "put", "unsure", "v"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("outcome unknown, not retried"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = Kvtool({"--host", both, "--timeout-ms", "1000", "delete", "k"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("outcome unknown"), std::string::npos) << r.err;
+  kvd_->Signal(SIGCONT);
+  EXPECT_EQ(Kvtool({"--host", b.address(), "get", "unsure"}).exit_code, 1);
+  EXPECT_EQ(Kvtool({"--host", b.address(), "get", "k"}).exit_code, 0);  // not deleted on b
+}
+
 // Sends raw bytes to the node's port on a fresh connection, then closes it.
 void SendRaw(int port, const std::string& bytes) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -448,6 +507,137 @@ TEST(Kvd, BadFlagsExitTwo) {
 
 // Each bad gossip key file, or a key flag without what it needs, is refused with one line that
 // says why (and the line of the file), exit 2.
+// Every kvd flag is a key of its TOML file: --print-config writes them all, the file it writes
+// reads back to the same settings, a flag on the command line wins over the file, and each
+// mistake is refused with its line.
+TEST(Kvd, EveryFlagIsAConfigKeyThatRoundTripsAndMistakesAreRefusedWithTheirLine) {
+  TempDir dir;
+  const std::string kvd = KV_KVD_PATH;
+  const RunResult help = kv::test::Run({kvd, "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  const RunResult printed =
+      kv::test::Run({kvd, "--data-dir", dir.path() + "/d", "--probe-interval-ms", "300", "--rack", "r1",
+           "--sync-writes", "--print-config"});
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  const std::regex flag("--([a-z0-9][a-z0-9-]*)");
+  int flags = 0;
+  for (auto it = std::sregex_iterator(help.out.begin(), help.out.end(), flag);
+       it != std::sregex_iterator(); ++it) {
+    const std::string name = (*it)[1];
+    if (name == "help" || name == "config" || name == "print-config") continue;
+    ++flags;
+    EXPECT_TRUE(printed.out.find("\n" + name + " = ") != std::string::npos ||
+                printed.out.find("\n# " + name + " =\n") != std::string::npos)
+        << name << " is not in --print-config";
+  }
+  EXPECT_GT(flags, 50);
+  EXPECT_NE(printed.out.find("\nprobe-interval-ms = 300\n"), std::string::npos);
+  EXPECT_NE(printed.out.find("\nrack = \"r1\"\n"), std::string::npos);
+  EXPECT_NE(printed.out.find("\nsync-writes = true\n"), std::string::npos);
+  EXPECT_NE(printed.out.find("\nvnodes = "), std::string::npos);  // a default
+  const std::string file = WriteFile(dir.path(), "kvd.toml", printed.out);
+  const RunResult again = kv::test::Run({kvd, "--config", file, "--print-config"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, printed.out);
+
+  struct Case {
+    std::string text, expect;
+  };
+  const std::vector<Case> cases = {
+      {"data-dir = \"x\"\nprobe-intervall-ms = 5\n", ":2: unknown key 'probe-intervall-ms'"},
+      {"\n\nvnodes = \"many\"\n", ":3: vnodes takes an integer, not a string"},
+      {"sync-writes = \"yes\"\n", ":1: sync-writes takes true or false"},
+      {"# n\nn = 0\n", ":2: n = 0: "},
+      {"max-value-bytes = 99999999999999\n", ":1: max-value-bytes = 99999999999999: "},
+      {"hinted-handoff = \"maybe\"\n", ":1: hinted-handoff = maybe: "},
+      {"[membership]\nseeds = \"a\"\n", ":1: [membership]: sections are not used"},
+      {"vnodes = 8\nvnodes = 9\n", ":2:"},
+  };
+  for (const Case& c : cases) {
+    const std::string bad = WriteFile(dir.path(), "bad.toml", c.text);
+    const RunResult r = kv::test::Run({kvd, "--data-dir", dir.path() + "/d", "--config", bad});
+    EXPECT_EQ(r.exit_code, 2) << c.text;
+    EXPECT_NE(r.err.find("kvd: " + bad + c.expect), std::string::npos) << c.text << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  const RunResult missing = kv::test::Run({kvd, "--config", dir.path() + "/none.toml"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("cannot read the config file"), std::string::npos) << missing.err;
+  const RunResult no_dir = kv::test::Run({kvd});
+  EXPECT_EQ(no_dir.exit_code, 2);
+  EXPECT_NE(no_dir.err.find("--data-dir is required"), std::string::npos) << no_dir.err;
+
+  // A node started from a file serves with its settings; a flag given beside it wins.
+  const std::string small = WriteFile(dir.path(), "small.toml", "max-value-bytes = 10\n");
+  Kvd a(dir.path() + "/a", {"--config", small});
+  ASSERT_TRUE(a.Start()) << a.stderr_text();
+  EXPECT_EQ(Kvtool({"--host", a.address(), "put", "k", "0123456789"}).exit_code, 0);
+  EXPECT_EQ(Kvtool({"--host", a.address(), "put", "k", "0123456789x"}).exit_code, 2);
+  Kvd b(dir.path() + "/b", {"--config", small, "--max-value-bytes", "20"});
+  ASSERT_TRUE(b.Start()) << b.stderr_text();
+  EXPECT_EQ(Kvtool({"--host", b.address(), "put", "k", "0123456789x"}).exit_code, 0);
+}
+
+// The log: one JSON object per line with time, level and node; the level filter; a log file
+// moved away (logrotate) and reopened at SIGHUP.
+TEST(Kvd, LogsAreLevelledJsonLinesAndSighupReopensTheLogFile) {
+  TempDir dir;
+  Kvd a(dir.path() + "/a", {"--log-format", "json"});
+  ASSERT_TRUE(a.Start()) << a.stderr_text();
+  ASSERT_EQ(Kvtool({"--host", a.address(), "put", "k", "v"}).exit_code, 0);
+  ASSERT_EQ(a.Stop(SIGTERM), 0);
+  std::istringstream lines(a.stderr_text());
+  int parsed = 0;
+  std::set<std::string> messages;
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::json j;
+    ASSERT_NO_THROW(j = nlohmann::json::parse(line)) << line;
+    EXPECT_TRUE(std::regex_match(j["ts"].get<std::string>(),
+                                 std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+        << line;
+    EXPECT_TRUE(j["level"] == "info" || j["level"] == "warning" || j["level"] == "error") << line;
+    EXPECT_EQ(j["node"], a.node_id()) << line;
+    messages.insert(j["msg"].get<std::string>());
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 2);
+  EXPECT_TRUE(messages.count("caught SIGTERM, stopping")) << a.stderr_text();
+  EXPECT_TRUE(messages.count("stopped")) << a.stderr_text();
+
+  Kvd b(dir.path() + "/b", {"--log-level", "warning"});
+  ASSERT_TRUE(b.Start()) << b.stderr_text();
+  ASSERT_EQ(b.Stop(SIGTERM), 0);
+  EXPECT_EQ(b.stderr_text().find("stopping"), std::string::npos) << b.stderr_text();
+
+  const std::string log = dir.path() + "/c.log";
+  Kvd c(dir.path() + "/c", {"--log-file", log});
+  ASSERT_TRUE(c.Start()) << c.stderr_text();
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  // The hash tree's build is logged once the node serves.
+  EXPECT_TRUE(Eventually(
+      [&] { return read(log).find(" info node=" + c.node_id() + " ") != std::string::npos; },
+      std::chrono::seconds(10)))
+      << read(log);
+  ASSERT_EQ(std::rename(log.c_str(), (log + ".1").c_str()), 0);
+  c.Signal(SIGHUP);
+  EXPECT_TRUE(Eventually([&] { return read(log).find("log reopened") != std::string::npos; },
+                         std::chrono::seconds(10)));
+  ASSERT_EQ(c.Stop(SIGTERM), 0);
+  EXPECT_NE(read(log).find("stopped"), std::string::npos) << read(log);
+  EXPECT_EQ(read(log + ".1").find("stopped"), std::string::npos);
+  EXPECT_EQ(c.stderr_text().find("stopped"), std::string::npos) << c.stderr_text();
+
+  const std::string file = WriteFile(dir.path(), "a-file", "");
+  const RunResult bad = kv::test::Run({KV_KVD_PATH, "--data-dir", dir.path() + "/d", "--log-file",
+                             file + "/x.log"});  // under a file: cannot be created
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("kvd: --log-file: cannot open the log file"), std::string::npos)
+      << bad.err;
+}
+
 TEST(Kvd, BadGossipKeyFilesAreRefusedSayingWhy) {
   TempDir dir;
   auto file = [&](const std::string& name, const std::string& text, mode_t mode = 0600) {
