@@ -1086,8 +1086,10 @@ int Main(int argc, char** argv) {
 
   // Convergence, before any read at ALL (which repairs what it reads): every replica's own
   // record of every key, and the trees (a dry-run repair on every node finds nothing
-  // differing). The replicas per key are the cluster's own N.
-  std::map<std::string, std::vector<std::string>> replica_views;  // key -> one text per replica
+  // differing). The replicas per key are the cluster's own N. Hints converge what their
+  // coordinators saw fail; a write whose outcome was unknown (its coordinator cut off after it
+  // reached one replica) leaves no hint, and only anti-entropy brings it to the others: both
+  // are polled until they agree, for as long as background repairs need.
   std::vector<std::string> divergent;
   std::map<std::uint64_t, int> node_of_id;
   rpc::RingReply ring;
@@ -1109,34 +1111,41 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  for (const auto& [node, ks] : keys_of_node) {
-    auto c = node > 0 ? ConnectChecker(node, 5000) : nullptr;
-    for (const auto& k : ks) {
-      std::string view = "(unreadable)";
-      if (c) {
-        auto r = c->Get(k, rpc::Consistency::kDefault, /*local=*/true);
-        if (r.status.IsNotFound() && r.siblings.empty()) {
-          // Nothing live: a tombstone, or nothing once a purge passed (background repairs
-          // keep purging while this runs). Both read as absent.
-          view = "(no live value)";
-        } else if (r.status.ok()) {
-          auto sibs = r.siblings;
-          std::sort(sibs.begin(), sibs.end());
-          view.clear();
-          for (const auto& v : sibs) view += v + "\n";
-          view += "ctx " + r.context;
+  auto find_divergent = [&]() {
+    std::map<std::string, std::vector<std::string>> replica_views;  // key -> one per replica
+    for (const auto& [node, ks] : keys_of_node) {
+      auto c = node > 0 ? ConnectChecker(node, 5000) : nullptr;
+      for (const auto& k : ks) {
+        std::string view = "(unreadable)";
+        if (c) {
+          auto r = c->Get(k, rpc::Consistency::kDefault, /*local=*/true);
+          if (r.status.IsNotFound() && r.siblings.empty()) {
+            // Nothing live: a tombstone, or nothing once a purge passed (background repairs
+            // keep purging while this runs). Both read as absent.
+            view = "(no live value)";
+          } else if (r.status.ok()) {
+            auto sibs = r.siblings;
+            std::sort(sibs.begin(), sibs.end());
+            view.clear();
+            for (const auto& v : sibs) view += v + "\n";
+            view += "ctx " + r.context;
+          }
         }
+        replica_views[k].push_back(view);
       }
-      replica_views[k].push_back(view);
     }
-  }
-  for (const auto& k : keys) {
-    const auto& views = replica_views[k];
-    const bool same = n > 0 && views.size() == n &&
-                      std::all_of(views.begin(), views.end(),
-                                  [&](const std::string& v) { return v == views[0] && v != "(unreadable)"; });
-    if (!same) divergent.push_back(k);
-  }
+    divergent.clear();
+    for (const auto& k : keys) {
+      const auto& views = replica_views[k];
+      const bool same = n > 0 && views.size() == n &&
+                        std::all_of(views.begin(), views.end(), [&](const std::string& v) {
+                          return v == views[0] && v != "(unreadable)";
+                        });
+      if (!same) divergent.push_back(k);
+    }
+  };
+  find_divergent();
+  const std::size_t divergent_at_heal = divergent.size();
   // The trees: background repairs go on purging while this runs (every tombstone of the run's
   // last seconds comes of age after it), and a purge reaches the replicas one after the other,
   // so a difference counts only if it outlasts the grace period and two repair rounds, plus 30 s.
@@ -1144,6 +1153,7 @@ int Main(int argc, char** argv) {
       30 + (workload.deletes ? o.tombstone_grace_s + 2.0 * o.repair_every_s : 0);
   std::uint64_t tree_differing = 0;
   PollUntil(Now() + settle_s, [&] {
+    if (!divergent.empty()) find_divergent();
     tree_differing = 0;
     for (int i : members) {
       auto c = ConnectChecker(i, 5000);
@@ -1155,8 +1165,10 @@ int Main(int argc, char** argv) {
       if (!r.status.ok() || !r.outcome.ok()) ++tree_differing;
       tree_differing += r.keys_differing;
     }
-    return tree_differing == 0;
+    return divergent.empty() && tree_differing == 0;
   }, std::chrono::milliseconds(1000));
+  Line("%s", std::to_string(divergent_at_heal) +
+                 " keys differed between replicas after the heal and handoff, before repairs");
   const bool converged = divergent.empty() && tree_differing == 0;
   const double converged_s = Now() - heal_s;
   Line("%s", converged ? "every replica of every key agrees, trees included (N=" +
@@ -1264,6 +1276,7 @@ int Main(int argc, char** argv) {
       {"unreadable_keys", f.unreadable_keys},
       {"keys", keys.size()},
       {"divergent_keys", divergent.size()},
+      {"divergent_at_heal", divergent_at_heal},
       {"divergent_examples", Json(std::vector<std::string>(
                                  divergent.begin(),
                                  divergent.begin() + std::min<std::size_t>(20, divergent.size())))},
