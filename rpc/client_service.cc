@@ -190,8 +190,18 @@ kj::Promise<void> ClientService::get(GetContext context) {
     ToWire(UnknownConsistency(), context.getResults().initStatus());
     return kj::READY_NOW;
   }
+  RequestMetrics* metrics = node_.metrics;
+  const auto start = std::chrono::steady_clock::now();
   return coordinator_->Read(std::string(key), c)
-      .then([context](Coordinator::ReadOutcome&& out) mutable {
+      .then([context, metrics, start](Coordinator::ReadOutcome&& out) mutable {
+        std::size_t live = 0;
+        for (const auto& s : out.record.siblings()) live += s.tombstone ? 0 : 1;
+        RecordClientRequest(metrics, ClientOp::kGet, start,
+                            out.status.ok() && live == 0 ? Status::NotFound("") : out.status);
+        if (metrics != nullptr && out.status.ok() && live > 0) {
+          metrics->read_siblings.Observe(static_cast<double>(live));
+          metrics->read_record_bytes.Observe(static_cast<double>(storage::ApproxBytes(out.record)));
+        }
         FillGet(out.status, out.record, context.getResults());
       });
 }
@@ -199,8 +209,11 @@ kj::Promise<void> ClientService::get(GetContext context) {
 namespace {
 
 template <typename Context>
-kj::Promise<void> ReplyWrite(kj::Promise<Coordinator::WriteOutcome> outcome, Context context) {
-  return outcome.then([context](Coordinator::WriteOutcome&& out) mutable {
+kj::Promise<void> ReplyWrite(kj::Promise<Coordinator::WriteOutcome> outcome, Context context,
+                             RequestMetrics* metrics, ClientOp op) {
+  const auto start = std::chrono::steady_clock::now();
+  return outcome.then([context, metrics, op, start](Coordinator::WriteOutcome&& out) mutable {
+    RecordClientRequest(metrics, op, start, out.status);
     auto results = context.getResults();
     if (!out.context.empty()) results.setContext(Bytes(out.context));
     ToWire(out.status, results.initStatus());
@@ -226,7 +239,8 @@ kj::Promise<void> ClientService::put(PutContext context) {
   req.value = View(params.getValue());
   if (Status s = storage::CheckValue(req.value, store_->limits()); !s.ok()) return fail(s);
   req.seen = std::move(seen.value());
-  return ReplyWrite(coordinator_->Write(std::move(req), false), context);
+  return ReplyWrite(coordinator_->Write(std::move(req), false), context, node_.metrics,
+                    ClientOp::kPut);
 }
 
 kj::Promise<void> ClientService::delete_(DeleteContext context) {
@@ -248,7 +262,8 @@ kj::Promise<void> ClientService::delete_(DeleteContext context) {
     req.kind = storage::WriteOp::Kind::kDelete;
     req.seen = std::move(seen.value());
   }
-  return ReplyWrite(coordinator_->Write(std::move(req), false), context);
+  return ReplyWrite(coordinator_->Write(std::move(req), false), context, node_.metrics,
+                    ClientOp::kDelete);
 }
 
 std::shared_ptr<const ring::Ring> RingFromView(const membership::ClusterView& view) {

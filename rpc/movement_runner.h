@@ -52,6 +52,10 @@ class MovementRunner final : private kj::TaskSet::ErrorHandler {
   bool driving() const { return driver_ != nullptr; }
   // The progress of the last movement driven here when it ended.
   const membership::MovementProgress& last_progress() const { return last_progress_; }
+  // The movement driven here now, else the last one.
+  const membership::MovementProgress& progress() const {
+    return driver_ != nullptr ? driver_->progress() : last_progress_;
+  }
   // The movement this node sees, with the driver's progress when it is this node, and how the
   // last one it drove ended.
   void Describe(wire::MovementInfo::Builder out);

@@ -13,6 +13,7 @@
 #include "rpc/cluster_control.h"
 #include "rpc/coordinator.h"
 #include "rpc/keyring_op.h"
+#include "rpc/metrics.h"
 #include "rpc/movement_runner.h"
 #include "rpc/repair_runner.h"
 #include "rpc/storage_pool.h"
@@ -44,6 +45,8 @@ struct NodeServices {
   // kList) and returns the keyring after it as fingerprints, the primary first. Blocking (it
   // rewrites the key file): the services run it on `background`. Null: gossip is plain.
   std::function<Result<std::vector<std::string>>(KeyringOp op, const std::string& key)> keyring;
+  // What the request paths record for /metrics (null: nothing).
+  RequestMetrics* metrics = nullptr;
   // The node's own counters by name, for `kvtool stats` (null: none).
   std::function<std::vector<std::pair<std::string, std::uint64_t>>()> counters;
 };

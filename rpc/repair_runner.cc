@@ -123,7 +123,22 @@ kj::Promise<RepairSummary> RepairRunner::Run(bool dry_run) {
       summary->status = Status::Unavailable(msg);
     }
     running_ = false;
-    if (!summary->dry_run) last_ = *summary;
+    if (!summary->dry_run) {
+      last_ = *summary;
+      ++(summary->status.ok() ? totals_.runs_ok : totals_.runs_incomplete);
+      totals_.tombstones_purged += summary->tombstones_purged;
+      for (const auto& [peer, t] : summary->peers) {
+        PeerTraffic* total = nullptr;
+        for (auto& [id, tt] : totals_.peers) {
+          if (id == peer) total = &tt;
+        }
+        if (total == nullptr) total = &totals_.peers.emplace_back(peer, PeerTraffic()).second;
+        total->keys_sent += t.keys_sent;
+        total->keys_received += t.keys_received;
+        total->bytes_sent += t.bytes_sent;
+        total->bytes_received += t.bytes_received;
+      }
+    }
     return *summary;
   });
 }

@@ -96,6 +96,14 @@ class RepairRunner {
   const RepairProgress& progress() const { return progress_; }
   // The last completed run (finished_at 0 if none).
   const RepairSummary& last() const { return last_; }
+  // Since start, over every completed run that moved data (dry runs excluded): runs by outcome
+  // and what moved with each peer.
+  struct Totals {
+    std::uint64_t runs_ok = 0, runs_incomplete = 0;
+    std::uint64_t tombstones_purged = 0;
+    std::vector<std::pair<std::uint64_t, PeerTraffic>> peers;
+  };
+  const Totals& totals() const { return totals_; }
 
  private:
   struct Item {
@@ -119,6 +127,7 @@ class RepairRunner {
   bool running_ = false;
   RepairProgress progress_;
   RepairSummary last_;
+  Totals totals_;
 };
 
 }  // namespace kv::rpc

@@ -132,6 +132,8 @@ kj::Promise<void> ReplicaService::read(ReadContext context) {
     return kj::READY_NOW;
   }
   storage::LocalStore* store = store_;
+  RequestMetrics* metrics = node_.metrics;
+  const auto start = std::chrono::steady_clock::now();
   const std::uint64_t hint_for =
       params.getHintFor() != store_->self() ? params.getHintFor() : std::uint64_t{0};
   return RunOn<Result<std::string>>(
@@ -146,7 +148,8 @@ kj::Promise<void> ReplicaService::read(ReadContext context) {
                if (!record.ok()) return record.status();
                return record->empty() ? std::string() : storage::EncodeRecord(record.value());
              })
-      .then([context](Result<std::string>&& encoded) mutable {
+      .then([context, metrics, start](Result<std::string>&& encoded) mutable {
+        if (metrics != nullptr) metrics->replica_read.Observe(SecondsSince(start));
         auto results = context.getResults();
         if (!encoded.ok()) {
           ToWire(encoded.status(), results.initStatus());
@@ -176,8 +179,11 @@ kj::Promise<void> ReplicaService::write(WriteContext context) {
   w->op.hint_for = hint ? hint_for : 0;
   w->op.key = View(params.getKey());
   w->op.remote = std::move(record.value());
+  RequestMetrics* metrics = node_.metrics;
+  const auto start = std::chrono::steady_clock::now();
   auto done = batcher_->Submit(*w);
-  return done.then([context, w = kj::mv(w)]() mutable {
+  return done.then([context, w = kj::mv(w), metrics, start]() mutable {
+    if (metrics != nullptr) metrics->replica_write.Observe(SecondsSince(start));
     ToWire(w->op.status, context.getResults().initStatus());
   });
 }

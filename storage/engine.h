@@ -72,6 +72,9 @@ class Engine {
 
   // Approximate bytes of data stored (for `kvtool status`); cheap.
   virtual std::uint64_t ApproximateBytes() = 0;
+  // Bytes compactions are estimated to rewrite before the data's shape is settled (for
+  // metrics); cheap. 0 where there is no such thing.
+  virtual std::uint64_t PendingCompactionBytes() { return 0; }
 
   virtual Status GetMeta(std::string_view name, std::string* value) = 0;
   virtual Status PutMeta(std::string_view name, std::string_view value) = 0;

@@ -101,13 +101,13 @@ Result<Record> LocalStore::Read(std::string_view key) {
 namespace {
 
 // About what a record holds in memory and on the wire: values, per-sibling and context overhead.
+}  // namespace
+
 std::size_t ApproxBytes(const Record& r) {
   std::size_t n = 16 * (r.context().vv().size() + r.context().cloud().size());
   for (const Sibling& s : r.siblings()) n += s.value.size() + 40;
   return n;
 }
-
-}  // namespace
 
 Status LocalStore::CheckCaps(const Record& before, const Record& after) {
   const std::size_t n = after.siblings().size();

@@ -94,6 +94,9 @@ class ChangeListener {
                         std::optional<std::uint64_t> after) = 0;
 };
 
+// About the bytes `r` takes: its values and causal metadata (what max_record_bytes bounds).
+std::size_t ApproxBytes(const Record& r);
+
 class LocalStore {
  public:
   // `engine` must outlive the store. Counts the hints already held (one scan of them). The

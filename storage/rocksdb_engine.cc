@@ -210,6 +210,12 @@ std::uint64_t RocksDbEngine::ApproximateBytes() {
   return live + mem;
 }
 
+std::uint64_t RocksDbEngine::PendingCompactionBytes() {
+  std::uint64_t pending = 0;
+  db_->GetIntProperty(data_, "rocksdb.estimate-pending-compaction-bytes", &pending);
+  return pending;
+}
+
 Status RocksDbEngine::SyncLog() { return FromRocks(db_->SyncWAL()); }
 
 Status RocksDbEngine::GetMeta(std::string_view name, std::string* value) {

@@ -52,6 +52,7 @@ class RocksDbEngine final : public Engine {
   Status DeleteHint(std::uint64_t target, std::string_view key) override;
   Status ScanHints(std::uint64_t target, const HintScanFn& fn) override;
   std::uint64_t ApproximateBytes() override;
+  std::uint64_t PendingCompactionBytes() override;
   Status SyncLog() override;
   Status GetMeta(std::string_view name, std::string* value) override;
   Status PutMeta(std::string_view name, std::string_view value) override;

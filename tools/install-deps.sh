@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the project needs, only those missing.
+# Installs the Debian 12 packages the project needs, only those missing (prometheus: promtool
+# checks the /metrics output in the tests).
 set -euo pipefail
 PKGS=(cmake ninja-build g++ pkg-config librocksdb-dev libxxhash-dev libboost-dev capnproto
       libcapnp-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev
       libssl-dev openssl iproute2 iptables libtomlplusplus-dev
-      libspdlog-dev)
+      libspdlog-dev prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

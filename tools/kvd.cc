@@ -45,6 +45,8 @@
 #include "rpc/node_services.h"
 #include "rpc/tls.h"
 #include "rpc/repair_runner.h"
+#include "rpc/metrics.h"
+#include "rpc/metrics_http.h"
 #include "rpc/movement_runner.h"
 #include "membership/topology.h"
 #include "rpc/coordinator.h"
@@ -104,6 +106,7 @@ struct Flags {
   std::string gossip_key_file;
   std::string gossip_encryption;  // accept | seal | require (default with a key file)
   std::optional<mb::GossipSecurity> gossip_security;  // from the two above
+  std::string metrics;  // HOST:PORT of /metrics; empty: none
   // The log (tools/log.h).
   std::string log_level = "info", log_format = "text", log_file;
   // Mutual TLS on the RPC port (rpc/tls.h).
@@ -330,6 +333,176 @@ class PeriodicLogSync {
   bool stop_ = false;  // guarded by mu_
   std::thread thread_;
 };
+
+// The node's metrics in the Prometheus text format (rpc/metrics.h); on the RPC thread. Names
+// follow Prometheus' conventions: kv_ prefix, base units, counters ending in _total; no key or
+// client address is a label (peers are labelled by node id).
+std::string RenderMetrics(rpc::RequestMetrics& rm, const rpc::Coordinator& coordinator,
+                          const rpc::ClientServer& server, const rpc::WriteBatcher& batcher,
+                          const rpc::StoragePool& pool, const rpc::StoragePool& background,
+                          const storage::LocalStore& store, storage::Engine& engine,
+                          rpc::ClusterControl& control, const rpc::PeerPool& peers,
+                          const rpc::RepairRunner& repair, const rpc::MovementRunner& movement) {
+  using rpc::MetricFamily;
+  using T = MetricFamily::Type;
+  std::vector<MetricFamily> f;
+  auto family = [&f](const char* name, const char* help, T type) -> MetricFamily& {
+    return f.emplace_back(name, help, type);
+  };
+  auto latency = [&](const char* op, rpc::Histogram& h) {
+    return std::make_pair(MetricFamily::Labels{{"op", op}}, h.Take());
+  };
+  {
+    auto& h = family("kv_coordinator_request_duration_seconds",
+                     "Client requests this node coordinated, from arrival to reply", T::kHistogram);
+    for (auto [labels, snap] : {latency("get", rm.coordinator_get),
+                                latency("put", rm.coordinator_put),
+                                latency("delete", rm.coordinator_delete)}) {
+      h.Add(snap, labels);
+    }
+  }
+  {
+    auto& h = family("kv_replica_request_duration_seconds",
+                     "Replica reads and writes this node served for coordinators", T::kHistogram);
+    for (auto [labels, snap] :
+         {latency("read", rm.replica_read), latency("write", rm.replica_write)}) {
+      h.Add(snap, labels);
+    }
+  }
+  family("kv_read_siblings", "Siblings of each key a coordinated read found", T::kHistogram)
+      .Add(rm.read_siblings.Take());
+  family("kv_read_record_bytes", "Bytes of each record a coordinated read found (values and causal metadata)",
+         T::kHistogram)
+      .Add(rm.read_record_bytes.Take());
+  {
+    auto& c = family("kv_client_requests_total",
+                     "Client requests coordinated here, by operation and outcome", T::kCounter);
+    for (int op = 0; op < 3; ++op) {
+      for (int o = 0; o < 7; ++o) {
+        c.Add(static_cast<double>(rm.outcomes[op][o].load(std::memory_order_relaxed)),
+              {{"op", rpc::kClientOpNames[op]}, {"outcome", rpc::kOutcomeNames[o]}});
+      }
+    }
+  }
+  const rpc::CoordinatorCounters& cc = coordinator.counters();
+  family("kv_writes_forwarded_total", "Client writes sent on to an owner of the key", T::kCounter)
+      .Add(static_cast<double>(cc.forwarded));
+  family("kv_read_repairs_total", "Records sent to stale replicas by read repair", T::kCounter)
+      .Add(static_cast<double>(cc.read_repairs));
+  family("kv_hints_total", "Hints for replicas that did not acknowledge: stored here, delivered, "
+         "or expired undelivered", T::kCounter)
+      .Add(static_cast<double>(cc.hints_stored), {{"event", "stored"}})
+      .Add(static_cast<double>(cc.hints_delivered), {{"event", "delivered"}})
+      .Add(static_cast<double>(cc.hints_expired), {{"event", "expired"}});
+  {
+    auto& g = family("kv_hints_pending", "Hints held here, by the node they are for", T::kGauge);
+    for (const auto& [peer, n] : store.HintCounts()) {
+      g.Add(static_cast<double>(n), {{"peer", Hex(peer)}});
+    }
+  }
+  family("kv_writes_refused_total", "Client writes refused, by the bound they hit", T::kCounter)
+      .Add(static_cast<double>(batcher.refused()), {{"bound", "queue"}})
+      .Add(static_cast<double>(store.refused_siblings()), {{"bound", "siblings"}})
+      .Add(static_cast<double>(store.refused_record_size()), {{"bound", "record_size"}});
+  family("kv_write_queue", "Writes waiting for the disk", T::kGauge)
+      .Add(static_cast<double>(batcher.queued()));
+  family("kv_write_queue_bytes", "Bytes of the writes waiting for the disk", T::kGauge)
+      .Add(static_cast<double>(batcher.queued_bytes()));
+  family("kv_storage_jobs_total", "Storage jobs run off the RPC thread, by pool", T::kCounter)
+      .Add(static_cast<double>(pool.ran()), {{"pool", "read"}})
+      .Add(static_cast<double>(background.ran()), {{"pool", "background"}});
+  family("kv_storage_jobs_refused_total", "Storage jobs refused as overloaded, by pool",
+         T::kCounter)
+      .Add(static_cast<double>(pool.refused()), {{"pool", "read"}})
+      .Add(static_cast<double>(background.refused()), {{"pool", "background"}});
+  family("kv_storage_jobs_queued", "Storage jobs waiting for a thread, by pool", T::kGauge)
+      .Add(static_cast<double>(pool.queued()), {{"pool", "read"}})
+      .Add(static_cast<double>(background.queued()), {{"pool", "background"}});
+  family("kv_connections_open", "Client and peer connections open", T::kGauge)
+      .Add(static_cast<double>(server.open_connections()));
+  family("kv_connections_refused_total", "Connections closed at once, by cause", T::kCounter)
+      .Add(static_cast<double>(server.refused_connections()), {{"cause", "over_cap"}})
+      .Add(static_cast<double>(server.tls_refused()), {{"cause", "tls_handshake"}});
+  family("kv_peer_connections_replaced_total",
+         "Peer connections retired after a timeout or a failure-detector verdict", T::kCounter)
+      .Add(static_cast<double>(peers.replaced()));
+  family("kv_storage_live_bytes", "Estimated bytes of live data (RocksDB)", T::kGauge)
+      .Add(static_cast<double>(engine.ApproximateBytes()));
+  family("kv_storage_pending_compaction_bytes", "Bytes RocksDB estimates compactions must rewrite",
+         T::kGauge)
+      .Add(static_cast<double>(engine.PendingCompactionBytes()));
+  {
+    const auto& t = repair.totals();
+    family("kv_repair_runs_total", "Repairs run here (not dry runs), by outcome", T::kCounter)
+        .Add(static_cast<double>(t.runs_ok), {{"outcome", "ok"}})
+        .Add(static_cast<double>(t.runs_incomplete), {{"outcome", "incomplete"}});
+    family("kv_repair_tombstones_purged_total", "Tombstones purged by repairs run here",
+           T::kCounter)
+        .Add(static_cast<double>(t.tombstones_purged));
+    auto& keys = family("kv_repair_keys_total", "Records repairs run here moved, by peer and direction",
+                        T::kCounter);
+    auto& bytes = family("kv_repair_bytes_total",
+                         "Record bytes repairs run here moved, by peer and direction", T::kCounter);
+    for (const auto& [peer, p] : t.peers) {
+      keys.Add(static_cast<double>(p.keys_sent), {{"peer", Hex(peer)}, {"direction", "sent"}})
+          .Add(static_cast<double>(p.keys_received), {{"peer", Hex(peer)}, {"direction", "received"}});
+      bytes.Add(static_cast<double>(p.bytes_sent), {{"peer", Hex(peer)}, {"direction", "sent"}})
+          .Add(static_cast<double>(p.bytes_received),
+               {{"peer", Hex(peer)}, {"direction", "received"}});
+    }
+  }
+  {
+    const mb::MovementProgress& p = movement.progress();
+    family("kv_movement_driving", "1 while this node drives a ring movement", T::kGauge)
+        .Add(movement.driving() ? 1 : 0);
+    family("kv_movement_copies", "Range copies of the movement driven here (now, else the last)",
+           T::kGauge)
+        .Add(static_cast<double>(p.copies_done), {{"state", "done"}})
+        .Add(static_cast<double>(p.copies_total), {{"state", "total"}});
+    family("kv_movement_copied_bytes", "Record bytes copied by that movement", T::kGauge)
+        .Add(static_cast<double>(p.bytes_copied));
+  }
+  if (auto g = control.GossipCounters()) {
+    family("kv_gossip_messages_total", "Gossip messages, by kind and direction", T::kCounter)
+        .Add(static_cast<double>(g->datagrams_in), {{"kind", "datagram"}, {"direction", "in"}})
+        .Add(static_cast<double>(g->datagrams_out), {{"kind", "datagram"}, {"direction", "out"}})
+        .Add(static_cast<double>(g->streams_in), {{"kind", "stream"}, {"direction", "in"}})
+        .Add(static_cast<double>(g->streams_out), {{"kind", "stream"}, {"direction", "out"}});
+    family("kv_gossip_bytes_total", "Gossip bytes on the wire, by direction", T::kCounter)
+        .Add(static_cast<double>(g->bytes_in), {{"direction", "in"}})
+        .Add(static_cast<double>(g->bytes_out), {{"direction", "out"}});
+    family("kv_gossip_dropped_total", "Gossip messages dropped, by cause", T::kCounter)
+        .Add(static_cast<double>(g->dropped_malformed), {{"cause", "malformed"}})
+        .Add(static_cast<double>(g->dropped_oversize), {{"cause", "oversize"}})
+        .Add(static_cast<double>(g->dropped_version), {{"cause", "version"}})
+        .Add(static_cast<double>(g->dropped_cluster), {{"cause", "cluster"}})
+        .Add(static_cast<double>(g->dropped_removed), {{"cause", "removed"}})
+        .Add(static_cast<double>(g->dropped_stale), {{"cause", "stale"}})
+        .Add(static_cast<double>(g->dropped_forgotten), {{"cause", "forgotten"}})
+        .Add(static_cast<double>(g->dropped_unsealed), {{"cause", "unsealed"}})
+        .Add(static_cast<double>(g->dropped_unopened), {{"cause", "unopened"}})
+        .Add(static_cast<double>(g->dropped_replayed), {{"cause", "replayed"}});
+    family("kv_gossip_suspicions_total", "Members this node began to hold SUSPECT", T::kCounter)
+        .Add(static_cast<double>(g->suspicions_started));
+    const auto view = control.View();
+    std::map<std::string, int> by_status;
+    for (mb::Liveness l : {mb::Liveness::kUp, mb::Liveness::kSuspect, mb::Liveness::kDown,
+                           mb::Liveness::kLeft, mb::Liveness::kRemoved}) {
+      by_status[mb::Name(l)] = 0;
+    }
+    auto& phi = family("kv_gossip_phi", "Phi accrual suspicion of each peer, as seen here",
+                       T::kGauge);
+    for (const mb::MemberView& m : view->members) {
+      ++by_status[mb::Name(m.liveness)];
+      if (m.id != view->self) phi.Add(m.phi, {{"peer", Hex(m.id)}});
+    }
+    auto& members = family("kv_gossip_members", "Members known here, by status", T::kGauge);
+    for (const auto& [status, n] : by_status) members.Add(n, {{"status", status}});
+  }
+  std::string out;
+  for (const MetricFamily& m : f) m.Render(&out);
+  return out;
+}
 
 int Run(const Flags& flags) {
   // Capture the stop signals before any thread exists: RocksDB starts threads in Open, and they
@@ -768,6 +941,8 @@ int Run(const Flags& flags) {
   services.repair = &repair_runner;
   services.peers = &peers;
   services.tree_bits = flags.tree_bits;
+  rpc::RequestMetrics request_metrics;
+  services.metrics = &request_metrics;
   rpc::ClientServer* server_ptr = nullptr;  // set once the server exists, below
   services.counters = [&]() {
     const rpc::CoordinatorCounters& c = coordinator.counters();
@@ -831,6 +1006,31 @@ int Run(const Flags& flags) {
   rpc::ClientServer server(kj::heap<rpc::ClientService>(services), max_message,
                            io.provider->getTimer(), so, flags.tls.get());
   server_ptr = &server;
+
+  // /metrics (--metrics), served on this thread: everything read here lives on it, or is
+  // atomic.
+  kj::Own<rpc::MetricsServer> metrics_server;
+  kj::Promise<void> metrics_serving = kj::READY_NOW;
+  if (!flags.metrics.empty()) {
+    kj::Own<kj::ConnectionReceiver> metrics_listener;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      metrics_listener =
+          io.provider->getNetwork().parseAddress(flags.metrics).wait(io.waitScope)->listen();
+    })) {
+      return Fail("--metrics " + flags.metrics + ": " + e->getDescription().cStr());
+    }
+    auto render = [&]() {
+      return RenderMetrics(request_metrics, coordinator, server, batcher, pool, background,
+                           store, engine, *control, peers, repair_runner, movement);
+    };
+    metrics_server = kj::heap<rpc::MetricsServer>(io.provider->getTimer(),
+                                                  kj::mv(metrics_listener), render);
+    metrics_serving = metrics_server->Run().eagerlyEvaluate([](kj::Exception&& e) {
+      Logf(L::kError, "metrics endpoint stopped: %s", e.getDescription().cStr());
+    });
+    Logf(L::kInfo, "metrics on %s:%u", flags.metrics.substr(0, flags.metrics.rfind(':')).c_str(),
+         static_cast<unsigned>(metrics_server->port()));
+  }
 
   // Background anti-entropy: every interval, jittered by up to a tenth either way, unless a
   // repair is already running (one at a time per node).
@@ -1191,6 +1391,9 @@ int main(int argc, char** argv) {
                 "with TLS; accept takes both and dials in plain. A running cluster moves to "
                 "TLS by rolling restarts: accept, then connect, then require")
       ->check(CLI::IsMember({"accept", "connect", "require"}));
+  app.add_option("--metrics", flags.metrics,
+                 "HOST:PORT to serve Prometheus metrics on, at /metrics (port 0: any free port, "
+                 "logged); empty: none");
   auto* lg = app.add_option_group("log");
   lg->add_option("--log-level", flags.log_level, "Least level logged")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
@@ -1292,6 +1495,15 @@ int main(int argc, char** argv) {
   if (kv::Status s = kv::rpc::ParseHostPort(flags.listen, true, &host, &port); !s.ok()) {
     std::fprintf(stderr, "kvd: --listen: %s\n", s.message().c_str());
     return 2;
+  }
+  if (!flags.metrics.empty()) {
+    std::string metrics_host;
+    int metrics_port = 0;
+    if (kv::Status s = kv::rpc::ParseHostPort(flags.metrics, true, &metrics_host, &metrics_port);
+        !s.ok()) {
+      std::fprintf(stderr, "kvd: --metrics: %s\n", s.message().c_str());
+      return 2;
+    }
   }
   mb::Endpoint e;
   if (!flags.gossip.empty() && !mb::ParseEndpoint(flags.gossip, &e)) {

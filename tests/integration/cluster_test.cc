@@ -20,6 +20,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "rpc/client_conn.h"
@@ -437,6 +438,122 @@ TEST_F(Cluster, GarbageDatagramsChangeNothingAndAreCounted) {
   auto after = ViewOf(0);
   ASSERT_EQ(after.size(), before.size());
   for (const auto& [id, seen] : before) EXPECT_EQ(after[id].generation, seen.generation);
+}
+
+}  // namespace
+}  // namespace kv::test
+
+namespace kv::test {
+namespace {
+
+// An HTTP/1.1 request to 127.0.0.1:`port`; the whole response (status line, headers, body).
+std::string Http(int port, const std::string& method, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string req = method + " " + path + " HTTP/1.1\r\nHost: kv\r\nConnection: close\r\n\r\n";
+  (void)!send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  // Read until the body announced by Content-Length is in (the server may keep the
+  // connection open for another request).
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) {
+    out.append(buf, static_cast<std::size_t>(n));
+    const auto end = out.find("\r\n\r\n");
+    if (end == std::string::npos) continue;
+    std::smatch m;
+    const std::string head = out.substr(0, end);
+    static const std::regex length("[Cc]ontent-[Ll]ength: *([0-9]+)");
+    if (std::regex_search(head, m, length) && out.size() >= end + 4 + std::stoul(m[1])) break;
+  }
+  close(fd);
+  return out;
+}
+
+// The value of the sample `series` (its name and labels as printed) in exposition `text`; -1 if
+// it is not there.
+double Sample(const std::string& text, const std::string& series) {
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+int MetricsPort(Kvd& node) {
+  std::smatch m;
+  const std::string err = node.stderr_text();
+  static const std::regex re("metrics on 127\\.0\\.0\\.1:([0-9]+)");
+  return std::regex_search(err, m, re) ? std::stoi(m[1]) : -1;
+}
+
+// After known traffic, the histograms and counters of /metrics equal what was sent, and the
+// output is Prometheus text as Prometheus' own checker reads it.
+TEST_F(Cluster, MetricsCountWhatWasSentAndParseAsPrometheusText) {
+  StartAll(3, {"--metrics", "127.0.0.1:0"});
+  std::vector<int> port;
+  for (auto& n : nodes_) {
+    ASSERT_TRUE(Eventually([&] { return MetricsPort(*n) > 0; }, std::chrono::seconds(10)))
+        << n->stderr_text();
+    port.push_back(MetricsPort(*n));
+  }
+  auto body = [&](int i) {
+    const std::string r = Http(port[i], "GET", "/metrics");
+    const auto at = r.find("\r\n\r\n");
+    return at == std::string::npos ? std::string() : r.substr(at + 4);
+  };
+  const std::string before = body(0);
+  const double puts0 = Sample(before, R"(kv_coordinator_request_duration_seconds_count{op="put"})");
+  ASSERT_GE(puts0, 0) << before;
+  const std::string h = nodes_[0]->address();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(Kvtool({"--host", h, "put", "m" + std::to_string(i), "v"}).exit_code, 0);
+  }
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(Kvtool({"--host", h, "get", "m" + std::to_string(i)}).exit_code, 0);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Kvtool({"--host", h, "get", "none" + std::to_string(i)}).exit_code, 1);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Kvtool({"--host", h, "delete", "m" + std::to_string(i)}).exit_code, 0);
+
+  const std::string text = body(0);
+  auto count = [&](const std::string& series) { return Sample(text, series); };
+  EXPECT_EQ(count(R"(kv_coordinator_request_duration_seconds_count{op="put"})") - puts0, 20);
+  EXPECT_EQ(count(R"(kv_coordinator_request_duration_seconds_count{op="get"})"), 13);
+  EXPECT_EQ(count(R"(kv_coordinator_request_duration_seconds_count{op="delete"})"), 5);
+  EXPECT_EQ(count(R"(kv_coordinator_request_duration_seconds_bucket{op="get",le="+Inf"})"), 13);
+  EXPECT_EQ(count(R"(kv_client_requests_total{op="get",outcome="ok"})"), 10);
+  EXPECT_EQ(count(R"(kv_client_requests_total{op="get",outcome="not_found"})"), 3);
+  EXPECT_EQ(count(R"(kv_client_requests_total{op="put",outcome="ok"})") - puts0, 20);
+  EXPECT_EQ(count(R"(kv_client_requests_total{op="delete",outcome="ok"})"), 5);
+  EXPECT_EQ(count(R"(kv_client_requests_total{op="put",outcome="unavailable"})"), 0);
+  EXPECT_EQ(count("kv_read_siblings_count"), 10);
+  EXPECT_EQ(count(R"(kv_read_siblings_bucket{le="1"})"), 10);
+  EXPECT_GT(count(R"(kv_gossip_messages_total{kind="datagram",direction="in"})"), 0);
+  EXPECT_EQ(count(R"(kv_gossip_members{status="UP"})"), 3);
+  // Every write reached the two other replicas; every read asked at least one of them.
+  EXPECT_TRUE(Eventually([&] {
+    double writes = 0;
+    for (int i : {1, 2}) writes += Sample(body(i), R"(kv_replica_request_duration_seconds_count{op="write"})");
+    return writes == 2 * (25 + puts0);
+  }, std::chrono::seconds(10)));
+  double reads = 0;
+  for (int i : {1, 2}) reads += Sample(body(i), R"(kv_replica_request_duration_seconds_count{op="read"})");
+  EXPECT_GE(reads, 13);
+
+  const RunResult check = kv::test::Run({"promtool", "check", "metrics"}, text);
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err << text;
+
+  EXPECT_NE(Http(port[0], "GET", "/other").find("HTTP/1.1 404"), std::string::npos);
+  EXPECT_NE(Http(port[0], "POST", "/metrics").find("HTTP/1.1 405"), std::string::npos);
+  EXPECT_NE(Http(port[0], "GET", "/metrics").find("Content-Type: text/plain; version=0.0.4"),
+            std::string::npos);
+  const RunResult bad = kv::test::Run({KV_KVD_PATH, "--data-dir", dir_.path() + "/bad", "--metrics", "nohost"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("kvd: --metrics:"), std::string::npos) << bad.err;
 }
 
 }  // namespace

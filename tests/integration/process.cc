@@ -53,7 +53,7 @@ pid_t Spawn(const std::vector<std::string>& argv, int* in_fd, int* out_fd, int* 
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
-    execv(args[0], args.data());
+    execvp(args[0], args.data());  // a bare name is looked up in PATH
     _exit(127);
   }
   close(in[0]);
