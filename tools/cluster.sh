@@ -3,7 +3,8 @@
 # 127.0.0.i:7946 (gossip), keeps its data under DIR/ni, and logs to DIR/ni.log.
 #
 #   tools/cluster.sh start [N] [DIR] [-- KVD_FLAGS...]   start N nodes (default 3, ./data/cluster)
-#                                                        and wait until every one is UP and normal
+#                                                        and wait until every one is UP and normal;
+#                                                        {i} in KVD_FLAGS is each node's number
 #   tools/cluster.sh stop [DIR]                          SIGTERM every node, wait for each to exit
 #   tools/cluster.sh kill I [DIR] | restart I [DIR]      SIGKILL node I / start it again
 #
@@ -23,8 +24,9 @@ start_node() {  # start_node I N DIR FLAGS...
   shift 3
   local seeds=()
   [[ $i -ne 1 ]] && seeds=(--seeds 127.0.0.1:7946)
+  local flags=("${@//\{i\}/$i}")  # {i} in a flag is the node's number
   "$KVD" --data-dir "$dir/n$i" --listen "127.0.0.$i:7701" --gossip "127.0.0.$i:7946" \
-    "${seeds[@]}" "$@" >"$dir/n$i.out" 2>"$dir/n$i.log" &
+    "${seeds[@]}" "${flags[@]}" >"$dir/n$i.out" 2>"$dir/n$i.log" &
   echo $! >"$dir/n$i.pid"
   echo "$@" >"$dir/flags"
   echo "$n" >"$dir/size"
