@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(cmake ninja-build g++ pkg-config librocksdb-dev libxxhash-dev libboost-dev capnproto
       libcapnp-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev
       libssl-dev openssl iproute2 iptables libtomlplusplus-dev
-      libspdlog-dev prometheus)
+      libspdlog-dev libsystemd-dev prometheus dpkg-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

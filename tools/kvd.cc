@@ -11,6 +11,7 @@
 #include <kj/async-unix.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -109,6 +110,8 @@ struct Flags {
   std::string metrics;  // HOST:PORT of /metrics; empty: none
   // The log (tools/log.h).
   std::string log_level = "info", log_format = "text", log_file;
+  std::string config_file;         // --config, re-read at SIGHUP for log-level
+  bool log_level_on_command_line = false;  // then SIGHUP leaves the level alone
   // Mutual TLS on the RPC port (rpc/tls.h).
   std::string tls_cert, tls_key, tls_ca, tls_identity = "kv", tls_mode;
   std::shared_ptr<rpc::Tls> tls;  // loaded from the above
@@ -1124,8 +1127,10 @@ int Run(const Flags& flags) {
   std::printf("kvd: node %s generation %" PRIu64 " listening on %s%s\n", Hex(id).c_str(),
               generation.value(), rpc_address.c_str(), gossip_line.c_str());
   std::fflush(stdout);
+  (void)sd_notify(0, "READY=1\nSTATUS=serving");  // under systemd (Type=notify); else nothing
 
-  // SIGHUP reopens the log file (after logrotate moved it away).
+  // SIGHUP reopens the log file (after logrotate moved it away) and re-reads log-level from
+  // the config file (unless --log-level was given); every other setting needs a restart.
   std::function<kj::Promise<void>()> on_hangup = [&]() -> kj::Promise<void> {
     return io.unixEventPort.onSignal(SIGHUP).then([&](siginfo_t) {
       const Status s = kv::log::Reopen();
@@ -1134,12 +1139,32 @@ int Run(const Flags& flags) {
       } else {
         Logf(L::kError, "caught SIGHUP: %s", s.ToString().c_str());
       }
+      if (!flags.config_file.empty() && !flags.log_level_on_command_line) {
+        auto entries = kv::tools::ReadConfigFile(flags.config_file);
+        std::string text = "info";  // the default, when the file has none
+        if (entries.ok()) {
+          for (const auto& e : entries.value()) {
+            if (e.key == "log-level") text = e.value;
+          }
+        }
+        kv::log::Level level = kv::log::Level::kInfo;
+        if (entries.ok() && kv::log::ParseLevel(text, &level)) {
+          kv::log::SetLevel(level);
+          Logf(L::kWarning, "caught SIGHUP: log level %s, from %s", text.c_str(),
+               flags.config_file.c_str());
+        } else {
+          Logf(L::kError, "caught SIGHUP: %s; the log level stays as it was",
+               entries.ok() ? ("log-level '" + text + "' is not debug, info, warning or error").c_str()
+                            : entries.status().message().c_str());
+        }
+      }
       return on_hangup();
     });
   };
   auto hangups = on_hangup().eagerlyEvaluate(nullptr);
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
   siginfo_t info = stop.wait(io.waitScope);
+  (void)sd_notify(0, "STOPPING=1");
   Logf(L::kInfo, "caught %s, stopping",
                info.si_signo == SIGTERM ? "SIGTERM" : "SIGINT");
   // Each step of the stop, timed: a stop that takes long says where.
@@ -1465,6 +1490,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::vector<std::string> not_settings = {"help", "config", "print-config"};
+  flags.config_file = config_file;
+  flags.log_level_on_command_line = app.get_option("--log-level")->count() > 0;
   if (!config_file.empty()) {
     auto entries = kv::tools::ReadConfigFile(config_file);
     kv::Status s = entries.ok() ? kv::tools::ApplyConfig(&app, entries.value(), config_file,

@@ -255,6 +255,14 @@ void SetNode(const std::string& id) {
   if (g_configured.load()) (void)Rebuild(s);
 }
 
+void SetLevel(Level level) {
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.options.level = level;
+  g_level.store(static_cast<int>(level));
+  if (g_configured.load()) (void)Rebuild(s);
+}
+
 Status Reopen() {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.mu);

@@ -38,6 +38,8 @@ struct Options {
 Status Configure(const Options& options);
 // The node id every line carries from now on (16 hex digits).
 void SetNode(const std::string& id);
+// Changes the least level logged (SIGHUP re-reads it from the config file).
+void SetLevel(Level level);
 // Reopens the log file (after logrotate moved it away); nothing to do on stderr.
 Status Reopen();
 

@@ -630,6 +630,26 @@ TEST(Kvd, LogsAreLevelledJsonLinesAndSighupReopensTheLogFile) {
   EXPECT_EQ(read(log + ".1").find("stopped"), std::string::npos);
   EXPECT_EQ(c.stderr_text().find("stopped"), std::string::npos) << c.stderr_text();
 
+  // SIGHUP re-reads log-level from the config file.
+  const std::string conf = WriteFile(dir.path(), "kvd.toml", "log-level = \"error\"\n");
+  Kvd d(dir.path() + "/d0", {"--config", conf});
+  ASSERT_TRUE(d.Start()) << d.stderr_text();
+  WriteFile(dir.path(), "kvd.toml", "# now\nlog-level = \"warning\"\n");
+  d.Signal(SIGHUP);
+  EXPECT_TRUE(Eventually(
+      [&] { return d.stderr_text().find("log level warning, from " + conf) != std::string::npos; },
+      std::chrono::seconds(10)))
+      << d.stderr_text();
+  EXPECT_EQ(d.stderr_text().find("log reopened"), std::string::npos);  // info: below error
+  WriteFile(dir.path(), "kvd.toml", "log-level = \"loud\"\n");
+  d.Signal(SIGHUP);
+  EXPECT_TRUE(Eventually(
+      [&] { return d.stderr_text().find("'loud' is not debug") != std::string::npos; },
+      std::chrono::seconds(10)))
+      << d.stderr_text();
+  ASSERT_EQ(d.Stop(SIGTERM), 0);
+  EXPECT_EQ(d.stderr_text().find("stopping"), std::string::npos);  // still warning
+
   const std::string file = WriteFile(dir.path(), "a-file", "");
   const RunResult bad = kv::test::Run({KV_KVD_PATH, "--data-dir", dir.path() + "/d", "--log-file",
                              file + "/x.log"});  // under a file: cannot be created
