@@ -395,7 +395,9 @@ GossipAgent::~GossipAgent() {
 bool GossipAgent::Start(std::string* error) {
   Impl& d = *impl_;
   if (!d.Bind(&bound_, error)) return false;
-  d.m = std::make_unique<Membership>(d.opts.config, d.opts.self, bound_, d.opts.generation,
+  identity_ = bound_;
+  if (d.opts.advertise_ip != 0) identity_.ip = d.opts.advertise_ip;
+  d.m = std::make_unique<Membership>(d.opts.config, d.opts.self, identity_, d.opts.generation,
                                      d.opts.app, d.opts.seed, Now());
   d.m->RestoreRemoved(d.opts.removed, d.opts.removed_ages_s);
   d.m->RestoreMembers(d.opts.restored, Now());

@@ -61,7 +61,10 @@ struct GossipSecurity {
 struct AgentOptions {
   Config config;
   NodeId self = 0;
-  Endpoint gossip;  // port 0: any free port (the same for UDP and TCP)
+  Endpoint gossip;  // port 0: any free port (the same for UDP and TCP); ip 0: every address
+  // The address other members reach this one at (its identity in gossip), with the bound port;
+  // 0: the bound address, which must then not be the wildcard.
+  std::uint32_t advertise_ip = 0;
   std::uint64_t generation = 0;
   AppState app;
   std::vector<Endpoint> seeds;
@@ -91,8 +94,9 @@ class GossipAgent {
   // Binds the sockets and starts the membership thread. Returns false with `*error` set if the
   // endpoint cannot be bound.
   bool Start(std::string* error);
-  // The bound gossip endpoint (after Start).
-  Endpoint endpoint() const { return bound_; }
+  // The gossip endpoint other members reach this one at (after Start): the bound one, or the
+  // advertised address with the bound port.
+  Endpoint endpoint() const { return identity_; }
 
   // Announces a graceful leave, keeps gossiping for up to `linger` so the news gets out, then
   // stops the thread.
@@ -121,6 +125,7 @@ class GossipAgent {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Endpoint bound_;
+  Endpoint identity_;  // bound_, or advertise_ip with bound_.port
 };
 
 }  // namespace kv::membership

@@ -10,6 +10,8 @@
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -92,6 +94,11 @@ struct Flags {
   // Membership.
   std::string gossip;
   std::string seeds;
+  // The address peers and clients reach this node at, when it binds the wildcard (or sits
+  // behind a translation): an IPv4 literal or a name resolved at start.
+  std::string advertise;
+  std::string advertise_ip;                 // `advertise` resolved
+  std::vector<mb::Endpoint> seed_endpoints;  // `seeds` resolved at start
   std::string rack;
   std::size_t vnodes = ring::kDefaultVnodes;
   mb::Config config;
@@ -507,6 +514,27 @@ std::string RenderMetrics(rpc::RequestMetrics& rm, const rpc::Coordinator& coord
   return out;
 }
 
+// `host` as a dotted IPv4 address: a literal as is, a name through the resolver (the first
+// IPv4 address it gives). For main, at start: it may block on DNS.
+Result<std::string> ResolveIpv4(const std::string& host) {
+  in_addr literal{};
+  if (inet_pton(AF_INET, host.c_str(), &literal) == 1) return host;
+  if (host.empty()) return Status::InvalidArgument("an empty host name");
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (rc != 0 || found == nullptr) {
+    return Status::InvalidArgument("cannot resolve '" + host + "' to an IPv4 address: " +
+                                   gai_strerror(rc));
+  }
+  char text[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, text, sizeof text);
+  freeaddrinfo(found);
+  return std::string(text);
+}
+
 int Run(const Flags& flags) {
   // Capture the stop signals before any thread exists: RocksDB starts threads in Open, and they
   // inherit the blocked mask, so the signals reach only this thread's event loop.
@@ -629,7 +657,9 @@ int Run(const Flags& flags) {
   std::string host;
   int port = 0;
   (void)rpc::ParseHostPort(flags.listen, true, &host, &port);
-  const std::string rpc_address = host + ":" + std::to_string(listener->getPort());
+  const std::string rpc_address =
+      (flags.advertise_ip.empty() ? host : flags.advertise_ip) + ":" +
+      std::to_string(listener->getPort());
 
   // In the ring already (a restart), or the first node of a new cluster: normal, with its
   // tokens. Otherwise it joins: it gossips state joining with no tokens (in no ring) until its
@@ -679,14 +709,14 @@ int Run(const Flags& flags) {
     ao.security = flags.gossip_security;
     ao.self = id;
     (void)mb::ParseEndpoint(flags.gossip, &ao.gossip);
+    if (!flags.advertise_ip.empty()) {
+      mb::Endpoint a;
+      (void)mb::ParseEndpoint(flags.advertise_ip + ":0", &a);  // resolved in main
+      ao.advertise_ip = a.ip;
+    }
     ao.generation = generation.value();
     ao.app = app;
-    std::stringstream seeds(flags.seeds);
-    for (std::string s; std::getline(seeds, s, ',');) {
-      mb::Endpoint e;
-      (void)mb::ParseEndpoint(s, &e);  // validated in main
-      ao.seeds.push_back(e);
-    }
+    ao.seeds = flags.seed_endpoints;
     ao.removed = removed.value();
     // Each tombstone keeps its age across the restart (membership.h, "Removal").
     // Ages are rounded up: a tombstone may end a second early here, never late.
@@ -1331,7 +1361,9 @@ int main(int argc, char** argv) {
   g->add_option("--gossip", flags.gossip,
                 "IPv4:PORT for gossip, UDP and TCP (port 0: any free port); without it the "
                 "node runs alone");
-  g->add_option("--seeds", flags.seeds, "Comma-separated IPv4:PORT gossip addresses to join");
+  g->add_option("--seeds", flags.seeds,
+                "Comma-separated HOST:PORT gossip addresses to join (IPv4 addresses or names, "
+                "resolved at start)");
   g->add_option("--rack", flags.rack, "Rack name, for rack-aware placement");
   g->add_option("--cluster-name", flags.config.cluster_name,
                 "Gossip from other cluster names is dropped")
@@ -1416,6 +1448,10 @@ int main(int argc, char** argv) {
                 "with TLS; accept takes both and dials in plain. A running cluster moves to "
                 "TLS by rolling restarts: accept, then connect, then require")
       ->check(CLI::IsMember({"accept", "connect", "require"}));
+  app.add_option("--advertise", flags.advertise,
+                 "The address peers and clients reach this node at (an IPv4 address or a name, "
+                 "resolved at start), with the ports --listen and --gossip bind; required when "
+                 "they bind 0.0.0.0");
   app.add_option("--metrics", flags.metrics,
                  "HOST:PORT to serve Prometheus metrics on, at /metrics (port 0: any free port, "
                  "logged); empty: none");
@@ -1537,12 +1573,40 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kvd: --gossip: '%s' is not IPv4:PORT\n", flags.gossip.c_str());
     return 2;
   }
-  std::stringstream seeds(flags.seeds);
-  for (std::string s; std::getline(seeds, s, ',');) {
-    if (!mb::ParseEndpoint(s, &e) || e.port == 0) {
-      std::fprintf(stderr, "kvd: --seeds: '%s' is not IPv4:PORT\n", s.c_str());
+  // A wildcard bind says nothing peers could dial: it needs an advertised address.
+  const bool wildcard = host == "0.0.0.0" || (!flags.gossip.empty() && e.ip == 0);
+  if (wildcard && flags.advertise.empty()) {
+    std::fprintf(stderr,
+                 "kvd: --listen %s%s%s binds every address: give --advertise with the address "
+                 "peers and clients reach this node at\n",
+                 flags.listen.c_str(), flags.gossip.empty() ? "" : " / --gossip ",
+                 flags.gossip.c_str());
+    return 2;
+  }
+  if (!flags.advertise.empty()) {
+    auto ip = ResolveIpv4(flags.advertise);
+    if (!ip.ok()) {
+      std::fprintf(stderr, "kvd: --advertise: %s\n", ip.status().message().c_str());
       return 2;
     }
+    if (ip.value() == "0.0.0.0") {
+      std::fprintf(stderr, "kvd: --advertise: 0.0.0.0 is not an address peers can reach\n");
+      return 2;
+    }
+    flags.advertise_ip = ip.value();
+  }
+  std::stringstream seeds(flags.seeds);
+  for (std::string s; std::getline(seeds, s, ',');) {
+    const auto colon = s.rfind(':');
+    const std::string seed_host = colon == std::string::npos ? s : s.substr(0, colon);
+    auto ip = ResolveIpv4(seed_host);
+    if (!ip.ok() || !mb::ParseEndpoint(ip.value() + s.substr(colon == std::string::npos ? s.size() : colon), &e) ||
+        e.port == 0) {
+      std::fprintf(stderr, "kvd: --seeds: '%s' is not HOST:PORT%s%s\n", s.c_str(),
+                   ip.ok() ? "" : ": ", ip.ok() ? "" : ip.status().message().c_str());
+      return 2;
+    }
+    flags.seed_endpoints.push_back(e);
   }
   if (!flags.replace.empty()) {
     const bool hex = flags.replace.size() <= 16 &&

@@ -556,5 +556,55 @@ TEST_F(Cluster, MetricsCountWhatWasSentAndParseAsPrometheusText) {
   EXPECT_NE(bad.err.find("kvd: --metrics:"), std::string::npos) << bad.err;
 }
 
+// Nodes that bind every address (0.0.0.0) take the address they advertise as their identity
+// in gossip and in the ring: the others dial it, names resolve at start, and a wildcard bind
+// without an advertised address is refused.
+TEST_F(Cluster, WildcardBindsAdvertiseTheirAddressAndServeQuorum) {
+  for (int i = 0; i < 3; ++i) {
+    const std::string ip = "127.0.0." + std::to_string(i + 1);
+    std::vector<std::string> flags = kFast;
+    // Node 1 advertises a name, and the others join through it by name.
+    flags.insert(flags.end(), {"--gossip", "0.0.0.0:0", "--advertise", i == 0 ? "localhost" : ip});
+    if (i > 0) {
+      const std::string g = nodes_[0]->gossip_address();
+      flags.insert(flags.end(), {"--seeds", "localhost" + g.substr(g.rfind(':'))});
+    }
+    nodes_.push_back(std::make_unique<Kvd>(dir_.path() + "/w" + std::to_string(i), flags,
+                                           "0.0.0.0"));
+    ASSERT_TRUE(nodes_.back()->Start()) << nodes_.back()->stderr_text();
+    EXPECT_EQ(nodes_.back()->address().rfind(ip + ":", 0), 0u) << nodes_.back()->address();
+    EXPECT_EQ(nodes_.back()->gossip_address().rfind(ip + ":", 0), 0u);
+  }
+  std::vector<std::string> hosts;
+  for (const auto& node : nodes_) hosts.push_back(node->address());
+  ASSERT_TRUE(WaitSettled(hosts, 3));
+  auto r = Kvtool({"--host", hosts[1], "--json", "status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& m : nlohmann::json::parse(r.out)["nodes"]) {
+    EXPECT_EQ(m["rpc"].get<std::string>().rfind("127.0.0.", 0), 0u) << m;
+    EXPECT_EQ(m["gossip"].get<std::string>().rfind("127.0.0.", 0), 0u) << m;
+  }
+  ASSERT_EQ(Kvtool({"--host", hosts[2], "put", "k", "v", "-c", "all"}).exit_code, 0);
+  r = Kvtool({"--host", hosts[1], "get", "k", "-c", "all"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "v");
+
+  const std::string kvd = KV_KVD_PATH;
+  auto bad = kv::test::Run({kvd, "--data-dir", dir_.path() + "/b", "--listen", "0.0.0.0:0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("binds every address: give --advertise"), std::string::npos) << bad.err;
+  bad = kv::test::Run({kvd, "--data-dir", dir_.path() + "/b", "--listen", "127.0.0.1:0",
+                       "--gossip", "0.0.0.0:0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("give --advertise"), std::string::npos) << bad.err;
+  bad = kv::test::Run({kvd, "--data-dir", dir_.path() + "/b", "--listen", "127.0.0.1:0",
+                       "--gossip", "127.0.0.1:0", "--seeds", "no-such-host.invalid:7946"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("cannot resolve 'no-such-host.invalid'"), std::string::npos) << bad.err;
+  bad = kv::test::Run({kvd, "--data-dir", dir_.path() + "/b", "--listen", "0.0.0.0:0",
+                       "--advertise", "0.0.0.0"});
+  EXPECT_EQ(bad.exit_code, 2);
+}
+
 }  // namespace
 }  // namespace kv::test
