@@ -580,7 +580,9 @@ TEST_F(Cluster, WildcardBindsAdvertiseTheirAddressAndServeQuorum) {
   ASSERT_TRUE(WaitSettled(hosts, 3));
   auto r = Kvtool({"--host", hosts[1], "--json", "status"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const auto& m : nlohmann::json::parse(r.out)["nodes"]) {
+  const auto status = nlohmann::json::parse(r.out);
+  ASSERT_EQ(status["nodes"].size(), 3u);
+  for (const auto& m : status["nodes"]) {
     EXPECT_EQ(m["rpc"].get<std::string>().rfind("127.0.0.", 0), 0u) << m;
     EXPECT_EQ(m["gossip"].get<std::string>().rfind("127.0.0.", 0), 0u) << m;
   }
