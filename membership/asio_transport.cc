@@ -476,6 +476,14 @@ void GossipAgent::MutateApp(std::function<void(AppState&)> change, std::function
   });
 }
 
+void GossipAgent::Reseed(std::vector<Endpoint> seeds) {
+  asio::post(impl_->io, [this, seeds = std::move(seeds)]() {
+    if (impl_->m->synced() || seeds.empty()) return;
+    impl_->m->Join(seeds, Now());
+    impl_->AfterEvent(false);
+  });
+}
+
 void GossipAgent::UpdateApp(AppState app) {
   asio::post(impl_->io, [this, app = std::move(app)]() {
     impl_->m->UpdateApp(app, Now());

@@ -98,6 +98,10 @@ class GossipAgent {
   // advertised address with the bound port.
   Endpoint endpoint() const { return identity_; }
 
+  // Replaces the seeds a join still under way tries (kvd resolves seed names again at each
+  // attempt); nothing once the join is done. Any thread.
+  void Reseed(std::vector<Endpoint> seeds);
+
   // Announces a graceful leave, keeps gossiping for up to `linger` so the news gets out, then
   // stops the thread.
   void LeaveAndStop(Duration linger);

@@ -1803,6 +1803,8 @@ void Membership::Join(const std::vector<Endpoint>& seeds, Time now) {
   }
 }
 
+bool Membership::synced() const { return impl_->synced_; }
+
 void Membership::Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now) {
   impl_->Receive(from, bytes, stream, now);
 }

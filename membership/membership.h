@@ -258,6 +258,8 @@ class Membership {
   // Contacts the seeds (any one reachable is enough) and keeps retrying until joined. The view
   // says synced once one of them has sent its full state.
   void Join(const std::vector<Endpoint>& seeds, Time now);
+  // False from Join until a seed has sent its full state (as View().synced, in constant time).
+  bool synced() const;
   // A datagram (stream == false) or a push-pull message (stream == true) from `from`.
   void Receive(const Endpoint& from, std::string_view bytes, bool stream, Time now);
   // Advances timers: probes, suspicion timeouts, gossip and push-pull rounds.

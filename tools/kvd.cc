@@ -99,6 +99,8 @@ struct Flags {
   std::string advertise;
   std::string advertise_ip;                 // `advertise` resolved
   std::vector<mb::Endpoint> seed_endpoints;  // `seeds` resolved at start
+  std::vector<std::string> seed_names;       // the seeds given as names (HOST:PORT), if any
+  std::vector<bool> seed_from_name;          // parallel to seed_endpoints
   std::string rack;
   std::size_t vnodes = ring::kDefaultVnodes;
   mb::Config config;
@@ -535,6 +537,58 @@ Result<std::string> ResolveIpv4(const std::string& host) {
   return std::string(text);
 }
 
+// Resolves the seeds given as names again at each join attempt, off the gossip thread (DNS may
+// block), and hands the join the addresses they have now, until the join is done: a seed that
+// moved while this node waited is still found. Stopped and joined by its destructor, which
+// must run before the agent goes.
+class SeedResolver {
+ public:
+  SeedResolver(mb::GossipAgent* agent, std::vector<std::string> names,
+               std::vector<mb::Endpoint> fixed, std::chrono::milliseconds every)
+      : agent_(agent), names_(std::move(names)), fixed_(std::move(fixed)), every_(every),
+        thread_([this]() { Loop(); }) {}
+  ~SeedResolver() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, every_, [this] { return stop_; })) {
+      lock.unlock();
+      if (agent_->view()->synced) return;  // joined: nothing more to resolve
+      std::vector<mb::Endpoint> seeds = fixed_;
+      for (const std::string& name : names_) {
+        const auto colon = name.rfind(':');
+        auto ip = ResolveIpv4(name.substr(0, colon));
+        mb::Endpoint e;
+        if (ip.ok() && mb::ParseEndpoint(ip.value() + name.substr(colon), &e)) {
+          seeds.push_back(e);
+        } else {
+          kv::log::WriteLimited(L::kWarning, "seed resolution",
+                                "seed " + name + ": " + ip.status().message());
+        }
+      }
+      agent_->Reseed(std::move(seeds));
+      lock.lock();
+    }
+  }
+
+  mb::GossipAgent* agent_;
+  const std::vector<std::string> names_;
+  const std::vector<mb::Endpoint> fixed_;  // literal seeds and saved peers
+  const std::chrono::milliseconds every_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the rest is set
+};
+
 int Run(const Flags& flags) {
   // Capture the stop signals before any thread exists: RocksDB starts threads in Open, and they
   // inherit the blocked mask, so the signals reach only this thread's event loop.
@@ -694,6 +748,7 @@ int Run(const Flags& flags) {
   }
 
   std::unique_ptr<mb::GossipAgent> agent;
+  std::unique_ptr<SeedResolver> seed_resolver;  // with seeds given as names, while joining
   std::unique_ptr<rpc::ClusterControl> control;
   GossipControl* gossip_control_ptr = nullptr;
   std::string gossip_line;
@@ -780,6 +835,11 @@ int Run(const Flags& flags) {
       g_refused = true;
       kill(getpid(), SIGTERM);
     };
+    const std::vector<mb::Endpoint> seeds_for_join = ao.seeds;
+    std::vector<mb::Endpoint> named_at_start;
+    for (std::size_t i = 0; i < flags.seed_endpoints.size(); ++i) {
+      if (flags.seed_from_name[i]) named_at_start.push_back(flags.seed_endpoints[i]);
+    }
     agent = std::make_unique<mb::GossipAgent>(std::move(ao));
     std::string error;
     if (!agent->Start(&error)) return Fail(error);
@@ -787,6 +847,18 @@ int Run(const Flags& flags) {
     gossip_control_ptr = gossip_control.get();
     control = std::move(gossip_control);
     gossip_line = " gossip on " + mb::ToString(agent->endpoint());
+    if (!flags.seed_names.empty()) {
+      // The seeds resolved at start from names are left out: each attempt resolves them anew.
+      std::vector<mb::Endpoint> fixed;
+      for (const mb::Endpoint& s : seeds_for_join) {
+        if (std::find(named_at_start.begin(), named_at_start.end(), s) == named_at_start.end()) {
+          fixed.push_back(s);
+        }
+      }
+      seed_resolver = std::make_unique<SeedResolver>(
+          agent.get(), flags.seed_names, std::move(fixed),
+          std::chrono::duration_cast<std::chrono::milliseconds>(flags.config.join_retry_interval));
+    }
   } else {
     mb::ClusterView view;
     view.self = id;
@@ -1220,6 +1292,7 @@ int Run(const Flags& flags) {
   // A stop keeps the node's ranges (the others see it DOWN and keep hints for it); only a
   // decommission leaves: then linger a few gossip rounds so the LEFT news gets out.
   if (agent) {
+    seed_resolver.reset();
     if (g_decommissioned && !g_refused)
       agent->LeaveAndStop(
           std::max(flags.config.gossip_interval * 5, mb::Duration(std::chrono::milliseconds(500))));
@@ -1607,6 +1680,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     flags.seed_endpoints.push_back(e);
+    flags.seed_from_name.push_back(ip.value() != seed_host);
+    if (ip.value() != seed_host) flags.seed_names.push_back(s);
   }
   if (!flags.replace.empty()) {
     const bool hex = flags.replace.size() <= 16 &&
