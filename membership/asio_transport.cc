@@ -219,8 +219,11 @@ struct GossipAgent::Impl {
   }
 
   void Arm() {
+    // A refused node has nothing to do ever again (NextDeadline is Time::max(), which would
+    // overflow the cast to nanoseconds): it looks again in an hour.
+    const Time next = std::min(m->NextDeadline(), Now() + std::chrono::hours(1));
     const auto at = std::chrono::steady_clock::time_point(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(m->NextDeadline()));
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(next));
     timer.expires_at(at);
     timer.async_wait([this](const boost::system::error_code& ec) {
       // A cancelled wait, or one that completed just before a re-arm: the flag and the code
