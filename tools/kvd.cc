@@ -24,6 +24,7 @@
 #include <cstring>
 #include <condition_variable>
 #include <cstdarg>
+#include <deque>
 #include <cstdio>
 #include <ctime>
 #include <functional>
@@ -357,7 +358,7 @@ std::string RenderMetrics(rpc::RequestMetrics& rm, const rpc::Coordinator& coord
                           const rpc::RepairRunner& repair, const rpc::MovementRunner& movement) {
   using rpc::MetricFamily;
   using T = MetricFamily::Type;
-  std::vector<MetricFamily> f;
+  std::deque<MetricFamily> f;  // a deque: a family stays where it is while others are added
   auto family = [&f](const char* name, const char* help, T type) -> MetricFamily& {
     return f.emplace_back(name, help, type);
   };

@@ -544,8 +544,19 @@ TEST_F(Cluster, MetricsCountWhatWasSentAndParseAsPrometheusText) {
   for (int i : {1, 2}) reads += Sample(body(i), R"(kv_replica_request_duration_seconds_count{op="read"})");
   EXPECT_GE(reads, 13);
 
-  const RunResult check = kv::test::Run({"promtool", "check", "metrics"}, text);
-  EXPECT_EQ(check.exit_code, 0) << check.out << check.err << text;
+  // A repair adds its run and what it moved with each peer.
+  ASSERT_EQ(Kvtool({"--host", h, "repair"}).exit_code, 0);
+  const std::string after_repair = body(0);
+  EXPECT_EQ(Sample(after_repair, R"(kv_repair_runs_total{outcome="ok"})"), 1) << after_repair;
+  for (int i : {1, 2}) {
+    const std::string peer = nodes_[i]->node_id();
+    EXPECT_GE(Sample(after_repair, "kv_repair_keys_total{peer=\"" + peer + "\",direction=\"sent\"}"), 0)
+        << after_repair;
+  }
+  for (const std::string& t : {text, after_repair}) {
+    const RunResult check = kv::test::Run({"promtool", "check", "metrics"}, t);
+    EXPECT_EQ(check.exit_code, 0) << check.out << check.err << t;
+  }
 
   EXPECT_NE(Http(port[0], "GET", "/other").find("HTTP/1.1 404"), std::string::npos);
   EXPECT_NE(Http(port[0], "POST", "/metrics").find("HTTP/1.1 405"), std::string::npos);
