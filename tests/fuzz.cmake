@@ -28,6 +28,7 @@ kv_fuzz_target(gossip kv::membership)
 kv_fuzz_target(gossip_sealed kv::gossip_seal)
 kv_fuzz_target(peers_and_checkpoints kv::membership kv::repair)
 kv_fuzz_target(rpc_messages kv::rpc kv::storage)
+kv_fuzz_target(config kv::config_file)
 
 # Writes the seed corpora (not a test): build/tests/fuzz_make_seeds tests/fuzz/corpus
 if(NOT KV_FUZZ)

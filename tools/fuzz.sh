@@ -24,7 +24,7 @@ done
 [[ $SECONDS_EACH =~ ^[0-9]+$ && $SECONDS_EACH -ge 1 && $SECONDS_EACH -le 86400 ]] ||
   { echo "fuzz.sh: --seconds must be 1..86400" >&2; exit 2; }
 [[ $RUNS =~ ^-?[0-9]+$ ]] || { echo "fuzz.sh: --runs must be a count" >&2; exit 2; }
-ALL=(record repair_batch gossip gossip_sealed peers_and_checkpoints rpc_messages)
+ALL=(record repair_batch gossip gossip_sealed peers_and_checkpoints rpc_messages config)
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 for t in "${TARGETS[@]}"; do
   [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: no target $t (${ALL[*]})" >&2; exit 2; }
