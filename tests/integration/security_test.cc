@@ -203,7 +203,8 @@ TEST_F(Security, AKeyRotationUnderLoadReachesEveryMemberWithoutASuspicionOrAFail
   // Load goes on under the new key alone.
   const std::size_t acked = writers.acked_count();
   ASSERT_TRUE(
-      Eventually([&] { return writers.acked_count() > acked + 30; }, std::chrono::seconds(30)));
+      Eventually([&] { return writers.acked_count() > acked + 30; }, std::chrono::seconds(30)))
+      << writers.ran_out() << " writers ran out of their bound";
   writers.Stop();
   const auto failures = writers.Failures();
   EXPECT_TRUE(failures.empty()) << failures.size() << " requests failed, first "
@@ -377,7 +378,8 @@ TEST_F(Security, ALiveClusterSwitchesToTlsNodeByNodeUnderLoadAndLosesNoWrite) {
       const std::size_t acked = writers.acked_count();
       ASSERT_TRUE(Eventually([&] { return writers.acked_count() > acked + 10; },
                              std::chrono::seconds(30)))
-          << "no write acknowledged after node " << i << " went to " << mode;
+          << "no write acknowledged after node " << i << " went to " << mode << " ("
+          << writers.ran_out() << " writers ran out of their bound)";
     }
   }
   writers.Stop();

@@ -14,10 +14,14 @@
 namespace kv::test {
 
 // Writers that put unique keys at quorum through the given nodes until stopped, and remember
-// which were acknowledged. Bounded: at most kMaxOps each.
+// which were acknowledged. Bounded: at most kMaxOps requests each and kMaxTime in all; a test
+// that waits for more writes should say when the writers ran out (ran_out()), since a slow
+// build (ASan, a loaded machine) restarting nodes one by one can take long enough to use up a
+// small count.
 class Writers {
  public:
-  static constexpr int kMaxOps = 1500;
+  static constexpr int kMaxOps = 20000;
+  static constexpr std::chrono::minutes kMaxTime{15};
   Writers(std::vector<std::string> hosts, int count) : hosts_(std::move(hosts)) {
     for (int t = 0; t < count; ++t) {
       threads_.emplace_back([this, t]() { Run(t); });
@@ -53,10 +57,14 @@ class Writers {
     std::lock_guard<std::mutex> lock(mu_);
     return failures_;
   }
+  // How many writers stopped on their bound (count or time) rather than on Stop().
+  int ran_out() const { return ran_out_.load(); }
 
  private:
   void Run(int t) {
-    for (int i = 0; i < kMaxOps && !stop_; ++i) {
+    const auto deadline = std::chrono::steady_clock::now() + kMaxTime;
+    int i = 0;
+    for (; i < kMaxOps && !stop_ && std::chrono::steady_clock::now() < deadline; ++i) {
       std::string host;
       rpc::Tls* tls = nullptr;
       {
@@ -82,6 +90,7 @@ class Writers {
         }
       }
     }
+    if (!stop_) ++ran_out_;
   }
 
   std::mutex mu_;
@@ -90,6 +99,7 @@ class Writers {
   std::vector<std::string> failures_;
   rpc::Tls* tls_ = nullptr;
   std::atomic<bool> stop_{false};
+  std::atomic<int> ran_out_{0};
   std::vector<std::thread> threads_;
 };
 
