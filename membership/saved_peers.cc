@@ -1,5 +1,8 @@
 #include "membership/saved_peers.h"
 
+#include <functional>
+#include <string>
+
 #include "membership/wire.h"
 
 namespace kv::membership {
@@ -43,8 +46,20 @@ std::uint64_t SavedPeersSignature(const ClusterView& view) {
     if (!Kept(view, v)) continue;
     h = Mix(h, v.id);
     h = Mix(h, v.generation);
-    h = Mix(h, v.app_version);
     h = Mix(h, (static_cast<std::uint64_t>(v.gossip.ip) << 16) | v.gossip.port);
+    // The application state a restart needs, not its version: a member's load changes its
+    // version several times a second while data moves to it, and each save is an fsync that
+    // every write on this node waits behind.
+    const AppState& a = v.app;
+    h = Mix(h, static_cast<std::uint64_t>(a.state));
+    h = Mix(h, a.tokens.size());
+    for (std::uint64_t t : a.tokens) h = Mix(h, t);
+    h = Mix(h, std::hash<std::string>{}(a.rack));
+    h = Mix(h, std::hash<std::string>{}(a.rpc_address));
+    h = Mix(h, a.replaces);
+    h = Mix(h, a.removing);
+    h = Mix(h, a.reads_new ? 1 : 0);
+    h = Mix(h, a.dots_life);
   }
   return h;
 }

@@ -22,7 +22,9 @@ namespace kv::membership {
 std::string EncodeSavedPeers(const ClusterView& view, const std::string& cluster_name);
 
 // What to change in the saved peers to notice that they must be saved again: membership,
-// addresses, generations or application states (not liveness, which changes all the time).
+// addresses, generations, or the application state a restart needs (state, tokens, rack,
+// address, movement fields). Not liveness, nor load, which change all the time: each save is
+// an fsync, and the peers saved keep the load they had, which gossip corrects.
 std::uint64_t SavedPeersSignature(const ClusterView& view);
 
 // The members in `bytes`, each as UP at its saved incarnation, ready for

@@ -82,6 +82,22 @@ TEST(SavedPeers, SignatureChangesWithWhoThePeersAreNotWithLiveness) {
   ClusterView moved = v;
   moved.members[1].gossip.port = 8000;
   EXPECT_NE(SavedPeersSignature(moved), base);
+  // A member's load changes its application state's version all the time while data moves to
+  // it: that alone is not worth an fsync on every node.
+  ClusterView loaded = v;
+  loaded.members[1].app.load_bytes += 5 << 20;
+  loaded.members[1].app_version += 7;
+  EXPECT_EQ(SavedPeersSignature(loaded), base);
+  // What a restart needs of the ring is.
+  ClusterView normal = v;
+  normal.members[1].app.state = NodeState::kLeaving;
+  EXPECT_NE(SavedPeersSignature(normal), base);
+  ClusterView retokened = v;
+  retokened.members[1].app.tokens.push_back(12345);
+  EXPECT_NE(SavedPeersSignature(retokened), base);
+  ClusterView reading_new = v;
+  reading_new.members[1].app.reads_new = true;
+  EXPECT_NE(SavedPeersSignature(reading_new), base);
 }
 
 }  // namespace
