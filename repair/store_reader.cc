@@ -48,9 +48,10 @@ Result<storage::Record> StoreReader::Merge(const std::string& key, const storage
 
 Status StoreReader::MergeAll(const std::vector<std::pair<std::string, storage::Record>>& records) {
   // A copy's page (up to kMaxCopyRecords) goes to the store in small batches: a batch holds the
-  // lock of every stripe it touches, which with a hundred keys is nearly all of them, so one
-  // batch per page would hold back every client write on this node for the whole page. Merges
-  // are idempotent, so a page applied in part (an error, a crash) is simply copied again.
+  // lock of every stripe it touches (one or two, as a page is a slice of the ring: LocalStore's
+  // stripes), so client writes to that slice wait for at most one batch, not for the whole
+  // page. Merges are idempotent, so a page applied in part (an error, a crash) is simply copied
+  // again.
   std::vector<storage::WriteOp> ops;
   std::vector<storage::WriteOp*> ptrs;
   for (std::size_t first = 0; first < records.size(); first += kMergeBatch) {

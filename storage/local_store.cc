@@ -69,9 +69,15 @@ LocalStore::LocalStore(Engine* engine, NodeId self, Limits limits)
   });
 }
 
-std::mutex& LocalStore::LockFor(std::string_view key) {
-  return stripes_[ring::TokenOf(key) % stripes_.size()];
+std::size_t LocalStore::StripeOf(std::string_view key) {
+  // By the token's top bits: a stripe is a slice of the ring, so a batch of keys of one token
+  // range (a copy's or a repair's page, a range drop) locks one or two stripes, not nearly all
+  // of them as a hash spread would, and client writes to the rest of the ring go on meanwhile.
+  static_assert(kStripes == 32);
+  return static_cast<std::size_t>(ring::TokenOf(key) >> 59);
 }
+
+std::mutex& LocalStore::LockFor(std::string_view key) { return stripes_[StripeOf(key)]; }
 
 Result<Record> LocalStore::ReadLocked(std::string_view key) {
   std::string bytes;
@@ -166,7 +172,7 @@ Result<Record> LocalStore::DeleteSeen(std::string_view key, bool* had_value) {
 void LocalStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   // Lock every stripe the batch touches, in index order so that batches never deadlock.
   std::vector<std::size_t> stripes;
-  for (WriteOp* op : ops) stripes.push_back(ring::TokenOf(op->key) % stripes_.size());
+  for (WriteOp* op : ops) stripes.push_back(StripeOf(op->key));
   std::sort(stripes.begin(), stripes.end());
   stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
   std::shared_lock<std::shared_mutex> running(pause_mu_);

@@ -194,10 +194,12 @@ class LocalStore {
   ChangeListener* listener_ = nullptr;
   std::function<std::uint64_t()> clock_;
   // Every write holds pause_mu_ shared, then its keys' stripes; WithWritesPaused holds it
-  // exclusively. 32 stripes: a batch may hold them all, and TSan tracks at most 64 locks held
-  // by one thread.
+  // exclusively. 32 stripes, each a slice of the token ring (StripeOf): a batch may hold them
+  // all, and TSan tracks at most 64 locks held by one thread.
+  static constexpr std::size_t kStripes = 32;
+  static std::size_t StripeOf(std::string_view key);
   mutable std::shared_mutex pause_mu_;
-  std::array<std::mutex, 32> stripes_;
+  std::array<std::mutex, kStripes> stripes_;
   // OK, or why a client write that turns `before` into `after` is refused (Limits' caps).
   Status CheckCaps(const Record& before, const Record& after);
   std::atomic<std::uint64_t> refused_siblings_{0}, refused_size_{0};

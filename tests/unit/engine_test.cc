@@ -3,11 +3,14 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
 
+#include "ring/token.h"
 #include "storage/codec.h"
 #include "storage/local_store.h"
 #include "storage/power_loss_fs.h"
@@ -478,6 +481,93 @@ TEST(LocalStore, MergeOpJoinsRemoteRecords) {
   EXPECT_TRUE(store.HintCounts().empty());
 }
 
+
+// Blocks the first change it is told of until released, while its batch holds its locks.
+class BlockingListener : public ChangeListener {
+ public:
+  void OnChange(std::string_view, std::optional<std::uint64_t>,
+                std::optional<std::uint64_t>) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (blocked_once_) return;
+    blocked_once_ = true;
+    blocked_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return released_; });
+  }
+  void WaitBlocked() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(30), [this] { return blocked_; }));
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool blocked_once_ = false, blocked_ = false, released_ = false;
+};
+
+// A key whose token lies in the 1/32 of the ring starting at `slice` * 2^59.
+std::string KeyInSlice(std::uint64_t slice, int* next) {
+  while (true) {
+    std::string k = "key" + std::to_string((*next)++);
+    if (ring::TokenOf(k) >> 59 == slice) return k;
+  }
+}
+
+// A copy's or a repair's page is one slice of the ring. Merging it must hold back only client
+// writes to that slice: the rest of the ring's writes go on meanwhile. (The page below covers
+// every residue of the token mod 32, so striping by a hash spread would make it lock every
+// stripe and hold back every write.)
+TEST(LocalStore, AMergedPageOfOneRingSliceHoldsBackOnlyWritesToThatSlice) {
+  TempDir dir;
+  auto e = OpenOrDie(dir.path());
+  LocalStore store(e.get(), 1, Limits());
+  BlockingListener listener;
+  store.SetListener(&listener);
+  int next = 0;
+  std::vector<WriteOp> page;
+  std::set<std::uint64_t> residues;
+  while (residues.size() < 32 || page.size() < 128) {
+    std::string k = KeyInSlice(3, &next);
+    residues.insert(ring::TokenOf(k) % 32);
+    page.push_back(MergeOp(WriteOp::Kind::kMerge, k, RemoteWrite(7, "copied")));
+  }
+  std::thread merging([&] {
+    auto ptrs = Ptrs(page);
+    store.ApplyBatch(ptrs);
+  });
+  listener.WaitBlocked();  // the page's batch now holds its stripes
+
+  // A write elsewhere in the ring goes through at once.
+  const std::string elsewhere = KeyInSlice(17, &next);
+  std::atomic<bool> elsewhere_done{false};
+  std::thread other([&] {
+    EXPECT_TRUE(store.Write(elsewhere, {}, false, "client").ok());
+    elsewhere_done = true;
+  });
+  // A write to the page's slice waits for the batch.
+  const std::string same = KeyInSlice(3, &next);
+  std::atomic<bool> same_done{false};
+  std::thread waiting([&] {
+    EXPECT_TRUE(store.Write(same, {}, false, "client").ok());
+    same_done = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!elsewhere_done && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_TRUE(elsewhere_done) << "a write to another slice waited for the page";
+  EXPECT_FALSE(same_done) << "a write to the page's slice did not wait for it";
+  listener.Release();
+  merging.join();
+  other.join();
+  waiting.join();
+  EXPECT_TRUE(same_done);
+  for (const auto& op : page) EXPECT_TRUE(op.status.ok()) << op.status.ToString();
+  EXPECT_EQ(store.Read(same).value().siblings().size(), 1u);
+}
 
 // ---- PowerLossFileSystem: a crash loses exactly the unsynced writes -------------------------
 
