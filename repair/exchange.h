@@ -141,7 +141,7 @@ inline constexpr std::size_t kMaxCopyRecords = 16384;
 inline constexpr std::size_t kMaxEntriesPerReply = std::size_t{1} << 20;
 // A copy page holds at most this many bytes of records (or one record alone): small enough
 // that the source's scan for one page is short beside the client requests it serves.
-inline constexpr std::size_t kMaxCopyBytes = std::size_t{256} << 10;
+inline constexpr std::size_t kMaxCopyBytes = std::size_t{32} << 10;
 
 // A table is built over a union of differing nodes holding at most about this many keys per
 // differing key; a larger union is first narrowed by an exact level of the tree, as long as that
