@@ -191,7 +191,10 @@ class Bench {
           }
           auto c = r.getContext();
           contexts_[k].assign(reinterpret_cast<const char*>(c.begin()), c.size());
-          if (stats) stats->latency_us.push_back(Micros(start));
+          if (stats) {
+            stats->latency_us.push_back(Micros(start));
+            Trace('p', start);
+          }
         },
         [this, stats](kj::Exception&& e) {
           Fail(stats, "transport", e.getDescription().cStr());
@@ -214,10 +217,36 @@ class Bench {
             return;
           }
           gets_.latency_us.push_back(Micros(start));
+          Trace('g', start);
         },
         [this](kj::Exception&& e) { Fail(&gets_, "transport", e.getDescription().cStr()); });
   }
 
+  // With --trace-file: each measured operation, when it started and how long it took.
+  void Trace(char op, Clock::time_point start) {
+    if (o_.trace_file.empty()) return;
+    trace_.push_back({static_cast<std::uint64_t>(
+                          std::chrono::duration_cast<std::chrono::microseconds>(start - begin_)
+                              .count()),
+                      Micros(start), op});
+  }
+
+ public:
+  // Writes the trace (with --trace-file): one line per operation, "START_US LATENCY_US OP" with
+  // OP g or p, in completion order.
+  Status WriteTrace() const {
+    if (o_.trace_file.empty()) return Status::Ok();
+    std::FILE* f = std::fopen(o_.trace_file.c_str(), "w");
+    if (f == nullptr) return Status::IoError("cannot write " + o_.trace_file);
+    for (const auto& t : trace_) {
+      std::fprintf(f, "%llu %u %c\n", static_cast<unsigned long long>(t.start_us), t.latency_us,
+                   t.op);
+    }
+    if (std::fclose(f) != 0) return Status::IoError("cannot write " + o_.trace_file);
+    return Status::Ok();
+  }
+
+ private:
   static std::uint32_t Micros(Clock::time_point start) {
     return static_cast<std::uint32_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
@@ -252,6 +281,12 @@ class Bench {
   rpc::Consistency consistency_ = rpc::Consistency::kDefault;
   std::unordered_map<std::uint64_t, std::string> contexts_;
   OpStats puts_, gets_;
+  struct TraceEntry {
+    std::uint64_t start_us;
+    std::uint32_t latency_us;
+    char op;
+  };
+  std::vector<TraceEntry> trace_;
   std::uint64_t issued_ = 0;
   std::uint64_t next_key_ = 0;
   std::string first_error_;
@@ -270,6 +305,9 @@ void AddBenchFlags(CLI::App* app, BenchOptions* o) {
   app->add_option("--until-file", o->until_file,
                   "Also stop once this file exists (a script ends the load when an event it "
                   "waits for has happened)");
+  app->add_option("--trace-file", o->trace_file,
+                  "Write each operation's start and latency (microseconds) to this file, one "
+                  "line each, to see when a run's slow operations happened");
   app->add_option("--concurrency", o->concurrency, "Requests in flight")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
@@ -334,6 +372,7 @@ Status RunBench(const std::string& host, const BenchOptions& options, bool json,
     return Status::IoError(std::string("bench failed: ") + e->getDescription().cStr());
   }
   nlohmann::json out = bench.Results();
+  if (Status st = bench.WriteTrace(); !st.ok()) return st;
   if (json) {
     std::printf("%s\n", out.dump().c_str());
   } else {

@@ -37,6 +37,7 @@ struct BenchOptions {
   std::uint64_t seed = 1;
   bool preload = true;  // read workloads first write every key once
   std::string until_file;  // when set, the run also ends once this path exists
+  std::string trace_file;  // when set, every operation's start and latency are written there
 };
 
 void AddBenchFlags(CLI::App* app, BenchOptions* options);
