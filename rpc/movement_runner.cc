@@ -34,6 +34,7 @@ MovementRunner::MovementRunner(StoragePool* pool, repair::RangeReader* reader, s
       peers_(peers),
       options_(options),
       save_(std::move(save)),
+      pacer_(peers->timer(), options.rate_bytes_per_s, kPacerBurstBytes),
       tasks_(*this) {}
 
 MovementRunner::~MovementRunner() = default;
@@ -304,7 +305,8 @@ kj::Promise<void> MovementRunner::PullFrom(std::shared_ptr<std::vector<std::uint
   // The first source is copied from (this node holds little of the range yet); the others are
   // compared with, which moves only what the first lacked.
   return ExchangeRange(pool_, reader_, peers_, options_.tree_bits, source, m->app.rpc_address, range,
-                       false, options_.timeout, bytes_on_wire.get(), /*copy=*/next == 0)
+                       false, options_.timeout, bytes_on_wire.get(), /*copy=*/next == 0,
+                       &pacer_)
       .attach(kj::heap(bytes_on_wire))
       .then([this, sources, next, range, out,
              source_name = std::string(name)](RangeExchange&& done) -> kj::Promise<void> {

@@ -4,7 +4,8 @@
 // It runs the driver of the movement this node drives, if any: publishes its state through
 // ClusterControl, asks every live member what movement it sees (KvReplica.movement, the
 // barrier), makes new replicas copy their ranges (KvReplica.pull, or here), paces the copies to
-// `rate_bytes_per_s`, saves the checkpoint through `save`, and removes members. It also serves
+// `rate_bytes_per_s` (each copy it pulls step by step, rpc/pacer.h; those it drives elsewhere
+// range by range, on average), saves the checkpoint through `save`, and removes members. It also serves
 // the copies other drivers ask of this node (Pull).
 //
 // Lives on the RPC thread; every method is called there.
@@ -21,6 +22,7 @@
 #include "membership/movement_driver.h"
 #include "repair/exchange.h"
 #include "rpc/cluster_control.h"
+#include "rpc/pacer.h"
 #include "rpc/peers.h"
 #include "rpc/storage_pool.h"
 #include "rpc/repair_runner.h"
@@ -93,6 +95,7 @@ class MovementRunner final : private kj::TaskSet::ErrorHandler {
   membership::MovementProgress last_progress_;  // of the last movement driven here: "done" or why it failed
   std::uint64_t paced_bytes_ = 0;  // bytes copied since pacing_start_
   kj::TimePoint pacing_start_ = kj::origin<kj::TimePoint>();
+  Pacer pacer_;  // the copies this node pulls (Pull), step by step
   kj::TaskSet tasks_;  // last: destroyed first
 };
 

@@ -28,14 +28,20 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 RepairRunner::RepairRunner(StoragePool* pool, repair::RangeReader* reader, std::uint64_t self,
                            ClusterControl* cluster, PeerPool* peers, Options options)
-    : pool_(pool), reader_(reader), self_(self), cluster_(cluster), peers_(peers), options_(options) {}
+    : pool_(pool),
+      reader_(reader),
+      self_(self),
+      cluster_(cluster),
+      peers_(peers),
+      options_(options),
+      pacer_(peers->timer(), options.rate_bytes_per_s, kPacerBurstBytes) {}
 
 kj::Promise<RangeExchange> ExchangeRange(StoragePool* pool, repair::RangeReader* reader,
                                          PeerPool* peers,
                                          int tree_bits, std::uint64_t peer,
                                          const std::string& address, ring::TokenRange range,
                                          bool dry_run, kj::Duration timeout,
-                                         std::uint64_t* bytes_on_wire, bool copy) {
+                                         std::uint64_t* bytes_on_wire, bool copy, Pacer* pacer) {
   auto req = peers->Get(peer, address).repairRequest();
   req.initRange().setBegin(range.begin);
   req.getRange().setEnd(range.end);
@@ -44,13 +50,13 @@ kj::Promise<RangeExchange> ExchangeRange(StoragePool* pool, repair::RangeReader*
   if (copy) initiator->PreferCopy();
   auto opened = peers->Timed(peer, timeout, req.send());
   return opened
-      .then([pool, peers, initiator, timeout,
-             bytes_on_wire](capnp::Response<wire::KvReplica::RepairResults>&& resp)
+      .then([pool, peers, initiator, timeout, bytes_on_wire,
+             pacer](capnp::Response<wire::KvReplica::RepairResults>&& resp)
                 -> kj::Promise<Status> {
         Status s = FromWire(resp.getStatus());
         if (!s.ok()) return s;
         return RunExchange(pool, initiator, resp.getSession(), peers->timer(), timeout,
-                           bytes_on_wire);
+                           bytes_on_wire, pacer);
       })
       .catch_([](kj::Exception&& e) -> Status {
         return Status::Unavailable(std::string("peer unreachable: ") + e.getDescription().cStr());
@@ -226,19 +232,6 @@ kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> item
                                          std::chrono::steady_clock::time_point start) {
   progress_.elapsed_s = Since(start);
   if (next >= items->size()) return kj::READY_NOW;
-  // Rate limit: wait until the bytes so far fit the allowed rate.
-  if (options_.rate_bytes_per_s > 0) {
-    const double due = static_cast<double>(summary->bytes_on_wire) /
-                       static_cast<double>(options_.rate_bytes_per_s);
-    const double now = Since(start);
-    if (due > now) {
-      return peers_->timer()
-          .afterDelay(static_cast<std::int64_t>((due - now) * 1e6) * kj::MICROSECONDS)
-          .then([this, items, next, summary, start]() {
-            return RunItems(items, next, summary, start);
-          });
-    }
-  }
   const Item item = (*items)[next];
   auto skip = [this, summary, item](const std::string& why) {
     summary->skipped.push_back(RangeName(item.range) + " with " + Hex(item.peer) + ": " + why);
@@ -258,7 +251,8 @@ kj::Promise<void> RepairRunner::RunItems(std::shared_ptr<std::vector<Item>> item
     return advance();
   }
   return ExchangeRange(pool_, reader_, peers_, options_.tree_bits, item.peer, m->app.rpc_address,
-                       item.range, summary->dry_run, options_.timeout, &summary->bytes_on_wire)
+                       item.range, summary->dry_run, options_.timeout, &summary->bytes_on_wire,
+                       /*copy=*/false, &pacer_)
       .then([this, summary, item, skip, advance](RangeExchange&& done) mutable {
         const Status& s = done.status;
         const repair::ExchangeStats& st = done.stats;

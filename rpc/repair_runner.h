@@ -4,7 +4,7 @@
 // For each peer, the ranges this node and the peer both replicate are joined where contiguous
 // (with N=3 on three nodes, the whole ring is one range per peer). Peers the failure detector
 // reports DOWN, and exchanges that fail, are skipped and named in the summary; the rest go on.
-// A byte rate limit spaces the exchanges out. Lives on the RPC thread.
+// A byte rate limit paces the exchanges' steps (rpc/pacer.h). Lives on the RPC thread.
 #pragma once
 
 #include <kj/async.h>
@@ -18,6 +18,7 @@
 
 #include "repair/store_reader.h"
 #include "rpc/cluster_control.h"
+#include "rpc/pacer.h"
 #include "rpc/peers.h"
 #include "rpc/storage_pool.h"
 
@@ -71,7 +72,8 @@ kj::Promise<RangeExchange> ExchangeRange(StoragePool* pool, repair::RangeReader*
                                          int tree_bits, std::uint64_t peer,
                                          const std::string& address, ring::TokenRange range,
                                          bool dry_run, kj::Duration timeout,
-                                         std::uint64_t* bytes_on_wire, bool copy = false);
+                                         std::uint64_t* bytes_on_wire, bool copy = false,
+                                         Pacer* pacer = nullptr);
 
 class RepairRunner {
  public:
@@ -79,7 +81,7 @@ class RepairRunner {
     int tree_bits = 16;
     int n = 3;
     kj::Duration timeout = 10 * kj::SECONDS;  // each request of an exchange
-    std::uint64_t rate_bytes_per_s = 0;        // 0: unlimited
+    std::uint64_t rate_bytes_per_s = 0;        // 0: unlimited; paced per step (rpc/pacer.h)
     // Tombstones older than this are purged after a run that confirmed every range with every
     // other replica (none skipped); 0: never.
     std::uint64_t tombstone_grace_s = 10 * 86400;
@@ -124,6 +126,7 @@ class RepairRunner {
   ClusterControl* const cluster_;
   PeerPool* const peers_;
   const Options options_;
+  Pacer pacer_;  // options_.rate_bytes_per_s, step by step
   bool running_ = false;
   RepairProgress progress_;
   RepairSummary last_;

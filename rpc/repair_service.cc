@@ -488,7 +488,8 @@ kj::Promise<Status> Send(const Outgoing& out, wire::RepairSession::Client& sessi
 
 kj::Promise<Status> Step(StoragePool* pool, std::shared_ptr<repair::Initiator> initiator,
                          wire::RepairSession::Client session, std::shared_ptr<Received> last,
-                         kj::Timer& timer, kj::Duration timeout, std::uint64_t* bytes) {
+                         kj::Timer& timer, kj::Duration timeout, std::uint64_t* bytes,
+                         Pacer* pacer) {
   // The initiator reads the store to decide its next request, after the last answer's records
   // are decoded: on a storage thread.
   auto next = RunOn<Result<Outgoing>>(pool, [initiator, last]() -> Result<Outgoing> {
@@ -503,23 +504,32 @@ kj::Promise<Status> Step(StoragePool* pool, std::shared_ptr<repair::Initiator> i
     return out;
   });
   return next.then(
-      [pool, initiator, session, &timer, timeout,
-       bytes](Result<Outgoing>&& req) mutable -> kj::Promise<Status> {
+      [pool, initiator, session, &timer, timeout, bytes,
+       pacer](Result<Outgoing>&& req) mutable -> kj::Promise<Status> {
         if (!req.ok()) return req.status();
         if (req->req.kind == repair::Request::Kind::kDone) return initiator->status();
         auto reply = std::make_shared<Received>();
         // Next() may have kept a thread busy for long (inline, without a pool: this one). The
         // timer's clock moves only when the event loop polls, so a timeout set now could be
         // measured from a stale time and expire at once: let the loop turn first.
+        const std::uint64_t before = *bytes;
         return timer.afterDelay(0 * kj::NANOSECONDS)
             .then([req = std::move(req.value()), session, r = reply.get(), &timer, timeout,
                    bytes]() mutable { return Send(req, session, r, timer, timeout, bytes); })
             .then(
-                [pool, initiator, session, reply, &timer, timeout,
-                 bytes](Status s) mutable -> kj::Promise<Status> {
+                [pool, initiator, session, reply, &timer, timeout, bytes, pacer,
+                 before](Status s) mutable -> kj::Promise<Status> {
                   if (!s.ok()) return s;
-                  return Step(pool, kj::mv(initiator), kj::mv(session), kj::mv(reply), timer,
-                              timeout, bytes);
+                  // Paced step by step: the next request waits until this one's bytes fit the
+                  // rate (rpc/pacer.h).
+                  kj::Promise<void> paced =
+                      pacer != nullptr ? pacer->Account(*bytes - before) : kj::READY_NOW;
+                  return paced.then([pool, initiator = kj::mv(initiator),
+                                     session = kj::mv(session), reply = kj::mv(reply), &timer,
+                                     timeout, bytes, pacer]() mutable {
+                    return Step(pool, kj::mv(initiator), kj::mv(session), kj::mv(reply), timer,
+                                timeout, bytes, pacer);
+                  });
                 },
                 [](kj::Exception&& e) -> kj::Promise<Status> {
                   if (e.getType() == kj::Exception::Type::OVERLOADED) {
@@ -535,8 +545,9 @@ kj::Promise<Status> Step(StoragePool* pool, std::shared_ptr<repair::Initiator> i
 
 kj::Promise<Status> RunExchange(StoragePool* pool, std::shared_ptr<repair::Initiator> initiator,
                                 wire::RepairSession::Client session, kj::Timer& timer,
-                                kj::Duration timeout, std::uint64_t* bytes_on_wire) {
-  return Step(pool, kj::mv(initiator), kj::mv(session), nullptr, timer, timeout, bytes_on_wire);
+                                kj::Duration timeout, std::uint64_t* bytes_on_wire, Pacer* pacer) {
+  return Step(pool, kj::mv(initiator), kj::mv(session), nullptr, timer, timeout, bytes_on_wire,
+              pacer);
 }
 
 }  // namespace kv::rpc

@@ -12,6 +12,7 @@
 #include "repair/exchange.h"
 #include "repair/store_reader.h"
 #include "rpc/replica.capnp.h"
+#include "rpc/pacer.h"
 #include "rpc/storage_pool.h"
 
 #include <memory>
@@ -62,9 +63,11 @@ kj::Promise<Result<std::uint64_t>> PurgeRemote(wire::RepairSession::Client sessi
 // Runs `initiator` against `session` until it is done, its steps on `pool` (null: inline);
 // every call is bounded by `timeout`. Resolves with the initiator's final status (or the
 // transport failure, or Overloaded when the pool refused a step). `bytes_on_wire` accumulates
-// the request and reply message sizes.
+// the request and reply message sizes. With `pacer` (it must outlive the exchange), each step
+// waits until the bytes so far fit its rate.
 kj::Promise<Status> RunExchange(StoragePool* pool, std::shared_ptr<repair::Initiator> initiator,
                                 wire::RepairSession::Client session, kj::Timer& timer,
-                                kj::Duration timeout, std::uint64_t* bytes_on_wire);
+                                kj::Duration timeout, std::uint64_t* bytes_on_wire,
+                                Pacer* pacer = nullptr);
 
 }  // namespace kv::rpc
