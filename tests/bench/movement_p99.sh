@@ -23,6 +23,8 @@ export KVD=${KVD:-build/tools/kvd}
 F="--probe-interval-ms 200 --probe-timeout-ms 100 --gossip-interval-ms 50 --push-pull-interval-ms 2000 --repair-interval-s 0 ${KVD_FLAGS:-}"
 [[ $KEYS =~ ^[0-9]+$ && $KEYS -ge 1000 && $KEYS -le 100000000 ]] || { echo "movement_p99: KEYS must be 1000..1e8" >&2; exit 2; }
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || { echo "movement_p99: ROUNDS must be 1..20" >&2; exit 2; }
+[[ $RATE =~ ^[0-9]+$ && $RATE -ge 1 && $RATE -le 100000 ]] || { echo "movement_p99: RATE must be 1..100000" >&2; exit 2; }
+[[ -z ${CONSISTENCY:-} || $CONSISTENCY =~ ^(one|quorum|all)$ ]] || { echo "movement_p99: CONSISTENCY is one, quorum or all" >&2; exit 2; }
 [[ $QUIET_S =~ ^[0-9]+$ && $QUIET_S -ge 2 && $QUIET_S -le 600 ]] || { echo "movement_p99: QUIET_S must be 2..600" >&2; exit 2; }
 stop_all() {
   tools/cluster.sh stop "$D" >/dev/null 2>&1
