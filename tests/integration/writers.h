@@ -14,15 +14,16 @@
 namespace kv::test {
 
 // Writers that put unique keys at quorum through the given nodes until stopped, and remember
-// which were acknowledged. Bounded: at most kMaxOps requests each and kMaxTime in all; a test
-// that waits for more writes should say when the writers ran out (ran_out()), since a slow
-// build (ASan, a loaded machine) restarting nodes one by one can take long enough to use up a
-// small count.
+// which were acknowledged. Bounded: at most `max_ops` requests each and kMaxTime in all. Every
+// acknowledged key is read back by the tests, so the count is also what their checks cost; a
+// test that waits for more writes late in a long run should raise it, and say when the
+// writers ran out (ran_out()): a slow build (ASan, a loaded machine) restarting nodes one by
+// one can use up a small count.
 class Writers {
  public:
-  static constexpr int kMaxOps = 20000;
   static constexpr std::chrono::minutes kMaxTime{15};
-  Writers(std::vector<std::string> hosts, int count) : hosts_(std::move(hosts)) {
+  Writers(std::vector<std::string> hosts, int count, int max_ops = 1500)
+      : hosts_(std::move(hosts)), max_ops_(max_ops) {
     for (int t = 0; t < count; ++t) {
       threads_.emplace_back([this, t]() { Run(t); });
     }
@@ -64,7 +65,7 @@ class Writers {
   void Run(int t) {
     const auto deadline = std::chrono::steady_clock::now() + kMaxTime;
     int i = 0;
-    for (; i < kMaxOps && !stop_ && std::chrono::steady_clock::now() < deadline; ++i) {
+    for (; i < max_ops_ && !stop_ && std::chrono::steady_clock::now() < deadline; ++i) {
       std::string host;
       rpc::Tls* tls = nullptr;
       {
@@ -95,6 +96,7 @@ class Writers {
 
   std::mutex mu_;
   std::vector<std::string> hosts_;
+  const int max_ops_;
   std::vector<std::string> acked_;
   std::vector<std::string> failures_;
   rpc::Tls* tls_ = nullptr;
