@@ -32,7 +32,7 @@ start_node() {  # start_node I N DIR FLAGS...
   echo "$n" >"$dir/size"
 }
 
-wait_up() {  # wait_up N: every node sees N members UP and normal, within WAIT_S (60) s
+wait_up() {  # wait_up N: every node sees N members UP and normal and serves, within WAIT_S (60) s
   local n=$1 deadline=$((SECONDS + ${WAIT_S:-60}))
   while ((SECONDS < deadline)); do
     local ok=1
@@ -41,6 +41,15 @@ wait_up() {  # wait_up N: every node sees N members UP and normal, within WAIT_S
       up=$("$KVTOOL" "${KVTOOL_FLAGS[@]}" --host "127.0.0.$i:7701" --timeout-ms 1000 status 2>/dev/null |
         awk '$1 == "UP" && $5 == "normal"' | wc -l) || up=0
       [[ $up -eq $n ]] || ok=0
+      # And it serves: a restarted node shows UP at once but refuses requests ("restarting")
+      # until a peer has sent it the cluster's state. A read of a key nobody writes answers
+      # found (0) or not found (1) once it serves.
+      if ((ok)); then
+        local rc=0
+        "$KVTOOL" "${KVTOOL_FLAGS[@]}" --host "127.0.0.$i:7701" --timeout-ms 1000 \
+          get cluster.sh:probe >/dev/null 2>&1 || rc=$?
+        [[ $rc -le 1 ]] || ok=0
+      fi
     done
     ((ok)) && return 0
     sleep 0.2
